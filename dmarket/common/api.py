@@ -1,0 +1,98 @@
+"""What every endpoint shares: pagination, and errors as JSON a person can act on."""
+
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class PaymentRequired(exceptions.APIException):
+    status_code = status.HTTP_402_PAYMENT_REQUIRED
+    default_detail = "Not enough available credits."
+    default_code = "payment_required"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The resource's state forbids this action."
+    default_code = "conflict"
+
+
+def _flatten(errors, prefix=""):
+    """Yield "field: message" strings from DRF's nested error structure."""
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            name = key if key != "non_field_errors" else ""
+            yield from _flatten(value, f"{prefix}.{name}" if prefix and name else prefix or name)
+    elif isinstance(errors, list):
+        for index, value in enumerate(errors):
+            if isinstance(value, (dict, list)):
+                yield from _flatten(value, f"{prefix}[{index}]")
+            else:
+                yield from _flatten(value, prefix)
+    else:
+        yield f"{prefix}: {errors}" if prefix else str(errors)
+
+
+def exception_handler(exc, context):
+    """Give every error body a top-level "detail" string; field errors also under "errors"."""
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data
+    if isinstance(exc, exceptions.ValidationError):
+        errors = data if isinstance(data, dict) else {"non_field_errors": data}
+        response.data = {"detail": "; ".join(_flatten(errors)), "errors": errors}
+    elif isinstance(data, dict) and "detail" in data:
+        response.data = {"detail": str(data["detail"])}
+    return response
+
+
+def json_404(request, exception=None):
+    if not request.path.startswith("/api/"):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse({"detail": f"No such page: {request.path}"}, status=404)
+
+
+def json_500(request):
+    return JsonResponse({"detail": "Internal server error; the operators have the details."},
+                        status=500)
+
+
+
+def visible_to(queryset, user):
+    """Staff (operators) see every object by id; a user sees only their own."""
+    return queryset if user.is_staff else queryset.filter(user=user)
+
+
+def choice_param(request, name, choices):
+    """A query parameter that must be one of `choices` (comma-separated for several)."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    values = [v.strip().upper() for v in raw.split(",") if v.strip()]
+    bad = [v for v in values if v not in choices]
+    if bad or not values:
+        raise exceptions.ValidationError(
+            {name: [f"Unknown value {', '.join(bad) or raw!r}; one of {', '.join(choices)}."]}
+        )
+    return values
+
+
+def list_all_param(request):
+    """?all=true: an operator's list of everyone's objects."""
+    raw = request.query_params.get("all", "").lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw not in ("1", "true", "yes"):
+        raise exceptions.ValidationError({"all": ["Use all=true or all=false."]})
+    if not request.user.is_staff:
+        raise exceptions.PermissionDenied("Only operators may list everyone's objects.")
+    return True

@@ -1,0 +1,94 @@
+import pytest
+from django.db.models import Sum
+from rest_framework.test import APIClient
+
+
+@pytest.fixture(autouse=True)
+def jobs_dir(settings, tmp_path):
+    settings.DMARKET_JOBS_DIR = tmp_path / "jobs"
+    return settings.DMARKET_JOBS_DIR
+
+
+def ledger_problems():
+    """Where a cached account differs from the sum of its ledger rows, or breaks a rule."""
+    from dmarket.credits.models import ZERO, Account, LedgerEntry
+
+    problems = []
+    for account in Account.objects.all():
+        rows = LedgerEntry.objects.filter(user_id=account.user_id)
+        sums = rows.aggregate(balance=Sum("amount"), held=Sum("held"))
+        earned = rows.filter(kind=LedgerEntry.EARNING).aggregate(s=Sum("amount"))["s"] or ZERO
+        spent = -(rows.filter(kind=LedgerEntry.CHARGE).aggregate(s=Sum("amount"))["s"] or ZERO)
+        expected = {"balance": sums["balance"] or ZERO, "held": sums["held"] or ZERO,
+                    "earned": earned, "spent": spent}
+        for name, value in expected.items():
+            if getattr(account, name) != value:
+                problems.append(f"user {account.user_id}: cached {name} "
+                                f"{getattr(account, name)} != ledger {value}")
+        if account.held < 0 or account.available < 0:
+            problems.append(f"user {account.user_id}: held {account.held}, "
+                            f"available {account.available}")
+    charges = LedgerEntry.objects.filter(kind=LedgerEntry.CHARGE).aggregate(s=Sum("amount"))
+    earnings = LedgerEntry.objects.filter(kind=LedgerEntry.EARNING).aggregate(s=Sum("amount"))
+    if -(charges["s"] or ZERO) != (earnings["s"] or ZERO):
+        problems.append(f"charges {charges['s']} != earnings {earnings['s']}")
+    return problems
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """After every test that touched the database, while its data is still there: the ledger
+    and its caches agree, and no balance is overdrawn."""
+    outcome = yield
+    uses_db = item.get_closest_marker("django_db") or {"db", "transactional_db"} & set(
+        item.fixturenames)
+    if outcome.excinfo is None and uses_db:
+        problems = ledger_problems()
+        assert problems == [], "ledger invariants broken:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def make_user(db):
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    User = get_user_model()
+    counter = {"n": 0}
+
+    def make(username=None, staff=False):
+        counter["n"] += 1
+        user = User.objects.create_user(username or f"user{counter['n']}", "u@example.org",
+                                        "a long test password 1", is_staff=staff)
+        user.token = Token.objects.create(user=user).key
+        return user
+
+    return make
+
+
+def client_for(user=None):
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {user.token}")
+    return client
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def staff(make_user):
+    return make_user("operator", staff=True)
+
+
+@pytest.fixture
+def entry_file(tmp_path):
+    path = tmp_path / "app.py"
+    path.write_text("print('hello')\n")
+    return str(path)

@@ -1,0 +1,98 @@
+"""Credits are an append-only ledger; an account's balance is the sum of its rows.
+
+Every row changes two numbers of one user's account: `amount` changes the balance (what the
+user owns) and `held` changes the part of it reserved for unfinished jobs. Available credits
+are balance minus held. Amounts are Decimal with 6 places (micro-credits), never floats.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+QUANTUM = Decimal("0.000001")
+ZERO = Decimal("0")
+
+
+def credit_field(**kwargs):
+    return models.DecimalField(max_digits=20, decimal_places=6, default=ZERO, **kwargs)
+
+
+class Account(models.Model):
+    """The cached sums of a user's ledger rows, and the row every movement locks.
+
+    Written only by dmarket.credits.services.ledger_post, in the same transaction as the
+    ledger row, so the cache cannot drift from the ledger.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, models.CASCADE, primary_key=True,
+                                related_name="account")
+    balance = credit_field()
+    held = credit_field()
+    earned = credit_field()
+    spent = credit_field()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(held__gte=0), name="account_held_gte_0"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} ({self.balance} credits)"
+
+    @property
+    def available(self):
+        return self.balance - self.held
+
+
+class LedgerEntry(models.Model):
+    GRANT = "grant"
+    HOLD = "hold"
+    RELEASE = "release"
+    CHARGE = "charge"
+    EARNING = "earning"
+    REFUND = "refund"
+    ADJUSTMENT = "adjustment"
+    KINDS = [
+        (GRANT, "Sign-up grant"),
+        (HOLD, "Hold"),
+        (RELEASE, "Release"),
+        (CHARGE, "Job charge"),
+        (EARNING, "Machine earning"),
+        (REFUND, "Refund"),
+        (ADJUSTMENT, "Admin adjustment"),
+    ]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="ledger")
+    kind = models.CharField(max_length=16, choices=KINDS)
+    amount = credit_field(help_text="Change to the balance.")
+    held = credit_field(help_text="Change to the held part of the balance.")
+    balance_after = credit_field()
+    held_after = credit_field()
+    job = models.ForeignKey("jobs.Job", models.PROTECT, null=True, blank=True,
+                            related_name="ledger")
+    machine = models.ForeignKey("machines.Machine", models.PROTECT, null=True, blank=True,
+                                related_name="ledger")
+    # Names the movement itself (e.g. "hold:job:7"), so that code which runs twice writes once.
+    key = models.CharField(max_length=200, unique=True)
+    memo = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True,
+                                   blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["user", "-id"]), models.Index(fields=["job", "kind"])]
+
+    def __str__(self):
+        return f"{self.kind} {self.amount} for {self.user}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Ledger entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Ledger entries are append-only.")

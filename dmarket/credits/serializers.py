@@ -1,0 +1,34 @@
+from rest_framework import serializers
+
+from .models import LedgerEntry
+
+
+
+def credits_field(**kwargs):
+    return serializers.DecimalField(max_digits=20, decimal_places=6, **kwargs)
+
+
+class CreditsSerializer(serializers.Serializer):
+    balance = credits_field(help_text="Credits owned: grants, earnings and refunds less charges.")
+    held = credits_field(help_text="Part of the balance reserved for unfinished jobs.")
+    available = credits_field(help_text="Balance less held: what new jobs can reserve.")
+    earned = credits_field(help_text="Earned by this user's machines, all time.")
+    spent = credits_field(help_text="Charged for this user's jobs, all time.")
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LedgerEntry
+        fields = ["id", "kind", "amount", "held", "balance_after", "held_after", "job",
+                  "machine", "memo", "created_at"]
+
+
+class PricesSerializer(serializers.Serializer):
+    unit = serializers.CharField()
+    machine_types = serializers.DictField(child=credits_field())
+    premium_rate = serializers.DecimalField(max_digits=8, decimal_places=4)
+    unfinished_jobs = serializers.IntegerField()
+    online_machines = serializers.IntegerField()
+    effective = serializers.DictField(child=credits_field())
+    default_job_cap = credits_field()
+    signup_grant = credits_field()

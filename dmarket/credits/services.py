@@ -1,0 +1,179 @@
+"""Every credit movement goes through ledger_post; pricing turns usage into ledger rows."""
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+
+from .models import QUANTUM, ZERO, Account, LedgerEntry
+
+
+class InsufficientCredits(Exception):
+    def __init__(self, needed, available):
+        self.needed = needed
+        self.available = available
+        super().__init__(f"{needed} credits needed, {available} available")
+
+
+def account_lock(user):
+    """Lock the user's account row for the rest of the transaction (create it if missing)."""
+    Account.objects.get_or_create(user=user)
+    return Account.objects.select_for_update().get(user=user)
+
+
+def ledger_post(user, kind, key, amount=ZERO, held=ZERO, job=None, machine=None, memo="",
+                created_by=None, allow_overdraft=False):
+    """Write one ledger row and update the cached account, once per key.
+
+    Returns (entry, created). A second call with the same key returns the first row and
+    changes nothing, however the two calls interleave: the account lock serialises them.
+    Raises InsufficientCredits when the row would make available credits negative (unless
+    allow_overdraft) and ValueError when it would make held credits negative.
+    """
+    amount = Decimal(amount).quantize(QUANTUM)
+    held = Decimal(held).quantize(QUANTUM)
+    with transaction.atomic():
+        account = account_lock(user)
+        existing = LedgerEntry.objects.filter(key=key).first()
+        if existing is not None:
+            return existing, False
+        balance_after = account.balance + amount
+        held_after = account.held + held
+        if held_after < 0:
+            raise ValueError(f"{key}: held credits would become {held_after}")
+        if balance_after - held_after < 0 and amount - held < 0 and not allow_overdraft:
+            raise InsufficientCredits(held - amount, account.available)
+        entry = LedgerEntry.objects.create(
+            user=user, kind=kind, amount=amount, held=held, balance_after=balance_after,
+            held_after=held_after, job=job, machine=machine, key=key, memo=memo[:500],
+            created_by=created_by,
+        )
+        account.balance = balance_after
+        account.held = held_after
+        update_fields = ["balance", "held", "updated_at"]
+        if kind == LedgerEntry.EARNING:
+            account.earned += amount
+            update_fields.append("earned")
+        elif kind == LedgerEntry.CHARGE:
+            account.spent -= amount
+            update_fields.append("spent")
+        account.save(update_fields=update_fields)
+        return entry, True
+
+
+def credits_grant(user, amount, key, memo="", created_by=None, kind=LedgerEntry.GRANT):
+    return ledger_post(user, kind, key, amount=amount, memo=memo, created_by=created_by)
+
+
+def credits_adjust(user, amount, memo, created_by, key):
+    """An operator's grant (positive) or correction (negative); never below available 0."""
+    return ledger_post(user, LedgerEntry.ADJUSTMENT, key, amount=amount, memo=memo,
+                       created_by=created_by)
+
+
+# --- Pricing ----------------------------------------------------------------------------------
+
+def premium_rate(unfinished_jobs, online_machines):
+    """The seed's premium: 1 while jobs <= machines, jobs/machines above, capped."""
+    cap = settings.DMARKET_PREMIUM_CAP
+    if unfinished_jobs <= online_machines:
+        return Decimal("1.0000")
+    if online_machines == 0:
+        return cap.quantize(Decimal("0.0001"))
+    rate = Decimal(unfinished_jobs) / Decimal(online_machines)
+    return min(rate, cap).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+def market_premium_rate(extra_jobs=0):
+    """The premium now; extra_jobs counts a job being submitted that is not saved yet."""
+    from dmarket.jobs.models import Job
+    from dmarket.machines.models import Machine
+
+    jobs = Job.objects.filter(status__in=Job.UNFINISHED).count() + extra_jobs
+    machines = Machine.objects.filter(state=Machine.ONLINE).count()
+    return premium_rate(jobs, machines)
+
+
+def machine_type_price(machine_type):
+    return settings.DMARKET_PRICES[machine_type]
+
+
+def usage_cost(core_ms, price_per_core_hour, premium):
+    """Credits for core_ms core-milliseconds, rounded half-up to the micro-credit."""
+    cost = Decimal(core_ms) * price_per_core_hour * premium / Decimal(3_600_000)
+    return cost.quantize(QUANTUM, rounding=ROUND_HALF_UP)
+
+
+# --- Jobs -------------------------------------------------------------------------------------
+
+def job_hold_remaining(job):
+    held = LedgerEntry.objects.filter(job=job, user=job.user).aggregate(s=Sum("held"))["s"]
+    return held or ZERO
+
+
+def job_hold(job):
+    """Reserve the job's credit cap; InsufficientCredits if available credits cannot cover it."""
+    return ledger_post(job.user, LedgerEntry.HOLD, f"hold:job:{job.pk}", held=job.max_credits,
+                       job=job, memo=f"hold for job {job.pk}")
+
+
+def job_release(job):
+    """Return whatever is still held for the job to the owner's available credits."""
+    with transaction.atomic():
+        account_lock(job.user)
+        remaining = job_hold_remaining(job)
+        if remaining <= 0:
+            return None, False
+        return ledger_post(job.user, LedgerEntry.RELEASE, f"release:job:{job.pk}",
+                           held=-remaining, job=job, memo=f"release of job {job.pk}'s hold")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Core-time one executor held on one machine. `key` names the executor within the job
+    (e.g. the Spark executor id), so that billing it again writes nothing."""
+
+    key: str
+    machine: object
+    core_ms: int
+
+
+def job_bill_usage(job, usages):
+    """Charge the job's owner for each usage and pay the machine's owner the same amount.
+
+    A charge draws first on the job's hold. The job's total charge never passes its cap: the
+    usage that reaches the cap is billed only up to it. Returns the credits newly charged.
+    """
+    from dmarket.jobs.models import Job
+
+    charged = ZERO
+    for usage in usages:
+        if usage.core_ms <= 0:
+            continue
+        charge_key = f"charge:job:{job.pk}:{usage.key}"
+        with transaction.atomic():
+            # Both accounts, always in user-id order, so that two billers cannot deadlock.
+            owners = sorted({job.user_id, usage.machine.user_id})
+            for user_id in owners:
+                account_lock(job.user if user_id == job.user_id else usage.machine.user)
+            if LedgerEntry.objects.filter(key=charge_key).exists():
+                continue
+            locked = Job.objects.select_for_update().get(pk=job.pk)
+            cost = usage_cost(usage.core_ms, locked.price_per_core_hour, locked.premium_rate)
+            cost = min(cost, locked.max_credits - locked.cost)
+            if cost <= 0:
+                continue
+            from_hold = min(cost, job_hold_remaining(locked))
+            memo = f"job {job.pk}, executor {usage.key}, {usage.core_ms} core-ms"
+            ledger_post(job.user, LedgerEntry.CHARGE, charge_key, amount=-cost, held=-from_hold,
+                        job=locked, machine=usage.machine, memo=memo, allow_overdraft=True)
+            ledger_post(usage.machine.user, LedgerEntry.EARNING,
+                        f"earning:job:{job.pk}:{usage.key}", amount=cost, job=locked,
+                        machine=usage.machine, memo=memo)
+            locked.cost += cost
+            locked.save(update_fields=["cost"])
+            job.cost = locked.cost
+            charged += cost
+    return charged

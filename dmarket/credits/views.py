@@ -1,0 +1,63 @@
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dmarket.common.api import choice_param
+from dmarket.jobs.models import Job
+from dmarket.machines.models import Machine
+
+from .models import QUANTUM, Account, LedgerEntry
+from .serializers import CreditsSerializer, LedgerEntrySerializer, PricesSerializer
+from .services import premium_rate
+
+KINDS = [k for k, _ in LedgerEntry.KINDS]
+
+
+class CreditsView(APIView):
+    @extend_schema(responses={200: CreditsSerializer})
+    def get(self, request):
+        account, _ = Account.objects.get_or_create(user=request.user)
+        data = {name: getattr(account, name)
+                for name in ("balance", "held", "available", "earned", "spent")}
+        return Response(CreditsSerializer(data).data)
+
+
+class TransactionListView(generics.GenericAPIView):
+    serializer_class = LedgerEntrySerializer
+
+    @extend_schema(parameters=[
+        OpenApiParameter("kind", OpenApiTypes.STR, enum=KINDS,
+                         description="Only rows of these kinds (comma-separated)."),
+    ])
+    def get(self, request):
+        qs = LedgerEntry.objects.filter(user=request.user)
+        kinds = choice_param(request, "kind", [k.upper() for k in KINDS])
+        if kinds:
+            qs = qs.filter(kind__in=[k.lower() for k in kinds])
+        page = self.paginate_queryset(qs.order_by("-id"))
+        return self.get_paginated_response(LedgerEntrySerializer(page, many=True).data)
+
+
+class PricesView(APIView):
+    @extend_schema(responses={200: PricesSerializer})
+    def get(self, request):
+        jobs = Job.objects.filter(status__in=Job.UNFINISHED).count()
+        machines = Machine.objects.filter(state=Machine.ONLINE).count()
+        premium = premium_rate(jobs, machines)
+        prices = settings.DMARKET_PRICES
+        data = {
+            "unit": "credits per core-hour",
+            "machine_types": prices,
+            "premium_rate": premium,
+            "unfinished_jobs": jobs,
+            "online_machines": machines,
+            # What a job submitted now pays per core-hour (its own submission included).
+            "effective": {name: (price * premium_rate(jobs + 1, machines)).quantize(QUANTUM)
+                          for name, price in prices.items()},
+            "default_job_cap": settings.DMARKET_DEFAULT_JOB_CAP,
+            "signup_grant": settings.DMARKET_SIGNUP_GRANT,
+        }
+        return Response(PricesSerializer(data).data)

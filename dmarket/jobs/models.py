@@ -1,0 +1,84 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+
+from dmarket.credits.models import credit_field
+
+
+class Job(models.Model):
+    QUEUED = "QUEUED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    LOST = "LOST"
+    STATUSES = [(s, s) for s in (QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED, LOST)]
+    UNFINISHED = (QUEUED, STARTING, RUNNING)
+    FINISHED = (SUCCEEDED, FAILED, CANCELLED, LOST)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="jobs")
+    name = models.CharField(max_length=200)
+    entry_file = models.CharField(max_length=2000)
+    libs = models.JSONField(default=list, blank=True)
+    archives = models.JSONField(default=list, blank=True)
+    # Passed to the application as argv entries, one list item each; never seen by a shell.
+    app_params = models.JSONField(default=list, blank=True)
+    cores = models.PositiveIntegerField(default=1)
+    executor_memory_mb = models.PositiveIntegerField(default=1024)
+    machine_type = models.CharField(max_length=32, default="cpu")
+    max_credits = credit_field()
+    submission_id = models.CharField(max_length=128, null=True, blank=True)
+    # A digest of the submitted fields: a retry with the same submission_id must match it.
+    submission_digest = models.CharField(max_length=64, blank=True)
+
+    status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED, db_index=True)
+    status_reason = models.CharField(max_length=500, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    # Fixed at submission: what one core-hour costs this job.
+    price_per_core_hour = credit_field()
+    premium_rate = models.DecimalField(max_digits=8, decimal_places=4, default=1)
+    # Cached sum of the job's charge rows, written in the same transaction as they are.
+    cost = credit_field()
+
+    # Filled by the launcher (the Spark issue): who runs the driver, and what became of it.
+    launcher = models.CharField(max_length=200, blank=True)
+    driver_pid = models.IntegerField(null=True, blank=True)
+    spark_app_id = models.CharField(max_length=100, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "submission_id"],
+                                    name="job_unique_submission_id"),
+        ]
+
+    def __str__(self):
+        return f"job {self.pk} {self.name!r} ({self.status})"
+
+    @property
+    def tag(self):
+        """Names the job's Spark application, so it can be found again after a restart."""
+        return f"dmarket-job-{self.pk}"
+
+    @property
+    def is_finished(self):
+        return self.status in self.FINISHED
+
+    @property
+    def work_dir(self):
+        return Path(settings.DMARKET_JOBS_DIR) / str(self.pk)
+
+    @property
+    def log_path(self):
+        return self.work_dir / "driver.log"
+
+    @property
+    def output_dir(self):
+        return self.work_dir / "output"

@@ -1,0 +1,157 @@
+import hashlib
+import json
+import re
+import shlex
+from decimal import Decimal
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from dmarket.common.serializers import StrictSerializer
+
+from .models import Job
+from .uris import BadURI, check_uri
+
+MAX_PARAMS = 1000
+MAX_PARAM_LENGTH = 10000
+SUBMISSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@extend_schema_field({"oneOf": [{"type": "array", "items": {"type": "string"}},
+                                {"type": "string"}]})
+class AppParamsField(serializers.Field):
+    """A list of strings, or one string split the way a POSIX shell splits words (but never
+    given to a shell: no expansion, no substitution)."""
+
+    default_error_messages = {
+        "type": "Give a list of strings, or one string to be split shell-style.",
+        "split": "Could not split the string shell-style: {error}.",
+        "item": "Item {index} is not a string.",
+        "nul": "Item {index} contains a NUL character, which no argument can hold.",
+        "long": "Item {index} is longer than {limit} characters.",
+        "many": "At most {limit} parameters.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = shlex.split(data)
+            except ValueError as e:
+                self.fail("split", error=str(e).lower())
+        elif not isinstance(data, list):
+            self.fail("type")
+        if len(data) > MAX_PARAMS:
+            self.fail("many", limit=MAX_PARAMS)
+        for index, item in enumerate(data):
+            if not isinstance(item, str):
+                self.fail("item", index=index)
+            if "\x00" in item:
+                self.fail("nul", index=index)
+            if len(item) > MAX_PARAM_LENGTH:
+                self.fail("long", index=index, limit=MAX_PARAM_LENGTH)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+def uri_validator(role):
+    def validate(value):
+        try:
+            check_uri(value, role)
+        except BadURI as e:
+            raise serializers.ValidationError(str(e)) from None
+    return validate
+
+
+class JobSubmitSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+    entry_file = serializers.CharField(max_length=2000, trim_whitespace=False,
+                                       validators=[uri_validator("entry_file")])
+    libs = serializers.ListField(
+        child=serializers.CharField(max_length=2000, trim_whitespace=False,
+                                    validators=[uri_validator("libs")]),
+        max_length=100, required=False, default=list)
+    archives = serializers.ListField(
+        child=serializers.CharField(max_length=2000, trim_whitespace=False,
+                                    validators=[uri_validator("archives")]),
+        max_length=100, required=False, default=list)
+    app_params = AppParamsField(required=False, default=list)
+    cores = serializers.IntegerField(min_value=1, default=1)
+    executor_memory_mb = serializers.IntegerField(min_value=512, default=1024)
+    machine_type = serializers.CharField(max_length=32, default="cpu")
+    max_credits = serializers.DecimalField(max_digits=20, decimal_places=6, required=False,
+                                           allow_null=True, default=None,
+                                           min_value=Decimal("0.000001"))
+    submission_id = serializers.CharField(max_length=128, required=False, allow_null=True,
+                                          default=None)
+
+    def validate_cores(self, value):
+        if value > settings.DMARKET_MAX_JOB_CORES:
+            raise serializers.ValidationError(
+                f"Ensure this value is less than or equal to {settings.DMARKET_MAX_JOB_CORES}.")
+        return value
+
+    def validate_executor_memory_mb(self, value):
+        if value > settings.DMARKET_MAX_EXECUTOR_MEMORY_MB:
+            raise serializers.ValidationError(
+                "Ensure this value is less than or equal to "
+                f"{settings.DMARKET_MAX_EXECUTOR_MEMORY_MB}.")
+        return value
+
+    def validate_machine_type(self, value):
+        if value not in settings.DMARKET_PRICES:
+            known = ", ".join(sorted(settings.DMARKET_PRICES))
+            raise serializers.ValidationError(f"Unknown machine type {value!r}; known: {known}.")
+        return value
+
+    def validate_submission_id(self, value):
+        if value is not None and not SUBMISSION_ID.match(value):
+            raise serializers.ValidationError(
+                "Use 1 to 128 letters, digits, '.', '_', ':' or '-'.")
+        return value
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if attrs["max_credits"] is None:
+            attrs["max_credits"] = settings.DMARKET_DEFAULT_JOB_CAP
+        return attrs
+
+
+def submission_digest(fields):
+    """What a retry must repeat to count as the same submission."""
+    canonical = {k: str(v) if k == "max_credits" else v
+                 for k, v in fields.items() if k != "submission_id"}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+class JobSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="user.username", read_only=True)
+    app_params = serializers.ListField(child=serializers.CharField(), read_only=True)
+    libs = serializers.ListField(child=serializers.CharField(), read_only=True)
+    archives = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Job
+        fields = ["id", "owner", "name", "entry_file", "libs", "archives", "app_params",
+                  "cores", "executor_memory_mb", "machine_type", "max_credits",
+                  "submission_id", "status", "status_reason", "cancel_requested",
+                  "price_per_core_hour", "premium_rate", "cost", "spark_app_id", "exit_code",
+                  "created_at", "started_at", "finished_at"]
+        read_only_fields = [f for f in fields if f not in ("owner", "app_params", "libs",
+                                                           "archives")]
+
+
+class LogSerializer(serializers.Serializer):
+    lines = serializers.ListField(child=serializers.CharField())
+    offset = serializers.IntegerField(help_text="The byte offset these lines start at.")
+    next = serializers.IntegerField(help_text="Pass as ?from= to read on.")
+    ended = serializers.BooleanField(help_text="The job has finished: no more lines will come.")
+    status = serializers.CharField()
+
+
+class ResultFileSerializer(serializers.Serializer):
+    path = serializers.CharField()
+    size = serializers.IntegerField()
+    modified_at = serializers.DateTimeField()

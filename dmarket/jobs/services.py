@@ -1,0 +1,63 @@
+from django.db import transaction
+from django.utils import timezone
+
+from dmarket.common.api import Conflict
+from dmarket.credits.services import (account_lock, job_hold, job_release, machine_type_price,
+                                      market_premium_rate)
+
+from .models import Job
+from .serializers import submission_digest
+
+
+def job_submit(user, fields):
+    """Create a queued job and hold its credit cap, or return the job an earlier submit with
+    the same submission_id created. Returns (job, created).
+
+    Raises InsufficientCredits (nothing written) when available credits cannot cover the cap,
+    and Conflict when the submission_id was used for a different submission.
+    """
+    digest = submission_digest(fields)
+    with transaction.atomic():
+        # The account lock serialises one user's submits: two cannot both spend the same
+        # credits, and two retries of one submission_id cannot both create a job.
+        account_lock(user)
+        if fields.get("submission_id"):
+            existing = Job.objects.filter(user=user,
+                                          submission_id=fields["submission_id"]).first()
+            if existing is not None:
+                if existing.submission_digest != digest:
+                    raise Conflict(f"submission_id {fields['submission_id']!r} was already used "
+                                   f"by job {existing.pk} with different fields.")
+                return existing, False
+        job = Job.objects.create(
+            user=user, submission_digest=digest,
+            price_per_core_hour=machine_type_price(fields["machine_type"]),
+            premium_rate=market_premium_rate(extra_jobs=1), **fields,
+        )
+        job_hold(job)
+    return job, True
+
+
+def job_cancel(job, reason="cancelled by its owner"):
+    """Cancel a queued job at once; ask the launcher to stop a starting or running one.
+
+    Returns True when the job is now CANCELLED, False when the cancel was only requested.
+    Raises Conflict when the job has already finished.
+    """
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        if locked.is_finished:
+            raise Conflict(f"Job {job.pk} has already finished ({locked.status}).")
+        if locked.status == Job.QUEUED:
+            locked.status = Job.CANCELLED
+            locked.status_reason = reason
+            locked.finished_at = timezone.now()
+            locked.save(update_fields=["status", "status_reason", "finished_at"])
+            job_release(locked)
+            done = True
+        else:
+            locked.cancel_requested = True
+            locked.save(update_fields=["cancel_requested"])
+            done = False
+    job.refresh_from_db()
+    return done

@@ -1,0 +1,60 @@
+"""Checks on the files a job names: its entry file, libs and archives.
+
+They reach spark-submit as single argv entries, so the checks are about giving the user a
+clear error now rather than a failed job later, not about shell safety.
+"""
+
+import os
+import re
+from urllib.parse import urlsplit
+
+REMOTE_SCHEMES = {"http", "https", "hdfs", "s3a", "gs", "abfs", "abfss", "local"}
+ALIAS = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+EXTENSIONS = {
+    "entry_file": (".py", ".jar"),
+    "libs": (".py", ".zip", ".egg", ".jar"),
+    "archives": (".zip", ".tar.gz", ".tgz", ".tar", ".jar"),
+}
+
+
+class BadURI(ValueError):
+    pass
+
+
+def split_alias(uri):
+    """'data.zip#data' -> ('data.zip', 'data'), Spark's way of naming an unpacked archive."""
+    base, sep, alias = uri.rpartition("#")
+    if not sep:
+        return uri, ""
+    if not ALIAS.match(alias):
+        raise BadURI(f"{uri!r}: the alias after '#' may hold only letters, digits, '.', '_' "
+                     "and '-'")
+    return base, alias
+
+
+def check_uri(uri, role):
+    """Return the URI unchanged, or raise BadURI with a message a person can act on."""
+    if not uri or uri != uri.strip():
+        raise BadURI("must be a non-empty path or URI without surrounding spaces")
+    if any(ord(c) < 32 for c in uri):
+        raise BadURI(f"{uri!r} contains a control character")
+    base = split_alias(uri)[0] if role == "archives" else uri
+    parts = urlsplit(base)
+    scheme = parts.scheme.lower()
+    if scheme in REMOTE_SCHEMES:
+        if scheme in ("http", "https", "hdfs", "s3a", "gs", "abfs", "abfss") and not parts.netloc:
+            raise BadURI(f"{uri!r} names no host")
+        path = parts.path
+    elif scheme in ("", "file"):
+        path = parts.path if scheme == "file" else base
+        if not os.path.isabs(path):
+            raise BadURI(f"{uri!r} is not an absolute path; give the full path of a file "
+                         "the server can read, or an http(s):// or hdfs:// URI")
+        if not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            raise BadURI(f"{path} is not a file the server can read")
+    else:
+        raise BadURI(f"{uri!r}: unsupported scheme {scheme!r}; use a path, file://, "
+                     "http(s)://, hdfs:// or another Hadoop file system")
+    if not path.lower().endswith(EXTENSIONS[role]):
+        raise BadURI(f"{uri!r} should end with one of {', '.join(EXTENSIONS[role])}")
+    return uri

@@ -1,0 +1,186 @@
+import os
+from datetime import datetime, timezone as dt_timezone
+from pathlib import Path
+
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dmarket.common.api import PaymentRequired, choice_param, list_all_param, visible_to
+from dmarket.credits.services import InsufficientCredits
+
+from .models import Job
+from .serializers import (JobSerializer, JobSubmitSerializer, LogSerializer,
+                          ResultFileSerializer)
+from .services import job_cancel, job_submit
+
+STATUSES = [s for s, _ in Job.STATUSES]
+LOG_MAX_LINES = 10000
+LOG_MAX_BYTES = 1024 * 1024
+
+
+def job_for(request, pk):
+    return get_object_or_404(visible_to(Job.objects.select_related("user"), request.user), pk=pk)
+
+
+def int_param(request, name, default, minimum, maximum=None):
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({name: [f"{raw!r} is not a whole number."]}) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise ValidationError({name: [f"Must be at least {minimum}{upper}."]})
+    return value
+
+
+class JobListView(generics.ListCreateAPIView):
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        statuses = choice_param(self.request, "status", STATUSES)
+        qs = Job.objects.select_related("user")
+        if not list_all_param(self.request):
+            qs = qs.filter(user=self.request.user)
+        if statuses:
+            qs = qs.filter(status__in=statuses)
+        return qs.order_by("-created_at", "-id")
+
+    @extend_schema(operation_id="jobs_list", parameters=[
+        OpenApiParameter("status", OpenApiTypes.STR, enum=STATUSES,
+                         description="Only jobs in these states (comma-separated)."),
+        OpenApiParameter("all", OpenApiTypes.BOOL, description="Operators: every user's."),
+    ])
+    def get(self, request):
+        return self.list(request)
+
+    @extend_schema(request=JobSubmitSerializer,
+                   responses={201: JobSerializer, 200: JobSerializer})
+    def post(self, request):
+        serializer = JobSubmitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            job, created = job_submit(request.user, serializer.validated_data)
+        except InsufficientCredits as e:
+            raise PaymentRequired(
+                f"This job may cost up to {e.needed} credits but only {e.available} are "
+                "available; lower max_credits or wait for running jobs to finish."
+            ) from None
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(JobSerializer(job).data, status=code)
+
+
+class JobDetailView(APIView):
+    @extend_schema(responses={200: JobSerializer})
+    def get(self, request, pk):
+        return Response(JobSerializer(job_for(request, pk)).data)
+
+
+class JobCancelView(APIView):
+    @extend_schema(request=None, responses={200: JobSerializer, 202: JobSerializer})
+    def post(self, request, pk):
+        job = job_for(request, pk)
+        by = "its owner" if job.user_id == request.user.pk else f"operator {request.user}"
+        done = job_cancel(job, reason=f"cancelled by {by}")
+        code = status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED
+        return Response(JobSerializer(job).data, status=code)
+
+
+class JobLogView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.INT, description="Byte offset to read from "
+                             "(the previous answer's `next`); default 0."),
+            OpenApiParameter("size", OpenApiTypes.INT,
+                             description=f"At most this many lines (1 to {LOG_MAX_LINES})."),
+        ],
+        responses={200: LogSerializer},
+    )
+    def get(self, request, pk):
+        job = job_for(request, pk)
+        start = int_param(request, "from", 0, 0)
+        size = int_param(request, "size", 1000, 1, LOG_MAX_LINES)
+        # Read the state before the file: a job seen finished has written all its log.
+        finished = job.is_finished
+        lines, end, length = [], start, 0
+        try:
+            with open(job.log_path, "rb") as f:
+                length = os.fstat(f.fileno()).st_size
+                if start > length:
+                    raise ValidationError(
+                        {"from": [f"Beyond the end of the log ({length} bytes)."]})
+                f.seek(start)
+                chunk = f.read(LOG_MAX_BYTES)
+        except FileNotFoundError:
+            if start > 0:
+                raise ValidationError({"from": ["This job has no log yet."]}) from None
+            chunk = b""
+        full = len(chunk) == LOG_MAX_BYTES
+        for raw in chunk.splitlines(keepends=True):
+            if len(lines) >= size:
+                break
+            # A line still being written waits for the next call, unless nothing more will
+            # be added to it, or it alone fills a whole read (then it comes in pieces).
+            partial = not raw.endswith(b"\n")
+            last_words = finished and not full
+            forced = full and not lines
+            if partial and not (last_words or forced):
+                break
+            lines.append(raw.rstrip(b"\r\n").decode("utf-8", errors="replace"))
+            end += len(raw)
+        return Response({"lines": lines, "offset": start, "next": end,
+                         "ended": finished and end >= length, "status": job.status})
+
+
+def result_files(root):
+    if not root.is_dir():
+        return []
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            stat = path.stat()
+            files.append({
+                "path": path.relative_to(root).as_posix(),
+                "size": stat.st_size,
+                "modified_at": datetime.fromtimestamp(stat.st_mtime, tz=dt_timezone.utc),
+            })
+    return files
+
+
+class JobResultListView(generics.ListAPIView):
+    serializer_class = ResultFileSerializer
+
+    def get_queryset(self):
+        return result_files(job_for(self.request, self.kwargs["pk"]).output_dir)
+
+    @extend_schema(operation_id="jobs_results_list")
+    def get(self, request, pk):
+        return self.list(request)
+
+
+class JobResultFileView(APIView):
+    @extend_schema(operation_id="jobs_results_download",
+                   responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request, pk, path):
+        job = job_for(request, pk)
+        root = job.output_dir.resolve()
+        target = (root / path).resolve()
+        # resolve() follows links and "..": whatever it ends at must still be inside root.
+        if not target.is_relative_to(root) or target == root:
+            raise Http404("No such result file.")
+        if not target.is_file():
+            raise Http404("No such result file.")
+        return FileResponse(open(target, "rb"), as_attachment=True, filename=target.name)
+

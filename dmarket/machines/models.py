@@ -1,0 +1,75 @@
+from datetime import time
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+def parse_window(text):
+    """'09:00-18:00' -> (time(9), time(18)); a window may wrap past midnight."""
+    start_text, sep, end_text = text.partition("-")
+    if not sep:
+        raise ValueError("expected HH:MM-HH:MM, e.g. 09:00-18:00")
+    try:
+        start = time.fromisoformat(start_text.strip())
+        end = time.fromisoformat(end_text.strip())
+    except ValueError:
+        raise ValueError("expected HH:MM-HH:MM with 24-hour times, e.g. 09:00-18:00") from None
+    if start == end:
+        raise ValueError("the window's start and end are the same time")
+    return start, end
+
+
+class Machine(models.Model):
+    ONLINE = "ONLINE"
+    OFFLINE = "OFFLINE"
+    PAUSED = "PAUSED"
+    REMOVED = "REMOVED"
+    STATES = [(s, s) for s in (ONLINE, OFFLINE, PAUSED, REMOVED)]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="machines")
+    name = models.CharField(max_length=100, blank=True)
+    cores = models.PositiveIntegerField()
+    memory_mb = models.PositiveIntegerField()
+    machine_type = models.CharField(max_length=32, default="cpu")
+    address = models.CharField(max_length=255)
+    # Daily window in the server's time zone (UTC), "HH:MM-HH:MM"; empty: always shared.
+    sharing_window = models.CharField(max_length=11, blank=True)
+    share_until = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=8, choices=STATES, default=OFFLINE, db_index=True)
+    # What the agent reported last: e.g. the Spark worker's id and state.
+    worker_id = models.CharField(max_length=200, blank=True)
+    worker_state = models.CharField(max_length=32, blank=True)
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.name or self.address} #{self.pk} ({self.user})"
+
+    def is_shared_at(self, now=None):
+        now = now or timezone.now()
+        if self.share_until is not None and now >= self.share_until:
+            return False
+        if not self.sharing_window:
+            return True
+        start, end = parse_window(self.sharing_window)
+        t = now.astimezone(timezone.get_default_timezone()).time()
+        if start < end:
+            return start <= t < end
+        return t >= start or t < end
+
+
+class MachineStateChange(models.Model):
+    """When a machine went online, offline, paused or removed: its availability history."""
+
+    machine = models.ForeignKey(Machine, models.CASCADE, related_name="history")
+    state = models.CharField(max_length=8, choices=Machine.STATES)
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]

@@ -1,0 +1,95 @@
+import ipaddress
+import re
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import serializers
+
+from dmarket.common.serializers import StrictSerializer
+
+from .models import Machine, parse_window
+
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+
+
+def validate_address(value):
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not HOSTNAME.match(value):
+        raise serializers.ValidationError(
+            "Enter this machine's IP address or host name, e.g. 192.0.2.10 or node1.example.org."
+        )
+    return value
+
+
+class MachineCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    cores = serializers.IntegerField(min_value=1, max_value=4096)
+    memory_mb = serializers.IntegerField(min_value=1, max_value=64 * 1024 * 1024)
+    machine_type = serializers.CharField(max_length=32, default="cpu")
+    address = serializers.CharField(max_length=255, validators=[validate_address])
+    sharing_window = serializers.CharField(max_length=11, required=False, allow_blank=True,
+                                           allow_null=True, default="")
+    share_until = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+    def validate_machine_type(self, value):
+        if value not in settings.DMARKET_PRICES:
+            known = ", ".join(sorted(settings.DMARKET_PRICES))
+            raise serializers.ValidationError(f"Unknown machine type {value!r}; known: {known}.")
+        return value
+
+    def validate_sharing_window(self, value):
+        if not value:
+            return ""
+        try:
+            parse_window(value)
+        except ValueError as e:
+            raise serializers.ValidationError(str(e)) from None
+        return value
+
+    def validate_share_until(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("share_until must be in the future.")
+        return value
+
+
+class MachineSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="user.username", read_only=True)
+    earned = serializers.DecimalField(max_digits=20, decimal_places=6, read_only=True,
+                                      default=0)
+
+    class Meta:
+        model = Machine
+        fields = ["id", "owner", "name", "cores", "memory_mb", "machine_type", "address",
+                  "sharing_window", "share_until", "state", "worker_id", "worker_state",
+                  "last_heartbeat", "earned", "created_at", "removed_at"]
+
+
+class AgentSettingsSerializer(serializers.Serializer):
+    master_url = serializers.CharField()
+    heartbeat_interval = serializers.IntegerField()
+    heartbeat_timeout = serializers.IntegerField()
+
+
+class MachineRegisteredSerializer(MachineSerializer):
+    agent = AgentSettingsSerializer(read_only=True)
+
+    class Meta(MachineSerializer.Meta):
+        fields = MachineSerializer.Meta.fields + ["agent"]
+
+
+class HeartbeatSerializer(StrictSerializer):
+    worker_state = serializers.CharField(max_length=32, required=False, allow_blank=True,
+                                         default="")
+    worker_id = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                      default="")
+
+
+class HeartbeatReplySerializer(serializers.Serializer):
+    state = serializers.CharField()
+    heartbeat_interval = serializers.IntegerField()
+    heartbeat_timeout = serializers.IntegerField()

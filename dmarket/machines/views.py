@@ -1,0 +1,95 @@
+from django.conf import settings
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dmarket.common.api import Conflict, choice_param, list_all_param, visible_to
+from dmarket.credits.models import ZERO, LedgerEntry
+
+from .models import Machine
+from .serializers import (HeartbeatReplySerializer, HeartbeatSerializer,
+                          MachineCreateSerializer, MachineRegisteredSerializer,
+                          MachineSerializer)
+from .services import machine_heartbeat, machine_set_state
+
+STATES = [s for s, _ in Machine.STATES]
+
+
+def machines_with_earnings():
+    earned = Sum("ledger__amount", filter=Q(ledger__kind=LedgerEntry.EARNING))
+    return Machine.objects.select_related("user").annotate(earned=Coalesce(earned, ZERO))
+
+
+def agent_settings():
+    return {
+        "master_url": settings.DMARKET_SPARK_MASTER_URL,
+        "heartbeat_interval": settings.DMARKET_HEARTBEAT_INTERVAL,
+        "heartbeat_timeout": settings.DMARKET_HEARTBEAT_TIMEOUT,
+    }
+
+
+class MachineListView(generics.ListCreateAPIView):
+    serializer_class = MachineSerializer
+
+    def get_queryset(self):
+        states = choice_param(self.request, "state", STATES)
+        qs = machines_with_earnings()
+        if not list_all_param(self.request):
+            qs = qs.filter(user=self.request.user)
+        return qs.filter(state__in=states) if states else qs.exclude(state=Machine.REMOVED)
+
+    @extend_schema(operation_id="machines_list", parameters=[
+        OpenApiParameter("state", OpenApiTypes.STR, enum=STATES,
+                         description="Only machines in these states (comma-separated). "
+                                     "Removed machines are listed only when asked for."),
+        OpenApiParameter("all", OpenApiTypes.BOOL, description="Operators: every user's."),
+    ])
+    def get(self, request):
+        return self.list(request)
+
+    @extend_schema(request=MachineCreateSerializer, responses={201: MachineRegisteredSerializer})
+    def post(self, request):
+        serializer = MachineCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        machine = Machine.objects.create(user=request.user, **data)
+        machine.earned = ZERO
+        machine.agent = agent_settings()
+        return Response(MachineRegisteredSerializer(machine).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class MachineDetailView(APIView):
+    @extend_schema(responses={200: MachineSerializer})
+    def get(self, request, pk):
+        machine = get_object_or_404(visible_to(machines_with_earnings(), request.user), pk=pk)
+        return Response(MachineSerializer(machine).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, pk):
+        machine = get_object_or_404(visible_to(Machine.objects.all(), request.user), pk=pk)
+        if machine.state == Machine.REMOVED:
+            raise Conflict(f"Machine {pk} was already removed.")
+        machine_set_state(machine, Machine.REMOVED, f"removed by {request.user.username}")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MachineHeartbeatView(APIView):
+    @extend_schema(request=HeartbeatSerializer, responses={200: HeartbeatReplySerializer})
+    def post(self, request, pk):
+        # Only the machine's owner (its agent) may speak for it, staff included.
+        machine = get_object_or_404(Machine.objects.filter(user=request.user), pk=pk)
+        serializer = HeartbeatSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if machine.state == Machine.REMOVED:
+            raise Conflict(f"Machine {pk} was removed; register it again to share it.")
+        machine_heartbeat(machine, **serializer.validated_data)
+        body = {"state": machine.state,
+                "heartbeat_interval": settings.DMARKET_HEARTBEAT_INTERVAL,
+                "heartbeat_timeout": settings.DMARKET_HEARTBEAT_TIMEOUT}
+        return Response(body)

@@ -1,0 +1,171 @@
+"""Settings come from the environment; see doc/configuration.md for the full list."""
+
+import os
+import secrets
+from decimal import Decimal
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_list(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DATA_DIR = Path(os.environ.get("DMARKET_DATA_DIR", BASE_DIR / "data")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key():
+    # A key generated once per installation and kept beside the data, so that tokens and
+    # sessions survive restarts without any secret living in the repository.
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "dmarket.accounts",
+    "dmarket.credits",
+    "dmarket.machines",
+    "dmarket.jobs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dmarket.urls"
+WSGI_APPLICATION = "dmarket.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "dmarket" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{DATA_DIR / 'dmarket.sqlite3'}", conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite has no row locks: take the write lock when a transaction begins, so that two
+    # transactions cannot both read a balance and then both spend it.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "dmarket.common.api.Pagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "dmarket.common.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "dmarket API",
+    "DESCRIPTION": "A compute market for machine learning on Apache Spark.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("DMARKET_LOG_LEVEL", "INFO")},
+}
+
+# --- The market -----------------------------------------------------------------------------
+# Credits are Decimal with 6 places (micro-credits); see dmarket/credits/models.py.
+DMARKET_SIGNUP_GRANT = Decimal(os.environ.get("DMARKET_SIGNUP_GRANT", "100"))
+DMARKET_DEFAULT_JOB_CAP = Decimal(os.environ.get("DMARKET_DEFAULT_JOB_CAP", "10"))
+# Price per core-hour for each machine type; a job pays its machine type's rate times the
+# premium rate fixed at submission.
+DMARKET_PRICES = {
+    name: Decimal(price)
+    for name, price in (
+        item.split("=", 1)
+        for item in env_list("DMARKET_PRICES", ["cpu=1", "gpu=4"])
+    )
+}
+DMARKET_PREMIUM_CAP = Decimal(os.environ.get("DMARKET_PREMIUM_CAP", "2"))
+DMARKET_MAX_JOB_CORES = int(os.environ.get("DMARKET_MAX_JOB_CORES", "1024"))
+DMARKET_MAX_EXECUTOR_MEMORY_MB = int(os.environ.get("DMARKET_MAX_EXECUTOR_MEMORY_MB", "1048576"))
+# The failure detector of shared machines (the seed's ping interval and timeout).
+DMARKET_HEARTBEAT_INTERVAL = int(os.environ.get("DMARKET_HEARTBEAT_INTERVAL", "10"))
+DMARKET_HEARTBEAT_TIMEOUT = int(os.environ.get("DMARKET_HEARTBEAT_TIMEOUT", "30"))
+# Per-job directories (driver log, results) live here.
+DMARKET_JOBS_DIR = Path(os.environ.get("DMARKET_JOBS_DIR", DATA_DIR / "jobs")).resolve()
+# Spark (the launcher and the machines' agents read these).
+DMARKET_SPARK_MASTER_URL = os.environ.get("DMARKET_SPARK_MASTER_URL", "spark://127.0.0.1:7077")

@@ -1,0 +1,10 @@
+"""Settings for the test suite: the machine's real PostgreSQL unless DATABASE_URL says
+otherwise, and a data directory of its own."""
+
+import os
+import tempfile
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dmarket")
+os.environ.setdefault("DMARKET_DATA_DIR", tempfile.mkdtemp(prefix="dmarket-test-"))
+
+from .settings import *  # noqa: E402,F401,F403

@@ -1,0 +1,37 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.permissions import AllowAny
+
+from dmarket.accounts import views as accounts
+from dmarket.credits import views as credits
+from dmarket.jobs import views as jobs
+from dmarket.machines import views as machines
+
+api = [
+    path("auth/register/", accounts.RegisterView.as_view()),
+    path("auth/login/", accounts.LoginView.as_view()),
+    path("auth/me/", accounts.MeView.as_view()),
+    path("machines/", machines.MachineListView.as_view()),
+    path("machines/<int:pk>/", machines.MachineDetailView.as_view()),
+    path("machines/<int:pk>/heartbeat/", machines.MachineHeartbeatView.as_view()),
+    path("jobs/", jobs.JobListView.as_view()),
+    path("jobs/<int:pk>/", jobs.JobDetailView.as_view()),
+    path("jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view()),
+    path("jobs/<int:pk>/log/", jobs.JobLogView.as_view()),
+    path("jobs/<int:pk>/results/", jobs.JobResultListView.as_view()),
+    path("jobs/<int:pk>/results/<path:path>", jobs.JobResultFileView.as_view()),
+    path("credits/", credits.CreditsView.as_view()),
+    path("credits/transactions/", credits.TransactionListView.as_view()),
+    path("prices/", credits.PricesView.as_view()),
+    path("schema/", SpectacularAPIView.as_view(authentication_classes=[],
+                                               permission_classes=[AllowAny])),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include(api)),
+]
+
+handler404 = "dmarket.common.api.json_404"
+handler500 = "dmarket.common.api.json_500"
