@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Sets up dmarket on this machine: a virtual environment in .venv with the pinned
+# requirements, and the data directory. Safe to run again: it installs only what changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+say() { echo "[install] $*"; }
+
+PYTHON=${PYTHON:-}
+if [ -z "$PYTHON" ]; then
+  for candidate in python3.11 python3; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))'; then
+      PYTHON=$candidate
+      break
+    fi
+  done
+fi
+[ -n "$PYTHON" ] || { echo "install.sh: Python 3.11 or newer is needed (set PYTHON=...)." >&2; exit 1; }
+
+# Spark 4 runs on Java 17 or newer; the central server itself does not need it.
+java_major=$(java -version 2>&1 | sed -n 's/.* version "\([0-9]*\).*/\1/p' | head -n1 || true)
+if [ -z "$java_major" ] || [ "$java_major" -lt 17 ]; then
+  if [ "${DMARKET_SKIP_JAVA_CHECK:-0}" = 1 ]; then
+    say "warning: Java 17 not found; Spark will not run here (DMARKET_SKIP_JAVA_CHECK=1)."
+  else
+    echo "install.sh: Java 17 or newer is needed for Spark (found: ${java_major:-none})." >&2
+    echo "  Debian/Ubuntu: apt-get install openjdk-17-jre-headless; or set DMARKET_SKIP_JAVA_CHECK=1" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating the virtual environment in .venv ($($PYTHON --version))"
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.dmarket-requirements
+wanted=$(cat requirements.txt | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  say "installing the pinned requirements (requirements.txt)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  echo "$wanted" > "$stamp"
+else
+  say "requirements already installed"
+fi
+
+mkdir -p "${DMARKET_DATA_DIR:-data}"
+say "done: Python $(.venv/bin/python -c 'import platform; print(platform.python_version())'), Java ${java_major:-none}"

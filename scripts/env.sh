@@ -1,0 +1,32 @@
+# Sourced by the scripts: where dmarket keeps its things, from the environment or defaults.
+DMARKET_HOME=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export DMARKET_DATA_DIR=${DMARKET_DATA_DIR:-$DMARKET_HOME/data}
+export DMARKET_PORT=${DMARKET_PORT:-8000}
+export DMARKET_BIND=${DMARKET_BIND:-127.0.0.1}
+export DJANGO_SETTINGS_MODULE=${DJANGO_SETTINGS_MODULE:-dmarket.settings}
+DMARKET_RUN_DIR=$DMARKET_DATA_DIR/run
+DMARKET_LOG_DIR=$DMARKET_DATA_DIR/log
+PY=$DMARKET_HOME/.venv/bin/python
+mkdir -p "$DMARKET_RUN_DIR" "$DMARKET_LOG_DIR"
+
+# pid_alive FILE: the process named in FILE is running.
+pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pidfile FILE NAME: TERM the process, wait up to 15 s, then KILL it.
+stop_pidfile() {
+  local file=$1 name=$2 pid
+  if ! pid_alive "$file"; then
+    rm -f "$file"
+    echo "$name is not running"
+    return 0
+  fi
+  pid=$(cat "$file")
+  kill -TERM "$pid"
+  for _ in $(seq 150); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  rm -f "$file"
+  echo "$name stopped"
+}

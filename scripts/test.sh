@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the tests (the README's test command; CI runs it too). They use the PostgreSQL server
+# of this machine, 127.0.0.1:5432 as user postgres, unless DATABASE_URL names another.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k ledger -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./install.sh
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dmarket}
+
+pg_up() { .venv/bin/python - "$DATABASE_URL" <<'PY'
+import sys
+import dj_database_url
+import psycopg
+c = dj_database_url.parse(sys.argv[1])
+psycopg.connect(host=c["HOST"], port=c["PORT"] or 5432, user=c["USER"], password=c["PASSWORD"],
+                dbname="postgres", connect_timeout=3).close()
+PY
+}
+if ! pg_up 2>/dev/null; then
+  # On the project's machines PostgreSQL is installed but may have stopped.
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    echo "[test] starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    sleep 2
+  fi
+  pg_up || { echo "[test] no PostgreSQL at $DATABASE_URL; start one or set DATABASE_URL." >&2; exit 1; }
+fi
+exec .venv/bin/pytest "$@"
