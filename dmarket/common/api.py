@@ -29,7 +29,8 @@ def _flatten(errors, prefix=""):
     """Yield "field: message" strings from DRF's nested error structure."""
     if isinstance(errors, dict):
         for key, value in errors.items():
-            name = key if key != "non_field_errors" else ""
+            # str(): a list's item errors are keyed by index, and index 0 must still show.
+            name = str(key) if key != "non_field_errors" else ""
             yield from _flatten(value, f"{prefix}.{name}" if prefix and name else prefix or name)
     elif isinstance(errors, list):
         for index, value in enumerate(errors):

@@ -36,6 +36,9 @@ class Job(models.Model):
     status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED, db_index=True)
     status_reason = models.CharField(max_length=500, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # What the launcher records when it stops a job on request: CANCELLED for its owner or an
+    # operator, FAILED when its cost reached its cap.
+    stop_status = models.CharField(max_length=10, choices=STATUSES, blank=True)
     # Fixed at submission: what one core-hour costs this job.
     price_per_core_hour = credit_field()
     premium_rate = models.DecimalField(max_digits=8, decimal_places=4, default=1)
@@ -51,6 +54,8 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When its executors were billed and what was left of its hold released.
+    settled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from dmarket.common.serializers import StrictSerializer
+from dmarket.credits.models import QUANTUM
 
 from .models import Job
 from .uris import BadURI, check_uri
@@ -121,7 +122,9 @@ class JobSubmitSerializer(StrictSerializer):
 
 def submission_digest(fields):
     """What a retry must repeat to count as the same submission."""
-    canonical = {k: str(v) if k == "max_credits" else v
+    # Quantized: an omitted cap (the default, e.g. Decimal("10")) and the same cap given
+    # explicitly (parsed to 6 places) are the same submission.
+    canonical = {k: str(Decimal(v).quantize(QUANTUM)) if k == "max_credits" else v
                  for k, v in fields.items() if k != "submission_id"}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 

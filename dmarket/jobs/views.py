@@ -42,6 +42,15 @@ def int_param(request, name, default, minimum, maximum=None):
     return value
 
 
+def log_lines(chunk):
+    """The chunk's lines, each with its newline, then any unterminated rest. Only a newline
+    ends a line: a carriage return alone (a progress bar redrawing itself) stays inside it,
+    or a running job's log would stop at the first one until the job ended."""
+    lines = chunk.split(b"\n")
+    rest = lines.pop()
+    return [line + b"\n" for line in lines] + ([rest] if rest else [])
+
+
 class JobListView(generics.ListCreateAPIView):
     serializer_class = JobSerializer
 
@@ -124,7 +133,7 @@ class JobLogView(APIView):
                 raise ValidationError({"from": ["This job has no log yet."]}) from None
             chunk = b""
         full = len(chunk) == LOG_MAX_BYTES
-        for raw in chunk.splitlines(keepends=True):
+        for raw in log_lines(chunk):
             if len(lines) >= size:
                 break
             # A line still being written waits for the next call, unless nothing more will
@@ -145,8 +154,7 @@ def result_files(root):
         return []
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
+        for name in filenames:
             path = Path(dirpath) / name
             if path.is_symlink() or not path.is_file():
                 continue
@@ -156,7 +164,7 @@ def result_files(root):
                 "size": stat.st_size,
                 "modified_at": datetime.fromtimestamp(stat.st_mtime, tz=dt_timezone.utc),
             })
-    return files
+    return sorted(files, key=lambda f: f["path"])
 
 
 class JobResultListView(generics.ListAPIView):
@@ -176,11 +184,14 @@ class JobResultFileView(APIView):
     def get(self, request, pk, path):
         job = job_for(request, pk)
         root = job.output_dir.resolve()
-        target = (root / path).resolve()
-        # resolve() follows links and "..": whatever it ends at must still be inside root.
-        if not target.is_relative_to(root) or target == root:
-            raise Http404("No such result file.")
-        if not target.is_file():
+        try:
+            target = (root / path).resolve()
+            # resolve() follows links and "..": whatever it ends at must still be inside root.
+            found = target.is_relative_to(root) and target != root and target.is_file()
+        except (OSError, ValueError):
+            # A NUL in the path (ValueError) or a name too long for the file system.
+            found = False
+        if not found:
             raise Http404("No such result file.")
         return FileResponse(open(target, "rb"), as_attachment=True, filename=target.name)
 

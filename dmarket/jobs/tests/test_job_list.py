@@ -1,0 +1,180 @@
+"""GET /api/jobs/: a user's own jobs, newest first, paginated; operators may list everyone's."""
+
+import pytest
+
+from dmarket.conftest import client_for
+from dmarket.jobs.models import Job
+
+from .util import ANONYMOUS, job_json_of, submitted
+
+EMPTY_PAGE = {"count": 0, "next": None, "previous": None, "results": []}
+URL = "http://testserver/api/jobs/"
+
+
+def jobs_of(user, entry_file, n):
+    """n jobs, oldest first; a small cap each, so that many fit in the 100-credit grant."""
+    return [submitted(user, entry_file, name=f"{user.username}-{i}", max_credits="1")
+            for i in range(n)]
+
+
+def page(results, count=None, next=None, previous=None):
+    return {"count": len(results) if count is None else count, "next": next,
+            "previous": previous, "results": results}
+
+
+def test_no_jobs_is_an_empty_page(alice):
+    response = client_for(alice).get("/api/jobs/")
+
+    assert response.status_code == 200
+    assert response.json() == EMPTY_PAGE
+
+
+def test_own_jobs_only_newest_first(alice, bob, entry_file):
+    mine = jobs_of(alice, entry_file, 3)
+    jobs_of(bob, entry_file, 2)
+
+    response = client_for(alice).get("/api/jobs/")
+
+    assert response.status_code == 200
+    assert response.json() == page([job_json_of(job, max_credits="1.000000")
+                                    for job in reversed(mine)])
+
+
+def test_pages_follow_page_size(alice, entry_file):
+    jobs = list(reversed(jobs_of(alice, entry_file, 5)))
+    client = client_for(alice)
+
+    first = client.get("/api/jobs/?page_size=2")
+    second = client.get(first.json()["next"])
+    third = client.get(second.json()["next"])
+
+    assert first.json() == page([job_json_of(j, max_credits="1.000000") for j in jobs[:2]],
+                                count=5, next=f"{URL}?page=2&page_size=2")
+    assert second.json() == page([job_json_of(j, max_credits="1.000000") for j in jobs[2:4]],
+                                 count=5, next=f"{URL}?page=3&page_size=2",
+                                 previous=f"{URL}?page_size=2")
+    assert third.json() == page([job_json_of(j, max_credits="1.000000") for j in jobs[4:]],
+                                count=5, previous=f"{URL}?page=2&page_size=2")
+
+
+def test_page_past_the_end_is_404(alice, entry_file):
+    jobs_of(alice, entry_file, 1)
+
+    response = client_for(alice).get("/api/jobs/?page=2")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid page."}
+
+
+def set_statuses(jobs, *statuses):
+    for job, status in zip(jobs, statuses):
+        Job.objects.filter(pk=job.pk).update(status=status)
+        job.refresh_from_db()
+
+
+@pytest.mark.parametrize("query, wanted", [
+    ("RUNNING", ["RUNNING"]),
+    ("running", ["RUNNING"]),
+    ("QUEUED,FAILED", ["QUEUED", "FAILED"]),
+    (" queued , failed ", ["QUEUED", "FAILED"]),
+    ("LOST", []),
+])
+def test_status_filter(alice, entry_file, query, wanted):
+    jobs = jobs_of(alice, entry_file, 4)
+    set_statuses(jobs, "QUEUED", "RUNNING", "FAILED", "SUCCEEDED")
+
+    response = client_for(alice).get("/api/jobs/", {"status": query})
+
+    expected = [job_json_of(j, max_credits="1.000000") for j in reversed(jobs)
+                if j.status in wanted]
+    assert response.status_code == 200
+    assert response.json() == page(expected)
+
+
+@pytest.mark.parametrize("query, shown", [
+    ("BOGUS", "'BOGUS'"), ("RUNNING,nope", "'NOPE'"), ("x,y", "'X, Y'"), (",", "','"),
+])
+def test_unknown_status_is_400(alice, query, shown):
+    response = client_for(alice).get("/api/jobs/", {"status": query})
+
+    message = (f"Unknown value {shown}; one of QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, "
+               "CANCELLED, LOST.")
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"status: {message}", "errors": {"status": [message]}}
+
+
+def test_staff_lists_everyones_jobs_with_all_true(alice, bob, staff, entry_file):
+    a = jobs_of(alice, entry_file, 2)
+    b = jobs_of(bob, entry_file, 1)
+    newest_first = sorted(a + b, key=lambda j: j.pk, reverse=True)
+
+    response = client_for(staff).get("/api/jobs/?all=true")
+
+    assert response.status_code == 200
+    assert response.json() == page([job_json_of(j, max_credits="1.000000")
+                                    for j in newest_first])
+    assert [r["owner"] for r in response.json()["results"]] == ["bob", "alice", "alice"]
+
+
+def test_staff_without_all_sees_only_their_own(alice, staff, entry_file):
+    jobs_of(alice, entry_file, 2)
+
+    response = client_for(staff).get("/api/jobs/")
+
+    assert response.status_code == 200
+    assert response.json() == EMPTY_PAGE
+
+
+def test_staff_all_combines_with_status(alice, bob, staff, entry_file):
+    a = jobs_of(alice, entry_file, 2)
+    b = jobs_of(bob, entry_file, 2)
+    set_statuses(a, "RUNNING", "QUEUED")
+    set_statuses(b, "QUEUED", "RUNNING")
+
+    response = client_for(staff).get("/api/jobs/?all=1&status=RUNNING")
+
+    assert response.json() == page([job_json_of(b[1], max_credits="1.000000"),
+                                    job_json_of(a[0], max_credits="1.000000")])
+
+
+def test_non_staff_all_true_is_403(alice, entry_file):
+    jobs_of(alice, entry_file, 1)
+
+    response = client_for(alice).get("/api/jobs/?all=true")
+
+    assert response.status_code == 403
+    assert response.json() == {"detail": "Only operators may list everyone's objects."}
+
+
+def test_all_false_is_the_plain_list(alice, bob, entry_file):
+    mine = jobs_of(alice, entry_file, 1)
+    jobs_of(bob, entry_file, 1)
+
+    response = client_for(alice).get("/api/jobs/?all=false")
+
+    assert response.json() == page([job_json_of(mine[0], max_credits="1.000000")])
+
+
+def test_all_with_a_bad_value_is_400(alice):
+    response = client_for(alice).get("/api/jobs/?all=maybe")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "all: Use all=true or all=false.",
+                               "errors": {"all": ["Use all=true or all=false."]}}
+
+
+def test_anonymous_is_401(db):
+    response = client_for().get("/api/jobs/")
+
+    assert response.status_code == 401
+    assert response.json() == ANONYMOUS
+
+
+def test_bad_token_is_401(alice):
+    client = client_for()
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+
+    response = client.get("/api/jobs/")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token."}

@@ -1,0 +1,529 @@
+"""POST /api/jobs/: submitting a job holds its credit cap, and bad input writes nothing."""
+
+import json
+import os
+import shlex
+
+import pytest
+
+from dmarket.conftest import client_for
+from dmarket.credits.models import LedgerEntry
+from dmarket.jobs.models import Job
+from dmarket.machines.models import Machine
+
+from .util import ANONYMOUS, assert_created_at, credits_of, job_json, ledger_kinds, submit
+
+MESSAGE_402 = ("This job may cost up to {needed} credits but only {available} are available; "
+               "lower max_credits or wait for running jobs to finish.")
+FRESH_CREDITS = {"balance": "100.000000", "held": "0.000000", "available": "100.000000",
+                 "earned": "0.000000", "spent": "0.000000"}
+
+
+def assert_nothing_written(user):
+    assert Job.objects.count() == 0
+    assert ledger_kinds(user) == ["grant"]
+    assert credits_of(user) == FRESH_CREDITS
+
+
+# --- Accepted submissions ---------------------------------------------------------------------
+
+def test_minimal_submit_is_201_with_the_exact_job(alice, entry_file):
+    response = submit(alice, entry_file)
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body == job_json(body["id"], "alice", entry_file, body["created_at"])
+    assert_created_at(body)
+
+
+def test_submit_with_every_field_is_201_with_the_exact_job(alice, entry_file, tmp_path):
+    lib = tmp_path / "helpers.zip"
+    lib.write_bytes(b"PK")
+    fields = {
+        "name": "train resnet",
+        "libs": [str(lib), "hdfs://nn/libs/util.py"],
+        "archives": ["hdfs://nn/a.zip#env", "https://example.org/data.tar.gz"],
+        "app_params": ["--epochs", "3"],
+        "cores": 8,
+        "executor_memory_mb": 4096,
+        "machine_type": "gpu",
+        "max_credits": "7.25",
+        "submission_id": "run-1:a_b.c",
+    }
+    response = submit(alice, entry_file, **fields)
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body == job_json(body["id"], "alice", entry_file, body["created_at"],
+                            **{**fields, "max_credits": "7.250000"},
+                            price_per_core_hour="4.000000")
+    assert_created_at(body)
+
+
+def test_submit_holds_the_default_cap_visible_on_credits(alice, entry_file):
+    job_id = submit(alice, entry_file).json()["id"]
+
+    assert credits_of(alice) == {"balance": "100.000000", "held": "10.000000",
+                                 "available": "90.000000", "earned": "0.000000",
+                                 "spent": "0.000000"}
+    hold = LedgerEntry.objects.get(user=alice, kind="hold")
+    assert (hold.job_id, hold.amount, str(hold.held), hold.key) == (
+        job_id, 0, "10.000000", f"hold:job:{job_id}")
+
+
+@pytest.mark.parametrize("max_credits", ["2.5", 2.5])
+def test_max_credits_as_string_or_number_is_held(alice, entry_file, max_credits):
+    response = submit(alice, entry_file, max_credits=max_credits)
+
+    assert response.status_code == 201
+    assert response.json()["max_credits"] == "2.500000"
+    assert credits_of(alice)["held"] == "2.500000"
+
+
+def test_null_max_credits_means_the_default_cap(alice, entry_file):
+    response = submit(alice, entry_file, max_credits=None)
+
+    assert response.status_code == 201
+    assert response.json()["max_credits"] == "10.000000"
+
+
+def test_default_cap_follows_the_setting(alice, entry_file, settings):
+    settings.DMARKET_DEFAULT_JOB_CAP = settings.DMARKET_DEFAULT_JOB_CAP / 4
+
+    response = submit(alice, entry_file)
+
+    assert response.json()["max_credits"] == "2.500000"
+    assert credits_of(alice)["held"] == "2.500000"
+
+
+def test_whole_balance_can_be_held(alice, entry_file):
+    response = submit(alice, entry_file, max_credits="100")
+
+    assert response.status_code == 201
+    assert credits_of(alice)["available"] == "0.000000"
+
+
+def test_remote_archive_with_alias_is_stored_verbatim(alice, entry_file):
+    response = submit(alice, entry_file, archives=["hdfs://nn/a.zip#env"])
+
+    assert response.status_code == 201
+    assert response.json()["archives"] == ["hdfs://nn/a.zip#env"]
+    assert Job.objects.get().archives == ["hdfs://nn/a.zip#env"]
+
+
+def test_file_uri_entry_file_is_accepted(alice, entry_file):
+    response = submit(alice, entry_file, entry_file=f"file://{entry_file}")
+
+    assert response.status_code == 201
+    assert response.json()["entry_file"] == f"file://{entry_file}"
+
+
+def test_anonymous_submit_is_401_and_writes_nothing(entry_file, db):
+    response = client_for().post("/api/jobs/", {"name": "job", "entry_file": entry_file},
+                                 format="json")
+
+    assert response.status_code == 401
+    assert response.json() == ANONYMOUS
+    assert Job.objects.count() == 0
+
+
+# --- Shell metacharacters --------------------------------------------------------------------
+
+SHELL_TEXT = "; rm -rf / && echo $(whoami) `id` | cat > {out} 'q' \"dq\" \\\\ \\n $HOME *"
+
+
+def test_app_params_list_is_stored_verbatim(alice, entry_file, tmp_path):
+    out = tmp_path / "pwned"
+    params = [";", "rm -rf /", "&&", "echo $(whoami)", "`id`", "|", f"cat > {out}", "'q'",
+              '"dq"', "\\\\", "\\n", "a\nb", "$HOME", "*", ""]
+    response = submit(alice, entry_file, app_params=params)
+
+    assert response.status_code == 201
+    assert response.json()["app_params"] == params
+    assert Job.objects.get().app_params == params
+    assert not out.exists()
+
+
+def test_app_params_string_is_split_shell_style_without_expansion(alice, entry_file, tmp_path):
+    out = tmp_path / "pwned"
+    text = SHELL_TEXT.format(out=out)
+    response = submit(alice, entry_file, app_params=text)
+
+    expected = [";", "rm", "-rf", "/", "&&", "echo", "$(whoami)", "`id`", "|", "cat", ">",
+                str(out), "q", "dq", "\\", "n", "$HOME", "*"]
+    assert expected == shlex.split(text)  # the test's own reading of the string
+    assert response.status_code == 201
+    assert response.json()["app_params"] == expected
+    assert Job.objects.get().app_params == expected
+    assert not out.exists()
+
+
+def test_app_params_string_keeps_quoted_spaces_and_newlines(alice, entry_file):
+    response = submit(alice, entry_file, app_params="--title 'two words' \"a\nb\" ''")
+
+    assert response.status_code == 201
+    assert response.json()["app_params"] == ["--title", "two words", "a\nb", ""]
+
+
+# --- Prices fixed at submission --------------------------------------------------------------
+
+def test_price_and_premium_are_recorded_on_the_job(alice, bob, entry_file):
+    for n in range(2):
+        Machine.objects.create(user=bob, cores=4, memory_mb=4096, address=f"10.0.0.{n + 1}",
+                               state=Machine.ONLINE)
+
+    # Two online machines: the premium is 1 while jobs <= machines, then jobs / machines.
+    first = submit(alice, entry_file, machine_type="gpu", max_credits="1").json()
+    second = submit(alice, entry_file, max_credits="1").json()
+    third = submit(alice, entry_file, max_credits="1").json()
+
+    assert [(j["price_per_core_hour"], j["premium_rate"]) for j in (first, second, third)] == [
+        ("4.000000", "1.0000"), ("1.000000", "1.0000"), ("1.000000", "1.5000")]
+    rows = Job.objects.order_by("id").values_list("price_per_core_hour", "premium_rate")
+    assert [(str(p), str(r)) for p, r in rows] == [
+        ("4.000000", "1.0000"), ("1.000000", "1.0000"), ("1.000000", "1.5000")]
+
+
+def test_premium_is_capped_with_no_machine_online(alice, entry_file):
+    assert submit(alice, entry_file).json()["premium_rate"] == "2.0000"
+
+
+# --- Bad input: 400 naming the field, nothing written ------------------------------------------
+
+NOT_ABSOLUTE = ("{v!r} is not an absolute path; give the full path of a file the server can "
+                "read, or an http(s):// or hdfs:// URI")
+UNREADABLE = "{v} is not a file the server can read"
+ENTRY_EXT = "{v!r} should end with one of .py, .jar"
+LIB_EXT = "{v!r} should end with one of .py, .zip, .egg, .jar"
+BAD_ALIAS = ("{v!r}: the alias after '#' may hold only letters, digits, '.', '_' and '-'")
+ID_CHARS = "Use 1 to 128 letters, digits, '.', '_', ':' or '-'."
+MISSING = object()
+
+# (field, value, message): {tmp} in a value is the test's tmp_path; {v} or {v!r} in a message
+# is the value as given (after {tmp} is filled in).
+BAD_FIELDS = [
+    ("name", MISSING, "This field is required."),
+    ("name", "", "This field may not be blank."),
+    ("name", "   ", "This field may not be blank."),
+    ("name", None, "This field may not be null."),
+    ("name", "x" * 201, "Ensure this field has no more than 200 characters."),
+    ("name", "a\x00b", "Null characters are not allowed."),
+    ("entry_file", MISSING, "This field is required."),
+    ("entry_file", "", "This field may not be blank."),
+    ("entry_file", "app.py", NOT_ABSOLUTE),
+    ("entry_file", "file:app.py", NOT_ABSOLUTE),
+    ("entry_file", "{tmp}/missing.py", UNREADABLE),
+    ("entry_file", "{tmp}/a-directory.py", UNREADABLE),
+    ("entry_file", "{tmp}/notes.txt", ENTRY_EXT),
+    ("entry_file", "ftp://x/y.py", "{v!r}: unsupported scheme 'ftp'; use a path, file://, "
+                                   "http(s)://, hdfs:// or another Hadoop file system"),
+    ("entry_file", "http:///nohost.py", "{v!r} names no host"),
+    ("entry_file", "hdfs:///nohost.py", "{v!r} names no host"),
+    ("entry_file", "{tmp}/app\x01.py", "{v!r} contains a control character"),
+    ("entry_file", "{tmp}/app\n.py", "{v!r} contains a control character"),
+    ("entry_file", " {tmp}/app.py",
+     "must be a non-empty path or URI without surrounding spaces"),
+    ("entry_file", "https://example.org/" + "x" * 2000 + ".py",
+     "Ensure this field has no more than 2000 characters."),
+    ("libs", "{tmp}/app.py", 'Expected a list of items but got type "str".'),
+    ("libs", {"a": "{tmp}/app.py"}, 'Expected a list of items but got type "dict".'),
+    ("libs", ["{tmp}/app.py"] * 101, "Ensure this field has no more than 100 elements."),
+    ("archives", "hdfs://nn/a.zip", 'Expected a list of items but got type "str".'),
+    ("archives", ["hdfs://nn/a.zip"] * 101, "Ensure this field has no more than 100 elements."),
+    ("app_params", {"a": "b"}, "Give a list of strings, or one string to be split shell-style."),
+    ("app_params", 7, "Give a list of strings, or one string to be split shell-style."),
+    ("app_params", None, "This field may not be null."),
+    ("app_params", ["a", 1], "Item 1 is not a string."),
+    ("app_params", ["a", ["b"]], "Item 1 is not a string."),
+    ("app_params", "a 'b", "Could not split the string shell-style: no closing quotation."),
+    ("app_params", "a \\", "Could not split the string shell-style: no escaped character."),
+    ("app_params", ["a\x00b"], "Item 0 contains a NUL character, which no argument can hold."),
+    ("app_params", "ok a\x00b",
+     "Item 1 contains a NUL character, which no argument can hold."),
+    ("app_params", ["x"] * 1001, "At most 1000 parameters."),
+    ("app_params", " ".join(["x"] * 1001), "At most 1000 parameters."),
+    ("app_params", ["x" * 10001], "Item 0 is longer than 10000 characters."),
+    ("cores", 0, "Ensure this value is greater than or equal to 1."),
+    ("cores", -1, "Ensure this value is greater than or equal to 1."),
+    ("cores", 1025, "Ensure this value is less than or equal to 1024."),
+    ("cores", "x", "A valid integer is required."),
+    ("cores", 2.5, "A valid integer is required."),
+    ("cores", None, "This field may not be null."),
+    ("executor_memory_mb", 511, "Ensure this value is greater than or equal to 512."),
+    ("executor_memory_mb", 1048577, "Ensure this value is less than or equal to 1048576."),
+    ("executor_memory_mb", "lots", "A valid integer is required."),
+    ("machine_type", "tpu", "Unknown machine type 'tpu'; known: cpu, gpu."),
+    ("machine_type", "", "This field may not be blank."),
+    ("max_credits", 0, "Ensure this value is greater than or equal to 0.000001."),
+    ("max_credits", "0", "Ensure this value is greater than or equal to 0.000001."),
+    ("max_credits", -1, "Ensure this value is greater than or equal to 0.000001."),
+    ("max_credits", "abc", "A valid number is required."),
+    ("max_credits", "NaN", "A valid number is required."),
+    ("max_credits", "1.0000001", "Ensure that there are no more than 6 decimal places."),
+    ("max_credits", "1e30", "Ensure that there are no more than 20 digits in total."),
+    ("submission_id", "bad id!", ID_CHARS),
+    ("submission_id", "ok/../x", ID_CHARS),
+    ("submission_id", "x" * 129, "Ensure this field has no more than 128 characters."),
+    ("submission_id", "", "This field may not be blank."),
+    ("colour", "red", "Unknown field."),
+]
+
+
+def fill(value, tmp):
+    if isinstance(value, str):
+        return value.replace("{tmp}", str(tmp))
+    if isinstance(value, list):
+        return [fill(item, tmp) for item in value]
+    if isinstance(value, dict):
+        return {key: fill(item, tmp) for key, item in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("field, value, message", BAD_FIELDS,
+                         ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(BAD_FIELDS)])
+def test_bad_field_is_400_naming_it_and_writes_nothing(alice, entry_file, tmp_path,
+                                                       field, value, message):
+    (tmp_path / "a-directory.py").mkdir()
+    (tmp_path / "notes.txt").write_text("not code")
+    body = {"name": "job", "entry_file": entry_file}
+    if value is MISSING:
+        del body[field]
+    else:
+        value = fill(value, tmp_path)
+        body[field] = value
+    message = message.format(v=value) if "{v" in message else message
+
+    response = client_for(alice).post("/api/jobs/", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"{field}: {message}", "errors": {field: [message]}}
+    assert_nothing_written(alice)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
+def test_entry_file_the_server_cannot_read_is_400(alice, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    path = locked / "app.py"
+    path.write_text("print(1)\n")
+    locked.chmod(0)
+    try:
+        response = submit(alice, str(path))
+    finally:
+        locked.chmod(0o700)
+
+    message = f"{path} is not a file the server can read"
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"entry_file: {message}",
+                               "errors": {"entry_file": [message]}}
+    assert_nothing_written(alice)
+
+
+@pytest.mark.parametrize("field, extension_message", [
+    ("libs", LIB_EXT),
+    ("archives", "{v!r} should end with one of .zip, .tar.gz, .tgz, .tar, .jar"),
+])
+def test_bad_list_item_is_named_by_its_index(alice, entry_file, tmp_path, field,
+                                             extension_message):
+    bad = str(tmp_path / "notes.txt")
+    (tmp_path / "notes.txt").write_text("not code")
+
+    response = submit(alice, entry_file, **{field: [bad, "hdfs://nn/ok.zip", bad]})
+
+    message = extension_message.format(v=bad)
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": f"{field}.0: {message}; {field}.2: {message}",
+        "errors": {field: {"0": [message], "2": [message]}},
+    }
+    assert_nothing_written(alice)
+
+
+def test_archive_with_a_bad_alias_is_400(alice, entry_file):
+    response = submit(alice, entry_file, archives=["a.zip#bad alias"])
+
+    message = BAD_ALIAS.format(v="a.zip#bad alias")
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"archives.0: {message}",
+                               "errors": {"archives": {"0": [message]}}}
+    assert_nothing_written(alice)
+
+
+def test_every_bad_field_is_reported_at_once(alice):
+    response = client_for(alice).post("/api/jobs/", {"cores": 0, "colour": "red"},
+                                      format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "name: This field is required.; entry_file: This field is required.; "
+                  "cores: Ensure this value is greater than or equal to 1.; "
+                  "colour: Unknown field.",
+        "errors": {"name": ["This field is required."],
+                   "entry_file": ["This field is required."],
+                   "cores": ["Ensure this value is greater than or equal to 1."],
+                   "colour": ["Unknown field."]},
+    }
+    assert_nothing_written(alice)
+
+
+def test_body_that_is_not_an_object_is_400(alice):
+    response = client_for(alice).post("/api/jobs/", [1], format="json")
+
+    message = "Invalid data. Expected a dictionary, but got list."
+    assert response.status_code == 400
+    assert response.json() == {"detail": message, "errors": {"non_field_errors": [message]}}
+    assert_nothing_written(alice)
+
+
+def test_malformed_json_is_400(alice):
+    response = client_for(alice).post("/api/jobs/", b'{"name": ', content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("JSON parse error - ")
+    assert_nothing_written(alice)
+
+
+@pytest.mark.parametrize("body", [
+    {"name": "\ud800"},
+    {"entry_file": "/tmp/x\ud800.py"},
+    {"libs": ["/tmp/x\udfff.py"]},
+    {"app_params": ["\udfff"]},
+    {"app_params": "a \ud800"},
+    {"\ud800": 1},
+])
+def test_lone_surrogates_are_400_not_500(alice, entry_file, body):
+    # Lone surrogates are legal JSON escapes but not text: PostgreSQL refuses to store them
+    # and the JSON renderer cannot echo them back in an error message.
+    raw = json.dumps({"name": "job", "entry_file": entry_file, **body})
+    client = client_for(alice)
+    client.raise_request_exception = False
+
+    response = client.post("/api/jobs/", raw, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "JSON parse error - the body holds a lone surrogate "
+                                         "(\\ud800 to \\udfff), which is not text."}
+    assert_nothing_written(alice)
+
+
+# --- Not enough credits: 402, nothing written --------------------------------------------------
+
+def test_cap_above_available_is_402_and_writes_nothing(alice, entry_file):
+    response = submit(alice, entry_file, max_credits="100.000001")
+
+    assert response.status_code == 402
+    assert response.json() == {
+        "detail": MESSAGE_402.format(needed="100.000001", available="100.000000")}
+    assert_nothing_written(alice)
+
+
+def test_eleventh_default_job_is_402(alice, entry_file):
+    for _ in range(10):
+        assert submit(alice, entry_file).status_code == 201
+
+    response = submit(alice, entry_file)
+
+    assert response.status_code == 402
+    assert response.json() == {
+        "detail": MESSAGE_402.format(needed="10.000000", available="0.000000")}
+    assert Job.objects.count() == 10
+    assert ledger_kinds(alice) == ["grant"] + ["hold"] * 10
+    assert credits_of(alice) == {"balance": "100.000000", "held": "100.000000",
+                                 "available": "0.000000", "earned": "0.000000",
+                                 "spent": "0.000000"}
+
+
+def test_402_counts_only_available_credits(alice, entry_file):
+    assert submit(alice, entry_file, max_credits="95").status_code == 201
+
+    response = submit(alice, entry_file, max_credits="5.5")
+
+    assert response.status_code == 402
+    assert response.json() == {"detail": MESSAGE_402.format(needed="5.500000",
+                                                            available="5.000000")}
+    assert submit(alice, entry_file, max_credits="5").status_code == 201
+
+
+def test_402_with_a_submission_id_leaves_the_id_free(alice, entry_file):
+    assert submit(alice, entry_file, max_credits="101", submission_id="s1").status_code == 402
+
+    response = submit(alice, entry_file, max_credits="100", submission_id="s1")
+
+    assert response.status_code == 201
+
+
+# --- submission_id: retries ----------------------------------------------------------------------
+
+def test_retry_with_the_same_fields_returns_the_first_job(alice, entry_file):
+    first = submit(alice, entry_file, submission_id="run-7", app_params=["a"])
+    retry = submit(alice, entry_file, submission_id="run-7", app_params=["a"])
+
+    assert first.status_code == 201
+    assert retry.status_code == 200
+    assert retry.json() == first.json()
+    assert Job.objects.count() == 1
+    assert ledger_kinds(alice) == ["grant", "hold"]
+    assert credits_of(alice)["held"] == "10.000000"
+
+
+@pytest.mark.parametrize("first_fields, retry_fields", [
+    ({"app_params": "--lr 0.1 'a b'"}, {"app_params": ["--lr", "0.1", "a b"]}),
+    ({}, {"max_credits": "10"}),
+    ({"max_credits": "2.5"}, {"max_credits": 2.5}),
+    ({}, {"cores": 1, "libs": [], "archives": [], "machine_type": "cpu"}),
+])
+def test_retry_spelling_the_same_fields_differently_is_the_same(alice, entry_file, first_fields,
+                                                               retry_fields):
+    first = submit(alice, entry_file, submission_id="s", **first_fields)
+    retry = submit(alice, entry_file, submission_id="s", **retry_fields)
+
+    assert (first.status_code, retry.status_code) == (201, 200)
+    assert retry.json() == first.json()
+    assert ledger_kinds(alice) == ["grant", "hold"]
+
+
+@pytest.mark.parametrize("changed", [
+    {"name": "other"}, {"cores": 2}, {"max_credits": "9"}, {"app_params": ["b"]},
+    {"machine_type": "gpu"}, {"entry_file": "hdfs://nn/app.py"},
+])
+def test_same_id_with_different_fields_is_409(alice, entry_file, changed):
+    first = submit(alice, entry_file, submission_id="run-7", app_params=["a"]).json()
+
+    response = submit(alice, entry_file, **{"submission_id": "run-7", "app_params": ["a"],
+                                            **changed})
+
+    assert response.status_code == 409
+    assert response.json() == {"detail": f"submission_id 'run-7' was already used by job "
+                                         f"{first['id']} with different fields."}
+    assert Job.objects.count() == 1
+    assert ledger_kinds(alice) == ["grant", "hold"]
+
+
+def test_different_users_may_use_the_same_id(alice, bob, entry_file):
+    a = submit(alice, entry_file, submission_id="same")
+    b = submit(bob, entry_file, submission_id="same")
+
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert a.json()["id"] != b.json()["id"]
+    assert (a.json()["owner"], b.json()["owner"]) == ("alice", "bob")
+    assert ledger_kinds(alice) == ledger_kinds(bob) == ["grant", "hold"]
+
+
+def test_retry_of_a_cancelled_job_returns_it_without_a_new_hold(alice, entry_file):
+    job_id = submit(alice, entry_file, submission_id="s").json()["id"]
+    assert client_for(alice).post(f"/api/jobs/{job_id}/cancel/").status_code == 200
+
+    retry = submit(alice, entry_file, submission_id="s")
+
+    assert retry.status_code == 200
+    assert (retry.json()["id"], retry.json()["status"]) == (job_id, "CANCELLED")
+    assert ledger_kinds(alice) == ["grant", "hold", "release"]
+    assert credits_of(alice)["held"] == "0.000000"
+
+
+def test_jobs_without_submission_id_are_never_deduplicated(alice, entry_file):
+    a = submit(alice, entry_file)
+    b = submit(alice, entry_file)
+
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert Job.objects.count() == 2
