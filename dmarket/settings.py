@@ -2,6 +2,8 @@
 
 import os
 import secrets
+import socket
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -60,6 +62,7 @@ INSTALLED_APPS = [
     "dmarket.credits",
     "dmarket.machines",
     "dmarket.jobs",
+    "dmarket.cluster",
 ]
 
 MIDDLEWARE = [
@@ -124,7 +127,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.TokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["dmarket.common.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "dmarket.common.api.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dmarket.common.api.exception_handler",
@@ -169,3 +172,28 @@ DMARKET_HEARTBEAT_TIMEOUT = int(os.environ.get("DMARKET_HEARTBEAT_TIMEOUT", "30"
 DMARKET_JOBS_DIR = Path(os.environ.get("DMARKET_JOBS_DIR", DATA_DIR / "jobs")).resolve()
 # Spark (the launcher and the machines' agents read these).
 DMARKET_SPARK_MASTER_URL = os.environ.get("DMARKET_SPARK_MASTER_URL", "spark://127.0.0.1:7077")
+DMARKET_SPARK_MASTER_UI = os.environ.get("DMARKET_SPARK_MASTER_UI", "http://127.0.0.1:8080")
+DMARKET_HISTORY_URL = os.environ.get("DMARKET_HISTORY_URL", "http://127.0.0.1:18080")
+# Empty: the bin/ of the installed pyspark package.
+DMARKET_SPARK_HOME = os.environ.get("DMARKET_SPARK_HOME", "")
+DMARKET_SPARK_CONF_DIR = os.environ.get("DMARKET_SPARK_CONF_DIR", "")
+DMARKET_EVENT_LOG_DIR = Path(
+    os.environ.get("DMARKET_EVENT_LOG_DIR", DATA_DIR / "spark-events")).resolve()
+# Where executors reach the drivers the launcher runs (client mode).
+DMARKET_DRIVER_HOST = os.environ.get("DMARKET_DRIVER_HOST", "127.0.0.1")
+# Cores of each executor; a job of N cores gets about N / this many executors.
+DMARKET_EXECUTOR_CORES = int(os.environ.get("DMARKET_EXECUTOR_CORES", "1"))
+DMARKET_EXECUTOR_PYTHON = os.environ.get("DMARKET_EXECUTOR_PYTHON", sys.executable)
+# Extra environment for every job's driver and executors, e.g. TF_USE_LEGACY_KERAS=1.
+DMARKET_JOB_ENV = dict(
+    item.split("=", 1) for item in env_list("DMARKET_JOB_ENV", []) if "=" in item)
+# The launcher: how many drivers it runs at once (each is a JVM and a Python process on its
+# host), how often it looks for work, and the name it claims jobs under.
+DMARKET_DRIVER_SLOTS = int(os.environ.get("DMARKET_DRIVER_SLOTS", "2"))
+DMARKET_LAUNCHER_POLL = float(os.environ.get("DMARKET_LAUNCHER_POLL", "0.2"))
+DMARKET_LAUNCHER_ID = os.environ.get("DMARKET_LAUNCHER_ID", socket.gethostname())
+DMARKET_CANCEL_GRACE = float(os.environ.get("DMARKET_CANCEL_GRACE", "10"))
+# The billing poller: how often, and how long after a driver's exit it waits for the history
+# server to show the application complete before billing executors up to the exit.
+DMARKET_BILLING_POLL = float(os.environ.get("DMARKET_BILLING_POLL", "2"))
+DMARKET_SETTLE_GRACE = float(os.environ.get("DMARKET_SETTLE_GRACE", "20"))

@@ -21,12 +21,15 @@ stop_pidfile() {
     return 0
   fi
   pid=$(cat "$file")
-  kill -TERM "$pid"
+  # The whole process group where it leads one (a Spark worker and its executors).
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
   for _ in $(seq 150); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
+  fi
   rm -f "$file"
   echo "$name stopped"
 }

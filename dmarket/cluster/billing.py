@@ -1,0 +1,170 @@
+"""Billing from what Spark saw: each executor's lifetime, in core-milliseconds, on the machine
+whose worker ran it.
+
+The history server's /allexecutors gives each executor's cores, add time and (when the driver
+saw it go) remove time. Executors that were still up when the application ended have no
+remove time: they end with the application (its attempt's end time), or, when the driver died
+without ending it, when the launcher saw the driver exit. An executor is billed once it has
+ended, under a key naming it, so running this any number of times bills it once.
+"""
+
+import logging
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from dmarket.credits.services import Usage, job_bill_usage, job_release, usage_cost
+from dmarket.jobs.models import Job
+from dmarket.machines.models import Machine
+
+from . import spark
+
+log = logging.getLogger(__name__)
+
+
+def executor_worker_ui(executor):
+    """host:port of the web UI of the worker that ran the executor, from its log URLs."""
+    for url in (executor.get("executorLogs") or {}).values():
+        parts = urlsplit(url)
+        if parts.netloc:
+            return parts.netloc
+    return ""
+
+
+def machine_resolver(workers):
+    """A function from an executor to the Machine that ran it, or None.
+
+    First by the worker's id (the master's list links the executor's worker UI to it, and the
+    machine's agent reports the id), then by the executor's host address.
+    """
+    worker_ids = {urlsplit(w.get("webuiaddress", "")).netloc: w.get("id") for w in workers}
+    cache = {}
+
+    def resolve(executor):
+        host = executor.get("hostPort", "").rsplit(":", 1)[0]
+        worker_id = worker_ids.get(executor_worker_ui(executor), "")
+        key = (worker_id, host)
+        if key not in cache:
+            machine = None
+            if worker_id:
+                machine = Machine.objects.filter(worker_id=worker_id).order_by("-id").first()
+            if machine is None and host:
+                machine = (Machine.objects.filter(address=host)
+                           .order_by(Q(state=Machine.REMOVED).asc(), "-id").first())
+            cache[key] = machine
+        return cache[key]
+
+    return resolve
+
+
+def executor_spans(job, app, executors):
+    """(executor, start, end or None) for every executor of the application."""
+    attempt = (app or {}).get("attempts", [{}])[-1] if app else {}
+    app_end = spark.parse_time(attempt.get("endTime")) if attempt.get("completed") else None
+    for executor in executors or []:
+        if executor.get("id") == "driver":
+            continue
+        start = spark.parse_time(executor.get("addTime"))
+        if start is None:
+            continue
+        end = spark.parse_time(executor.get("removeTime")) or app_end
+        if end is None and job.is_finished:
+            end = job.finished_at
+        if end is not None and end < start:
+            end = start
+        yield executor, start, end
+
+
+def core_ms(executor, start, end):
+    return int(executor.get("totalCores", 0)) * int((end - start) / timedelta(milliseconds=1))
+
+
+def job_usage(job, app, executors, workers):
+    """Usage records of the job's ended executors, and the cost of those still running."""
+    resolve = machine_resolver(workers)
+    usages, running_cost = [], 0
+    now = timezone.now()
+    for executor, start, end in executor_spans(job, app, executors):
+        machine = resolve(executor)
+        if end is None:
+            running_cost += usage_cost(core_ms(executor, start, now), job.price_per_core_hour,
+                                       job.premium_rate)
+            continue
+        if machine is None:
+            log.warning("job %s: executor %s on %s ran on no registered machine; not billed",
+                        job.pk, executor.get("id"), executor.get("hostPort"))
+            continue
+        usages.append(Usage(key=f"{job.spark_app_id}:{executor['id']}", machine=machine,
+                            core_ms=core_ms(executor, start, end)))
+    return usages, running_cost
+
+
+def master_workers():
+    try:
+        state = spark.master_state()
+    except spark.SparkUnavailable:
+        return []
+    return (state or {}).get("workers", [])
+
+
+def job_bill_running(job, workers):
+    """Bill a running job's ended executors; stop the job if its cost reaches its cap."""
+    try:
+        app = spark.history_app(job.spark_app_id)
+        executors = spark.history_executors(job.spark_app_id) if app else None
+    except spark.SparkUnavailable as e:
+        log.warning("job %s: history server unavailable: %s", job.pk, e)
+        return
+    usages, running_cost = job_usage(job, app, executors, workers)
+    job_bill_usage(job, usages)
+    if job.cost + running_cost >= job.max_credits:
+        Job.objects.filter(pk=job.pk, status__in=(Job.STARTING, Job.RUNNING),
+                           cancel_requested=False).update(
+            cancel_requested=True, stop_status=Job.FAILED, status_reason="credit cap reached")
+
+
+def job_settle(job, workers=None):
+    """Bill a finished job's executors and release what is left of its hold, once.
+
+    Returns True when the job is settled. Waits (False) while the history server does not yet
+    show the application complete, up to DMARKET_SETTLE_GRACE after the driver's exit.
+    """
+    if job.settled_at is not None or not job.is_finished:
+        return job.settled_at is not None
+    if job.spark_app_id:
+        try:
+            app = spark.history_app(job.spark_app_id)
+            executors = spark.history_executors(job.spark_app_id) if app else None
+        except spark.SparkUnavailable as e:
+            log.warning("job %s: history server unavailable, settling later: %s", job.pk, e)
+            return False
+        completed = bool(app) and app.get("attempts", [{}])[-1].get("completed", False)
+        waited = (timezone.now() - job.finished_at).total_seconds()
+        if not completed and waited < settings.DMARKET_SETTLE_GRACE:
+            return False
+        if workers is None:
+            workers = master_workers()
+        usages, _ = job_usage(job, app, executors, workers)
+        job_bill_usage(job, usages)
+    job_release(job)
+    Job.objects.filter(pk=job.pk, settled_at__isnull=True).update(settled_at=timezone.now())
+    job.refresh_from_db()
+    log.info("job %s: settled, %s credits", job.pk, job.cost)
+    return True
+
+
+def billing_tick():
+    """One pass over the market: bill running jobs, settle finished ones. Returns how many
+    jobs it settled."""
+    workers = None
+    settled = 0
+    for job in Job.objects.filter(status=Job.RUNNING).exclude(spark_app_id=""):
+        workers = workers if workers is not None else master_workers()
+        job_bill_running(job, workers)
+    for job in Job.objects.filter(status__in=Job.FINISHED, settled_at__isnull=True):
+        workers = workers if workers is not None else master_workers()
+        settled += job_settle(job, workers)
+    return settled

@@ -1,0 +1,145 @@
+"""A real local Spark standalone cluster for tests and benchmarks: a master, a history server
+and workers, each on its own 127.0.0.x address and on free ports."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from .spark import spark_home
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, interval=0.2, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+class LocalCluster:
+    def __init__(self, root):
+        self.root = Path(root)
+        self.events = self.root / "events"
+        self.logs = self.root / "logs"
+        self.master_port = free_port()
+        self.master_ui_port = free_port()
+        self.history_port = free_port()
+        self.processes = {}
+
+    @property
+    def master_url(self):
+        return f"spark://127.0.0.1:{self.master_port}"
+
+    @property
+    def master_ui(self):
+        return f"http://127.0.0.1:{self.master_ui_port}"
+
+    @property
+    def history_url(self):
+        return f"http://127.0.0.1:{self.history_port}"
+
+    def _alive(self, name):
+        process = self.processes[name]
+        if process.poll() is not None:
+            log = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"Spark {name} exited with {process.returncode}:\n{log}")
+        return True
+
+    def _start(self, name, address, *args, env=None):
+        self.logs.mkdir(parents=True, exist_ok=True)
+        full_env = dict(os.environ, SPARK_HOME=str(spark_home()), SPARK_LOCAL_IP=address,
+                        SPARK_LOCAL_HOSTNAME=address, PYSPARK_PYTHON=sys.executable,
+                        SPARK_DAEMON_JAVA_OPTS="-Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false", **(env or {}))
+        with open(self.logs / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                [str(spark_home() / "bin" / "spark-class"), *args], env=full_env,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        self.processes[name] = process
+        return process
+
+    def start(self, workers=()):
+        """Start the master and history server, then the workers: (address, cores, memory_mb)."""
+        self.events.mkdir(parents=True, exist_ok=True)
+        self._start("master", "127.0.0.1", "org.apache.spark.deploy.master.Master",
+                    "--host", "127.0.0.1", "--port", str(self.master_port),
+                    "--webui-port", str(self.master_ui_port))
+        history_opts = (f"-Dspark.history.fs.logDirectory={self.events.as_uri()} "
+                        "-Dspark.history.fs.update.interval=1s "
+                        f"-Dspark.history.ui.port={self.history_port}")
+        self._start("history", "127.0.0.1", "org.apache.spark.deploy.history.HistoryServer",
+                    env={"SPARK_HISTORY_OPTS": history_opts})
+        wait_for(lambda: self._alive("master") and self._get(self.master_ui + "/json/"), 90,
+                 what="the Spark master")
+        for address, cores, memory_mb in workers:
+            self.start_worker(address, cores, memory_mb)
+        wait_for(lambda: self._alive("history")
+                 and self._get(self.history_url + "/api/v1/applications") is not None, 90,
+                 what="the Spark history server")
+        return self
+
+    def start_worker(self, address, cores, memory_mb):
+        work_dir = self.root / "work" / address
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self._start(f"worker-{address}", address, "org.apache.spark.deploy.worker.Worker",
+                    self.master_url, "--host", address, "--cores", str(cores),
+                    "--memory", f"{memory_mb}m", "--work-dir", str(work_dir),
+                    "--webui-port", str(free_port(address)))
+        wait_for(lambda: self._alive(f"worker-{address}") and self.worker(address), 90,
+                 what=f"worker {address} to register")
+
+    def worker(self, address):
+        """The master's ALIVE entry for the worker on `address`, if any."""
+        state = self._get(self.master_ui + "/json/") or {}
+        for worker in state.get("workers", []):
+            if worker["host"] == address and worker["state"] == "ALIVE":
+                return worker
+        return None
+
+    def kill_worker(self, address):
+        """SIGKILL the worker and its executors, as when the computer loses power."""
+        process = self.processes.pop(f"worker-{address}")
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def stop(self):
+        for name in sorted(self.processes, key=lambda n: not n.startswith("worker")):
+            process = self.processes[name]
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @staticmethod
+    def _get(url):
+        try:
+            response = requests.get(url, timeout=2)
+        except requests.RequestException:
+            return None
+        return response.json() if response.status_code == 200 else None

@@ -1,0 +1,45 @@
+"""A real Spark standalone cluster for the cluster tests: a master, a history server and two
+workers of one core each on 127.0.0.2 and 127.0.0.3, started once per test session."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from dmarket.cluster.testing import LocalCluster
+
+APPS = Path(__file__).parent / "apps"
+WORKERS = [("127.0.0.2", 1, 1024), ("127.0.0.3", 1, 1024)]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "spark_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
+
+
+@pytest.fixture(scope="session")
+def spark_cluster():
+    if shutil.which("java") is None:
+        pytest.skip("Java is not installed: Spark cannot run")
+    root = tempfile.mkdtemp(prefix="dmarket-spark-")
+    cluster = LocalCluster(root).start(workers=WORKERS)
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture
+def cluster(spark_cluster, settings, tmp_path):
+    """The session's cluster, with this test's settings pointing at it and every worker up."""
+    for address, cores, memory_mb in WORKERS:
+        if spark_cluster.worker(address) is None:
+            spark_cluster.start_worker(address, cores, memory_mb)
+    settings.DMARKET_SPARK_MASTER_URL = spark_cluster.master_url
+    settings.DMARKET_SPARK_MASTER_UI = spark_cluster.master_ui
+    settings.DMARKET_HISTORY_URL = spark_cluster.history_url
+    settings.DMARKET_EVENT_LOG_DIR = spark_cluster.events
+    settings.DMARKET_SETTLE_GRACE = 5
+    settings.DMARKET_CANCEL_GRACE = 5
+    settings.DMARKET_LAUNCHER_ID = f"test-launcher-{tmp_path.name}"
+    return spark_cluster

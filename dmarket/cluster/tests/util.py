@@ -1,0 +1,86 @@
+import json
+import time
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from dmarket.cluster import spark
+from dmarket.cluster.billing import billing_tick, executor_spans
+from dmarket.cluster.launcher import launcher_tick
+from dmarket.conftest import client_for
+from dmarket.credits.models import LedgerEntry
+from dmarket.credits.services import usage_cost
+from dmarket.jobs.models import Job
+from dmarket.machines.models import Machine
+
+from .conftest import APPS
+
+
+def share_workers(cluster, make_user):
+    """Two contributors, each sharing one of the cluster's workers as a machine."""
+    machines = {}
+    for name, address in (("carol", "127.0.0.2"), ("dave", "127.0.0.3")):
+        owner = make_user(name)
+        worker = cluster.worker(address)
+        machines[address] = Machine.objects.create(
+            user=owner, cores=1, memory_mb=1024, address=address, state=Machine.ONLINE,
+            worker_id=worker["id"])
+    return machines
+
+
+def submit(user, **fields):
+    body = {"name": "test", "entry_file": str(APPS / "work.py"), "cores": 2,
+            "executor_memory_mb": 512, "max_credits": "5"}
+    body.update(fields)
+    response = client_for(user).post("/api/jobs/", body, format="json")
+    assert response.status_code == 201, response.json()
+    return Job.objects.get(pk=response.json()["id"])
+
+
+def drive(job, until, timeout=120, billing=True):
+    """Run launcher and billing iterations, as the daemons would, until until(job) holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        launcher_tick()
+        if billing:
+            billing_tick()
+        job.refresh_from_db()
+        if until(job):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job.pk} is {job.status} (settled {job.settled_at}) after "
+                         f"{timeout} s; log:\n{read_log(job)}")
+
+
+def settled(job):
+    return job.settled_at is not None
+
+
+def read_log(job):
+    try:
+        return job.log_path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def result(job):
+    return json.loads((job.output_dir / "result.json").read_text())
+
+
+def history_core_ms(job):
+    """Core-milliseconds per executor as the history server reports them, the bill's basis."""
+    app = spark.history_app(job.spark_app_id)
+    executors = spark.history_executors(job.spark_app_id)
+    return {executor["id"]: int(executor["totalCores"]) * int((end - start).total_seconds()
+                                                              * 1000)
+            for executor, start, end in executor_spans(job, app, executors)}
+
+
+def expected_bill(job, core_ms_by_executor):
+    total = sum((usage_cost(ms, job.price_per_core_hour, job.premium_rate)
+                 for ms in core_ms_by_executor.values()), Decimal(0))
+    return min(total, job.max_credits)
+
+
+def ledger_sum(**filters):
+    return LedgerEntry.objects.filter(**filters).aggregate(s=Sum("amount"))["s"] or Decimal(0)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Starts a local Spark standalone cluster in the background: the master, the history server
+# (reading the jobs' event logs under the data directory) and one worker on its own loopback
+# address, registered as a machine of the operator account. Does nothing for what runs already.
+#
+#   DMARKET_WORKER_ADDRESS (127.0.0.2), DMARKET_WORKER_CORES (all), DMARKET_WORKER_MEMORY_MB (2048)
+#   DMARKET_SPARK_MASTER_PORT (7077), DMARKET_SPARK_MASTER_UI_PORT (8080), DMARKET_HISTORY_PORT (18080)
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$DMARKET_HOME"
+[ -x "$PY" ] || { echo "Run ./install.sh first." >&2; exit 1; }
+
+MASTER_PORT=${DMARKET_SPARK_MASTER_PORT:-7077}
+MASTER_UI_PORT=${DMARKET_SPARK_MASTER_UI_PORT:-8080}
+HISTORY_PORT=${DMARKET_HISTORY_PORT:-18080}
+WORKER_ADDRESS=${DMARKET_WORKER_ADDRESS:-127.0.0.2}
+WORKER_CORES=${DMARKET_WORKER_CORES:-$(nproc)}
+WORKER_MEMORY_MB=${DMARKET_WORKER_MEMORY_MB:-2048}
+EVENTS=${DMARKET_EVENT_LOG_DIR:-$DMARKET_DATA_DIR/spark-events}
+SPARK_HOME=$("$PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+export SPARK_HOME
+export PYSPARK_PYTHON=$PY
+RUN=$DMARKET_RUN_DIR/cluster
+mkdir -p "$RUN" "$EVENTS" "$DMARKET_DATA_DIR/spark-work"
+
+# start NAME ADDRESS CLASS ARGS...: one Spark daemon, in a session of its own, bound to ADDRESS.
+start() {
+  local name=$1 address=$2; shift 2
+  if pid_alive "$RUN/$name.pid"; then
+    echo "$name already running (pid $(cat "$RUN/$name.pid"))"
+    return
+  fi
+  # maxRetries=0: a port in use is an error, not a silent move to the next port. No REST
+  # submission server: jobs go through the market.
+  SPARK_LOCAL_IP=$address SPARK_LOCAL_HOSTNAME=$address SPARK_DAEMON_JAVA_OPTS="-Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false" \
+    setsid nohup "$SPARK_HOME/bin/spark-class" "$@" >"$DMARKET_LOG_DIR/spark-$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+  echo "$name started (pid $!, log $DMARKET_LOG_DIR/spark-$name.log)"
+}
+
+# wait_http URL NAME: until it answers, at most 60 s.
+wait_http() {
+  for _ in $(seq 300); do
+    "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "$2 did not answer at $1; see $DMARKET_LOG_DIR/spark-$2.log" >&2
+  return 1
+}
+
+start master 127.0.0.1 org.apache.spark.deploy.master.Master \
+  --host 127.0.0.1 --port "$MASTER_PORT" --webui-port "$MASTER_UI_PORT"
+SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file://$EVENTS -Dspark.history.fs.update.interval=1s -Dspark.history.ui.port=$HISTORY_PORT" \
+  start history 127.0.0.1 org.apache.spark.deploy.history.HistoryServer
+wait_http "http://127.0.0.1:$MASTER_UI_PORT/json/" master
+start worker "$WORKER_ADDRESS" org.apache.spark.deploy.worker.Worker "spark://127.0.0.1:$MASTER_PORT" \
+  --host "$WORKER_ADDRESS" --cores "$WORKER_CORES" --memory "${WORKER_MEMORY_MB}m" \
+  --work-dir "$DMARKET_DATA_DIR/spark-work/$WORKER_ADDRESS" --webui-port 8081
+wait_http "http://127.0.0.1:$HISTORY_PORT/api/v1/applications" history
+
+# The worker is a machine of the operator account, like the seed's initial master node.
+"$PY" manage.py migrate --noinput -v0
+"$PY" manage.py cluster_machine --address "$WORKER_ADDRESS" --cores "$WORKER_CORES" --memory-mb "$WORKER_MEMORY_MB"
+echo "Spark master spark://127.0.0.1:$MASTER_PORT, UI http://127.0.0.1:$MASTER_UI_PORT/, history http://127.0.0.1:$HISTORY_PORT/"
