@@ -17,7 +17,9 @@ class UserSerializer(serializers.ModelSerializer):
 class RegisterSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    # The users table's limit: a longer address can pass the syntax check, then fail the insert.
+    email = serializers.EmailField(max_length=User._meta.get_field("email").max_length,
+                                   required=False, allow_blank=True, default="")
 
     def validate_username(self, value):
         if User.objects.filter(username__iexact=value).exists():

@@ -1,6 +1,9 @@
+from django import forms
 from django.contrib import admin
+from rest_framework import serializers
 
 from .models import Machine, MachineStateChange
+from .serializers import MachineCreateSerializer
 from .services import machine_set_state
 
 
@@ -22,8 +25,32 @@ def mark_offline(modeladmin, request, queryset):
     modeladmin.message_user(request, f"{changed} machine(s) marked offline.")
 
 
+class MachineForm(forms.ModelForm):
+    """The API's checks on the fields it sets, so that an operator's edit cannot store a value
+    the API would refuse (a window the next heartbeat cannot read, say)."""
+
+    def _api_check(self, name):
+        value = self.cleaned_data[name]
+        serializer = MachineCreateSerializer()
+        try:
+            value = serializer.fields[name].run_validation(value)
+            return getattr(serializer, f"validate_{name}", lambda v: v)(value)
+        except serializers.ValidationError as e:
+            raise forms.ValidationError([str(m) for m in e.detail]) from None
+
+    def clean_address(self):
+        return self._api_check("address")
+
+    def clean_machine_type(self):
+        return self._api_check("machine_type")
+
+    def clean_sharing_window(self):
+        return self._api_check("sharing_window")
+
+
 @admin.register(Machine)
 class MachineAdmin(admin.ModelAdmin):
+    form = MachineForm
     list_display = ["id", "name", "address", "user", "state", "cores", "memory_mb",
                     "machine_type", "last_heartbeat", "worker_state"]
     list_filter = ["state", "machine_type"]

@@ -15,6 +15,9 @@ def parse_window(text):
         end = time.fromisoformat(end_text.strip())
     except ValueError:
         raise ValueError("expected HH:MM-HH:MM with 24-hour times, e.g. 09:00-18:00") from None
+    if start.tzinfo is not None or end.tzinfo is not None:
+        # fromisoformat takes "09+05" too; such a time cannot be compared with the server's.
+        raise ValueError("expected HH:MM-HH:MM with 24-hour times, e.g. 09:00-18:00")
     if start == end:
         raise ValueError("the window's start and end are the same time")
     return start, end

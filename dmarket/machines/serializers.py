@@ -14,11 +14,13 @@ HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9]
 
 
 def validate_address(value):
-    try:
-        ipaddress.ip_address(value)
-        return value
-    except ValueError:
-        pass
+    # Not a scoped IPv6 address ("fe80::1%eth0"): its zone id may hold any character.
+    if "%" not in value:
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            pass
     if not HOSTNAME.match(value):
         raise serializers.ValidationError(
             "Enter this machine's IP address or host name, e.g. 192.0.2.10 or node1.example.org."

@@ -5,11 +5,16 @@ from .models import Machine, MachineStateChange
 
 
 def machine_set_state(machine, state, reason=""):
-    """Move the machine to `state` and record it in its history; no row if unchanged."""
+    """Move the machine to `state` and record it in its history; no row if unchanged.
+
+    REMOVED is final: a caller that read the machine before a concurrent removal (a heartbeat,
+    an operator's action) must not bring it back.
+    """
     with transaction.atomic():
         locked = Machine.objects.select_for_update().get(pk=machine.pk)
-        if locked.state == state:
-            machine.state = state
+        if locked.state == state or locked.state == Machine.REMOVED:
+            machine.state = locked.state
+            machine.removed_at = locked.removed_at
             return False
         locked.state = state
         fields = ["state"]

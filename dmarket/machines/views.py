@@ -22,7 +22,10 @@ STATES = [s for s, _ in Machine.STATES]
 
 def machines_with_earnings():
     earned = Sum("ledger__amount", filter=Q(ledger__kind=LedgerEntry.EARNING))
-    return Machine.objects.select_related("user").annotate(earned=Coalesce(earned, ZERO))
+    # An aggregate drops Meta.ordering (GROUP BY), so order again: newest first, and stable
+    # for pagination.
+    return (Machine.objects.select_related("user").annotate(earned=Coalesce(earned, ZERO))
+            .order_by("-id"))
 
 
 def agent_settings():

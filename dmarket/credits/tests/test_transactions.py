@@ -1,0 +1,154 @@
+"""GET /api/credits/transactions/: the user's own ledger rows, newest first."""
+
+from decimal import Decimal
+
+import pytest
+
+from dmarket.conftest import client_for
+from dmarket.credits.models import LedgerEntry
+from dmarket.credits.services import Usage, credits_adjust, job_bill_usage, job_hold
+from dmarket.jobs.models import Job
+from dmarket.machines.models import Machine
+
+URL = "/api/credits/transactions/"
+KINDS = "GRANT, HOLD, RELEASE, CHARGE, EARNING, REFUND, ADJUSTMENT"
+
+pytestmark = pytest.mark.django_db
+
+
+def as_listed(entry):
+    return {"id": entry.pk, "kind": entry.kind, "amount": f"{entry.amount:.6f}",
+            "held": f"{entry.held:.6f}", "balance_after": f"{entry.balance_after:.6f}",
+            "held_after": f"{entry.held_after:.6f}", "job": entry.job_id,
+            "machine": entry.machine_id, "memo": entry.memo,
+            "created_at": entry.created_at.isoformat().replace("+00:00", "Z")}
+
+
+def page(*entries):
+    return {"count": len(entries), "next": None, "previous": None,
+            "results": [as_listed(e) for e in entries]}
+
+
+def rows(user, kind=None):
+    qs = LedgerEntry.objects.filter(user=user).order_by("-id")
+    return list(qs.filter(kind=kind) if kind else qs)
+
+
+@pytest.fixture
+def billed(alice, bob):
+    """alice's job ran on bob's machine: rows of several kinds for both."""
+    job = Job.objects.create(user=alice, name="train", entry_file="/tmp/app.py",
+                             max_credits=Decimal("10"), price_per_core_hour=Decimal("1"),
+                             premium_rate=Decimal("1"))
+    job_hold(job)
+    machine = Machine.objects.create(user=bob, cores=4, memory_mb=8192, address="192.0.2.10")
+    job_bill_usage(job, [Usage("1", machine, 3_600_000)])
+    return job, machine
+
+
+def test_new_user_sees_the_signup_grant(alice):
+    grant = LedgerEntry.objects.get(user=alice)
+
+    response = client_for(alice).get(URL)
+
+    assert response.status_code == 200
+    assert response.json() == {"count": 1, "next": None, "previous": None, "results": [{
+        "id": grant.pk, "kind": "grant", "amount": "100.000000", "held": "0.000000",
+        "balance_after": "100.000000", "held_after": "0.000000", "job": None, "machine": None,
+        "memo": "sign-up grant", "created_at": as_listed(grant)["created_at"]}]}
+
+
+def test_rows_are_newest_first_with_job_and_machine(alice, billed):
+    job, machine = billed
+
+    response = client_for(alice).get(URL)
+
+    charge, hold, grant = rows(alice)
+    assert (charge.kind, hold.kind, grant.kind) == ("charge", "hold", "grant")
+    assert response.json() == page(charge, hold, grant)
+    assert response.json()["results"][0] == {
+        "id": charge.pk, "kind": "charge", "amount": "-1.000000", "held": "-1.000000",
+        "balance_after": "99.000000", "held_after": "9.000000", "job": job.pk,
+        "machine": machine.pk, "memo": f"job {job.pk}, executor 1, 3600000 core-ms",
+        "created_at": as_listed(charge)["created_at"]}
+
+
+def test_only_own_rows_are_listed(alice, bob, billed):
+    response = client_for(bob).get(URL)
+
+    earning, grant = rows(bob)
+    assert response.json() == page(earning, grant)
+    assert earning.kind == "earning" and earning.amount == Decimal("1")
+
+
+def test_staff_see_only_their_own_rows_too(staff, billed):
+    response = client_for(staff).get(URL, {"all": "true"})
+
+    assert response.json() == page(*rows(staff))
+
+
+@pytest.mark.parametrize("kind, expected_kinds", [
+    ("grant", ["grant"]),
+    ("HOLD", ["hold"]),
+    ("charge,hold", ["charge", "hold"]),
+    ("earning", []),
+    ("", ["charge", "hold", "grant"]),
+])
+def test_kind_filter(alice, billed, kind, expected_kinds):
+    response = client_for(alice).get(URL, {"kind": kind})
+
+    assert response.status_code == 200
+    assert response.json() == page(*[e for e in rows(alice) if e.kind in expected_kinds])
+
+
+def test_kind_filter_for_adjustments(alice, staff):
+    credits_adjust(alice, Decimal("-2.5"), "correction", staff, key="adjustment:t")
+
+    response = client_for(alice).get(URL, {"kind": "adjustment"})
+
+    assert response.json() == page(*rows(alice, "adjustment"))
+    assert response.json()["results"][0]["amount"] == "-2.500000"
+
+
+@pytest.mark.parametrize("kind, shown", [("bogus", "'BOGUS'"), ("grant,spend", "'SPEND'")])
+def test_invalid_kind_is_400(alice, kind, shown):
+    response = client_for(alice).get(URL, {"kind": kind})
+
+    message = f"Unknown value {shown}; one of {KINDS}."
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"kind: {message}", "errors": {"kind": [message]}}
+
+
+def test_pagination(alice, staff):
+    for i in range(3):
+        credits_adjust(alice, Decimal(i + 1), f"gift {i}", staff, key=f"adjustment:{i}")
+    newest_first = rows(alice)
+
+    first = client_for(alice).get(URL, {"page_size": 3}).json()
+    second = client_for(alice).get(URL, {"page_size": 3, "page": 2}).json()
+
+    assert first == {"count": 4,
+                     "next": "http://testserver/api/credits/transactions/?page=2&page_size=3",
+                     "previous": None, "results": [as_listed(e) for e in newest_first[:3]]}
+    assert second == {"count": 4, "next": None,
+                      "previous": "http://testserver/api/credits/transactions/?page_size=3",
+                      "results": [as_listed(newest_first[3])]}
+
+
+def test_anonymous_is_401():
+    response = client_for().get(URL)
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_other_methods_are_not_allowed(alice, method):
+    before = LedgerEntry.objects.count()
+
+    response = getattr(client_for(alice), method)(URL, {"kind": "grant", "amount": "1000"},
+                                                  format="json")
+
+    assert response.status_code == 405
+    assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
+    assert LedgerEntry.objects.count() == before

@@ -1,0 +1,264 @@
+"""POST /api/machines/{id}/heartbeat/: the owner's agent says the machine is alive."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dmarket.conftest import client_for
+from dmarket.machines.models import Machine, MachineStateChange
+from dmarket.machines.services import machine_heartbeat
+
+NOT_FOUND = {"detail": "No Machine matches the given query."}
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def agent_settings(settings):
+    settings.DMARKET_HEARTBEAT_INTERVAL = 7
+    settings.DMARKET_HEARTBEAT_TIMEOUT = 21
+
+
+def url(machine_or_pk):
+    pk = getattr(machine_or_pk, "pk", machine_or_pk)
+    return f"/api/machines/{pk}/heartbeat/"
+
+
+def make_machine(user, **fields):
+    defaults = {"cores": 4, "memory_mb": 8192, "address": "192.0.2.10"}
+    return Machine.objects.create(user=user, **{**defaults, **fields})
+
+
+def reply(state):
+    return {"state": state, "heartbeat_interval": 7, "heartbeat_timeout": 21}
+
+
+def history(machine):
+    return list(MachineStateChange.objects.filter(machine=machine)
+                .values_list("state", "reason"))
+
+
+def window(start_offset, end_offset):
+    """A daily sharing window, in UTC, relative to now."""
+    now = timezone.now()
+    start = (now + start_offset).strftime("%H:%M")
+    end = (now + end_offset).strftime("%H:%M")
+    return f"{start}-{end}"
+
+
+def snapshot(machine):
+    machine.refresh_from_db()
+    return (machine.state, machine.last_heartbeat, machine.worker_id, machine.worker_state,
+            history(machine))
+
+
+def test_heartbeat_brings_the_machine_online(alice):
+    machine = make_machine(alice)
+    before = timezone.now()
+
+    response = client_for(alice).post(url(machine), {}, format="json")
+
+    assert response.status_code == 200
+    assert response.json() == reply("ONLINE")
+    machine.refresh_from_db()
+    assert machine.state == Machine.ONLINE
+    assert before <= machine.last_heartbeat <= timezone.now()
+    assert history(machine) == [("ONLINE", "heartbeat")]
+
+
+def test_heartbeat_without_a_body(alice):
+    machine = make_machine(alice)
+
+    response = client_for(alice).post(url(machine))
+
+    assert response.status_code == 200
+    assert response.json() == reply("ONLINE")
+
+
+def test_heartbeat_records_the_workers_report(alice):
+    machine = make_machine(alice)
+
+    client_for(alice).post(url(machine), {"worker_id": "worker-20261122-192.0.2.10-7078",
+                                          "worker_state": "ALIVE"}, format="json")
+    # A later heartbeat that says nothing about the worker keeps what was reported.
+    client_for(alice).post(url(machine), {}, format="json")
+
+    machine.refresh_from_db()
+    assert (machine.worker_id, machine.worker_state) == ("worker-20261122-192.0.2.10-7078",
+                                                         "ALIVE")
+
+
+def test_history_is_written_only_when_the_state_changes(alice):
+    machine = make_machine(alice)
+    client = client_for(alice)
+
+    for _ in range(3):
+        assert client.post(url(machine), {}, format="json").json() == reply("ONLINE")
+
+    assert history(machine) == [("ONLINE", "heartbeat")]
+
+
+def test_heartbeat_inside_the_sharing_window_is_online(alice):
+    machine = make_machine(alice, sharing_window=window(timedelta(hours=-1), timedelta(hours=1)))
+
+    response = client_for(alice).post(url(machine), {}, format="json")
+
+    assert response.json() == reply("ONLINE")
+
+
+def test_heartbeat_outside_the_sharing_window_is_paused(alice):
+    machine = make_machine(alice, sharing_window=window(timedelta(hours=2), timedelta(hours=3)))
+
+    response = client_for(alice).post(url(machine), {}, format="json")
+
+    assert response.status_code == 200
+    assert response.json() == reply("PAUSED")
+    machine.refresh_from_db()
+    assert machine.state == Machine.PAUSED
+    assert machine.last_heartbeat is not None
+    assert history(machine) == [("PAUSED", "outside its sharing window")]
+
+
+def test_heartbeat_after_share_until_is_paused(alice):
+    machine = make_machine(alice, share_until=timezone.now() + timedelta(days=1))
+    client = client_for(alice)
+    assert client.post(url(machine), {}, format="json").json() == reply("ONLINE")
+    # Time passes: the API refuses a share_until in the past, so set it in the database.
+    Machine.objects.filter(pk=machine.pk).update(share_until=timezone.now() - timedelta(seconds=1))
+
+    response = client.post(url(machine), {}, format="json")
+
+    assert response.json() == reply("PAUSED")
+    assert history(machine) == [("PAUSED", "outside its sharing window"), ("ONLINE", "heartbeat")]
+
+
+def test_paused_machine_comes_back_online_when_shared_again(alice):
+    machine = make_machine(alice, state=Machine.PAUSED)
+
+    response = client_for(alice).post(url(machine), {}, format="json")
+
+    assert response.json() == reply("ONLINE")
+    assert history(machine) == [("ONLINE", "heartbeat")]
+
+
+def test_heartbeat_after_removal_is_409(alice):
+    machine = make_machine(alice)
+    client_for(alice).delete(f"/api/machines/{machine.pk}/")
+    before = snapshot(machine)
+
+    response = client_for(alice).post(url(machine), {"worker_state": "ALIVE"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": f"Machine {machine.pk} was removed; register it again to share it."}
+    assert snapshot(machine) == before
+
+
+def test_heartbeat_racing_a_removal_does_not_bring_the_machine_back(alice):
+    # The view read the machine before a concurrent DELETE removed it: REMOVED is final.
+    machine = make_machine(alice)
+    stale = Machine.objects.get(pk=machine.pk)
+    client_for(alice).delete(f"/api/machines/{machine.pk}/")
+
+    machine_heartbeat(stale)
+
+    machine.refresh_from_db()
+    assert machine.state == Machine.REMOVED
+    assert history(machine) == [("REMOVED", "removed by alice")]
+
+
+def test_another_users_machine_is_404(alice, bob):
+    machine = make_machine(alice)
+    before = snapshot(machine)
+
+    response = client_for(bob).post(url(machine), {}, format="json")
+
+    assert response.status_code == 404
+    assert response.json() == NOT_FOUND
+    assert snapshot(machine) == before
+
+
+def test_staff_cannot_heartbeat_another_users_machine(alice, staff):
+    # Only the machine's own agent speaks for it, even to an operator.
+    machine = make_machine(alice)
+    before = snapshot(machine)
+
+    response = client_for(staff).post(url(machine), {}, format="json")
+
+    assert response.status_code == 404
+    assert response.json() == NOT_FOUND
+    assert snapshot(machine) == before
+
+
+def test_staff_heartbeats_their_own_machine(staff):
+    machine = make_machine(staff)
+
+    response = client_for(staff).post(url(machine), {}, format="json")
+
+    assert response.status_code == 200
+    assert response.json() == reply("ONLINE")
+
+
+def test_anonymous_is_401(alice):
+    machine = make_machine(alice)
+    before = snapshot(machine)
+
+    response = client_for().post(url(machine), {}, format="json")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+    assert snapshot(machine) == before
+
+
+@pytest.mark.parametrize("pk", [999999, 10 ** 30])
+def test_missing_machine_is_404(alice, pk):
+    response = client_for(alice).post(url(pk), {}, format="json")
+
+    assert response.status_code == 404
+    assert response.json() == NOT_FOUND
+
+
+@pytest.mark.parametrize("body, errors", [
+    ({"worker_state": "A" * 33}, {"worker_state": ["Ensure this field has no more than 32 "
+                                                   "characters."]}),
+    ({"worker_id": "w" * 201}, {"worker_id": ["Ensure this field has no more than 200 "
+                                              "characters."]}),
+    ({"worker_state": None}, {"worker_state": ["This field may not be null."]}),
+    ({"worker_id": ["w"]}, {"worker_id": ["Not a valid string."]}),
+    ({"state": "ONLINE"}, {"state": ["Unknown field."]}),
+    ({"last_heartbeat": "2030-01-01T00:00:00Z"}, {"last_heartbeat": ["Unknown field."]}),
+    ([], {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}),
+])
+def test_bad_input_is_400_and_changes_nothing(alice, body, errors):
+    machine = make_machine(alice)
+    before = snapshot(machine)
+
+    response = client_for(alice).post(url(machine), body, format="json")
+
+    detail = "; ".join(f"{field}: {m}" if field != "non_field_errors" else m
+                       for field, messages in errors.items() for m in messages)
+    assert response.status_code == 400
+    assert response.json() == {"detail": detail, "errors": errors}
+    assert snapshot(machine) == before
+
+
+def test_non_json_body_is_400(alice):
+    machine = make_machine(alice)
+
+    response = client_for(alice).post(url(machine), "alive", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "JSON parse error - Expecting value: line 1 column 1 (char 0)"}
+    assert snapshot(machine)[0] == Machine.OFFLINE
+
+
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
+def test_other_methods_are_not_allowed(alice, method):
+    machine = make_machine(alice)
+
+    response = getattr(client_for(alice), method)(url(machine))
+
+    assert response.status_code == 405
+    assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
