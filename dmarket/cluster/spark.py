@@ -116,13 +116,23 @@ def master_state():
     return _get(settings.DMARKET_SPARK_MASTER_UI.rstrip("/") + "/json/")
 
 
+CSRF_TOKEN = re.compile(r'name="csrfToken" value="([0-9a-fA-F]+)"')
+
+
 def master_kill_app(app_id):
-    """Ask the standalone master to kill the application (and so its executors)."""
-    url = settings.DMARKET_SPARK_MASTER_UI.rstrip("/") + "/app/kill/"
+    """Ask the standalone master to kill the application (and so its executors). Best effort:
+    the launcher also signals the driver's process group, and the master notices that."""
+    ui = settings.DMARKET_SPARK_MASTER_UI.rstrip("/")
     try:
-        requests.post(url, data={"id": app_id, "terminate": "true"}, timeout=HTTP_TIMEOUT)
+        # Spark 4.3 wants the per-UI CSRF token that its own kill form carries.
+        page = requests.get(ui + "/", timeout=HTTP_TIMEOUT).text
+        token = CSRF_TOKEN.search(page)
+        data = {"id": app_id, "terminate": "true"}
+        if token:
+            data["csrfToken"] = token.group(1)
+        requests.post(ui + "/app/kill/", data=data, timeout=HTTP_TIMEOUT,
+                      allow_redirects=False)
     except requests.RequestException:
-        # The driver's process group is killed as well; the master notices that on its own.
         pass
 
 

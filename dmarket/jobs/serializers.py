@@ -141,7 +141,7 @@ class JobSerializer(serializers.ModelSerializer):
                   "cores", "executor_memory_mb", "machine_type", "max_credits",
                   "submission_id", "status", "status_reason", "cancel_requested",
                   "price_per_core_hour", "premium_rate", "cost", "spark_app_id", "exit_code",
-                  "created_at", "started_at", "finished_at"]
+                  "created_at", "started_at", "finished_at", "settled_at"]
         read_only_fields = [f for f in fields if f not in ("owner", "app_params", "libs",
                                                            "archives")]
 

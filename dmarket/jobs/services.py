@@ -51,13 +51,20 @@ def job_cancel(job, reason="cancelled by its owner"):
         if locked.status == Job.QUEUED:
             locked.status = Job.CANCELLED
             locked.status_reason = reason
-            locked.finished_at = timezone.now()
-            locked.save(update_fields=["status", "status_reason", "finished_at"])
+            # It never ran: nothing to bill, and its hold is released right here.
+            locked.finished_at = locked.settled_at = timezone.now()
+            locked.save(update_fields=["status", "status_reason", "finished_at", "settled_at"])
             job_release(locked)
             done = True
-        else:
+        elif not locked.cancel_requested:
+            # The launcher stops it and records this outcome; a stop already asked for (its
+            # credit cap was reached) keeps its own.
             locked.cancel_requested = True
-            locked.save(update_fields=["cancel_requested"])
+            locked.stop_status = Job.CANCELLED
+            locked.status_reason = reason
+            locked.save(update_fields=["cancel_requested", "stop_status", "status_reason"])
+            done = False
+        else:
             done = False
     job.refresh_from_db()
     return done

@@ -5,19 +5,21 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from dmarket.cluster import spark
+from dmarket.cluster.billing import billing_tick
+from dmarket.cluster.launcher import launcher_tick
 from dmarket.conftest import client_for
 from dmarket.credits.models import LedgerEntry
 from dmarket.jobs.models import Job
 
-from .util import (drive, expected_bill, history_core_ms, ledger_sum, read_log, result,
-                   settled, share_workers, submit)
+from .util import (drive, executors_registered, expected_bill, history_core_ms, ledger_sum,
+                   pgid_alive, read_log, result, settled, share_workers, submit)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -75,3 +77,143 @@ def test_parameters_reach_the_application_verbatim(cluster, make_user):
 
     assert job.status == Job.SUCCEEDED, read_log(job)
     assert result(job)["argv"] == params
+
+
+def test_cancel_while_queued_never_starts_it(cluster, make_user, settings):
+    share_workers(cluster, make_user)
+    alice = make_user("alice")
+    settings.DMARKET_DRIVER_SLOTS = 0
+    job = submit(alice)
+    assert client_for(alice).post(f"/api/jobs/{job.pk}/cancel/").status_code == 200
+    settings.DMARKET_DRIVER_SLOTS = 2
+
+    launcher_tick()
+
+    job.refresh_from_db()
+    assert job.status == Job.CANCELLED
+    assert job.driver_pid is None and job.started_at is None
+    assert not job.work_dir.exists()
+    assert ledger_sum(job=job) == 0
+
+
+def test_cancel_while_running_kills_the_driver_and_bills_the_time_it_ran(cluster, make_user):
+    share_workers(cluster, make_user)
+    alice = make_user("alice")
+    job = submit(alice, app_params=["--seconds", "120"])
+    job = drive(job, lambda j: executors_registered(j, 1))
+
+    response = client_for(alice).post(f"/api/jobs/{job.pk}/cancel/")
+
+    assert response.status_code == 202
+    assert response.json()["cancel_requested"] is True
+    job = drive(job, settled)
+    assert job.status == Job.CANCELLED
+    assert job.status_reason == "cancelled by its owner"
+    assert not pgid_alive(job.driver_pid)
+    apps = {a["id"]: a for a in spark.master_state()["completedapps"]}
+    assert apps[job.spark_app_id]["state"] in ("KILLED", "FINISHED")
+    core_ms = history_core_ms(job)
+    assert job.cost == expected_bill(job, core_ms) > 0
+    assert job.finished_at - job.started_at < timedelta(seconds=110)
+
+
+def test_launcher_killed_and_restarted_mid_job_ends_it_right_and_bills_once(
+        cluster, make_user, settings, tmp_path):
+    share_workers(cluster, make_user)
+    job = submit(make_user("alice"), app_params=["--seconds", "20"])
+    env = dict(os.environ,
+               DJANGO_SETTINGS_MODULE="dmarket.settings",
+               DATABASE_URL=database_url(),
+               DMARKET_DATA_DIR=str(tmp_path / "data"),
+               DMARKET_JOBS_DIR=str(settings.DMARKET_JOBS_DIR),
+               DMARKET_EVENT_LOG_DIR=str(settings.DMARKET_EVENT_LOG_DIR),
+               DMARKET_SPARK_MASTER_URL=cluster.master_url,
+               DMARKET_SPARK_MASTER_UI=cluster.master_ui,
+               DMARKET_HISTORY_URL=cluster.history_url,
+               DMARKET_LAUNCHER_ID=settings.DMARKET_LAUNCHER_ID,
+               DMARKET_SETTLE_GRACE="5")
+
+    def start_launcher(name):
+        with open(tmp_path / f"{name}.log", "wb") as log:
+            return subprocess.Popen([sys.executable, "manage.py", "launcher", "--loop"],
+                                    cwd=settings.BASE_DIR, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)
+
+    first = start_launcher("launcher-1")
+    job = wait_db(job, lambda j: j.status == Job.RUNNING, 120, first, tmp_path / "launcher-1.log")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert pgid_alive(job.driver_pid), "the driver must outlive its launcher"
+
+    second = start_launcher("launcher-2")
+    try:
+        job = wait_db(job, settled, 180, second, tmp_path / "launcher-2.log")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=30) == 0
+
+    assert job.status == Job.SUCCEEDED, read_log(job)
+    core_ms = history_core_ms(job)
+    charges = LedgerEntry.objects.filter(job=job, kind=LedgerEntry.CHARGE)
+    assert charges.count() == len(core_ms) == 2
+    assert job.cost == expected_bill(job, core_ms)
+    # Billing again, as the poller will, writes nothing more.
+    billing_tick()
+    assert LedgerEntry.objects.filter(job=job).count() == 1 + 2 * 2 + 1
+
+
+def test_a_worker_lost_mid_job_the_job_still_succeeds_and_only_its_executor_time_is_billed(
+        cluster, make_user):
+    machines = share_workers(cluster, make_user)
+    job = submit(make_user("alice"), app_params=["--seconds", "30", "--tasks", "12"])
+    job = drive(job, lambda j: executors_registered(j, 2))
+    time.sleep(2)
+
+    cluster.kill_worker("127.0.0.3")
+    job = drive(job, settled, timeout=240)
+
+    assert job.status == Job.SUCCEEDED, read_log(job)
+    executors = spark.history_executors(job.spark_app_id)
+    lost = [e for e in executors if e["hostPort"].startswith("127.0.0.3")]
+    assert len(lost) == 1 and lost[0]["removeReason"].startswith("worker lost")
+    core_ms = history_core_ms(job)
+    assert job.cost == expected_bill(job, core_ms)
+    dave_machine = machines["127.0.0.3"]
+    dave_earned = ledger_sum(machine=dave_machine, kind=LedgerEntry.EARNING)
+    assert dave_earned == expected_bill(job, {lost[0]["id"]: core_ms[lost[0]["id"]]})
+    carol_earned = ledger_sum(machine=machines["127.0.0.2"], kind=LedgerEntry.EARNING)
+    assert carol_earned > dave_earned
+
+
+def test_a_job_whose_cost_reaches_its_cap_is_stopped_as_failed(cluster, make_user):
+    share_workers(cluster, make_user)
+    alice = make_user("alice")
+    cap = Decimal("0.002000")  # about 7 core-seconds at 1 credit per core-hour
+    job = submit(alice, app_params=["--seconds", "120"], max_credits=str(cap))
+
+    job = drive(job, settled, timeout=180)
+
+    assert job.status == Job.FAILED
+    assert job.status_reason == "credit cap reached"
+    assert job.cost == cap
+    assert job.finished_at - job.started_at < timedelta(seconds=110)
+    credits = client_for(alice).get("/api/credits/").json()
+    assert credits == {"balance": "99.998000", "held": "0.000000", "available": "99.998000",
+                       "earned": "0.000000", "spent": "0.002000"}
+
+
+def database_url():
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def wait_db(job, until, timeout, process, log_path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if until(job):
+            return job
+        if process.poll() is not None:
+            raise AssertionError(f"launcher exited: {log_path.read_text()}")
+        time.sleep(0.2)
+    raise AssertionError(f"job {job.pk} is {job.status}; launcher log:\n{log_path.read_text()}")

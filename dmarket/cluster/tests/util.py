@@ -84,3 +84,24 @@ def expected_bill(job, core_ms_by_executor):
 
 def ledger_sum(**filters):
     return LedgerEntry.objects.filter(**filters).aggregate(s=Sum("amount"))["s"] or Decimal(0)
+
+
+def executors_registered(job, count):
+    """Whether the history server shows `count` executors of the job's application yet."""
+    if not job.spark_app_id:
+        return False
+    try:
+        executors = spark.history_executors(job.spark_app_id) or []
+    except spark.SparkUnavailable:
+        return False
+    return len([e for e in executors if e["id"] != "driver"]) >= count
+
+
+def pgid_alive(pgid):
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

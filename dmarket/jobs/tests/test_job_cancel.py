@@ -30,7 +30,8 @@ def test_owner_cancels_a_queued_job_at_once(alice, entry_file):
     assert response.json() == job_json(job.pk, "alice", entry_file, iso(job.created_at),
                                        status="CANCELLED",
                                        status_reason="cancelled by its owner",
-                                       finished_at=iso(job.finished_at))
+                                       finished_at=iso(job.finished_at),
+                                       settled_at=iso(job.finished_at))
     assert job.finished_at is not None
     assert ledger_kinds(alice) == ["grant", "hold", "release"]
     release = LedgerEntry.objects.get(kind="release")
@@ -59,7 +60,8 @@ def test_staff_cancels_anyones_queued_job(alice, staff, entry_file):
     assert response.json() == job_json(job.pk, "alice", entry_file, iso(job.created_at),
                                        status="CANCELLED",
                                        status_reason="cancelled by operator operator",
-                                       finished_at=iso(job.finished_at))
+                                       finished_at=iso(job.finished_at),
+                                       settled_at=iso(job.finished_at))
     assert ledger_kinds(alice) == ["grant", "hold", "release"]
     assert ledger_kinds(staff) == ["grant"]
     assert credits_of(alice) == NOTHING_HELD
@@ -139,9 +141,12 @@ def test_cancel_of_a_started_job_is_202_and_only_requested(alice, entry_file, st
 
     assert response.status_code == 202
     assert response.json() == job_json(job.pk, "alice", entry_file, iso(job.created_at),
-                                       status=status, cancel_requested=True)
+                                       status=status, cancel_requested=True,
+                                       status_reason="cancelled by its owner")
     job.refresh_from_db()
     assert (job.status, job.cancel_requested, job.finished_at) == (status, True, None)
+    # What the launcher records when it has stopped the driver.
+    assert job.stop_status == Job.CANCELLED
     # The launcher releases the hold when the job stops; until then it stays.
     assert ledger_kinds(alice) == ["grant", "hold"]
     assert credits_of(alice) == HELD_10

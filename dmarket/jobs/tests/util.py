@@ -49,6 +49,7 @@ def job_json(job_id, owner, entry_file, created_at, **changes):
         "created_at": created_at,
         "started_at": None,
         "finished_at": None,
+        "settled_at": None,
     }
     unknown = set(changes) - set(body)
     assert not unknown, f"not job fields: {unknown}"
