@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.permissions import AllowAny
 
 from dmarket.accounts import views as accounts
+from dmarket.cluster import views as cluster
 from dmarket.credits import views as credits
 from dmarket.jobs import views as jobs
 from dmarket.machines import views as machines
@@ -21,6 +22,8 @@ api = [
     path("jobs/<int:pk>/log/", jobs.JobLogView.as_view()),
     path("jobs/<int:pk>/results/", jobs.JobResultListView.as_view()),
     path("jobs/<int:pk>/results/<path:path>", jobs.JobResultFileView.as_view()),
+    path("jobs/<int:pk>/executors/", cluster.ExecutorListView.as_view()),
+    path("jobs/<int:pk>/executors/<str:executor_id>/log/", cluster.ExecutorLogView.as_view()),
     path("credits/", credits.CreditsView.as_view()),
     path("credits/transactions/", credits.TransactionListView.as_view()),
     path("prices/", credits.PricesView.as_view()),

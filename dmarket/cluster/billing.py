@@ -13,7 +13,6 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from dmarket.credits.services import Usage, job_bill_usage, job_release, usage_cost
@@ -52,8 +51,10 @@ def machine_resolver(workers):
             if worker_id:
                 machine = Machine.objects.filter(worker_id=worker_id).order_by("-id").first()
             if machine is None and host:
-                machine = (Machine.objects.filter(address=host)
-                           .order_by(Q(state=Machine.REMOVED).asc(), "-id").first())
+                # A machine removed since may have run it; one still shared is likelier.
+                at_host = Machine.objects.filter(address=host).order_by("-id")
+                machine = (at_host.exclude(state=Machine.REMOVED).first()
+                           or at_host.first())
             cache[key] = machine
         return cache[key]
 

@@ -151,3 +151,29 @@ def parse_time(text):
         return None
     return datetime.strptime(text.replace("GMT", ""), "%Y-%m-%dT%H:%M:%S.%f").replace(
         tzinfo=timezone.utc)
+
+
+LOG_HEADER = re.compile(r"^==== Bytes (\d+)-(\d+) of (\d+) of .*? ====\n")
+
+
+def worker_log(log_url, offset, length):
+    """Part of an executor's log, from the worker that ran it: (text, start, end, total).
+
+    The worker's /log/ endpoint serves the file in its work directory; the URL is the one the
+    history server gives (…/logPage/?appId=…&executorId=…&logType=…)."""
+    parts = log_url.split("/logPage/?", 1)
+    if len(parts) != 2:
+        raise SparkUnavailable(f"not a worker log URL: {log_url}")
+    url = f"{parts[0]}/log/?{parts[1]}&offset={offset}&byteLength={length}"
+    try:
+        response = requests.get(url, timeout=HTTP_TIMEOUT)
+    except requests.RequestException as e:
+        raise SparkUnavailable(f"the worker does not answer: {e}") from None
+    if response.status_code != 200:
+        raise SparkUnavailable(f"the worker answered HTTP {response.status_code}")
+    text = response.text
+    header = LOG_HEADER.match(text)
+    if not header:
+        return text, offset, offset + len(text.encode()), None
+    start, end, total = (int(g) for g in header.groups())
+    return text[header.end():], start, end, total

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -13,7 +14,7 @@ from django.db import connection
 
 from dmarket.cluster import spark
 from dmarket.cluster.billing import billing_tick
-from dmarket.cluster.launcher import launcher_tick
+from dmarket.cluster.launcher import launcher_claim, launcher_tick
 from dmarket.conftest import client_for
 from dmarket.credits.models import LedgerEntry
 from dmarket.jobs.models import Job
@@ -217,3 +218,45 @@ def wait_db(job, until, timeout, process, log_path):
             raise AssertionError(f"launcher exited: {log_path.read_text()}")
         time.sleep(0.2)
     raise AssertionError(f"job {job.pk} is {job.status}; launcher log:\n{log_path.read_text()}")
+
+
+def test_queued_jobs_are_claimed_round_robin_across_users(make_user, entry_file):
+    alice, bob = make_user("alice"), make_user("bob")
+    alices = [submit(alice, entry_file=entry_file, name=f"a{i}") for i in range(3)]
+    bobs = [submit(bob, entry_file=entry_file, name="b0")]
+
+    claimed = []
+    while (job := launcher_claim("launcher-x")) is not None:
+        claimed.append(job.name)
+
+    # Bob's one job goes second, not after Alice's three.
+    assert claimed == ["a0", "b0", "a1", "a2"]
+    assert {j.status for j in Job.objects.filter(pk__in=[j.pk for j in alices + bobs])} == {
+        Job.STARTING}
+
+
+def test_concurrent_launchers_claim_each_job_once(make_user, entry_file):
+    users = [make_user(f"u{i}") for i in range(4)]
+    jobs = [submit(user, entry_file=entry_file) for user in users for _ in range(3)]
+    claims = {}
+
+    def claim(launcher_id):
+        mine = []
+        try:
+            while (job := launcher_claim(launcher_id)) is not None:
+                mine.append(job.pk)
+        finally:
+            connection.close()
+        claims[launcher_id] = mine
+
+    threads = [threading.Thread(target=claim, args=(f"launcher-{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    claimed = [pk for mine in claims.values() for pk in mine]
+    assert sorted(claimed) == sorted(j.pk for j in jobs)
+    for launcher_id, mine in claims.items():
+        assert set(Job.objects.filter(pk__in=mine).values_list("launcher", flat=True)) <= {
+            launcher_id}

@@ -1,0 +1,91 @@
+from decimal import Decimal
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dmarket.jobs.views import int_param, job_for
+
+from . import spark
+from .billing import core_ms, executor_spans, machine_resolver, master_workers
+from .serializers import ExecutorLogSerializer, ExecutorSerializer
+
+LOG_MAX_BYTES = 1024 * 1024
+
+
+class SparkUnavailableError(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The Spark cluster does not answer; try again shortly."
+
+
+def job_executors(job):
+    """The job's executors as the history server knows them; [] before the job has an app."""
+    if not job.spark_app_id:
+        return []
+    try:
+        app = spark.history_app(job.spark_app_id)
+        executors = spark.history_executors(job.spark_app_id) if app else None
+    except spark.SparkUnavailable as e:
+        raise SparkUnavailableError(f"The Spark history server does not answer: {e}") from None
+    return list(executor_spans(job, app, executors))
+
+
+class ExecutorListView(APIView):
+    @extend_schema(responses={200: ExecutorSerializer(many=True)})
+    def get(self, request, pk):
+        job = job_for(request, pk)
+        resolve = machine_resolver(master_workers())
+        rows = []
+        for executor, start, end in job_executors(job):
+            machine = resolve(executor)
+            rows.append({
+                "id": executor["id"],
+                "host": executor.get("hostPort", "").rsplit(":", 1)[0],
+                "machine": machine.pk if machine else None,
+                "cores": executor.get("totalCores", 0),
+                "started_at": start,
+                "ended_at": end,
+                "end_reason": executor.get("removeReason", "") or "",
+                "core_seconds": (Decimal(core_ms(executor, start, end)) / 1000
+                                 if end else None),
+                "logs": {kind: f"/api/jobs/{job.pk}/executors/{executor['id']}/log/?type={kind}"
+                         for kind in sorted(executor.get("executorLogs") or {})},
+            })
+        return Response(ExecutorSerializer(rows, many=True).data)
+
+
+class ExecutorLogView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("type", OpenApiTypes.STR, enum=["stdout", "stderr"]),
+            OpenApiParameter("from", OpenApiTypes.INT, description="Byte offset; default 0."),
+            OpenApiParameter("size", OpenApiTypes.INT,
+                             description=f"At most this many bytes (1 to {LOG_MAX_BYTES})."),
+        ],
+        responses={200: ExecutorLogSerializer},
+    )
+    def get(self, request, pk, executor_id):
+        job = job_for(request, pk)
+        kind = request.query_params.get("type", "stderr")
+        if kind not in ("stdout", "stderr"):
+            raise ValidationError({"type": ["Use stdout or stderr."]})
+        start = int_param(request, "from", 0, 0)
+        size = int_param(request, "size", 64 * 1024, 1, LOG_MAX_BYTES)
+        for executor, _, _ in job_executors(job):
+            if executor["id"] == executor_id:
+                url = (executor.get("executorLogs") or {}).get(kind)
+                break
+        else:
+            raise NotFound(f"Job {job.pk} has no executor {executor_id!r}.")
+        if not url:
+            raise NotFound(f"Executor {executor_id} has no {kind} log.")
+        try:
+            text, begin, end, total = spark.worker_log(url, start, size)
+        except spark.SparkUnavailable as e:
+            raise SparkUnavailableError(
+                f"The worker that ran executor {executor_id} does not answer ({e}); its logs "
+                "are in that worker's work directory.") from None
+        return Response({"text": text, "offset": begin, "next": end, "length": total})
