@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the central server in the background: migrates the database, makes the first
 # operator account (DJANGO_SUPERUSER_* variables), then gunicorn on DMARKET_BIND:DMARKET_PORT
-# and the market's daemons. Does nothing for what already runs.
+# and the market's daemons (launcher, billing). Does nothing for what already runs.
+# The Spark cluster is scripts/start_cluster.sh.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$DMARKET_HOME"
@@ -30,8 +31,9 @@ else
   echo "web server on http://$DMARKET_BIND:$DMARKET_PORT/ (pid $(cat "$pidfile"), log $DMARKET_LOG_DIR/server.log)"
 fi
 
-# The market's daemons: management commands run with --loop, one pid file each.
-DAEMONS=()
+# The market's daemons: management commands run with --loop, one pid file each. The launcher
+# runs drivers on this host; the billing poller bills executors from the history server.
+DAEMONS=(launcher billing)
 for daemon in "${DAEMONS[@]}"; do
   pidfile=$DMARKET_RUN_DIR/server/$daemon.pid
   if pid_alive "$pidfile"; then
