@@ -23,10 +23,12 @@ def pytest_collection_modifyitems(items):
 def spark_cluster():
     if shutil.which("java") is None:
         pytest.skip("Java is not installed: Spark cannot run")
-    root = tempfile.mkdtemp(prefix="dmarket-spark-")
-    cluster = LocalCluster(root).start(workers=WORKERS)
-    yield cluster
-    cluster.cleanup()
+    cluster = LocalCluster(tempfile.mkdtemp(prefix="dmarket-spark-"))
+    try:
+        yield cluster.start(workers=WORKERS)
+    finally:
+        # Also when a daemon failed to start: leave no JVM behind.
+        cluster.cleanup()
 
 
 @pytest.fixture
