@@ -19,7 +19,6 @@ through the market's API, and prints:
 
 import argparse
 import os
-import re
 import signal
 import socket
 import statistics

@@ -15,3 +15,12 @@ class StrictSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return value
+
+
+def validate_machine_type(value):
+    """A machine type is one the market has a price for."""
+    from django.conf import settings
+
+    if value not in settings.DMARKET_PRICES:
+        known = ", ".join(sorted(settings.DMARKET_PRICES))
+        raise serializers.ValidationError(f"Unknown machine type {value!r}; known: {known}.")

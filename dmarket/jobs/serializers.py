@@ -8,7 +8,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from dmarket.common.serializers import StrictSerializer
+from dmarket.common.serializers import StrictSerializer, validate_machine_type
 from dmarket.credits.models import QUANTUM
 
 from .models import Job
@@ -81,7 +81,8 @@ class JobSubmitSerializer(StrictSerializer):
     app_params = AppParamsField(required=False, default=list)
     cores = serializers.IntegerField(min_value=1, default=1)
     executor_memory_mb = serializers.IntegerField(min_value=512, default=1024)
-    machine_type = serializers.CharField(max_length=32, default="cpu")
+    machine_type = serializers.CharField(max_length=32, default="cpu",
+                                         validators=[validate_machine_type])
     max_credits = serializers.DecimalField(max_digits=20, decimal_places=6, required=False,
                                            allow_null=True, default=None,
                                            min_value=Decimal("0.000001"))
@@ -99,12 +100,6 @@ class JobSubmitSerializer(StrictSerializer):
             raise serializers.ValidationError(
                 "Ensure this value is less than or equal to "
                 f"{settings.DMARKET_MAX_EXECUTOR_MEMORY_MB}.")
-        return value
-
-    def validate_machine_type(self, value):
-        if value not in settings.DMARKET_PRICES:
-            known = ", ".join(sorted(settings.DMARKET_PRICES))
-            raise serializers.ValidationError(f"Unknown machine type {value!r}; known: {known}.")
         return value
 
     def validate_submission_id(self, value):

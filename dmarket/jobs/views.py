@@ -153,7 +153,7 @@ def result_files(root):
     if not root.is_dir():
         return []
     files = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _, filenames in os.walk(root):
         for name in filenames:
             path = Path(dirpath) / name
             if path.is_symlink() or not path.is_file():

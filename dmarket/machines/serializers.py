@@ -1,11 +1,10 @@
 import ipaddress
 import re
 
-from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
-from dmarket.common.serializers import StrictSerializer
+from dmarket.common.serializers import StrictSerializer, validate_machine_type
 
 from .models import Machine, parse_window
 
@@ -32,17 +31,12 @@ class MachineCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     cores = serializers.IntegerField(min_value=1, max_value=4096)
     memory_mb = serializers.IntegerField(min_value=1, max_value=64 * 1024 * 1024)
-    machine_type = serializers.CharField(max_length=32, default="cpu")
+    machine_type = serializers.CharField(max_length=32, default="cpu",
+                                         validators=[validate_machine_type])
     address = serializers.CharField(max_length=255, validators=[validate_address])
     sharing_window = serializers.CharField(max_length=11, required=False, allow_blank=True,
                                            allow_null=True, default="")
     share_until = serializers.DateTimeField(required=False, allow_null=True, default=None)
-
-    def validate_machine_type(self, value):
-        if value not in settings.DMARKET_PRICES:
-            known = ", ".join(sorted(settings.DMARKET_PRICES))
-            raise serializers.ValidationError(f"Unknown machine type {value!r}; known: {known}.")
-        return value
 
     def validate_sharing_window(self, value):
         if not value:

@@ -4,7 +4,6 @@ received and did to $DMARKET_OUTPUT_DIR/result.json. --fail raises after the ses
 import json
 import os
 import sys
-import time
 
 from pyspark.sql import SparkSession
 
