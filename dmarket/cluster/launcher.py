@@ -139,6 +139,9 @@ def stopped_status(job):
 
 def job_follow(job):
     """One look at a starting or running job: its application id, its end, a cancel."""
+    # Alive first, then the exit code: the wrapper writes the code before it exits, so a
+    # wrapper gone without a code really vanished.
+    alive = job.driver_pid is not None and process_alive(job.driver_pid, job.work_dir)
     code = read_exit_code(job)
     if code is not None:
         _children.pop(job.driver_pid, None)
@@ -151,7 +154,7 @@ def job_follow(job):
             status, reason = Job.FAILED, f"the driver exited with code {code}"
         job_finish(job, status, reason, exit_code=code)
         return
-    if job.driver_pid is None or not process_alive(job.driver_pid, job.work_dir):
+    if not alive:
         _children.pop(job.driver_pid, None)
         _term_sent.pop(job.pk, None)
         if job.cancel_requested:

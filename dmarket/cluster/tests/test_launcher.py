@@ -260,3 +260,39 @@ def test_concurrent_launchers_claim_each_job_once(make_user, entry_file):
     for launcher_id, mine in claims.items():
         assert set(Job.objects.filter(pk__in=mine).values_list("launcher", flat=True)) <= {
             launcher_id}
+
+
+def reconciled(job, exit_code=None):
+    """A job a launcher left RUNNING when it died, whose driver has gone too."""
+    # A pid above the kernel's default pid_max (2**22): no process has it.
+    Job.objects.filter(pk=job.pk).update(status=Job.RUNNING, launcher="launcher-r",
+                                         driver_pid=2 ** 22 + 17)
+    job.refresh_from_db()
+    job.work_dir.mkdir(parents=True)
+    if exit_code is not None:
+        (job.work_dir / "exit_code").write_text(f"{exit_code}\n")
+    launcher_tick("launcher-r")
+    job.refresh_from_db()
+    return job
+
+
+def test_restarted_launcher_finishes_a_job_whose_exit_code_was_recorded(make_user, entry_file):
+    alice = make_user("alice")
+    job = reconciled(submit(alice, entry_file=entry_file), exit_code=3)
+
+    assert (job.status, job.exit_code, job.status_reason) == (
+        Job.FAILED, 3, "the driver exited with code 3")
+    assert job.settled_at is not None
+    assert client_for(alice).get("/api/credits/").json()["held"] == "0.000000"
+
+
+def test_restarted_launcher_marks_a_vanished_driver_lost_and_releases_its_hold(
+        make_user, entry_file):
+    alice = make_user("alice")
+    job = reconciled(submit(alice, entry_file=entry_file))
+
+    assert (job.status, job.exit_code) == (Job.LOST, None)
+    assert job.status_reason == "the driver vanished without an exit code"
+    assert [r.kind for r in LedgerEntry.objects.filter(job=job).order_by("id")] == [
+        "hold", "release"]
+    assert client_for(alice).get("/api/credits/").json()["held"] == "0.000000"
