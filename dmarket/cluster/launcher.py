@@ -133,6 +133,22 @@ def job_stop(job):
         job_signal(job, signal.SIGKILL)
 
 
+def driver_reap(job, kill):
+    """After the driver's end: kill whatever it left in its process group (a Python driver
+    still shutting down, children the user's code started) and reap the wrapper.
+
+    Only while the wrapper was seen alive: once it is gone, its pid may be another's."""
+    _term_sent.pop(job.pk, None)
+    if kill:
+        job_signal(job, signal.SIGKILL)
+    child = _children.pop(job.driver_pid, None)
+    if child is not None:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.warning("job %s: the driver's wrapper (pid %s) did not exit", job.pk, child.pid)
+
+
 def stopped_status(job):
     return (job.stop_status or Job.CANCELLED, job.status_reason or "cancelled")
 
@@ -144,8 +160,7 @@ def job_follow(job):
     alive = job.driver_pid is not None and process_alive(job.driver_pid, job.work_dir)
     code = read_exit_code(job)
     if code is not None:
-        _children.pop(job.driver_pid, None)
-        _term_sent.pop(job.pk, None)
+        driver_reap(job, kill=alive)
         if job.cancel_requested:
             status, reason = stopped_status(job)
         elif code == 0:
@@ -155,8 +170,7 @@ def job_follow(job):
         job_finish(job, status, reason, exit_code=code)
         return
     if not alive:
-        _children.pop(job.driver_pid, None)
-        _term_sent.pop(job.pk, None)
+        driver_reap(job, kill=False)
         if job.cancel_requested:
             job_finish(job, *stopped_status(job))
         else:

@@ -11,6 +11,40 @@ import os
 import signal
 import subprocess
 import sys
+import time
+
+
+def group_members():
+    """Other processes of this process group (Linux /proc; empty elsewhere)."""
+    me, group = os.getpid(), os.getpgid(0)
+    members = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        # fields: state, ppid, pgrp, ...; a zombie is already gone for our purpose.
+        if int(fields[2]) == group and fields[0] != b"Z":
+            members.append(int(entry))
+    return members
+
+
+def end_group(grace=3.0):
+    """TERM the rest of the group (the wrapper ignores TERM), then KILL what stays."""
+    if os.getpgid(0) != os.getpid() or not group_members():
+        return
+    os.killpg(0, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and group_members():
+        time.sleep(0.1)
+    for pid in group_members():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def main(argv):
@@ -38,6 +72,9 @@ def main(argv):
                     continue
     # A signal's death is reported as 128+N, as shells do.
     code = 128 - code if code < 0 else code
+    # The job ends when nothing of it runs any more: the Python driver can outlive the JVM
+    # that started it, and user code may leave children behind.
+    end_group()
     tmp = os.path.join(job_dir, "exit_code.tmp")
     with open(tmp, "w") as f:
         f.write(f"{code}\n")

@@ -15,6 +15,7 @@ from django.db import connection
 from dmarket.cluster import spark
 from dmarket.cluster.billing import billing_tick
 from dmarket.cluster.launcher import launcher_claim, launcher_tick
+from dmarket.cluster.testing import wait_for
 from dmarket.conftest import client_for
 from dmarket.credits.models import LedgerEntry
 from dmarket.jobs.models import Job
@@ -110,7 +111,8 @@ def test_cancel_while_running_kills_the_driver_and_bills_the_time_it_ran(cluster
     job = drive(job, settled)
     assert job.status == Job.CANCELLED
     assert job.status_reason == "cancelled by its owner"
-    assert not pgid_alive(job.driver_pid)
+    # Nothing of the driver runs any more (killed processes may take a moment to be reaped).
+    wait_for(lambda: not pgid_alive(job.driver_pid), 10, what="the driver's processes to go")
     apps = {a["id"]: a for a in spark.master_state()["completedapps"]}
     assert apps[job.spark_app_id]["state"] in ("KILLED", "FINISHED")
     core_ms = history_core_ms(job)
