@@ -44,5 +44,11 @@ else
   say "requirements already installed"
 fi
 
+# The dmarket client (its own package in client/), editable so that it follows the tree.
+if ! .venv/bin/python -c 'import dmarket_client' 2>/dev/null; then
+  say "installing the dmarket client (client/)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e client
+fi
+
 mkdir -p "${DMARKET_DATA_DIR:-data}"
 say "done: Python $(.venv/bin/python -c 'import platform; print(platform.python_version())'), Java ${java_major:-none}"

@@ -168,6 +168,10 @@ DMARKET_MAX_EXECUTOR_MEMORY_MB = int(os.environ.get("DMARKET_MAX_EXECUTOR_MEMORY
 # The failure detector of shared machines (the seed's ping interval and timeout).
 DMARKET_HEARTBEAT_INTERVAL = int(os.environ.get("DMARKET_HEARTBEAT_INTERVAL", "10"))
 DMARKET_HEARTBEAT_TIMEOUT = int(os.environ.get("DMARKET_HEARTBEAT_TIMEOUT", "30"))
+# How often the monitor looks (the seed's ping interval), and after how long offline a machine
+# is removed (the seed's clean-up time; 0: never).
+DMARKET_MONITOR_POLL = float(os.environ.get("DMARKET_MONITOR_POLL", "5"))
+DMARKET_MACHINE_CLEANUP = int(os.environ.get("DMARKET_MACHINE_CLEANUP", "0"))
 # Per-job directories (driver log, results) live here.
 DMARKET_JOBS_DIR = Path(os.environ.get("DMARKET_JOBS_DIR", DATA_DIR / "jobs")).resolve()
 # Spark (the launcher and the machines' agents read these).

@@ -16,6 +16,7 @@ api = [
     path("machines/", machines.MachineListView.as_view()),
     path("machines/<int:pk>/", machines.MachineDetailView.as_view()),
     path("machines/<int:pk>/heartbeat/", machines.MachineHeartbeatView.as_view()),
+    path("machines/<int:pk>/history/", machines.MachineHistoryView.as_view()),
     path("jobs/", jobs.JobListView.as_view()),
     path("jobs/<int:pk>/", jobs.JobDetailView.as_view()),
     path("jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view()),

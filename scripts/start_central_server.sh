@@ -32,8 +32,9 @@ else
 fi
 
 # The market's daemons: management commands run with --loop, one pid file each. The launcher
-# runs drivers on this host; the billing poller bills executors from the history server.
-DAEMONS=(launcher billing)
+# runs drivers on this host; the billing poller bills executors from the history server; the
+# monitor marks machines offline when their heartbeats stop or the master loses their worker.
+DAEMONS=(launcher billing monitor)
 for daemon in "${DAEMONS[@]}"; do
   pidfile=$DMARKET_RUN_DIR/server/$daemon.pid
   if pid_alive "$pidfile"; then

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts a local Spark standalone cluster in the background: the master, the history server
 # (reading the jobs' event logs under the data directory) and one worker on its own loopback
-# address, registered as a machine of the operator account. Does nothing for what runs already.
+# address, shared through the machine agent (`dmarket machine add`) as a machine of the
+# operator account, like the seed's initial master node. The agent needs the central server,
+# so this starts it too if it is not running. Does nothing for what runs already.
 #
 #   DMARKET_WORKER_ADDRESS (127.0.0.2), DMARKET_WORKER_CORES (all), DMARKET_WORKER_MEMORY_MB (2048)
 #   DMARKET_SPARK_MASTER_PORT (7077), DMARKET_SPARK_MASTER_UI_PORT (8080), DMARKET_HISTORY_PORT (18080)
@@ -53,12 +55,34 @@ start master 127.0.0.1 org.apache.spark.deploy.master.Master \
 SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file://$EVENTS -Dspark.history.fs.update.interval=1s -Dspark.history.ui.port=$HISTORY_PORT" \
   start history 127.0.0.1 org.apache.spark.deploy.history.HistoryServer
 wait_http "http://127.0.0.1:$MASTER_UI_PORT/json/" master
-start worker "$WORKER_ADDRESS" org.apache.spark.deploy.worker.Worker "spark://127.0.0.1:$MASTER_PORT" \
-  --host "$WORKER_ADDRESS" --cores "$WORKER_CORES" --memory "${WORKER_MEMORY_MB}m" \
-  --work-dir "$DMARKET_DATA_DIR/spark-work/$WORKER_ADDRESS" --webui-port 8081
 wait_http "http://127.0.0.1:$HISTORY_PORT/api/v1/applications" history
 
-# The worker is a machine of the operator account, like the seed's initial master node.
-"$PY" manage.py migrate --noinput -v0
-"$PY" manage.py cluster_machine --address "$WORKER_ADDRESS" --cores "$WORKER_CORES" --memory-mb "$WORKER_MEMORY_MB"
+# The first worker: this machine, shared by the operator through the agent.
+scripts/start_central_server.sh
+export DMARKET_STATE_DIR=$DMARKET_DATA_DIR/agent DMARKET_CONFIG=$DMARKET_DATA_DIR/agent/config.json
+DMARKET_TOKEN=$("$PY" manage.py operator_token)
+export DMARKET_TOKEN
+server=http://127.0.0.1:$DMARKET_PORT
+machine=$("$PY" - "$DMARKET_STATE_DIR" "$WORKER_ADDRESS" <<'PY'
+import json, pathlib, sys
+for path in sorted(pathlib.Path(sys.argv[1]).glob("machine-*/machine.json")):
+    if json.loads(path.read_text()).get("address") == sys.argv[2]:
+        print(path.parent.name.split("-", 1)[1])
+PY
+)
+machine=${machine##*$'\n'}
+state=$([ -n "$machine" ] && "$PY" -m dmarket_client --server "$server" machine status "$machine" --json 2>/dev/null \
+        | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["state"])' || true)
+if [ -n "$state" ] && [ "$state" != REMOVED ]; then
+  "$PY" -m dmarket_client --server "$server" machine run "$machine" --detach
+else
+  "$PY" -m dmarket_client --server "$server" machine add --cores "$WORKER_CORES" \
+    --memory "${WORKER_MEMORY_MB}m" --address "$WORKER_ADDRESS" --name "local worker" --detach
+fi
+for _ in $(seq 150); do
+  "$PY" -c "import sys, urllib.request, json; sys.exit(not any(w['host'] == sys.argv[2] and w['state'] == 'ALIVE' for w in json.load(urllib.request.urlopen(sys.argv[1], timeout=1))['workers']))" \
+    "http://127.0.0.1:$MASTER_UI_PORT/json/" "$WORKER_ADDRESS" 2>/dev/null && break
+  sleep 0.2
+done
 echo "Spark master spark://127.0.0.1:$MASTER_PORT, UI http://127.0.0.1:$MASTER_UI_PORT/, history http://127.0.0.1:$HISTORY_PORT/"
+echo "worker on $WORKER_ADDRESS: $WORKER_CORES cores, $WORKER_MEMORY_MB MB (agent log: $DMARKET_STATE_DIR/machine-*/agent.log)"

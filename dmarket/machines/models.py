@@ -44,6 +44,8 @@ class Machine(models.Model):
     worker_id = models.CharField(max_length=200, blank=True)
     worker_state = models.CharField(max_length=32, blank=True)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
+    # Cores of its worker that executors use now, as the Spark master last said.
+    cores_in_use = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     removed_at = models.DateTimeField(null=True, blank=True)
 

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from dmarket.common.serializers import StrictSerializer, validate_machine_type
 
-from .models import Machine, parse_window
+from .models import Machine, MachineStateChange, parse_window
 
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
@@ -62,13 +62,21 @@ class MachineSerializer(serializers.ModelSerializer):
         model = Machine
         fields = ["id", "owner", "name", "cores", "memory_mb", "machine_type", "address",
                   "sharing_window", "share_until", "state", "worker_id", "worker_state",
-                  "last_heartbeat", "earned", "created_at", "removed_at"]
+                  "last_heartbeat", "cores_in_use", "earned", "created_at", "removed_at"]
 
 
 class AgentSettingsSerializer(serializers.Serializer):
     master_url = serializers.CharField()
     heartbeat_interval = serializers.IntegerField()
     heartbeat_timeout = serializers.IntegerField()
+    executor_env = serializers.DictField(child=serializers.CharField(),
+                                         help_text="Environment for the worker's executors.")
+
+
+class MachineStateChangeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MachineStateChange
+        fields = ["state", "reason", "created_at"]
 
 
 class MachineRegisteredSerializer(MachineSerializer):

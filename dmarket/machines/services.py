@@ -1,4 +1,8 @@
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import Machine, MachineStateChange
@@ -40,8 +44,43 @@ def machine_heartbeat(machine, worker_state="", worker_id=""):
         machine.worker_id = worker_id
         fields.append("worker_id")
     machine.save(update_fields=fields)
-    if machine.is_shared_at(now):
+    if not machine.is_shared_at(now):
+        machine_set_state(machine, Machine.PAUSED, "outside its sharing window")
+    elif worker_state in ("", "ALIVE"):
         machine_set_state(machine, Machine.ONLINE, "heartbeat")
     else:
-        machine_set_state(machine, Machine.PAUSED, "outside its sharing window")
+        # The agent lives but its worker does not (yet): nothing can run there.
+        machine_set_state(machine, Machine.OFFLINE, f"its worker is {worker_state}")
     return machine
+
+
+def machines_monitor(workers=None, now=None):
+    """The failure detector, one pass: a machine whose heartbeats stopped for the timeout, or
+    whose worker the Spark master lost, is OFFLINE. `workers` is the master's worker list
+    (None: the master did not answer, so only heartbeats count). Returns how many changed."""
+    now = now or timezone.now()
+    timeout = settings.DMARKET_HEARTBEAT_TIMEOUT
+    changed = 0
+    silent = Machine.objects.filter(state__in=(Machine.ONLINE, Machine.PAUSED)).filter(
+        Q(last_heartbeat__isnull=True) | Q(last_heartbeat__lt=now - timedelta(seconds=timeout)))
+    for machine in silent:
+        changed += machine_set_state(machine, Machine.OFFLINE, f"no heartbeat for {timeout} s")
+    if workers is not None:
+        alive = {w["id"]: w for w in workers if w.get("state") == "ALIVE"}
+        for machine in Machine.objects.filter(state=Machine.ONLINE).exclude(worker_id=""):
+            if machine.worker_id not in alive:
+                changed += machine_set_state(machine, Machine.OFFLINE,
+                                             "the Spark master lost its worker")
+        for machine in Machine.objects.exclude(state=Machine.REMOVED).exclude(worker_id=""):
+            in_use = alive.get(machine.worker_id, {}).get("coresused", 0)
+            if machine.cores_in_use != in_use:
+                machine.cores_in_use = in_use
+                machine.save(update_fields=["cores_in_use"])
+    cleanup = settings.DMARKET_MACHINE_CLEANUP
+    if cleanup:
+        for machine in Machine.objects.filter(state=Machine.OFFLINE).filter(
+                Q(last_heartbeat__isnull=True) | Q(
+                    last_heartbeat__lt=now - timedelta(seconds=cleanup))):
+            changed += machine_set_state(machine, Machine.REMOVED,
+                                         f"offline for more than {cleanup} s")
+    return changed

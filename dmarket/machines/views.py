@@ -14,7 +14,7 @@ from dmarket.credits.models import ZERO, LedgerEntry
 from .models import Machine
 from .serializers import (HeartbeatReplySerializer, HeartbeatSerializer,
                           MachineCreateSerializer, MachineRegisteredSerializer,
-                          MachineSerializer)
+                          MachineSerializer, MachineStateChangeSerializer)
 from .services import machine_heartbeat, machine_set_state
 
 STATES = [s for s, _ in Machine.STATES]
@@ -33,6 +33,7 @@ def agent_settings():
         "master_url": settings.DMARKET_SPARK_MASTER_URL,
         "heartbeat_interval": settings.DMARKET_HEARTBEAT_INTERVAL,
         "heartbeat_timeout": settings.DMARKET_HEARTBEAT_TIMEOUT,
+        "executor_env": settings.DMARKET_JOB_ENV,
     }
 
 
@@ -96,3 +97,16 @@ class MachineHeartbeatView(APIView):
                 "heartbeat_interval": settings.DMARKET_HEARTBEAT_INTERVAL,
                 "heartbeat_timeout": settings.DMARKET_HEARTBEAT_TIMEOUT}
         return Response(body)
+
+
+class MachineHistoryView(generics.ListAPIView):
+    serializer_class = MachineStateChangeSerializer
+
+    def get_queryset(self):
+        machine = get_object_or_404(visible_to(Machine.objects.all(), self.request.user),
+                                    pk=self.kwargs["pk"])
+        return machine.history.order_by("-id")
+
+    @extend_schema(operation_id="machines_history_list")
+    def get(self, request, pk):
+        return self.list(request)

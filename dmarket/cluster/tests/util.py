@@ -1,5 +1,6 @@
 import json
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db.models import Sum
@@ -71,9 +72,9 @@ def history_core_ms(job):
     """Core-milliseconds per executor as the history server reports them, the bill's basis."""
     app = spark.history_app(job.spark_app_id)
     executors = spark.history_executors(job.spark_app_id)
-    return {executor["id"]: int(executor["totalCores"]) * int((end - start).total_seconds()
-                                                              * 1000)
-            for executor, start, end in executor_spans(job, app, executors)}
+    # Whole milliseconds, in exact integer arithmetic (a float's 64938.999… must stay 64939).
+    return {executor["id"]: int(executor["totalCores"]) * ((end - start) // timedelta(
+        milliseconds=1)) for executor, start, end in executor_spans(job, app, executors)}
 
 
 def expected_bill(job, core_ms_by_executor):

@@ -1,0 +1,242 @@
+"""The machine agent: keeps a Spark worker running on this machine while it is shared, with
+exactly the cores and memory its owner offered, and tells the market it is alive.
+
+It restarts the worker when it dies, stops it outside the sharing window (the server then
+shows the machine PAUSED), and stops it gracefully when the agent is told to stop (SIGTERM):
+Spark then reruns the worker's tasks elsewhere.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, time as dtime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from .api import ApiError
+
+
+def parse_window(text):
+    start, _, end = text.partition("-")
+    return dtime.fromisoformat(start.strip()), dtime.fromisoformat(end.strip())
+
+
+def is_shared(sharing_window, share_until, now=None):
+    """The server's rule, for when the server cannot be asked: a daily UTC window (which may
+    wrap past midnight) and an end time."""
+    now = now or datetime.now(timezone.utc)
+    if share_until:
+        until = datetime.fromisoformat(share_until.replace("Z", "+00:00"))
+        if now >= until:
+            return False
+    if not sharing_window:
+        return True
+    start, end = parse_window(sharing_window)
+    t = now.astimezone(timezone.utc).time()
+    return start <= t < end if start < end else (t >= start or t < end)
+
+
+def local_address(server):
+    """The address this machine reaches the server from (no packet is sent)."""
+    host = urlsplit(server).hostname or "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, 9))
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+def spark_class(spark_home=None):
+    """bin/spark-class from --spark-home, SPARK_HOME, the pyspark package, or PATH."""
+    candidates = []
+    if spark_home or os.environ.get("SPARK_HOME"):
+        candidates.append(Path(spark_home or os.environ["SPARK_HOME"]) / "bin" / "spark-class")
+    try:
+        import pyspark
+
+        candidates.append(Path(pyspark.__file__).parent / "bin" / "spark-class")
+    except ImportError:
+        pass
+    found = shutil.which("spark-class")
+    if found:
+        candidates.append(Path(found))
+    for path in candidates:
+        if path.exists():
+            return path
+    raise RuntimeError("Spark is not installed here: pip install 'dmarket-client[worker]' "
+                       "(and Java 17), or give --spark-home")
+
+
+def free_port(address):
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+class Agent:
+    def __init__(self, client, machine, work_dir, spark_home=None, log=None):
+        self.client = client
+        self.machine = machine
+        self.settings = machine.get("agent") or {}
+        self.work_dir = Path(work_dir)
+        self.spark_class = spark_class(spark_home)
+        self.log = log or (lambda message: print(message, flush=True))
+        self.worker = None
+        self.worker_ui = None
+        self.worker_id = ""
+        self.restarts = 0
+        self.stopping = threading.Event()
+
+    # --- the worker ---------------------------------------------------------------------
+
+    def worker_running(self):
+        return self.worker is not None and self.worker.poll() is None
+
+    def start_worker(self):
+        address = self.machine["address"]
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port(address)
+        env = dict(os.environ, SPARK_LOCAL_IP=address, SPARK_LOCAL_HOSTNAME=address,
+                   PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable))
+        env.update(self.settings.get("executor_env") or {})
+        argv = [str(self.spark_class), "org.apache.spark.deploy.worker.Worker",
+                self.settings["master_url"], "--host", address,
+                "--cores", str(self.machine["cores"]),
+                "--memory", f"{self.machine['memory_mb']}m",
+                "--work-dir", str(self.work_dir / "work"), "--webui-port", str(port)]
+        with open(self.work_dir / "worker.log", "ab") as log:
+            self.worker = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                           stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+        (self.work_dir / "worker.pid").write_text(f"{self.worker.pid}\n")
+        self.worker_ui = f"http://{address}:{port}"
+        self.worker_id = ""
+        self.log(f"worker started (pid {self.worker.pid}): {self.machine['cores']} cores, "
+                 f"{self.machine['memory_mb']} MB, master {self.settings['master_url']}")
+
+    def stop_worker(self, grace=15):
+        if not self.worker_running():
+            self.worker = None
+            return
+        self.log(f"stopping the worker (pid {self.worker.pid})")
+        try:
+            os.killpg(self.worker.pid, signal.SIGTERM)
+            self.worker.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.worker.pid, signal.SIGKILL)
+            self.worker.wait()
+        except ProcessLookupError:
+            pass
+        self.worker = None
+        self.worker_id = ""
+
+    def worker_state(self):
+        """ALIVE once the worker answers with its id; STARTING before; STOPPED without one."""
+        if not self.worker_running():
+            return "STOPPED"
+        if not self.worker_id:
+            try:
+                info = requests.get(self.worker_ui + "/json/", timeout=2).json()
+                self.worker_id = info.get("id", "")
+            except (requests.RequestException, ValueError):
+                return "STARTING"
+        return "ALIVE" if self.worker_id else "STARTING"
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def step(self):
+        """One round: keep the worker as the sharing window wants, then a heartbeat."""
+        shared = is_shared(self.machine.get("sharing_window"), self.machine.get("share_until"))
+        if shared and not self.worker_running():
+            if self.worker is not None:
+                self.restarts += 1
+                self.log(f"the worker died (exit {self.worker.returncode}); restarting it")
+            self.start_worker()
+        elif not shared and self.worker_running():
+            self.log("outside the sharing window")
+            self.stop_worker()
+        reply = self.client.post(f"machines/{self.machine['id']}/heartbeat/",
+                                 {"worker_state": self.worker_state(),
+                                  "worker_id": self.worker_id})
+        return reply
+
+    def run(self):
+        """Until SIGTERM/SIGINT, or until the server says the machine was removed."""
+        def stop(signum, frame):
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        interval = float(self.settings.get("heartbeat_interval", 10))
+        last_state = None
+        try:
+            while not self.stopping.is_set():
+                try:
+                    reply = self.step()
+                except ApiError as e:
+                    if e.status in (404, 409):
+                        self.log(f"the server no longer knows this machine: {e.detail}")
+                        return 1
+                    self.log(f"heartbeat failed: {e.detail}")
+                else:
+                    if reply and reply.get("state") != last_state:
+                        last_state = reply.get("state")
+                        self.log(f"the market shows this machine {last_state}")
+                self.stopping.wait(interval)
+        finally:
+            self.stop_worker()
+        self.log("agent stopped")
+        return 0
+
+
+# --- the agent's files: one pid file, one log and one state file per machine ------------------
+
+def agent_paths(state_dir, machine_id):
+    base = Path(state_dir) / f"machine-{machine_id}"
+    return {"dir": base, "pid": base / "agent.pid", "log": base / "agent.log",
+            "machine": base / "machine.json"}
+
+
+def agent_pid(state_dir, machine_id):
+    """The pid of this machine's running agent, or None."""
+    try:
+        pid = int(agent_paths(state_dir, machine_id)["pid"].read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+    return pid
+
+
+def agent_stop(state_dir, machine_id, timeout=30):
+    """Stop the machine's agent (which stops its worker gracefully); False if none ran."""
+    pid = agent_pid(state_dir, machine_id)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    agent_paths(state_dir, machine_id)["pid"].unlink(missing_ok=True)
+    return True
+
+
+def save_machine(state_dir, machine):
+    paths = agent_paths(state_dir, machine["id"])
+    paths["dir"].mkdir(parents=True, exist_ok=True)
+    paths["machine"].write_text(json.dumps(machine, indent=2))
+    return paths

@@ -1,0 +1,670 @@
+"""`dmarket`: the market's command-line client.
+
+Every command prints a table or `name  value` lines for people, and JSON with --json (on the
+command or before it). Exit codes: 0 done, 1 the server refused (its message is printed) or
+could not be reached, 2 a usage error.
+"""
+
+import json as jsonlib
+import os
+import re
+import shlex
+import sys
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
+
+import click
+import requests
+
+from . import __version__, config
+from .api import ApiError, Client
+from .context import Context, pass_context
+from .machine_cli import machine
+from .output import emit, emit_json, fields, json_option, table
+
+# Seconds between polls of `jobs log --follow` and `jobs watch`.
+POLL_INTERVAL = 1.0
+
+STATUSES = ["QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "LOST"]
+FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED", "LOST")
+LEDGER_KINDS = ["grant", "hold", "release", "charge", "earning", "refund", "adjustment"]
+LOG_PAGE_LINES = 10000
+
+
+class Failure(click.ClickException):
+    """Exit 1 with `dmarket: <message>` on stderr."""
+
+    def show(self, file=None):
+        click.echo(f"dmarket: {self.format_message()}", err=True, file=file)
+
+
+class Group(click.Group):
+    """A group that turns the server's refusals into `dmarket: <detail>` and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ApiError as e:
+            raise Failure(e.detail) from None
+        except requests.RequestException as e:
+            # A transfer that broke half-way (a download), after the request itself succeeded.
+            raise Failure(f"the connection to the server failed: {e}") from None
+        except click.UsageError:
+            raise
+        except click.ClickException as e:
+            if isinstance(e, Failure):
+                raise
+            failure = Failure(e.format_message())
+            failure.exit_code = e.exit_code
+            raise failure from None
+
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+@click.group("dmarket", cls=Group, context_settings=CONTEXT)
+@click.option("--server", metavar="URL",
+              help="The dmarket server (default: $DMARKET_SERVER, else the one you logged in "
+                   f"to, else {config.DEFAULT_SERVER}).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.version_option(__version__, "--version", prog_name="dmarket")
+@click.pass_context
+def cli(ctx, server, as_json):
+    """The dmarket compute market: run Spark jobs on shared machines, pay with credits.
+
+    Start with `dmarket register` (or `dmarket login`), then `dmarket jobs submit app.py`.
+    """
+    obj = ctx.ensure_object(Context)
+    obj.server_flag = server
+    if as_json:
+        obj.as_json = True
+
+
+def main(argv=None):
+    """The `dmarket` console script."""
+    try:
+        cli.main(args=argv, prog_name="dmarket")
+    except ApiError as e:  # raised outside a command; the group converts those inside one
+        click.echo(f"dmarket: {e.detail}", err=True)
+        sys.exit(1)
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+ISO_TIME = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)?$")
+
+
+def short_time(value):
+    """'2026-11-22T08:25:30.398123Z' -> '2026-11-22 08:25:30 UTC' (None -> None)."""
+    if not value:
+        return value
+    match = ISO_TIME.match(value)
+    if not match:
+        return value
+    day, clock, zone = match.groups()
+    zone = "UTC" if zone in ("Z", "+00:00") else zone
+    return f"{day} {clock}" + (f" {zone}" if zone else "")
+
+
+def human_size(n):
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def stderr_is_tty():
+    return click.get_text_stream("stderr").isatty()
+
+
+JOB_FIELDS = ["id", "name", "owner", "status", "status_reason", "cancel_requested", "entry_file",
+              "libs", "archives", "app_params", "cores", "executor_memory_mb", "machine_type",
+              "max_credits", "cost", "price_per_core_hour", "premium_rate", "submission_id",
+              "spark_app_id", "exit_code", "created_at", "started_at", "finished_at",
+              "settled_at"]
+TIME_FIELDS = ("created_at", "started_at", "finished_at", "settled_at", "date_joined",
+               "modified_at", "ended_at")
+
+
+def for_people(data):
+    """A copy of an API object fit for `name  value` lines and tables."""
+    shown = dict(data)
+    for key, value in data.items():
+        if key in TIME_FIELDS or key in ("created", "started", "ended"):
+            shown[key] = short_time(value)
+        elif key == "app_params":
+            shown[key] = shlex.join(value)
+        elif isinstance(value, list):
+            shown[key] = ", ".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            shown[key] = "yes" if value else "no"
+    return shown
+
+
+def show_job(ctx, job):
+    if ctx.as_json:
+        emit_json(job)
+    else:
+        fields(for_people(job), [n for n in JOB_FIELDS if n in job])
+
+
+def job_rows(jobs):
+    return [dict(for_people(job), created=short_time(job["created_at"])) for job in jobs]
+
+
+JOB_COLUMNS = [("id", "ID"), ("name", "NAME"), ("status", "STATUS"), ("cores", "CORES"),
+               ("cost", "COST"), ("created", "CREATED")]
+
+
+# --- accounts -----------------------------------------------------------------------------
+
+def read_password(password_stdin, username, confirm):
+    if password_stdin:
+        if username is None:
+            raise click.UsageError("--password-stdin needs --username.")
+        text = click.get_text_stream("stdin").read()
+        if text.endswith("\n"):
+            text = text[:-1]
+        if text.endswith("\r"):
+            text = text[:-1]
+        if not text:
+            raise click.UsageError("No password on standard input.")
+        return text
+    return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+
+
+def save_login(server, username, token):
+    data = config.load()
+    data.update(server=server, username=username, token=token)
+    config.save(data)
+
+
+def account_summary(ctx, server, user, message):
+    if ctx.as_json:
+        emit_json({"server": server, "user": user})
+    else:
+        click.echo(message)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--username", help="Your user name (prompted for when not given).")
+@click.option("--email", default="", help="Your e-mail address (optional).")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input instead of prompting for it.")
+@json_option
+@pass_context
+def register(ctx, username, email, password_stdin):
+    """Create an account on the server and log in to it.
+
+    The server and your token are saved in the configuration file (readable by you only).
+    """
+    if username is None and not password_stdin:
+        username = click.prompt("Username")
+    password = read_password(password_stdin, username, confirm=True)
+    client = ctx.client(auth=False)
+    body = client.post("auth/register/",
+                       {"username": username, "password": password, "email": email})
+    save_login(client.server, body["user"]["username"], body["token"])
+    account_summary(ctx, client.server, body["user"],
+                    f"Registered and logged in as {body['user']['username']} on "
+                    f"{client.server}.")
+
+
+@cli.command(context_settings=CONTEXT, short_help="Log in and save the token.")
+@click.option("--username", help="Your user name (prompted for when not given).")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input instead of prompting for it.")
+@json_option
+@pass_context
+def login(ctx, username, password_stdin):
+    """Log in to the server and save the token in the configuration file."""
+    if username is None and not password_stdin:
+        username = click.prompt("Username")
+    password = read_password(password_stdin, username, confirm=False)
+    client = ctx.client(auth=False)
+    body = client.post("auth/login/", {"username": username, "password": password})
+    save_login(client.server, username, body["token"])
+    user = ctx.closing(Client(client.server, body["token"])).get("auth/me/")
+    account_summary(ctx, client.server, user,
+                    f"Logged in as {user['username']} on {client.server}.")
+
+
+@cli.command(context_settings=CONTEXT, short_help="Show who and where you are logged in.")
+@json_option
+@pass_context
+def whoami(ctx):
+    """Show the account you are logged in as, and on which server."""
+    client = ctx.client()
+    user = client.get("auth/me/")
+    data = {"server": client.server, **user}
+    if ctx.as_json:
+        emit_json(data)
+    else:
+        fields(for_people(data), ["server", "username", "email", "id", "is_staff",
+                                  "date_joined"])
+
+
+@cli.command(context_settings=CONTEXT)
+@json_option
+@pass_context
+def logout(ctx):
+    """Forget the saved token (the server is remembered)."""
+    data = config.load()
+    server = ctx.server
+    saved = (data.get("server") or "").rstrip("/")
+    logged_in = bool(data.get("token")) and (not ctx.server_flag or saved == server)
+    if logged_in:
+        data.pop("token", None)
+        data.pop("username", None)
+        config.save(data)
+        server = saved or server
+    if ctx.as_json:
+        emit_json({"server": server, "logged_out": logged_in})
+    elif logged_in:
+        click.echo(f"Logged out of {server}.")
+    else:
+        click.echo(f"Not logged in to {server}.")
+    if os.environ.get("DMARKET_TOKEN"):
+        click.echo("dmarket: DMARKET_TOKEN is still set in the environment and still used.",
+                   err=True)
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+@cli.group(cls=Group, context_settings=CONTEXT, short_help="Submit and follow jobs.")
+@json_option
+def jobs():
+    """Submit jobs and follow them: their state, driver log, results and executors."""
+
+
+class MemorySize(click.ParamType):
+    """512m, 4g, 1.5g or plain megabytes -> whole megabytes."""
+
+    name = "SIZE"
+    UNITS = {"": 1, "m": 1, "mb": 1, "mib": 1, "g": 1024, "gb": 1024, "gib": 1024,
+             "t": 1024 ** 2, "tb": 1024 ** 2, "tib": 1024 ** 2,
+             "k": Decimal(1) / 1024, "kb": Decimal(1) / 1024, "kib": Decimal(1) / 1024}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+        unit = match.group(2).lower() if match else None
+        if unit not in self.UNITS:
+            self.fail(f"{value!r} is not a memory size such as 512m, 4g or 2048 (megabytes).",
+                      param, ctx)
+        try:
+            mb = Decimal(match.group(1)) * self.UNITS[unit]
+        except InvalidOperation:  # pragma: no cover (the pattern admits only numbers)
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        if mb != mb.to_integral_value():
+            self.fail(f"{value!r} is not a whole number of megabytes.", param, ctx)
+        return int(mb)
+
+
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def absolute(value, alias=False):
+    """A local path made absolute (the server needs absolute paths); URIs unchanged.
+
+    With alias, a '#name' suffix (Spark's name for an unpacked archive) is kept as it is.
+    """
+    if not value or URI_SCHEME.match(value):
+        return value
+    base, sep, name = value.rpartition("#") if alias and "#" in value else (value, "", "")
+    return os.path.abspath(os.path.expanduser(base)) + sep + name
+
+
+@jobs.command(context_settings=CONTEXT)
+@click.argument("entry_file")
+@click.argument("params", nargs=-1)
+@click.option("--name", help="The job's name (default: the entry file's name).")
+@click.option("--lib", "libs", multiple=True, metavar="PATH|URI",
+              help="A .py, .zip, .egg or .jar the application needs (repeatable).")
+@click.option("--archive", "archives", multiple=True, metavar="PATH|URI[#ALIAS]",
+              help="An archive unpacked in the executors' working directory (repeatable).")
+@click.option("--cores", type=click.IntRange(min=1), help="Cores in all (default 1).")
+@click.option("--executor-memory", type=MemorySize(),
+              help="Memory of each executor: 512m, 4g, or megabytes (default 1g).")
+@click.option("--machine-type", help="The type of machine to run on (default cpu; "
+              "see `dmarket prices`).")
+@click.option("--max-credits", metavar="CREDITS",
+              help="The most the job may cost; held from your credits while it runs "
+                   "(default: the market's default cap).")
+@click.option("--submission-id", metavar="ID",
+              help="Makes the submit safe to retry: the same ID gives back the same job.")
+@click.option("--watch", is_flag=True, help="Then follow the job like `dmarket jobs watch`.")
+@json_option
+@pass_context
+def submit(ctx, entry_file, params, name, libs, archives, cores, executor_memory,
+           machine_type, max_credits, submission_id, watch):
+    """Submit a job: ENTRY_FILE (a .py or .jar) run with PARAMS as its arguments.
+
+    Put the application's own arguments after `--`; they reach it exactly as given (never
+    through a shell):
+
+        dmarket jobs submit pi.py --cores 4 -- 1000 --verbose
+
+    Local paths are made absolute (the server reads them); URIs such as hdfs:// or https://
+    are passed unchanged. With --watch and --json only the final job is printed.
+    """
+    entry = absolute(entry_file)
+    body = {
+        "name": name if name is not None else (
+            PurePosixPath(entry_file.split("?")[0].rstrip("/")).stem or "job"),
+        "entry_file": entry,
+        "libs": [absolute(lib) for lib in libs],
+        "archives": [absolute(archive, alias=True) for archive in archives],
+        "app_params": list(params),
+    }
+    optional = {"cores": cores, "executor_memory_mb": executor_memory,
+                "machine_type": machine_type, "max_credits": max_credits,
+                "submission_id": submission_id}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    client = ctx.client()
+    job = client.post("jobs/", body)
+    if watch:
+        if not ctx.as_json:
+            show_job(ctx, job)
+            click.echo()
+        watch_job(ctx, client, job["id"])
+    else:
+        show_job(ctx, job)
+
+
+@jobs.command("list", context_settings=CONTEXT)
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(STATUSES, case_sensitive=False),
+              help="Only jobs in this state (repeatable).")
+@click.option("--all", "everyone", is_flag=True, help="Operators: every user's jobs.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="At most this many jobs, newest first.")
+@json_option
+@pass_context
+def jobs_list(ctx, statuses, everyone, limit):
+    """List your jobs, newest first."""
+    client = ctx.client()
+    params = {"page_size": min(limit, 500)}
+    if statuses:
+        params["status"] = ",".join(statuses)
+    if everyone:
+        params["all"] = "true"
+    rows = []
+    for job in client.pages("jobs/", **params):
+        rows.append(job)
+        if len(rows) >= limit:
+            break
+    if ctx.as_json:
+        emit_json(rows)
+    else:
+        table(job_rows(rows), JOB_COLUMNS)
+
+
+@jobs.command(context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID", type=int)
+@json_option
+@pass_context
+def show(ctx, job_id):
+    """Show a job."""
+    show_job(ctx, ctx.client().get(f"jobs/{job_id}/"))
+
+
+@jobs.command(context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID", type=int)
+@json_option
+@pass_context
+def cancel(ctx, job_id):
+    """Cancel a job: a queued one at once; a running one is stopped (and billed for the time
+    it ran)."""
+    client = ctx.client()
+    job = client.post(f"jobs/{job_id}/cancel/")
+    if ctx.as_json:
+        emit_json(job)
+    elif client.last_status == 202:
+        click.echo(f"Job {job_id}: cancel requested ({job['status']}).")
+    else:
+        click.echo(f"Job {job_id}: {job['status']}.")
+
+
+@jobs.command(context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--follow", "-f", is_flag=True,
+              help="Keep printing new lines until the job has finished.")
+@click.option("--from", "start", type=click.IntRange(min=0), default=0, metavar="OFFSET",
+              help="Start at this byte offset of the log.")
+@json_option
+@pass_context
+def log(ctx, job_id, follow, start):
+    """Print a job's driver log.
+
+    With --json: one object {lines, offset, next, ended, status}; with --follow too, one such
+    object a line for each batch of new lines.
+    """
+    client = ctx.client()
+    position, lines, page = start, [], None
+    while True:
+        page = client.get(f"jobs/{job_id}/log/", **{"from": position, "size": LOG_PAGE_LINES})
+        moved = page["next"] != position
+        position = page["next"]
+        if follow and ctx.as_json:
+            if page["lines"] or page["ended"]:
+                click.echo(jsonlib.dumps(page))
+        elif ctx.as_json:
+            lines.extend(page["lines"])
+        else:
+            for line in page["lines"]:
+                click.echo(line)
+        if page["ended"]:
+            break
+        if not follow:
+            if not moved:
+                break
+            continue
+        if len(page["lines"]) < LOG_PAGE_LINES:
+            time.sleep(POLL_INTERVAL)
+    if ctx.as_json and not follow:
+        emit_json({"lines": lines, "offset": start, "next": position, "ended": page["ended"],
+                   "status": page["status"]})
+
+
+def download_target(root, path):
+    """Where a result file goes under root; None for a path that would leave it."""
+    parts = PurePosixPath(path).parts
+    if not parts or PurePosixPath(path).is_absolute() or any(p in ("..", ".") for p in parts):
+        return None
+    return root.joinpath(*parts)
+
+
+def progress_display(name):
+    if not stderr_is_tty():
+        return None
+
+    def show(done, total):
+        of = f" of {human_size(total)} ({done * 100 // total}%)" if total else ""
+        click.echo(f"\r{name}  {human_size(done)}{of}\x1b[K", err=True, nl=False)
+
+    return show
+
+
+@jobs.command(context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--download", "directory", metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Fetch every result file into DIR, keeping subdirectories.")
+@json_option
+@pass_context
+def results(ctx, job_id, directory):
+    """List the files a job wrote as its results, or fetch them with --download."""
+    client = ctx.client()
+    files = list(client.pages(f"jobs/{job_id}/results/", page_size=500))
+    if directory is not None:
+        for item in files:
+            target = download_target(directory, item["path"])
+            if target is None:
+                raise Failure(f"refusing the result path {item['path']!r}: it leaves {directory}")
+            partial = target.with_name(target.name + ".part")
+            progress = progress_display(item["path"])
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download(f"jobs/{job_id}/results/{quote(item['path'])}", partial,
+                                progress)
+                os.replace(partial, target)
+            except OSError as e:
+                raise Failure(f"cannot write {target}: {e}") from None
+            finally:
+                if progress:
+                    click.echo("\r\x1b[K", err=True, nl=False)
+                if partial.exists():
+                    partial.unlink()
+            item["local_path"] = str(target)
+    if ctx.as_json:
+        emit_json(files)
+        return
+    columns = [("path", "PATH"), ("size", "SIZE"), ("modified_at", "MODIFIED")]
+    if directory is not None:
+        columns.append(("local_path", "SAVED AS"))
+    table([for_people(f) for f in files], columns)
+
+
+class StatusLine:
+    """A status on stderr: redrawn in place on a terminal, a line per change otherwise."""
+
+    def __init__(self):
+        self.tty = stderr_is_tty()
+        self.last = None
+
+    def show(self, text):
+        if text == self.last:
+            return
+        self.last = text
+        if self.tty:
+            click.echo(f"\r{text}\x1b[K", err=True, nl=False)
+        else:
+            click.echo(text, err=True)
+
+    def close(self):
+        if self.tty and self.last is not None:
+            click.echo(err=True)
+
+
+def job_status_text(job):
+    text = f"job {job['id']} ({job['name']}): {job['status']}"
+    if job.get("status_reason"):
+        text += f" ({job['status_reason']})"
+    finished = job["status"] in FINISHED
+    if job.get("cancel_requested") and not finished:
+        text += ", cancel requested"
+    text += f", cost {job['cost']}"
+    if finished and not job.get("settled_at"):
+        text += ", settling the bill"
+    return text
+
+
+def watch_job(ctx, client, job_id):
+    """Follow a job until it has finished and its bill is settled; exit 0 if it succeeded."""
+    status = StatusLine()
+    try:
+        while True:
+            job = client.get(f"jobs/{job_id}/")
+            status.show(job_status_text(job))
+            if job["status"] in FINISHED and job.get("settled_at"):
+                break
+            time.sleep(POLL_INTERVAL)
+    finally:
+        status.close()
+    show_job(ctx, job)
+    click.get_current_context().exit(0 if job["status"] == "SUCCEEDED" else 1)
+
+
+@jobs.command(context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID", type=int)
+@json_option
+@pass_context
+def watch(ctx, job_id):
+    """Follow a job until it has finished and been billed, then print it.
+
+    Exits 0 when the job succeeded, 1 otherwise.
+    """
+    watch_job(ctx, ctx.client(), job_id)
+
+
+@jobs.command(context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID", type=int)
+@json_option
+@pass_context
+def executors(ctx, job_id):
+    """List the Spark executors a job ran: where, how many cores, how long."""
+    rows = ctx.client().get(f"jobs/{job_id}/executors/")
+    emit(ctx, rows if ctx.as_json else [for_people(r) for r in rows], columns=[
+        ("id", "ID"), ("host", "HOST"), ("machine", "MACHINE"), ("cores", "CORES"),
+        ("started_at", "STARTED"), ("ended_at", "ENDED"), ("core_seconds", "CORE-SECONDS"),
+    ])
+
+
+# --- credits ------------------------------------------------------------------------------
+
+@cli.group(cls=Group, invoke_without_command=True, context_settings=CONTEXT,
+           short_help="Your credits, and their history.")
+@json_option
+@pass_context
+def credits(ctx):
+    """Your credits: balance, held for unfinished jobs, available, earned, spent.
+
+    `dmarket credits history` lists the ledger rows behind them.
+    """
+    if click.get_current_context().invoked_subcommand is None:
+        data = ctx.client().get("credits/")
+        emit(ctx, data, names=["balance", "held", "available", "earned", "spent"])
+
+
+@credits.command(context_settings=CONTEXT)
+@click.option("--kind", "kinds", multiple=True,
+              type=click.Choice(LEDGER_KINDS, case_sensitive=False),
+              help="Only rows of this kind (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="At most this many rows, newest first.")
+@json_option
+@pass_context
+def history(ctx, kinds, limit):
+    """List the movements of your credits, newest first."""
+    params = {"page_size": min(limit, 500)}
+    if kinds:
+        params["kind"] = ",".join(kinds)
+    rows = []
+    for row in ctx.client().pages("credits/transactions/", **params):
+        rows.append(row)
+        if len(rows) >= limit:
+            break
+    emit(ctx, rows if ctx.as_json else [for_people(r) for r in rows], columns=[
+        ("id", "ID"), ("kind", "KIND"), ("amount", "AMOUNT"), ("held", "HELD"),
+        ("balance_after", "BALANCE"), ("job", "JOB"), ("memo", "MEMO"),
+        ("created_at", "CREATED"),
+    ])
+
+
+@cli.command(context_settings=CONTEXT, short_help="Show the prices of a core-hour.")
+@json_option
+@pass_context
+def prices(ctx):
+    """Show what a core-hour costs on each type of machine, now and before the premium."""
+    data = ctx.client().get("prices/")
+    if ctx.as_json:
+        emit_json(data)
+        return
+    rows = [{"type": name, "price": price, "now": data["effective"].get(name)}
+            for name, price in data["machine_types"].items()]
+    table(rows, [("type", "MACHINE TYPE"), ("price", "PRICE"), ("now", "PRICE NOW")])
+    click.echo()
+    fields(data, ["unit", "premium_rate", "unfinished_jobs", "online_machines",
+                  "default_job_cap", "signup_grant"])
+
+
+cli.add_command(machine)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

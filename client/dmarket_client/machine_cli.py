@@ -1,0 +1,189 @@
+"""`dmarket machine ...`: share this computer as a Spark worker, and manage shared machines."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import click
+
+from . import config
+from .agent import Agent, agent_paths, agent_pid, agent_stop, local_address, save_machine
+from .context import pass_context
+from .output import emit, json_option
+
+MACHINE_COLUMNS = [("id", "ID"), ("name", "NAME"), ("address", "ADDRESS"), ("cores", "CORES"),
+                   ("cores_in_use", "IN USE"), ("memory_mb", "MEMORY MB"),
+                   ("machine_type", "TYPE"), ("state", "STATE"), ("earned", "EARNED")]
+DURATION = re.compile(r"^(\d+)([smhd])$")
+MEMORY = re.compile(r"^(\d+)([mMgG]?)[bB]?$")
+
+
+def memory_mb(text):
+    """'4g' -> 4096, '512m' -> 512, '2048' -> 2048 (MB)."""
+    match = MEMORY.match(text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r}: use e.g. 4g, 512m or a number of MB")
+    number, unit = int(match.group(1)), match.group(2).lower()
+    return number * 1024 if unit == "g" else number
+
+
+def duration(text):
+    match = DURATION.match(text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r}: use e.g. 30m, 8h or 2d")
+    number, unit = int(match.group(1)), match.group(2)
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: number})
+
+
+@click.group()
+def machine():
+    """Share this machine with the market, and manage your shared machines."""
+
+
+@machine.command()
+@click.option("--cores", type=click.IntRange(min=1), required=True,
+              help="Cores to offer; the worker never uses more.")
+@click.option("--memory", required=True, help="Memory to offer, e.g. 4g or 512m.")
+@click.option("--type", "machine_type", default="cpu", show_default=True,
+              help="Machine type (see `dmarket prices`).")
+@click.option("--share-for", help="Share for this long from now, e.g. 8h.")
+@click.option("--share-between", help="Share every day between these UTC times, e.g. "
+                                      "09:00-18:00.")
+@click.option("--address", help="This machine's address as the cluster reaches it "
+                                "(default: the one it reaches the server from).")
+@click.option("--name", default="", help="A name for this machine.")
+@click.option("--detach", is_flag=True, help="Run the agent in the background (pid file, log).")
+@click.option("--spark-home", help="Spark to run the worker from (default: pyspark).")
+@json_option
+@pass_context
+def add(ctx, cores, memory, machine_type, share_for, share_between, address, name, detach,
+        spark_home):
+    """Register this machine and start its Spark worker with exactly what is offered."""
+    if share_for and share_between:
+        raise click.UsageError("give --share-for or --share-between, not both")
+    client = ctx.client()
+    body = {"cores": cores, "memory_mb": memory_mb(memory), "machine_type": machine_type,
+            "address": address or local_address(client.server), "name": name,
+            "sharing_window": share_between or ""}
+    if share_for:
+        body["share_until"] = (datetime.now(timezone.utc) + duration(share_for)).isoformat()
+    registered = client.post("machines/", body)
+    paths = save_machine(config.state_dir(), registered)
+    if not detach:
+        if not ctx.as_json:
+            click.echo(f"machine {registered['id']} registered; sharing it (Ctrl-C to stop)")
+        else:
+            emit(ctx, registered)
+        sys.exit(run_agent(ctx, registered, spark_home))
+    registered["agent_pid"] = spawn_agent(client.server, registered["id"], spark_home)
+    registered["agent_log"] = str(paths["log"])
+    if ctx.as_json:
+        emit(ctx, registered)
+    else:
+        click.echo(f"machine {registered['id']} registered; agent running in the background "
+                   f"(pid {registered['agent_pid']}, log {paths['log']})")
+
+
+def spawn_agent(server, machine_id, spark_home=None):
+    """The agent as a background service: its own session, a pid file and a log."""
+    paths = agent_paths(config.state_dir(), machine_id)
+    argv = [sys.executable, "-m", "dmarket_client", "--server", server,
+            "machine", "run", str(machine_id)]
+    if spark_home:
+        argv += ["--spark-home", spark_home]
+    with open(paths["log"], "ab") as log:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    paths["pid"].write_text(f"{child.pid}\n")
+    return child.pid
+
+
+def run_agent(ctx, registered, spark_home=None):
+    paths = agent_paths(config.state_dir(), registered["id"])
+    paths["pid"].write_text(f"{os.getpid()}\n")
+    try:
+        agent = Agent(ctx.client(), registered, paths["dir"], spark_home=spark_home,
+                      log=lambda m: click.echo(f"{datetime.now():%H:%M:%S} {m}", err=True))
+        return agent.run()
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    finally:
+        if agent_pid(config.state_dir(), registered["id"]) == os.getpid():
+            paths["pid"].unlink(missing_ok=True)
+
+
+@machine.command()
+@click.argument("machine_id", type=int)
+@click.option("--detach", is_flag=True, help="Run the agent in the background (pid file, log).")
+@click.option("--spark-home", help="Spark to run the worker from (default: pyspark).")
+@pass_context
+def run(ctx, machine_id, detach, spark_home):
+    """Run the agent of a machine added from here before (e.g. after a reboot)."""
+    path = agent_paths(config.state_dir(), machine_id)["machine"]
+    if not path.exists():
+        raise click.ClickException(f"machine {machine_id} was not added from this computer "
+                                   f"({path} is missing)")
+    running = agent_pid(config.state_dir(), machine_id)
+    if running not in (None, os.getpid()):
+        if detach:
+            click.echo(f"machine {machine_id}'s agent runs already (pid {running})")
+            return
+        raise click.ClickException(f"machine {machine_id}'s agent runs already (pid {running})")
+    if detach:
+        pid = spawn_agent(ctx.server, machine_id, spark_home)
+        click.echo(f"machine {machine_id}'s agent running in the background (pid {pid})")
+        return
+    sys.exit(run_agent(ctx, json.loads(path.read_text()), spark_home))
+
+
+@machine.command(name="list")
+@click.option("--all", "show_removed", is_flag=True, help="Removed machines too.")
+@json_option
+@pass_context
+def list_(ctx, show_removed):
+    """Your shared machines, their state, cores in use and earnings."""
+    params = {"state": "ONLINE,OFFLINE,PAUSED,REMOVED"} if show_removed else {}
+    emit(ctx, list(ctx.client().pages("machines/", **params)), MACHINE_COLUMNS)
+
+
+@machine.command()
+@click.argument("machine_id", type=int, required=False)
+@json_option
+@pass_context
+def status(ctx, machine_id):
+    """The machines shared from this computer: the market's view and the local agent."""
+    base = config.state_dir()
+    ids = [machine_id] if machine_id else sorted(
+        int(p.name.split("-", 1)[1]) for p in base.glob("machine-*") if p.is_dir()
+    ) if base.exists() else []
+    client = ctx.client()
+    rows = []
+    for mid in ids:
+        row = dict(client.get(f"machines/{mid}/"))
+        row["agent_pid"] = agent_pid(base, mid)
+        row["agent_log"] = str(agent_paths(base, mid)["log"])
+        rows.append(row)
+    if machine_id:
+        emit(ctx, rows[0], names=[n for n, _ in MACHINE_COLUMNS] + [
+            "worker_state", "worker_id", "last_heartbeat", "agent_pid", "agent_log"])
+    else:
+        emit(ctx, rows, MACHINE_COLUMNS + [("agent_pid", "AGENT PID")])
+
+
+@machine.command()
+@click.argument("machine_id", type=int)
+@json_option
+@pass_context
+def remove(ctx, machine_id):
+    """Stop sharing: stop the agent and its worker gracefully, then deregister the machine."""
+    stopped = agent_stop(config.state_dir(), machine_id)
+    ctx.client().delete(f"machines/{machine_id}/")
+    result = {"id": machine_id, "state": "REMOVED", "agent_stopped": stopped}
+    if ctx.as_json:
+        emit(ctx, result)
+    else:
+        click.echo(f"machine {machine_id} removed" + (" (its agent and worker stopped)"
+                                                     if stopped else ""))

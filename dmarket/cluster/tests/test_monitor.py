@@ -1,0 +1,81 @@
+"""The monitor daemon (failure detector) of shared machines: heartbeats and the master's view."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dmarket.machines.models import Machine, MachineStateChange
+from dmarket.machines.services import machine_heartbeat, machines_monitor
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def machine(make_user, settings):
+    settings.DMARKET_HEARTBEAT_TIMEOUT = 30
+    machine = Machine.objects.create(user=make_user("carol"), cores=2, memory_mb=2048,
+                                     address="127.0.0.2", worker_id="worker-1")
+    machine_heartbeat(machine, worker_state="ALIVE", worker_id="worker-1")
+    return machine
+
+
+ALIVE = [{"id": "worker-1", "state": "ALIVE", "coresused": 2}]
+
+
+def states(machine):
+    return list(MachineStateChange.objects.filter(machine=machine).order_by("id")
+                .values_list("state", "reason"))
+
+
+def test_a_machine_heard_from_within_the_timeout_stays_online(machine):
+    assert machines_monitor(ALIVE, now=timezone.now() + timedelta(seconds=29)) == 0
+    machine.refresh_from_db()
+    assert (machine.state, machine.cores_in_use) == (Machine.ONLINE, 2)
+
+
+def test_silence_past_the_timeout_makes_it_offline_and_a_heartbeat_brings_it_back(machine):
+    assert machines_monitor(ALIVE, now=timezone.now() + timedelta(seconds=31)) == 1
+    machine.refresh_from_db()
+    assert machine.state == Machine.OFFLINE
+
+    machine_heartbeat(machine, worker_state="ALIVE")
+
+    assert states(machine) == [("ONLINE", "heartbeat"), ("OFFLINE", "no heartbeat for 30 s"),
+                               ("ONLINE", "heartbeat")]
+
+
+def test_a_worker_the_master_lost_counts_as_offline(machine):
+    lost = [{"id": "worker-1", "state": "DEAD", "coresused": 0}]
+    assert machines_monitor(lost) == 1
+    machine.refresh_from_db()
+    assert (machine.state, machine.cores_in_use) == (Machine.OFFLINE, 0)
+    assert states(machine)[-1] == ("OFFLINE", "the Spark master lost its worker")
+
+
+def test_without_the_master_only_heartbeats_count(machine):
+    assert machines_monitor(None) == 0
+    machine.refresh_from_db()
+    assert machine.state == Machine.ONLINE
+
+
+def test_an_agent_whose_worker_is_down_reports_it_offline(machine):
+    machine_heartbeat(machine, worker_state="STOPPED")
+    machine.refresh_from_db()
+    assert machine.state == Machine.OFFLINE
+    assert states(machine)[-1] == ("OFFLINE", "its worker is STOPPED")
+
+
+def test_paused_machines_go_offline_when_silent_too(machine):
+    Machine.objects.filter(pk=machine.pk).update(state=Machine.PAUSED)
+    assert machines_monitor(ALIVE, now=timezone.now() + timedelta(seconds=31)) == 1
+
+
+def test_clean_up_removes_machines_offline_for_longer_than_the_setting(machine, settings):
+    settings.DMARKET_MACHINE_CLEANUP = 3600
+    later = timezone.now() + timedelta(seconds=31)
+    machines_monitor(ALIVE, now=later)
+    assert machines_monitor(ALIVE, now=later + timedelta(seconds=3600)) == 1
+    machine.refresh_from_db()
+    assert machine.state == Machine.REMOVED
+    assert states(machine)[-1] == ("REMOVED", "offline for more than 3600 s")

@@ -1,0 +1,33 @@
+"""GET /api/machines/{id}/history/: when the machine was online, offline, paused, removed."""
+
+from dmarket.conftest import client_for
+from dmarket.machines.models import Machine
+from dmarket.machines.services import machine_set_state
+
+
+def make_machine(user):
+    return Machine.objects.create(user=user, cores=1, memory_mb=1024, address="192.0.2.1")
+
+
+def test_owner_sees_the_state_changes_newest_first(alice):
+    machine = make_machine(alice)
+    machine_set_state(machine, Machine.ONLINE, "heartbeat")
+    machine_set_state(machine, Machine.OFFLINE, "no heartbeat for 30 s")
+
+    response = client_for(alice).get(f"/api/machines/{machine.pk}/history/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [(r["state"], r["reason"]) for r in body["results"]] == [
+        ("OFFLINE", "no heartbeat for 30 s"), ("ONLINE", "heartbeat")]
+    assert (body["count"], body["next"], body["previous"]) == (2, None, None)
+
+
+def test_authorization(alice, bob, staff):
+    machine = make_machine(alice)
+    url = f"/api/machines/{machine.pk}/history/"
+    assert client_for(bob).get(url).json() == {"detail": "No Machine matches the given query."}
+    assert client_for(bob).get(url).status_code == 404
+    assert client_for(staff).get(url).status_code == 200
+    assert client_for().get(url).status_code == 401
+    assert client_for(alice).get("/api/machines/999999/history/").status_code == 404
