@@ -121,4 +121,4 @@ echo
 echo "Running: central server http://127.0.0.1:$DMARKET_PORT/ (admin at /admin/, user $DJANGO_SUPERUSER_USERNAME,"
 echo "password in $admin_password_file), Spark master UI http://127.0.0.1:${DMARKET_SPARK_MASTER_UI_PORT:-8080}/,"
 echo "history server http://127.0.0.1:${DMARKET_HISTORY_PORT:-18080}/."
-echo "Stop them with: scripts/stop_central_server.sh && scripts/stop_cluster.sh"
+echo "Stop them with: scripts/stop_cluster.sh && scripts/stop_central_server.sh"
