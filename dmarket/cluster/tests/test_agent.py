@@ -7,6 +7,7 @@ import os
 import signal
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner
@@ -165,3 +166,57 @@ def test_two_agents_share_a_job_and_a_machine_lost_mid_job_is_offline_and_paid_f
                     kill()
                 except ProcessLookupError:
                     pass
+
+
+def add_machine(owner, tmp_path, server, address, *options):
+    result = dmarket(owner, tmp_path, server, "machine", "add", "--cores", "1", "--memory",
+                     "1g", "--address", address, "--detach", "--json", *options)
+    assert result.exit_code == 0, result.output + result.stderr
+    return Machine.objects.get(pk=json.loads(result.stdout)["id"])
+
+
+def stop_agent(owner, tmp_path, machine):
+    try:
+        agent, _ = agent_pids(tmp_path, owner, machine.pk)
+    except (FileNotFoundError, ValueError):
+        return
+    os.kill(agent, signal.SIGTERM)
+    wait_for(lambda: gone(agent), 30, what="the agent to stop")
+
+
+def test_the_agent_restarts_a_worker_that_dies(market, live_server, make_user, tmp_path):
+    carol = make_user("carol")
+    machine = add_machine(carol, tmp_path, live_server.url, "127.0.0.6")
+    try:
+        first = wait_for(lambda: market.worker("127.0.0.6"), 90, what="the worker")
+        _, worker = agent_pids(tmp_path, carol, machine.pk)
+
+        os.killpg(worker, signal.SIGKILL)
+
+        second = wait_for(lambda: (w := market.worker("127.0.0.6")) and w["id"] != first["id"]
+                          and w, 90, what="a new worker")
+        wait_for(lambda: Machine.objects.get(pk=machine.pk).worker_id == second["id"], 30,
+                 what="the market to learn the new worker's id")
+        assert Machine.objects.get(pk=machine.pk).state == Machine.ONLINE
+    finally:
+        stop_agent(carol, tmp_path, machine)
+    # A stopped agent stops its worker: the machine then goes offline for lack of heartbeats.
+    wait_for(lambda: market.worker("127.0.0.6") is None, 30, what="the worker to stop")
+
+
+def test_outside_its_sharing_window_the_worker_is_stopped_and_the_machine_paused(
+        market, live_server, make_user, tmp_path):
+    carol = make_user("carol")
+    now = datetime.now(timezone.utc)
+    # A one-hour window that starts two hours from now: not now, whatever the time.
+    start, end = now + timedelta(hours=2), now + timedelta(hours=3)
+    window = f"{start:%H:%M}-{end:%H:%M}"
+    machine = add_machine(carol, tmp_path, live_server.url, "127.0.0.7",
+                          "--share-between", window)
+    try:
+        wait_for(lambda: Machine.objects.get(pk=machine.pk).state == Machine.PAUSED, 30,
+                 what="the machine to show PAUSED")
+        assert market.worker("127.0.0.7") is None
+        assert Machine.objects.get(pk=machine.pk).worker_state == "STOPPED"
+    finally:
+        stop_agent(carol, tmp_path, machine)
