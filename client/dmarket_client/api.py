@@ -42,8 +42,12 @@ class Client:
                 detail = body.get("detail") if isinstance(body, dict) else None
             except ValueError:
                 body, detail = None, None
-            raise ApiError(response.status_code,
-                           detail or f"HTTP {response.status_code} {response.reason}", body)
+            status, reason = response.status_code, response.reason
+            # The error's traceback keeps this frame: without this, it would keep the response
+            # and so its connection open (even after the session is closed).
+            response.close()
+            del response
+            raise ApiError(status, detail or f"HTTP {status} {reason}", body)
         if stream:
             return response
         if response.status_code == 204 or not response.content:

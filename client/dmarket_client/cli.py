@@ -479,13 +479,42 @@ def download_target(root, path):
     return root.joinpath(*parts)
 
 
-def progress_display(name):
-    if not stderr_is_tty():
+class StatusLine:
+    """A status on stderr: redrawn in place on a terminal, a line per change otherwise."""
+
+    def __init__(self):
+        self.tty = stderr_is_tty()
+        self.last = None
+
+    def show(self, text):
+        if text == self.last:
+            return
+        if self.tty:
+            # Spaces, not an escape sequence, to wipe what is left of a longer line.
+            wipe = " " * max(0, len(self.last or "") - len(text))
+            click.echo(f"\r{text}{wipe}", err=True, nl=False)
+        else:
+            click.echo(text, err=True)
+        self.last = text
+
+    def close(self, keep=True):
+        """End the line (keep) or wipe it."""
+        if self.tty and self.last is not None:
+            if keep:
+                click.echo(err=True)
+            else:
+                click.echo("\r" + " " * len(self.last) + "\r", err=True, nl=False)
+        self.last = None
+
+
+def progress_display(line, name):
+    """A Client.download progress callback drawing on line; None off a terminal."""
+    if not line.tty:
         return None
 
     def show(done, total):
         of = f" of {human_size(total)} ({done * 100 // total}%)" if total else ""
-        click.echo(f"\r{name}  {human_size(done)}{of}\x1b[K", err=True, nl=False)
+        line.show(f"{name}  {human_size(done)}{of}")
 
     return show
 
@@ -502,12 +531,13 @@ def results(ctx, job_id, directory):
     client = ctx.client()
     files = list(client.pages(f"jobs/{job_id}/results/", page_size=500))
     if directory is not None:
+        line = StatusLine()
         for item in files:
             target = download_target(directory, item["path"])
             if target is None:
                 raise Failure(f"refusing the result path {item['path']!r}: it leaves {directory}")
             partial = target.with_name(target.name + ".part")
-            progress = progress_display(item["path"])
+            progress = progress_display(line, item["path"])
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 client.download(f"jobs/{job_id}/results/{quote(item['path'])}", partial,
@@ -516,8 +546,7 @@ def results(ctx, job_id, directory):
             except OSError as e:
                 raise Failure(f"cannot write {target}: {e}") from None
             finally:
-                if progress:
-                    click.echo("\r\x1b[K", err=True, nl=False)
+                line.close(keep=False)
                 if partial.exists():
                     partial.unlink()
             item["local_path"] = str(target)
@@ -528,27 +557,6 @@ def results(ctx, job_id, directory):
     if directory is not None:
         columns.append(("local_path", "SAVED AS"))
     table([for_people(f) for f in files], columns)
-
-
-class StatusLine:
-    """A status on stderr: redrawn in place on a terminal, a line per change otherwise."""
-
-    def __init__(self):
-        self.tty = stderr_is_tty()
-        self.last = None
-
-    def show(self, text):
-        if text == self.last:
-            return
-        self.last = text
-        if self.tty:
-            click.echo(f"\r{text}\x1b[K", err=True, nl=False)
-        else:
-            click.echo(text, err=True)
-
-    def close(self):
-        if self.tty and self.last is not None:
-            click.echo(err=True)
 
 
 def job_status_text(job):
