@@ -6,12 +6,14 @@
 # so this starts it too if it is not running. Does nothing for what runs already.
 #
 #   DMARKET_WORKER_ADDRESS (127.0.0.2), DMARKET_WORKER_CORES (all), DMARKET_WORKER_MEMORY_MB (2048)
-#   DMARKET_SPARK_MASTER_PORT (7077), DMARKET_SPARK_MASTER_UI_PORT (8080), DMARKET_HISTORY_PORT (18080)
+#   DMARKET_SPARK_MASTER_HOST (127.0.0.1), DMARKET_SPARK_MASTER_PORT (7077),
+#   DMARKET_SPARK_MASTER_UI_PORT (8080), DMARKET_HISTORY_PORT (18080)
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$DMARKET_HOME"
 [ -x "$PY" ] || { echo "Run ./install.sh first." >&2; exit 1; }
 
+MASTER_HOST=${DMARKET_SPARK_MASTER_HOST:-127.0.0.1}
 MASTER_PORT=${DMARKET_SPARK_MASTER_PORT:-7077}
 MASTER_UI_PORT=${DMARKET_SPARK_MASTER_UI_PORT:-8080}
 HISTORY_PORT=${DMARKET_HISTORY_PORT:-18080}
@@ -50,11 +52,11 @@ wait_http() {
   return 1
 }
 
-start master 127.0.0.1 org.apache.spark.deploy.master.Master \
-  --host 127.0.0.1 --port "$MASTER_PORT" --webui-port "$MASTER_UI_PORT"
+start master "$MASTER_HOST" org.apache.spark.deploy.master.Master \
+  --host "$MASTER_HOST" --port "$MASTER_PORT" --webui-port "$MASTER_UI_PORT"
 SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file://$EVENTS -Dspark.history.fs.update.interval=1s -Dspark.history.ui.port=$HISTORY_PORT" \
   start history 127.0.0.1 org.apache.spark.deploy.history.HistoryServer
-wait_http "http://127.0.0.1:$MASTER_UI_PORT/json/" master
+wait_http "http://$MASTER_HOST:$MASTER_UI_PORT/json/" master
 wait_http "http://127.0.0.1:$HISTORY_PORT/api/v1/applications" history
 
 # The first worker: this machine, shared by the operator through the agent.
@@ -81,8 +83,8 @@ else
 fi
 for _ in $(seq 150); do
   "$PY" -c "import sys, urllib.request, json; sys.exit(not any(w['host'] == sys.argv[2] and w['state'] == 'ALIVE' for w in json.load(urllib.request.urlopen(sys.argv[1], timeout=1))['workers']))" \
-    "http://127.0.0.1:$MASTER_UI_PORT/json/" "$WORKER_ADDRESS" 2>/dev/null && break
+    "http://$MASTER_HOST:$MASTER_UI_PORT/json/" "$WORKER_ADDRESS" 2>/dev/null && break
   sleep 0.2
 done
-echo "Spark master spark://127.0.0.1:$MASTER_PORT, UI http://127.0.0.1:$MASTER_UI_PORT/, history http://127.0.0.1:$HISTORY_PORT/"
+echo "Spark master spark://$MASTER_HOST:$MASTER_PORT, UI http://$MASTER_HOST:$MASTER_UI_PORT/, history http://127.0.0.1:$HISTORY_PORT/"
 echo "worker on $WORKER_ADDRESS: $WORKER_CORES cores, $WORKER_MEMORY_MB MB (agent log: $DMARKET_STATE_DIR/machine-*/agent.log)"

@@ -176,8 +176,9 @@ def add_machine(owner, tmp_path, server, address, *options):
 
 
 def stop_agent(owner, tmp_path, machine):
+    pidfile = tmp_path / owner.username / "state" / f"machine-{machine.pk}" / "agent.pid"
     try:
-        agent, _ = agent_pids(tmp_path, owner, machine.pk)
+        agent = int(pidfile.read_text())
     except (FileNotFoundError, ValueError):
         return
     os.kill(agent, signal.SIGTERM)

@@ -1,0 +1,28 @@
+# The central server's image: Python 3.11, Java 17 (Spark's drivers run here in client mode),
+# the pinned requirements (PySpark included) and the dmarket client.
+# UNTESTED: no Docker engine runs on the machines this project is built on.
+FROM python:3.11-slim-bookworm
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps curl \
+ && rm -rf /var/lib/apt/lists/*
+
+ENV PYTHONUNBUFFERED=1 \
+    DMARKET_DATA_DIR=/data \
+    DMARKET_BIND=0.0.0.0 \
+    DMARKET_PORT=8000
+
+WORKDIR /app
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN pip install --no-cache-dir --no-deps ./client \
+ && useradd --create-home --uid 1000 dmarket \
+ && mkdir -p /data && chown dmarket /data
+USER dmarket
+VOLUME /data
+EXPOSE 8000
+
+# The web server; the daemons run from the same image with another command (see
+# docker-compose.yml): manage.py launcher --loop, billing --loop, monitor --loop.
+CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput -v0 && python manage.py ensure_superuser && exec gunicorn dmarket.wsgi --bind ${DMARKET_BIND}:${DMARKET_PORT} --workers 2 --access-logfile - --error-logfile -"]
