@@ -11,7 +11,6 @@ import re
 import shlex
 import sys
 import time
-from decimal import Decimal, InvalidOperation
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
@@ -23,6 +22,7 @@ from .api import ApiError, Client
 from .context import Context, pass_context
 from .machine_cli import machine
 from .output import emit, emit_json, fields, json_option, table
+from .units import MemorySize
 
 # Seconds between polls of `jobs log --follow` and `jobs watch`.
 POLL_INTERVAL = 1.0
@@ -278,31 +278,6 @@ def logout(ctx):
 @json_option
 def jobs():
     """Submit jobs and follow them: their state, driver log, results and executors."""
-
-
-class MemorySize(click.ParamType):
-    """512m, 4g, 1.5g or plain megabytes -> whole megabytes."""
-
-    name = "SIZE"
-    UNITS = {"": 1, "m": 1, "mb": 1, "mib": 1, "g": 1024, "gb": 1024, "gib": 1024,
-             "t": 1024 ** 2, "tb": 1024 ** 2, "tib": 1024 ** 2,
-             "k": Decimal(1) / 1024, "kb": Decimal(1) / 1024, "kib": Decimal(1) / 1024}
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
-        unit = match.group(2).lower() if match else None
-        if unit not in self.UNITS:
-            self.fail(f"{value!r} is not a memory size such as 512m, 4g or 2048 (megabytes).",
-                      param, ctx)
-        try:
-            mb = Decimal(match.group(1)) * self.UNITS[unit]
-        except InvalidOperation:  # pragma: no cover (the pattern admits only numbers)
-            self.fail(f"{value!r} is not a number.", param, ctx)
-        if mb != mb.to_integral_value():
-            self.fail(f"{value!r} is not a whole number of megabytes.", param, ctx)
-        return int(mb)
 
 
 URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

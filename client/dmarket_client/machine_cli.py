@@ -13,21 +13,12 @@ from . import config
 from .agent import Agent, agent_paths, agent_pid, agent_stop, local_address, save_machine
 from .context import pass_context
 from .output import emit, json_option
+from .units import MemorySize
 
 MACHINE_COLUMNS = [("id", "ID"), ("name", "NAME"), ("address", "ADDRESS"), ("cores", "CORES"),
                    ("cores_in_use", "IN USE"), ("memory_mb", "MEMORY MB"),
                    ("machine_type", "TYPE"), ("state", "STATE"), ("earned", "EARNED")]
 DURATION = re.compile(r"^(\d+)([smhd])$")
-MEMORY = re.compile(r"^(\d+)([mMgG]?)[bB]?$")
-
-
-def memory_mb(text):
-    """'4g' -> 4096, '512m' -> 512, '2048' -> 2048 (MB)."""
-    match = MEMORY.match(text.strip())
-    if not match:
-        raise click.BadParameter(f"{text!r}: use e.g. 4g, 512m or a number of MB")
-    number, unit = int(match.group(1)), match.group(2).lower()
-    return number * 1024 if unit == "g" else number
 
 
 def duration(text):
@@ -46,7 +37,8 @@ def machine():
 @machine.command()
 @click.option("--cores", type=click.IntRange(min=1), required=True,
               help="Cores to offer; the worker never uses more.")
-@click.option("--memory", required=True, help="Memory to offer, e.g. 4g or 512m.")
+@click.option("--memory", type=MemorySize(), required=True,
+              help="Memory to offer, e.g. 4g or 512m.")
 @click.option("--type", "machine_type", default="cpu", show_default=True,
               help="Machine type (see `dmarket prices`).")
 @click.option("--share-for", help="Share for this long from now, e.g. 8h.")
@@ -65,7 +57,7 @@ def add(ctx, cores, memory, machine_type, share_for, share_between, address, nam
     if share_for and share_between:
         raise click.UsageError("give --share-for or --share-between, not both")
     client = ctx.client()
-    body = {"cores": cores, "memory_mb": memory_mb(memory), "machine_type": machine_type,
+    body = {"cores": cores, "memory_mb": memory, "machine_type": machine_type,
             "address": address or local_address(client.server), "name": name,
             "sharing_window": share_between or ""}
     if share_for:
