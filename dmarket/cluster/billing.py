@@ -114,8 +114,7 @@ def master_workers():
 def job_bill_running(job, workers):
     """Bill a running job's ended executors; stop the job if its cost reaches its cap."""
     try:
-        app = spark.history_app(job.spark_app_id)
-        executors = spark.history_executors(job.spark_app_id) if app else None
+        app, executors = spark.history_of(job.spark_app_id)
     except spark.SparkUnavailable as e:
         log.warning("job %s: history server unavailable: %s", job.pk, e)
         return
@@ -137,8 +136,7 @@ def job_settle(job, workers=None):
         return job.settled_at is not None
     if job.spark_app_id:
         try:
-            app = spark.history_app(job.spark_app_id)
-            executors = spark.history_executors(job.spark_app_id) if app else None
+            app, executors = spark.history_of(job.spark_app_id)
         except spark.SparkUnavailable as e:
             log.warning("job %s: history server unavailable, settling later: %s", job.pk, e)
             return False

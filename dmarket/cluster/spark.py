@@ -145,6 +145,13 @@ def history_executors(app_id):
                 "/allexecutors")
 
 
+def history_of(app_id):
+    """(application, its executors) from the history server; (None, None) if it has no such
+    application yet. Raises SparkUnavailable."""
+    app = history_app(app_id)
+    return (app, history_executors(app_id)) if app else (None, None)
+
+
 def parse_time(text):
     """The history server's times: '2026-11-22T08:25:30.398GMT'."""
     if not text:

@@ -26,8 +26,7 @@ def job_executors(job):
     if not job.spark_app_id:
         return []
     try:
-        app = spark.history_app(job.spark_app_id)
-        executors = spark.history_executors(job.spark_app_id) if app else None
+        app, executors = spark.history_of(job.spark_app_id)
     except spark.SparkUnavailable as e:
         raise SparkUnavailableError(f"The Spark history server does not answer: {e}") from None
     return list(executor_spans(job, app, executors))
