@@ -37,11 +37,16 @@ def cluster(spark_cluster, settings, tmp_path):
     for address, cores, memory_mb in WORKERS:
         if spark_cluster.worker(address) is None:
             spark_cluster.start_worker(address, cores, memory_mb)
-    settings.DMARKET_SPARK_MASTER_URL = spark_cluster.master_url
-    settings.DMARKET_SPARK_MASTER_UI = spark_cluster.master_ui
-    settings.DMARKET_HISTORY_URL = spark_cluster.history_url
-    settings.DMARKET_EVENT_LOG_DIR = spark_cluster.events
+    return use_cluster(settings, spark_cluster, f"test-launcher-{tmp_path.name}")
+
+
+def use_cluster(settings, cluster, launcher_id):
+    """Point this test's settings at `cluster`, with short grace periods."""
+    settings.DMARKET_SPARK_MASTER_URL = cluster.master_url
+    settings.DMARKET_SPARK_MASTER_UI = cluster.master_ui
+    settings.DMARKET_HISTORY_URL = cluster.history_url
+    settings.DMARKET_EVENT_LOG_DIR = cluster.events
     settings.DMARKET_SETTLE_GRACE = 5
     settings.DMARKET_CANCEL_GRACE = 5
-    settings.DMARKET_LAUNCHER_ID = f"test-launcher-{tmp_path.name}"
-    return spark_cluster
+    settings.DMARKET_LAUNCHER_ID = launcher_id
+    return cluster

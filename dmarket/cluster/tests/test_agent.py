@@ -23,6 +23,7 @@ from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine, MachineStateChange
 from dmarket_client.cli import cli
 
+from .conftest import use_cluster
 from .util import executors_registered, expected_bill, history_core_ms, ledger_sum, read_log, \
     submit
 
@@ -42,15 +43,9 @@ def bare_cluster():
 
 @pytest.fixture
 def market(bare_cluster, settings, live_server, tmp_path):
-    settings.DMARKET_SPARK_MASTER_URL = bare_cluster.master_url
-    settings.DMARKET_SPARK_MASTER_UI = bare_cluster.master_ui
-    settings.DMARKET_HISTORY_URL = bare_cluster.history_url
-    settings.DMARKET_EVENT_LOG_DIR = bare_cluster.events
     settings.DMARKET_HEARTBEAT_INTERVAL = 1
     settings.DMARKET_HEARTBEAT_TIMEOUT = 4
-    settings.DMARKET_SETTLE_GRACE = 5
-    settings.DMARKET_LAUNCHER_ID = f"agent-test-{tmp_path.name}"
-    return bare_cluster
+    return use_cluster(settings, bare_cluster, f"agent-test-{tmp_path.name}")
 
 
 def dmarket(user, tmp_path, server, *args):
