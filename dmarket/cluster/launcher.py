@@ -16,7 +16,6 @@ import time
 from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -200,8 +199,7 @@ def launcher_tick(launcher_id=None):
     running = Job.objects.filter(launcher=launcher_id,
                                  status__in=(Job.STARTING, Job.RUNNING)).count()
     while running < settings.DMARKET_DRIVER_SLOTS:
-        with transaction.atomic():
-            job = launcher_claim(launcher_id)
+        job = launcher_claim(launcher_id)
         if job is None:
             break
         job_start(job)

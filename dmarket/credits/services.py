@@ -63,8 +63,9 @@ def ledger_post(user, kind, key, amount=ZERO, held=ZERO, job=None, machine=None,
         return entry, True
 
 
-def credits_grant(user, amount, key, memo="", created_by=None, kind=LedgerEntry.GRANT):
-    return ledger_post(user, kind, key, amount=amount, memo=memo, created_by=created_by)
+def credits_grant(user, amount, key, memo="", created_by=None):
+    return ledger_post(user, LedgerEntry.GRANT, key, amount=amount, memo=memo,
+                       created_by=created_by)
 
 
 def credits_adjust(user, amount, memo, created_by, key):
