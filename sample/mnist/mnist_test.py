@@ -2,12 +2,15 @@
 
 Loads the model that mnist_train.py exported (mnist.keras, Keras 2) in the executors through
 pyspark.ml.functions.predict_batch_udf, classifies every test image, and writes into
-$DMARKET_OUTPUT_DIR:
+$DMARKET_OUTPUT_DIR (the job's results):
   accuracy.json    accuracy, counts, per-class recall
   predictions.csv  label, prediction, confidence for every test image
   confusion.png    the confusion matrix and the training loss curve (from history.json)
 
-Usage: mnist_test.py --data DIR --model DIR [--batch-size 256]
+--data and --model are directories, or the aliases of the archives given to the job:
+`--archive mnist_data.tar.gz#data --archive model.zip#model` (the defaults).
+
+Usage: mnist_test.py [--data data] [--model model] [--batch-size 256]
 """
 
 import argparse
@@ -15,41 +18,53 @@ import json
 import os
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from mnist_common import locate, read_meta, split_rdd
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--data", required=True, help="output directory of mnist_data_setup.py")
-    p.add_argument("--model", required=True, help="model directory of mnist_train.py")
+    p.add_argument("--data", default="data",
+                   help="the setup job's data: a directory or an archive's alias (data)")
+    p.add_argument("--model", default="model",
+                   help="the train job's model: a directory or an archive's alias (model)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--output", default=os.environ.get("DMARKET_OUTPUT_DIR", "."))
     args = p.parse_args()
-    data, model_dir, out = (os.path.abspath(x) for x in (args.data, args.model, args.output))
-    with open(os.path.join(data, "meta.json")) as f:
-        meta = json.load(f)
-    pixels = meta["height"] * meta["width"]
-    model_path = os.path.join(model_dir, "mnist.keras")
+    out = os.path.abspath(args.output)
 
     import numpy as np
     from pyspark.ml.functions import predict_batch_udf
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
-    from pyspark.sql.types import ArrayType, FloatType, IntegerType, StructField, StructType
+    from pyspark.sql.types import (
+        ArrayType,
+        FloatType,
+        IntegerType,
+        StructField,
+        StructType,
+    )
 
     t0 = time.time()
     spark = SparkSession.builder.appName("mnist_test").getOrCreate()
-    schema = StructType([StructField("label", IntegerType())]
-                        + [StructField(f"p{i}", FloatType()) for i in range(pixels)])
-    df = spark.read.csv(f"file://{data}/test", header=True, schema=schema)
-    df = df.select("label", F.array(*[f"p{i}" for i in range(pixels)]).alias("features"))
+    sc = spark.sparkContext
+    data, model_dir = locate(args.data), locate(args.model)
+    meta = read_meta(data)
+    pixels = meta["height"] * meta["width"]
+    schema = StructType([StructField("features", ArrayType(FloatType())),
+                         StructField("label", IntegerType())])
+    df = spark.createDataFrame(
+        split_rdd(sc, args.data, "test", max(2, sc.defaultParallelism)), schema)
+    model_arg = args.model
 
     def make_predict_fn():
-        # Runs once per Python worker; the model is cached there between batches.
+        # Runs once per Python worker, on the executors: the model is cached there between
+        # batches, read from the executor's own copy of the archive.
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
         import tensorflow as tf
+        from mnist_common import locate
 
-        model = tf.keras.models.load_model(model_path, compile=False)
+        model = tf.keras.models.load_model(os.path.join(locate(model_arg), "mnist.keras"),
+                                           compile=False)
 
         def predict(inputs):
             return model(inputs, training=False).numpy()
@@ -76,7 +91,7 @@ def main():
     result = {"accuracy": accuracy, "correct": int((labels == preds).sum()), "total": len(rows),
               "per_class_recall": {str(c): round(float(cm[c, c] / max(cm[c].sum(), 1)), 4)
                                    for c in range(classes)},
-              "model": model_path, "dataset": meta["dataset"],
+              "dataset": meta["dataset"], "batch_size": args.batch_size,
               "seconds": round(infer_seconds, 1)}
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "accuracy.json"), "w") as f:
@@ -90,6 +105,7 @@ def main():
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     history = None
     history_path = os.path.join(model_dir, "history.json")
@@ -117,6 +133,7 @@ def main():
             ax2.plot(epochs, history["accuracy"], marker="s", color="tab:green",
                      label="training accuracy")
             ax2.set_ylabel("accuracy")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.set_title(f"training ({history.get('mode')} mode, {history.get('num_workers')} workers)")

@@ -3,82 +3,51 @@
 A LeNet-like CNN trained with tf.distribute.MultiWorkerMirroredStrategy on a TensorFlow
 cluster of one node per Spark executor (TFCluster.run). Two input modes:
 
-  --mode spark       InputMode.SPARK: the driver reads the CSV with Spark and feeds the
-                     partitions to the workers (TFNode.DataFeed) for --epochs epochs.
-  --mode tensorflow  InputMode.TENSORFLOW: every worker reads its own shard of the CSV
-                     part files directly (the data directory must be visible to it).
+  --mode spark       InputMode.SPARK: the driver reads the training split and Spark feeds
+                     its partitions to the workers (TFNode.DataFeed) for --epochs epochs.
+  --mode tensorflow  InputMode.TENSORFLOW: every worker reads its own shard of the part
+                     files from its copy of the data archive.
 
-The chief saves the model as $DMARKET_OUTPUT_DIR/model/mnist.keras and the per-epoch loss
-history as $DMARKET_OUTPUT_DIR/model/history.json.
+--data is the setup job's data: a directory, or the alias of its mnist_data.tar.gz given to
+this job as an archive (`--archive mnist_data.tar.gz#data`, the default alias).
 
-Needs Keras 2 (pip install tf-keras; TF_USE_LEGACY_KERAS=1 for the driver and, with
---conf spark.executorEnv.TF_USE_LEGACY_KERAS=1, for the executors): Keras 3's model.fit
-fails under MultiWorkerMirroredStrategy.
+Every worker saves the trained model (the strategy keeps their weights identical) into its
+executor's working directory; the driver then fetches one copy with a small Spark task, so no
+file system needs to be shared. It writes into $DMARKET_OUTPUT_DIR (the job's results):
 
-Usage: mnist_train.py --data DIR [--mode spark|tensorflow] [--epochs 10] [--batch-size 64]
-                      [--model-dir DIR] [--cluster-size N]
+  mnist.keras         the model (Keras 2 format)
+  history.json        loss and accuracy per epoch, timings
+  model.zip           both, as the test job's archive (`--archive model.zip#model`)
+  train_summary.json  what ran and how long it took
+
+Needs Keras 2 (tf-keras with TF_USE_LEGACY_KERAS=1 on the driver and the executors): Keras
+3's model.fit fails under MultiWorkerMirroredStrategy.
+
+Usage: mnist_train.py [--data data] [--mode spark|tensorflow] [--epochs 10]
+                      [--batch-size 64] [--cluster-size N]
 """
 
 import argparse
 import json
 import os
 import time
+import zipfile
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+from mnist_common import (
+    build_model,
+    locate,
+    part_files,
+    read_csv,
+    read_meta,
+    require_keras2,
+    split_rdd,
+)
 
-
-def build_model(tf, height, width, classes=10, lr=1e-3):
-    """LeNet-like CNN on flat pixel vectors (the Reshape is part of the model, so inference
-    can feed the same 1-D arrays)."""
-    k = 5 if min(height, width) >= 16 else 3
-    layers = tf.keras.layers
-    model = tf.keras.Sequential([
-        layers.InputLayer(input_shape=(height * width,)),
-        layers.Reshape((height, width, 1)),
-        layers.Conv2D(32, k, padding="same", activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Conv2D(64, k, padding="same", activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Flatten(),
-        layers.Dense(128, activation="relu"),
-        layers.Dropout(0.3),
-        layers.Dense(classes, activation="softmax"),
-    ])
-    model.compile(optimizer=tf.keras.optimizers.Adam(lr),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def require_keras2(tf):
-    # tf.keras is a lazy module without __version__: look at where Model comes from
-    # (tf_keras.src... for Keras 2, keras.src... for Keras 3).
-    origin = tf.keras.Model.__module__
-    import importlib.metadata
-
-    version = (importlib.metadata.version("tf_keras") if origin.startswith("tf_keras")
-               else importlib.metadata.version("keras"))
-    if not origin.startswith("tf_keras"):
-        raise RuntimeError(
-            f"tf.keras is Keras {version}; MultiWorkerMirroredStrategy needs Keras 2: install "
-            "tf-keras and set TF_USE_LEGACY_KERAS=1 (spark.executorEnv.TF_USE_LEGACY_KERAS=1)")
-    return version
-
-
-def read_csv_shard(files):
-    import numpy as np
-    import pandas as pd
-
-    frames = [pd.read_csv(f) for f in files]
-    df = pd.concat(frames, ignore_index=True)
-    return df.iloc[:, 1:].to_numpy(np.float32), df["label"].to_numpy(np.int64)
+EXPORT = "mnist_export"
 
 
 def main_fun(args, ctx):
     """Runs on every executor: one TensorFlow node (chief or worker)."""
-    import glob
-    import shutil
-    import tempfile
-
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import numpy as np
     import tensorflow as tf
@@ -88,7 +57,6 @@ def main_fun(args, ctx):
     keras_version = require_keras2(tf)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     num_workers = ctx.num_workers
-    is_chief = ctx.job_name == "chief"
     print(f"node {ctx.job_name}:{ctx.task_index} executor {ctx.executor_id} of {num_workers}, "
           f"TF {tf.__version__}, Keras {keras_version}", flush=True)
 
@@ -117,11 +85,11 @@ def main_fun(args, ctx):
         # the same number of rows. Stop at steps_fraction of the expected steps.
         steps = int(args.steps_fraction * args.train_rows / (args.batch_size * num_workers))
     else:
-        files = sorted(glob.glob(os.path.join(args.data, "train", "part-*.csv")))
+        files = part_files(locate(args.data), "train")
         if len(files) >= num_workers:
-            x, y = read_csv_shard(files[ctx.executor_id::num_workers])
+            x, y = read_csv(files[ctx.executor_id::num_workers])
         else:  # fewer files than workers: every worker reads all and keeps every Nth row
-            x, y = read_csv_shard(files)
+            x, y = read_csv(files)
             x, y = x[ctx.executor_id::num_workers], y[ctx.executor_id::num_workers]
         print(f"shard: {len(y)} rows from {len(files)} files", flush=True)
 
@@ -147,22 +115,44 @@ def main_fun(args, ctx):
         # Tell Spark to skip the rest of the feed (and drain what is queued) before exporting.
         tf_feed.terminate()
 
-    # Every worker saves (the strategy expects it); only the chief's copy is kept.
-    target = args.model_dir if is_chief else tempfile.mkdtemp(prefix="mnist_worker_model_")
+    # Every worker saves: the strategy expects it, and their weights are the same, so any
+    # copy will do for the driver. history.json goes last: it says the export is complete.
+    target = os.path.join(os.getcwd(), EXPORT)
     os.makedirs(target, exist_ok=True)
     model.save(os.path.join(target, "mnist.keras"))
-    if is_chief:
-        hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-        hist.update({"mode": args.mode, "num_workers": num_workers, "epochs": args.epochs,
-                     "steps_per_epoch": steps, "batch_size_per_worker": args.batch_size,
-                     "global_batch_size": args.batch_size * num_workers,
-                     "fit_seconds": round(fit_seconds, 2), "tensorflow": tf.__version__,
-                     "keras": keras_version})
-        with open(os.path.join(target, "history.json"), "w") as f:
-            json.dump(hist, f, indent=1)
-        print(f"chief saved the model into {target}", flush=True)
-    else:
-        shutil.rmtree(target, ignore_errors=True)
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    hist.update({"mode": args.mode, "num_workers": num_workers, "epochs": args.epochs,
+                 "steps_per_epoch": steps, "batch_size_per_worker": args.batch_size,
+                 "global_batch_size": args.batch_size * num_workers,
+                 "fit_seconds": round(fit_seconds, 2), "tensorflow": tf.__version__,
+                 "keras": keras_version})
+    with open(os.path.join(target, "history.json.tmp"), "w") as f:
+        json.dump(hist, f, indent=1)
+    os.replace(os.path.join(target, "history.json.tmp"), os.path.join(target, "history.json"))
+    print(f"{ctx.job_name}:{ctx.task_index} saved the model into {target}", flush=True)
+
+
+def read_export(_):
+    """Runs on an executor: the model files a TF node of this application left there."""
+    target = os.path.join(os.getcwd(), EXPORT)
+    if not os.path.exists(os.path.join(target, "history.json")):
+        return []
+    files = {}
+    for name in ("mnist.keras", "history.json"):
+        with open(os.path.join(target, name), "rb") as f:
+            files[name] = f.read()
+    return [files]
+
+
+def fetch_export(sc, n, timeout):
+    """One copy of the exported model, from whichever executor answers first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = sc.parallelize(range(n), n).mapPartitions(read_export).take(1)
+        if found:
+            return found[0]
+        time.sleep(2)
+    raise SystemExit(f"no TF node had exported the model after {timeout} s")
 
 
 def cluster_size(sc):
@@ -178,7 +168,8 @@ def cluster_size(sc):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--data", required=True, help="output directory of mnist_data_setup.py")
+    p.add_argument("--data", default="data",
+                   help="the setup job's data: a directory or an archive's alias (data)")
     p.add_argument("--mode", choices=["spark", "tensorflow"], default="spark")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64, help="per worker")
@@ -186,21 +177,16 @@ def main():
     p.add_argument("--steps-fraction", type=float, default=0.9,
                    help="--mode spark: share of the expected steps to run (see main_fun)")
     p.add_argument("--cluster-size", type=int, default=0, help="default: number of executors")
-    p.add_argument("--model-dir", default=None)
     p.add_argument("--feed-timeout", type=int, default=120)
     p.add_argument("--reservation-timeout", type=int, default=120)
-    p.add_argument("--grace-secs", type=int, default=30)
+    p.add_argument("--grace-secs", type=int, default=5)
+    p.add_argument("--export-timeout", type=int, default=300)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--output", default=os.environ.get("DMARKET_OUTPUT_DIR", "."))
     args = p.parse_args()
-    out = os.environ.get("DMARKET_OUTPUT_DIR", ".")
-    args.data = os.path.abspath(args.data)
-    args.model_dir = os.path.abspath(args.model_dir or os.path.join(out, "model"))
-    with open(os.path.join(args.data, "meta.json")) as f:
-        meta = json.load(f)
-    args.height, args.width, args.train_rows = meta["height"], meta["width"], meta["train"]
+    out = os.path.abspath(args.output)
 
     from pyspark.sql import SparkSession
-    from pyspark.sql.types import FloatType, IntegerType, StructField, StructType
     from tensorflowonspark import TFCluster
 
     t_start = time.time()
@@ -213,6 +199,9 @@ def main():
              .config("spark.task.maxFailures", "1")
              .getOrCreate())
     sc = spark.sparkContext
+    data = locate(args.data)
+    meta = read_meta(data)
+    args.height, args.width, args.train_rows = meta["height"], meta["width"], meta["train"]
     n = args.cluster_size or cluster_size(sc)
     args.tf_threads = int(sc.getConf().get("spark.executor.cores", "1"))
     deadline = time.time() + 120
@@ -220,17 +209,10 @@ def main():
         time.sleep(1)
     print(f"TF cluster of {n} nodes ({args.mode} mode), "
           f"{sc._jsc.sc().getExecutorMemoryStatus().size() - 1} executors registered", flush=True)
-    if os.path.exists(os.path.join(args.model_dir, "history.json")):
-        os.remove(os.path.join(args.model_dir, "history.json"))
 
     if args.mode == "spark":
-        pixels = args.height * args.width
-        schema = StructType([StructField("label", IntegerType())]
-                            + [StructField(f"p{i}", FloatType()) for i in range(pixels)])
-        df = spark.read.csv(f"file://{args.data}/train", header=True, schema=schema)
         # Small partitions keep the feed balanced between the workers.
-        parts = max(4 * n, args.train_rows // 250)
-        rdd = df.rdd.map(lambda r: (list(r[1:]), r[0])).repartition(parts)
+        rdd = split_rdd(sc, args.data, "train", max(4 * n, args.train_rows // 250))
         cluster = TFCluster.run(sc, main_fun, args, n, num_ps=0, tensorboard=False,
                                 input_mode=TFCluster.InputMode.SPARK, master_node="chief",
                                 reservation_timeout=args.reservation_timeout)
@@ -242,18 +224,24 @@ def main():
                                 reservation_timeout=args.reservation_timeout)
         cluster.shutdown(timeout=1800)
 
-    history_path = os.path.join(args.model_dir, "history.json")
-    if not os.path.exists(history_path):
-        raise SystemExit(f"the chief did not write {history_path}")
-    with open(history_path) as f:
-        hist = json.load(f)
+    export = fetch_export(sc, n, args.export_timeout)
+    os.makedirs(out, exist_ok=True)
+    for name, content in export.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(content)
+    with zipfile.ZipFile(os.path.join(out, "model.zip.tmp"), "w") as z:
+        for name, content in export.items():
+            z.writestr(name, content)
+    os.replace(os.path.join(out, "model.zip.tmp"), os.path.join(out, "model.zip"))
+    hist = json.loads(export["history.json"])
     summary = {"mode": args.mode, "cluster_size": n, "epochs": args.epochs,
+               "dataset": meta["dataset"], "train_rows": args.train_rows,
                "final_loss": hist["loss"][-1], "final_train_accuracy": hist["accuracy"][-1],
                "fit_seconds": hist["fit_seconds"],
                "job_seconds_in_driver": round(time.time() - t_start, 1)}
     with open(os.path.join(out, "train_summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
-    print(json.dumps(summary))
+    print(json.dumps(summary), flush=True)
     spark.stop()
 
 
