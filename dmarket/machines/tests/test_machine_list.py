@@ -75,7 +75,8 @@ def test_register_machine_returns_it_with_the_agents_settings(alice):
         "created_at": body["created_at"],
         "removed_at": None,
         "agent": {"master_url": "spark://master.example.org:7077", "heartbeat_interval": 7,
-                  "heartbeat_timeout": 21, "executor_env": {}},
+                  "heartbeat_timeout": 21,
+                      "executor_env": {"TF_USE_LEGACY_KERAS": "1"}},
     }
     assert parse_datetime(body["created_at"]) == machine.created_at
     assert machine.user == alice and machine.state == Machine.OFFLINE
