@@ -23,6 +23,8 @@ class Job(models.Model):
     entry_file = models.CharField(max_length=2000)
     libs = models.JSONField(default=list, blank=True)
     archives = models.JSONField(default=list, blank=True)
+    # Plain files each executor gets in its working directory (spark-submit's --files).
+    files = models.JSONField(default=list, blank=True)
     # Passed to the application as argv entries, one list item each; never seen by a shell.
     app_params = models.JSONField(default=list, blank=True)
     cores = models.PositiveIntegerField(default=1)
