@@ -29,6 +29,8 @@ api = [
     path("jobs/<int:pk>/inputs/<int:input_id>/<str:token>/<str:filename>",
          files.JobInputView.as_view()),
     path("files/", files.FileListView.as_view()),
+    # Before files/<path:name>; no file name ends with '/', so none is shadowed.
+    path("files/usage/", files.StorageUsageView.as_view()),
     path("files/<path:name>", files.FileView.as_view()),
     path("file-versions/<path:name>", files.FileVersionListView.as_view()),
     path("credits/", credits.CreditsView.as_view()),

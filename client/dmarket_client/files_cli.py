@@ -73,6 +73,18 @@ def show_version(ctx, version):
         fields(for_people(version), FILE_FIELDS)
 
 
+def check_room(client, size):
+    """Refuse here what the server would refuse: its answer would come only after the whole
+    body was sent (a server may read and drop a refused body to keep the connection)."""
+    usage = client.get("files/usage/")
+    if size > usage["available"]:
+        raise Failure(
+            f"Storing {size} more bytes would bring your files to {usage['used'] + size} "
+            f"bytes, over your quota of {usage['quota']} bytes "
+            f"({usage['quota'] // (1024 * 1024)} MB; you use {usage['used']} bytes). "
+            "Delete old versions with `dmarket files rm NAME@VERSION`.")
+
+
 def put_one(client, local, name, public, line):
     """Upload one local file as a new version of NAME; returns the server's answer."""
     try:
@@ -113,6 +125,8 @@ def files():
 def put(ctx, local, name, public):
     """Upload LOCAL as a new version of NAME (streamed, with a progress bar on a terminal)."""
     client = ctx.client()
+    file_url(name)
+    check_room(client, local.stat().st_size)
     show_version(ctx, put_one(client, local, name, public, StatusLine()))
 
 
@@ -145,6 +159,7 @@ def put_many(ctx, pattern, prefix, public):
         raise Failure(f"no file matches {pattern}")
     base = fixed_base(os.path.expanduser(pattern))
     client = ctx.client()
+    check_room(client, sum(os.path.getsize(p) for p in matches))
     line = StatusLine()
     uploaded = []
     for local in matches:
@@ -285,3 +300,17 @@ def publish(ctx, name):
 def unpublish(ctx, name):
     """Make a file private again: only you may read it."""
     set_public(ctx, name, False)
+
+
+@files.command(context_settings=CONTEXT)
+@json_option
+@pass_context
+def usage(ctx):
+    """Show what your files take (every version counts) and what your quota leaves."""
+    data = ctx.client().get("files/usage/")
+    if ctx.as_json:
+        emit_json(data)
+    else:
+        fields({**data, **{k: f"{human_size(data[k])} ({data[k]} bytes)"
+                           for k in ("used", "quota", "available")}},
+               ["used", "quota", "available", "files", "versions"])

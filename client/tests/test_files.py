@@ -200,9 +200,46 @@ def test_a_name_a_url_would_change_is_a_usage_error(dmarket, user, local, name):
     assert FileVersion.objects.count() == 0
 
 
-def test_over_the_quota_the_servers_message_is_shown(dmarket, user, local, settings):
+def test_usage(dmarket, dmarket_json, user, local, settings):
+    settings.DMARKET_STORAGE_QUOTA_MB = 1
+    dmarket("files", "put", local("a", b"x" * 1000), "a.bin")
+    dmarket("files", "put", local("a", b"x" * 24), "a.bin")
+
+    result = dmarket("files", "usage")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "used       1.0 KB (1024 bytes)",
+        "quota      1.0 MB (1048576 bytes)",
+        "available  1023.0 KB (1047552 bytes)",
+        "files      1",
+        "versions   2",
+    ]
+    assert dmarket_json("files", "usage")["available"] == 1047552
+
+
+def test_put_many_over_the_quota_sends_nothing(dmarket, user, local, settings, tmp_path):
+    settings.DMARKET_STORAGE_QUOTA_MB = 1
+    local("d/a.bin", b"x" * 600 * 1024)
+    local("d/b.bin", b"x" * 600 * 1024)
+
+    result = dmarket("files", "put-many", tmp_path / "local" / "d" / "*.bin", "d")
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"dmarket: Storing {1200 * 1024} more bytes would bring")
+    assert FileVersion.objects.count() == 0
+
+
+@pytest.mark.parametrize("checked_here", [True, False], ids=["client", "server"])
+def test_over_the_quota_nothing_is_stored(dmarket, user, local, settings, monkeypatch,
+                                          checked_here):
+    from dmarket_client import files_cli
+
     settings.DMARKET_STORAGE_QUOTA_MB = 1
     big = local("big.bin", b"x" * (3 * 1024 * 1024))
+    if not checked_here:
+        # As when another upload took the room after the client looked: the server refuses.
+        monkeypatch.setattr(files_cli, "check_room", lambda client, size: None)
 
     result = dmarket("files", "put", big, "big.bin")
 

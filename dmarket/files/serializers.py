@@ -35,3 +35,11 @@ class FilePatchSerializer(StrictSerializer):
 class FileDeletedSerializer(serializers.Serializer):
     name = serializers.CharField()
     deleted_versions = serializers.ListField(child=serializers.IntegerField())
+
+
+class StorageUsageSerializer(serializers.Serializer):
+    used = serializers.IntegerField(help_text="Bytes of all versions of all your files.")
+    quota = serializers.IntegerField(help_text="The most they may take, in bytes.")
+    available = serializers.IntegerField(help_text="Bytes an upload may still have.")
+    files = serializers.IntegerField()
+    versions = serializers.IntegerField()

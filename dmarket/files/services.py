@@ -52,6 +52,14 @@ def storage_quota():
     return settings.DMARKET_STORAGE_QUOTA_MB * MB
 
 
+def storage_summary(user):
+    versions = FileVersion.objects.filter(file__user=user)
+    used = storage_usage(user)
+    return {"used": used, "quota": storage_quota(),
+            "available": max(0, storage_quota() - used),
+            "files": versions.values("file").distinct().count(), "versions": versions.count()}
+
+
 def files_quota_check(user, size):
     usage = storage_usage(user)
     if usage + size > storage_quota():

@@ -16,9 +16,11 @@ from dmarket.jobs.models import Job
 
 from .models import FileVersion
 from .names import BadName, FileRef, check_name
-from .serializers import FileDeletedSerializer, FilePatchSerializer, FileVersionSerializer
+from .serializers import (FileDeletedSerializer, FilePatchSerializer, FileVersionSerializer,
+                          StorageUsageSerializer)
 from .services import (QuotaExceeded, UploadFailed, file_delete, file_for, file_publish,
-                       file_store, job_input_file, job_input_token_valid, version_of)
+                       file_store, job_input_file, job_input_token_valid, storage_summary,
+                       version_of)
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 OWNER = OpenApiParameter("owner", OpenApiTypes.STR,
@@ -80,6 +82,13 @@ class FileListView(generics.ListAPIView):
     def get(self, request):
         """The latest version of each file."""
         return self.list(request)
+
+
+class StorageUsageView(APIView):
+    @extend_schema(responses={200: StorageUsageSerializer})
+    def get(self, request):
+        """What your files take and what your quota leaves."""
+        return Response(storage_summary(request.user))
 
 
 class FileView(APIView):

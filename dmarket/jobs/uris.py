@@ -16,7 +16,7 @@ EXTENSIONS = {
     "entry_file": (".py", ".jar"),
     "libs": (".py", ".zip", ".egg", ".jar"),
     "archives": (".zip", ".tar.gz", ".tgz", ".tar", ".jar"),
-    "files": ("",),
+    "files": ("",),  # any file
 }
 # Roles where Spark reads '#alias' as the name to give the fetched copy.
 ALIASED = ("archives", "files")
