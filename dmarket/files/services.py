@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import os
+import secrets
 import uuid
 from dataclasses import replace
 from urllib.parse import quote
@@ -11,7 +12,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Sum
-from django.utils.crypto import salted_hmac
 from rest_framework.exceptions import NotFound, ValidationError
 
 from dmarket.common.api import Conflict, visible_to
@@ -279,17 +279,16 @@ def job_inputs_resolve(user, fields):
 
 
 def job_inputs_pin(job, pins):
+    if not pins:
+        return
     JobInput.objects.bulk_create(JobInput(job=job, uri=uri, **pin) for uri, pin in pins.items())
+    job.files_token = secrets.token_hex(32)
+    job.save(update_fields=["files_token"])
 
 
-def job_input_token(job_id):
-    """The credential in the URLs of a job's files: it names the job and nothing else, and
-    the server honours it only while the job is unfinished."""
-    return salted_hmac("dmarket.files.job-input", str(job_id), algorithm="sha256").hexdigest()
-
-
-def job_input_token_valid(job_id, token):
-    return hmac.compare_digest(job_input_token(job_id), token)
+def job_input_token_valid(job, token):
+    """The job's credential opens only its own files; a job without any has none."""
+    return bool(job.files_token) and hmac.compare_digest(job.files_token, token)
 
 
 def job_input_urls(job):
@@ -297,7 +296,7 @@ def job_input_urls(job):
     becomes the server's URL of its pinned file, with the job's credential, ending in the
     file's own name (Spark names the copy after it); others stay as they are."""
     inputs = {i.uri: i for i in job.inputs.all()}
-    token = job_input_token(job.pk)
+    token = job.files_token
     base_url = settings.DMARKET_PUBLIC_URL.rstrip("/")
 
     def url(uri, role):

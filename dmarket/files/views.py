@@ -2,7 +2,6 @@ import re
 
 from django.db.models import OuterRef, Subquery
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -188,9 +187,10 @@ class JobInputView(APIView):
 
     @extend_schema(operation_id="jobs_inputs_download", responses=BINARY, auth=[])
     def get(self, request, pk, input_id, token, filename):
-        if not job_input_token_valid(pk, token):
+        job = Job.objects.filter(pk=pk).first()
+        # One answer for a wrong credential and a job that does not exist.
+        if job is None or not job_input_token_valid(job, token):
             raise PermissionDenied("This is not a valid credential for this job's files.")
-        job = get_object_or_404(Job, pk=pk)
         if job.status not in Job.UNFINISHED:
             raise PermissionDenied(f"This credential expired when job {job.pk} finished "
                                    f"({job.status}).")

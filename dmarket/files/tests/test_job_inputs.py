@@ -7,7 +7,7 @@ import pytest
 from dmarket.cluster import spark
 from dmarket.conftest import client_for
 from dmarket.files.models import JobInput
-from dmarket.files.services import job_input_token, job_input_urls
+from dmarket.files.services import job_input_urls
 from dmarket.jobs.models import Job
 from dmarket.jobs.tests.util import submitted
 
@@ -36,7 +36,7 @@ def urls(job):
 
 def test_urls_name_the_file_last(job):
     entry, lib = urls(job)
-    token = job_input_token(job.pk)
+    token = job.files_token
     inputs = {i.uri: i.pk for i in JobInput.objects.filter(job=job)}
 
     assert entry == (f"http://public.example/api/jobs/{job.pk}/inputs/"
@@ -75,7 +75,7 @@ def test_the_credential_expires_when_the_job_ends(job, status):
 def test_a_wrong_credential_is_403(job):
     entry, _ = urls(job)
 
-    response = fetch(entry.replace(job_input_token(job.pk), "0" * 64))
+    response = fetch(entry.replace(job.files_token, "0" * 64))
 
     assert response.status_code == 403
     assert response.json() == {"detail": "This is not a valid credential for this job's files."}
@@ -85,7 +85,7 @@ def test_one_jobs_credential_does_not_open_another_jobs_files(job, alice):
     uploaded(alice, "other.py", b"other")
     other = submitted(alice, "dmarket://other.py")
     other_input = JobInput.objects.get(job=other)
-    token = job_input_token(job.pk)
+    token = job.files_token
 
     # job's credential with other's input: not a file job names.
     response = fetch(f"/api/jobs/{job.pk}/inputs/{other_input.pk}/{token}/other.py")
@@ -119,7 +119,7 @@ def test_spark_submit_gets_the_urls(alice, settings):
                     libs=["dmarket://util.zip", "dmarket://lib.jar", "hdfs://nn/x.py"],
                     archives=["dmarket://data.tar.gz#data"], files=["dmarket://conf.json#c"])
     prefix = f"http://public.example/api/jobs/{job.pk}/inputs/"
-    token = job_input_token(job.pk)
+    token = job.files_token
     ids = {i.uri.split("//")[1].split("@")[0]: i.pk for i in JobInput.objects.filter(job=job)}
 
     def url(name):
@@ -132,3 +132,28 @@ def test_spark_submit_gets_the_urls(alice, settings):
     assert argv[argv.index("--archives") + 1] == url("data.tar.gz") + "#data"
     assert argv[argv.index("--files") + 1] == url("conf.json") + "#c"
     assert argv[-1] == url("app.py")
+
+
+def test_a_job_without_dmarket_files_has_no_credential(alice, entry_file):
+    job = submitted(alice, entry_file)
+    job.refresh_from_db()
+
+    response = fetch(f"/api/jobs/{job.pk}/inputs/1/{'0' * 64}/app.py")
+
+    assert job.files_token == ""
+    assert response.status_code == 403
+    assert response.json() == {"detail": "This is not a valid credential for this job's files."}
+
+
+def test_a_job_that_does_not_exist_is_403_like_a_wrong_credential(db):
+    response = fetch(f"/api/jobs/999999/inputs/1/{'0' * 64}/app.py")
+
+    assert response.status_code == 403
+    assert response.json() == {"detail": "This is not a valid credential for this job's files."}
+
+
+def test_each_job_has_its_own_random_credential(job, alice):
+    other = submitted(alice, "dmarket://app.py")
+
+    assert len(job.files_token) == len(other.files_token) == 64
+    assert job.files_token != other.files_token

@@ -12,6 +12,11 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name='job',
+            name='files_token',
+            field=models.CharField(blank=True, max_length=64),
+        ),
+        migrations.AddField(
+            model_name='job',
             name='files',
             field=models.JSONField(blank=True, default=list),
         ),
