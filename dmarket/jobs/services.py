@@ -19,7 +19,6 @@ def job_submit(user, fields):
     ValidationError when it names a dmarket:// file the user cannot read, and Conflict when
     the submission_id was used for a different submission.
     """
-
     digest = submission_digest(fields)
     with transaction.atomic():
         # The account lock serialises one user's submits: two cannot both spend the same
