@@ -92,3 +92,9 @@ def entry_file(tmp_path):
     path = tmp_path / "app.py"
     path.write_text("print('hello')\n")
     return str(path)
+
+
+@pytest.fixture(autouse=True)
+def files_dir(settings, tmp_path):
+    settings.DMARKET_FILES_DIR = tmp_path / "files"
+    return settings.DMARKET_FILES_DIR

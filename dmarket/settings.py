@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "dmarket.machines",
     "dmarket.jobs",
     "dmarket.cluster",
+    "dmarket.files",
 ]
 
 MIDDLEWARE = [
@@ -203,3 +204,18 @@ DMARKET_CANCEL_GRACE = float(os.environ.get("DMARKET_CANCEL_GRACE", "10"))
 # server to show the application complete before billing executors up to the exit.
 DMARKET_BILLING_POLL = float(os.environ.get("DMARKET_BILLING_POLL", "2"))
 DMARKET_SETTLE_GRACE = float(os.environ.get("DMARKET_SETTLE_GRACE", "20"))
+# The file store: every version of every user's files, on this server's disk.
+DMARKET_FILES_DIR = Path(os.environ.get("DMARKET_FILES_DIR", DATA_DIR / "files")).resolve()
+DMARKET_STORAGE_QUOTA_MB = int(os.environ.get("DMARKET_STORAGE_QUOTA_MB", "10240"))
+
+
+def _public_url():
+    # What workers fetch jobs' files from: the web server's own address unless it listens on
+    # every interface, where only the operator knows which name the workers can reach.
+    bind = os.environ.get("DMARKET_BIND", "127.0.0.1")
+    host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{os.environ.get('DMARKET_PORT', '8000')}"
+
+
+DMARKET_PUBLIC_URL = os.environ.get("DMARKET_PUBLIC_URL", "").rstrip("/") or _public_url()

@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from dmarket.accounts import views as accounts
 from dmarket.cluster import views as cluster
 from dmarket.credits import views as credits
+from dmarket.files import views as files
 from dmarket.jobs import views as jobs
 from dmarket.machines import views as machines
 
@@ -25,6 +26,13 @@ api = [
     path("jobs/<int:pk>/results/<path:path>", jobs.JobResultFileView.as_view()),
     path("jobs/<int:pk>/executors/", cluster.ExecutorListView.as_view()),
     path("jobs/<int:pk>/executors/<str:executor_id>/log/", cluster.ExecutorLogView.as_view()),
+    path("jobs/<int:pk>/inputs/<int:input_id>/<str:token>/<str:filename>",
+         files.JobInputView.as_view()),
+    path("files/", files.FileListView.as_view()),
+    # Before files/<path:name>; no file name ends with '/', so none is shadowed.
+    path("files/usage/", files.StorageUsageView.as_view()),
+    path("files/<path:name>", files.FileView.as_view()),
+    path("file-versions/<path:name>", files.FileVersionListView.as_view()),
     path("credits/", credits.CreditsView.as_view()),
     path("credits/transactions/", credits.TransactionListView.as_view()),
     path("prices/", credits.PricesView.as_view()),

@@ -17,8 +17,11 @@ pidfile=$DMARKET_RUN_DIR/server/gunicorn.pid
 if pid_alive "$pidfile"; then
   echo "web server already running (pid $(cat "$pidfile"))"
 else
+  # Threads (gthread): a worker's heartbeat goes on while one of its threads streams a large
+  # file, which a sync worker would be killed for after --timeout seconds.
   "$DMARKET_HOME/.venv/bin/gunicorn" dmarket.wsgi \
-    --bind "$DMARKET_BIND:$DMARKET_PORT" --workers "${DMARKET_WEB_WORKERS:-2}" --timeout 120 \
+    --bind "$DMARKET_BIND:$DMARKET_PORT" --workers "${DMARKET_WEB_WORKERS:-2}" \
+    --worker-class gthread --threads "${DMARKET_WEB_THREADS:-4}" --timeout 120 \
     --daemon --pid "$pidfile" \
     --access-logfile "$DMARKET_LOG_DIR/access.log" --error-logfile "$DMARKET_LOG_DIR/server.log"
   url="http://127.0.0.1:$DMARKET_PORT/api/schema/"

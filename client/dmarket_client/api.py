@@ -1,5 +1,8 @@
 """A small HTTP client for the dmarket API: JSON in, JSON out, errors as ApiError."""
 
+import hashlib
+import os
+
 import requests
 
 from . import __version__
@@ -29,10 +32,12 @@ class Client:
     def url(self, path):
         return path if path.startswith("http") else f"{self.server}/api/{path.lstrip('/')}"
 
-    def request(self, method, path, json=None, params=None, stream=False):
+    def request(self, method, path, json=None, params=None, stream=False, data=None,
+                headers=None):
         try:
             response = self.session.request(method, self.url(path), json=json, params=params,
-                                            timeout=self.timeout, stream=stream)
+                                            timeout=self.timeout, stream=stream, data=data,
+                                            headers=headers)
         except requests.RequestException as e:
             raise ApiError(None, f"cannot reach the server at {self.server}: {e}") from None
         self.last_status = response.status_code
@@ -73,15 +78,56 @@ class Client:
                 return
             page = self.request("GET", page["next"])
 
-    def download(self, path, destination, progress=None):
-        """Stream a file to `destination` (never whole in memory); returns its size."""
-        response = self.request("GET", path, stream=True)
+    def download(self, path, destination, progress=None, params=None, digest=None):
+        """Stream a file to `destination` (never whole in memory), feeding `digest` (a
+        hashlib object) on the way; returns (its size, the response's headers)."""
+        response = self.request("GET", path, stream=True, params=params)
         total = int(response.headers.get("Content-Length") or 0)
         done = 0
-        with open(destination, "wb") as f:
-            for chunk in response.iter_content(1024 * 1024):
+        with response, open(destination, "wb") as f:
+            for chunk in response.iter_content(CHUNK):
                 f.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 done += len(chunk)
                 if progress:
                     progress(done, total)
-        return done
+        return done, response.headers
+
+    def upload(self, path, source, sha256, params=None, progress=None):
+        """PUT the file `source` as the body, read a chunk at a time (never whole in memory),
+        with its SHA-256 for the server to check; returns the server's JSON answer."""
+        size = os.path.getsize(source)
+        with open(source, "rb") as f:
+            body = ProgressReader(f, size, progress)
+            return self.request("PUT", path, params=params, data=body, headers={
+                "Content-Type": "application/octet-stream", "X-Content-SHA256": sha256})
+
+
+CHUNK = 1024 * 1024
+
+
+class ProgressReader:
+    """A file that requests sends in chunks, with a known length (so the request carries a
+    Content-Length: the server refuses chunked uploads), reporting progress as it goes."""
+
+    def __init__(self, f, size, progress=None):
+        self.f, self.size, self.progress, self.done = f, size, progress, 0
+
+    def __len__(self):
+        return self.size
+
+    def read(self, n=-1):
+        chunk = self.f.read(n if n and n > 0 else CHUNK)
+        self.done += len(chunk)
+        if self.progress and chunk:
+            self.progress(self.done, self.size)
+        return chunk
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -121,7 +121,8 @@ def stderr_is_tty():
 
 
 JOB_FIELDS = ["id", "name", "owner", "status", "status_reason", "cancel_requested", "entry_file",
-              "libs", "archives", "app_params", "cores", "executor_memory_mb", "machine_type",
+              "libs", "archives", "files", "app_params", "cores", "executor_memory_mb",
+              "machine_type",
               "max_credits", "cost", "price_per_core_hour", "premium_rate", "submission_id",
               "spark_app_id", "exit_code", "created_at", "started_at", "finished_at",
               "settled_at"]
@@ -302,6 +303,8 @@ def absolute(value, alias=False):
               help="A .py, .zip, .egg or .jar the application needs (repeatable).")
 @click.option("--archive", "archives", multiple=True, metavar="PATH|URI[#ALIAS]",
               help="An archive unpacked in the executors' working directory (repeatable).")
+@click.option("--file", "files", multiple=True, metavar="PATH|URI[#ALIAS]",
+              help="A file put in the executors' working directory (repeatable).")
 @click.option("--cores", type=click.IntRange(min=1), help="Cores in all (default 1).")
 @click.option("--executor-memory", type=MemorySize(),
               help="Memory of each executor: 512m, 4g, or megabytes (default 1g).")
@@ -315,7 +318,7 @@ def absolute(value, alias=False):
 @click.option("--watch", is_flag=True, help="Then follow the job like `dmarket jobs watch`.")
 @json_option
 @pass_context
-def submit(ctx, entry_file, params, name, libs, archives, cores, executor_memory,
+def submit(ctx, entry_file, params, name, libs, archives, files, cores, executor_memory,
            machine_type, max_credits, submission_id, watch):
     """Submit a job: ENTRY_FILE (a .py or .jar) run with PARAMS as its arguments.
 
@@ -324,8 +327,9 @@ def submit(ctx, entry_file, params, name, libs, archives, cores, executor_memory
 
         dmarket jobs submit pi.py --cores 4 -- 1000 --verbose
 
-    Local paths are made absolute (the server reads them); URIs such as hdfs:// or https://
-    are passed unchanged. With --watch and --json only the final job is printed.
+    Local paths are made absolute (the server reads them); URIs such as dmarket://NAME
+    (a file in the market's store, see `dmarket files`), hdfs:// or https:// are passed
+    unchanged. With --watch and --json only the final job is printed.
     """
     entry = absolute(entry_file)
     body = {
@@ -336,6 +340,8 @@ def submit(ctx, entry_file, params, name, libs, archives, cores, executor_memory
         "archives": [absolute(archive, alias=True) for archive in archives],
         "app_params": list(params),
     }
+    if files:
+        body["files"] = [absolute(f, alias=True) for f in files]
     optional = {"cores": cores, "executor_memory_mb": executor_memory,
                 "machine_type": machine_type, "max_credits": max_credits,
                 "submission_id": submission_id}
@@ -647,6 +653,11 @@ def prices(ctx):
 
 
 cli.add_command(machine)
+
+# Last: the files commands use this module's helpers, so it must be complete before they load.
+from .files_cli import files  # noqa: E402
+
+cli.add_command(files)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ PASSWORD = "correct horse battery"
 def jobs_dir(settings, tmp_path):
     # The live server runs in this process: its views see these settings.
     settings.DMARKET_JOBS_DIR = tmp_path / "jobs"
+    settings.DMARKET_FILES_DIR = tmp_path / "files"
     # No Spark here: nothing listens on port 9 (discard), so Spark calls fail at once.
     settings.DMARKET_SPARK_MASTER_UI = "http://127.0.0.1:9"
     settings.DMARKET_HISTORY_URL = "http://127.0.0.1:9"

@@ -56,7 +56,7 @@ def finish(job_id, status=Job.SUCCEEDED, settled=True, **changes):
 # --- submit -------------------------------------------------------------------------------
 
 def test_submit_with_every_option(dmarket, dmarket_json, user, tmp_path, monkeypatch):
-    for name in ("app.py", "dep.py", "bundle.zip", "data.tar.gz"):
+    for name in ("app.py", "dep.py", "bundle.zip", "data.tar.gz", "conf.json"):
         (tmp_path / name).write_text("x")
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
@@ -65,6 +65,7 @@ def test_submit_with_every_option(dmarket, dmarket_json, user, tmp_path, monkeyp
                  "--lib", str(tmp_path / "bundle.zip"),
                  "--lib", "hdfs://namenode:8020/libs/x.zip", "--lib", "https://example.org/y.py",
                  "--archive", "../data.tar.gz#data", "--archive", "https://example.org/z.zip#zz",
+                 "--file", "../conf.json#c", "--file", "hdfs://namenode:8020/f.txt",
                  "--cores", "3", "--executor-memory", "2g", "--machine-type", "gpu",
                  "--max-credits", "12.5", "--submission-id", "run-1", "--", *SHELL_PARAMS)
     row = Job.objects.get()
@@ -74,6 +75,7 @@ def test_submit_with_every_option(dmarket, dmarket_json, user, tmp_path, monkeyp
         "libs": [str(tmp_path / "dep.py"), str(tmp_path / "bundle.zip"),
                  "hdfs://namenode:8020/libs/x.zip", "https://example.org/y.py"],
         "archives": [str(tmp_path / "data.tar.gz") + "#data", "https://example.org/z.zip#zz"],
+        "files": [str(tmp_path / "conf.json") + "#c", "hdfs://namenode:8020/f.txt"],
         "app_params": SHELL_PARAMS,
         "cores": 3, "executor_memory_mb": 2048, "machine_type": "gpu",
         "max_credits": "12.500000", "submission_id": "run-1",
@@ -110,6 +112,7 @@ def test_submit_prints_the_job(dmarket, user, entry_file):
         f"entry_file           {entry_file}\n"
         "libs                 \n"
         "archives             \n"
+        "files                \n"
         "app_params           'a b' c\n"
         "cores                1\n"
         "executor_memory_mb   1024\n"

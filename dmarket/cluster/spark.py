@@ -11,6 +11,8 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
+from dmarket.files.services import job_input_urls
+
 APP_ID_LINE = re.compile(rb"Connected to Spark cluster with app ID (app-[\w-]+)")
 YARN_APP_ID_LINE = re.compile(rb"Submitted application (application_[\w-]+)")
 HTTP_TIMEOUT = 3
@@ -33,10 +35,17 @@ def is_yarn():
 
 
 def submit_argv(job):
-    """spark-submit's argv for the job: every user value is one list item, never a shell word."""
+    """spark-submit's argv for the job: every user value is one list item, never a shell word.
+
+    dmarket:// files become URLs of the central server with the job's credential, which
+    spark-submit (client mode: the entry file and libs) and every executor fetch."""
+    url = job_input_urls(job)
     executor_cores = min(job.cores, settings.DMARKET_EXECUTOR_CORES)
-    py_files = [uri for uri in job.libs if not uri.lower().endswith(".jar")]
-    jars = [uri for uri in job.libs if uri.lower().endswith(".jar")]
+    libs = [url(uri, "libs") for uri in job.libs]
+    py_files = [uri for uri in libs if not uri.lower().endswith(".jar")]
+    jars = [uri for uri in libs if uri.lower().endswith(".jar")]
+    archives = [url(uri, "archives") for uri in job.archives]
+    files = [url(uri, "files") for uri in job.files]
     conf = {
         "spark.cores.max": job.cores,
         "spark.eventLog.enabled": "true",
@@ -65,9 +74,11 @@ def submit_argv(job):
         argv += ["--py-files", ",".join(py_files)]
     if jars:
         argv += ["--jars", ",".join(jars)]
-    if job.archives:
-        argv += ["--archives", ",".join(job.archives)]
-    return argv + [job.entry_file] + list(job.app_params)
+    if files:
+        argv += ["--files", ",".join(files)]
+    if archives:
+        argv += ["--archives", ",".join(archives)]
+    return argv + [url(job.entry_file, "entry_file")] + list(job.app_params)
 
 
 def driver_env(job):

@@ -32,26 +32,28 @@ def wait_for(predicate, timeout, interval=0.2, what="condition"):
 
 
 class LocalCluster:
-    def __init__(self, root):
+    def __init__(self, root, host="127.0.0.1"):
+        # The master's and history server's address (workers reach the master there).
+        self.host = host
         self.root = Path(root)
         self.events = self.root / "events"
         self.logs = self.root / "logs"
-        self.master_port = free_port()
-        self.master_ui_port = free_port()
-        self.history_port = free_port()
+        self.master_port = free_port(host)
+        self.master_ui_port = free_port(host)
+        self.history_port = free_port(host)
         self.processes = {}
 
     @property
     def master_url(self):
-        return f"spark://127.0.0.1:{self.master_port}"
+        return f"spark://{self.host}:{self.master_port}"
 
     @property
     def master_ui(self):
-        return f"http://127.0.0.1:{self.master_ui_port}"
+        return f"http://{self.host}:{self.master_ui_port}"
 
     @property
     def history_url(self):
-        return f"http://127.0.0.1:{self.history_port}"
+        return f"http://{self.host}:{self.history_port}"
 
     def _alive(self, name):
         process = self.processes[name]
@@ -60,14 +62,17 @@ class LocalCluster:
             raise RuntimeError(f"Spark {name} exited with {process.returncode}:\n{log}")
         return True
 
-    def _start(self, name, address, *args, env=None):
+    def _start(self, name, address, *args, env=None, prefix=()):
+        """Start a daemon; `prefix` goes before the command (e.g. ip netns exec NAME)."""
         self.logs.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ, SPARK_HOME=str(spark_home()), SPARK_LOCAL_IP=address,
                         SPARK_LOCAL_HOSTNAME=address, PYSPARK_PYTHON=sys.executable,
-                        SPARK_DAEMON_JAVA_OPTS="-Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false", **(env or {}))
+                        SPARK_DAEMON_JAVA_OPTS="-Dspark.port.maxRetries=0 "
+                                               "-Dspark.master.rest.enabled=false",
+                        **(env or {}))
         with open(self.logs / f"{name}.log", "ab") as log:
             process = subprocess.Popen(
-                [str(spark_home() / "bin" / "spark-class"), *args], env=full_env,
+                [*prefix, str(spark_home() / "bin" / "spark-class"), *args], env=full_env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         self.processes[name] = process
@@ -76,13 +81,13 @@ class LocalCluster:
     def start(self, workers=()):
         """Start the master and history server, then the workers: (address, cores, memory_mb)."""
         self.events.mkdir(parents=True, exist_ok=True)
-        self._start("master", "127.0.0.1", "org.apache.spark.deploy.master.Master",
-                    "--host", "127.0.0.1", "--port", str(self.master_port),
+        self._start("master", self.host, "org.apache.spark.deploy.master.Master",
+                    "--host", self.host, "--port", str(self.master_port),
                     "--webui-port", str(self.master_ui_port))
         history_opts = (f"-Dspark.history.fs.logDirectory={self.events.as_uri()} "
                         "-Dspark.history.fs.update.interval=1s "
                         f"-Dspark.history.ui.port={self.history_port}")
-        self._start("history", "127.0.0.1", "org.apache.spark.deploy.history.HistoryServer",
+        self._start("history", self.host, "org.apache.spark.deploy.history.HistoryServer",
                     env={"SPARK_HISTORY_OPTS": history_opts})
         wait_for(lambda: self._alive("master") and self._get(self.master_ui + "/json/"), 90,
                  what="the Spark master")
@@ -93,13 +98,18 @@ class LocalCluster:
                  what="the Spark history server")
         return self
 
-    def start_worker(self, address, cores, memory_mb):
+    def start_worker(self, address, cores, memory_mb, netns=None):
+        """Start a worker on `address`; with netns, inside that network namespace (where
+        `address` lives), so that it reaches the master and the server only over the network."""
         work_dir = self.root / "work" / address
         work_dir.mkdir(parents=True, exist_ok=True)
+        prefix = ("ip", "netns", "exec", netns) if netns else ()
+        # A port free here is free in a fresh namespace too, where nothing else listens.
+        ui_port = free_port() if netns else free_port(address)
         self._start(f"worker-{address}", address, "org.apache.spark.deploy.worker.Worker",
                     self.master_url, "--host", address, "--cores", str(cores),
                     "--memory", f"{memory_mb}m", "--work-dir", str(work_dir),
-                    "--webui-port", str(free_port(address)))
+                    "--webui-port", str(ui_port), prefix=prefix)
         wait_for(lambda: self._alive(f"worker-{address}") and self.worker(address), 90,
                  what=f"worker {address} to register")
 

@@ -25,6 +25,18 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request's body is too large."
+    default_code = "payload_too_large"
+
+
+class LengthRequired(exceptions.APIException):
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_detail = "Give the body's size in Content-Length."
+    default_code = "length_required"
+
+
 def _flatten(errors, prefix=""):
     """Yield "field: message" strings from DRF's nested error structure."""
     if isinstance(errors, dict):
@@ -85,6 +97,32 @@ def choice_param(request, name, choices):
             {name: [f"Unknown value {', '.join(bad) or raw!r}; one of {', '.join(choices)}."]}
         )
     return values
+
+
+def int_param(request, name, default, minimum, maximum=None):
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise exceptions.ValidationError({name: [f"{raw!r} is not a whole number."]}) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise exceptions.ValidationError({name: [f"Must be at least {minimum}{upper}."]})
+    return value
+
+
+def bool_param(request, name):
+    """?name=true or ?name=false; None when absent."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise exceptions.ValidationError({name: [f"Use {name}=true or {name}=false."]})
 
 
 def list_all_param(request):

@@ -23,6 +23,8 @@ class Job(models.Model):
     entry_file = models.CharField(max_length=2000)
     libs = models.JSONField(default=list, blank=True)
     archives = models.JSONField(default=list, blank=True)
+    # Plain files each executor gets in its working directory (spark-submit's --files).
+    files = models.JSONField(default=list, blank=True)
     # Passed to the application as argv entries, one list item each; never seen by a shell.
     app_params = models.JSONField(default=list, blank=True)
     cores = models.PositiveIntegerField(default=1)
@@ -32,6 +34,10 @@ class Job(models.Model):
     submission_id = models.CharField(max_length=128, null=True, blank=True)
     # A digest of the submitted fields: a retry with the same submission_id must match it.
     submission_digest = models.CharField(max_length=64, blank=True)
+    # The credential in the URLs Spark fetches the job's dmarket:// files from: random, kept
+    # here rather than derived from SECRET_KEY, so that a launcher on another host (with a
+    # key of its own) hands out URLs the web server honours. Empty: no such files.
+    files_token = models.CharField(max_length=64, blank=True)
 
     status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED, db_index=True)
     status_reason = models.CharField(max_length=500, blank=True)

@@ -78,6 +78,10 @@ class JobSubmitSerializer(StrictSerializer):
         child=serializers.CharField(max_length=2000, trim_whitespace=False,
                                     validators=[uri_validator("archives")]),
         max_length=100, required=False, default=list)
+    files = serializers.ListField(
+        child=serializers.CharField(max_length=2000, trim_whitespace=False,
+                                    validators=[uri_validator("files")]),
+        max_length=100, required=False, default=list)
     app_params = AppParamsField(required=False, default=list)
     cores = serializers.IntegerField(min_value=1, default=1)
     executor_memory_mb = serializers.IntegerField(min_value=512, default=1024)
@@ -119,8 +123,10 @@ def submission_digest(fields):
     """What a retry must repeat to count as the same submission."""
     # Quantized: an omitted cap (the default, e.g. Decimal("10")) and the same cap given
     # explicitly (parsed to 6 places) are the same submission.
+    # No files is left out: such a submission digests as it did before jobs had files.
     canonical = {k: str(Decimal(v).quantize(QUANTUM)) if k == "max_credits" else v
-                 for k, v in fields.items() if k != "submission_id"}
+                 for k, v in fields.items()
+                 if k != "submission_id" and not (k == "files" and not v)}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
@@ -129,16 +135,17 @@ class JobSerializer(serializers.ModelSerializer):
     app_params = serializers.ListField(child=serializers.CharField(), read_only=True)
     libs = serializers.ListField(child=serializers.CharField(), read_only=True)
     archives = serializers.ListField(child=serializers.CharField(), read_only=True)
+    files = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = Job
-        fields = ["id", "owner", "name", "entry_file", "libs", "archives", "app_params",
+        fields = ["id", "owner", "name", "entry_file", "libs", "archives", "files", "app_params",
                   "cores", "executor_memory_mb", "machine_type", "max_credits",
                   "submission_id", "status", "status_reason", "cancel_requested",
                   "price_per_core_hour", "premium_rate", "cost", "spark_app_id", "exit_code",
                   "created_at", "started_at", "finished_at", "settled_at"]
         read_only_fields = [f for f in fields if f not in ("owner", "app_params", "libs",
-                                                           "archives")]
+                                                           "archives", "files")]
 
 
 class LogSerializer(serializers.Serializer):

@@ -4,6 +4,7 @@ from django.utils import timezone
 from dmarket.common.api import Conflict
 from dmarket.credits.services import (account_lock, job_hold, job_release, machine_type_price,
                                       market_premium_rate)
+from dmarket.files.services import job_inputs_pin, job_inputs_resolve
 
 from .models import Job
 from .serializers import submission_digest
@@ -13,8 +14,10 @@ def job_submit(user, fields):
     """Create a queued job and hold its credit cap, or return the job an earlier submit with
     the same submission_id created. Returns (job, created).
 
-    Raises InsufficientCredits (nothing written) when available credits cannot cover the cap,
-    and Conflict when the submission_id was used for a different submission.
+    Its dmarket:// files are pinned to the versions that exist now. Raises
+    InsufficientCredits (nothing written) when available credits cannot cover the cap,
+    ValidationError when it names a dmarket:// file the user cannot read, and Conflict when
+    the submission_id was used for a different submission.
     """
     digest = submission_digest(fields)
     with transaction.atomic():
@@ -29,11 +32,13 @@ def job_submit(user, fields):
                     raise Conflict(f"submission_id {fields['submission_id']!r} was already used "
                                    f"by job {existing.pk} with different fields.")
                 return existing, False
+        fields, pins = job_inputs_resolve(user, fields)
         job = Job.objects.create(
             user=user, submission_digest=digest,
             price_per_core_hour=machine_type_price(fields["machine_type"]),
             premium_rate=market_premium_rate(extra_jobs=1), **fields,
         )
+        job_inputs_pin(job, pins)
         job_hold(job)
     return job, True
 

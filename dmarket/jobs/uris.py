@@ -1,4 +1,4 @@
-"""Checks on the files a job names: its entry file, libs and archives.
+"""Checks on the files a job names: its entry file, libs, archives and files.
 
 They reach spark-submit as single argv entries, so the checks are about giving the user a
 clear error now rather than a failed job later, not about shell safety.
@@ -8,13 +8,18 @@ import os
 import re
 from urllib.parse import urlsplit
 
+from dmarket.files.names import SCHEME, BadName, parse_uri
+
 REMOTE_SCHEMES = {"http", "https", "hdfs", "s3a", "gs", "abfs", "abfss", "local"}
 ALIAS = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 EXTENSIONS = {
     "entry_file": (".py", ".jar"),
     "libs": (".py", ".zip", ".egg", ".jar"),
     "archives": (".zip", ".tar.gz", ".tgz", ".tar", ".jar"),
+    "files": ("",),  # any file
 }
+# Roles where Spark reads '#alias' as the name to give the fetched copy.
+ALIASED = ("archives", "files")
 
 
 class BadURI(ValueError):
@@ -38,10 +43,17 @@ def check_uri(uri, role):
         raise BadURI("must be a non-empty path or URI without surrounding spaces")
     if any(ord(c) < 32 for c in uri):
         raise BadURI(f"{uri!r} contains a control character")
-    base = split_alias(uri)[0] if role == "archives" else uri
+    base = split_alias(uri)[0] if role in ALIASED else uri
     parts = urlsplit(base)
     scheme = parts.scheme.lower()
-    if scheme in REMOTE_SCHEMES:
+    if base.startswith(SCHEME):
+        # Whether the file exists and the submitter may read it is checked at submission
+        # (dmarket.files.services.job_inputs_resolve); here only its shape.
+        try:
+            path = parse_uri(base).basename
+        except BadName as e:
+            raise BadURI(str(e)) from None
+    elif scheme in REMOTE_SCHEMES:
         if scheme in ("http", "https", "hdfs", "s3a", "gs", "abfs", "abfss") and not parts.netloc:
             raise BadURI(f"{uri!r} names no host")
         path = parts.path
@@ -54,7 +66,7 @@ def check_uri(uri, role):
             raise BadURI(f"{path} is not a file the server can read")
     else:
         raise BadURI(f"{uri!r}: unsupported scheme {scheme!r}; use a path, file://, "
-                     "http(s)://, hdfs:// or another Hadoop file system")
+                     "dmarket://, http(s)://, hdfs:// or another Hadoop file system")
     if not path.lower().endswith(EXTENSIONS[role]):
         raise BadURI(f"{uri!r} should end with one of {', '.join(EXTENSIONS[role])}")
     return uri

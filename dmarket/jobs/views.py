@@ -11,7 +11,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dmarket.common.api import PaymentRequired, choice_param, list_all_param, visible_to
+from dmarket.common.api import (PaymentRequired, choice_param, int_param, list_all_param,
+                                visible_to)
 from dmarket.credits.services import InsufficientCredits
 
 from .models import Job
@@ -26,20 +27,6 @@ LOG_MAX_BYTES = 1024 * 1024
 
 def job_for(request, pk):
     return get_object_or_404(visible_to(Job.objects.select_related("user"), request.user), pk=pk)
-
-
-def int_param(request, name, default, minimum, maximum=None):
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: [f"{raw!r} is not a whole number."]}) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = f" and at most {maximum}" if maximum is not None else ""
-        raise ValidationError({name: [f"Must be at least {minimum}{upper}."]})
-    return value
 
 
 def log_lines(chunk):

@@ -216,7 +216,8 @@ BAD_FIELDS = [
     ("entry_file", "{tmp}/a-directory.py", UNREADABLE),
     ("entry_file", "{tmp}/notes.txt", ENTRY_EXT),
     ("entry_file", "ftp://x/y.py", "{v!r}: unsupported scheme 'ftp'; use a path, file://, "
-                                   "http(s)://, hdfs:// or another Hadoop file system"),
+                                   "dmarket://, http(s)://, hdfs:// or another Hadoop file "
+                                   "system"),
     ("entry_file", "http:///nohost.py", "{v!r} names no host"),
     ("entry_file", "hdfs:///nohost.py", "{v!r} names no host"),
     ("entry_file", "{tmp}/app\x01.py", "{v!r} contains a control character"),

@@ -31,6 +31,7 @@ def job_json(job_id, owner, entry_file, created_at, **changes):
         "entry_file": entry_file,
         "libs": [],
         "archives": [],
+        "files": [],
         "app_params": [],
         "cores": 1,
         "executor_memory_mb": 1024,

@@ -1,0 +1,52 @@
+from django.contrib import admin
+
+from .models import FileVersion, JobInput
+
+
+@admin.register(FileVersion)
+class FileVersionAdmin(admin.ModelAdmin):
+    """Who stores what: operators look; files change only through the API's rules (quota,
+    atomic uploads, no deleting what an unfinished job uses)."""
+
+    list_display = ["id", "owner", "name", "version", "size", "sha256", "public", "created_at"]
+    list_filter = ["file__public", "created_at"]
+    search_fields = ["file__name", "file__user__username", "sha256"]
+    list_select_related = ["file__user"]
+    date_hierarchy = "created_at"
+
+    @admin.display(ordering="file__user__username")
+    def owner(self, version):
+        return version.file.user
+
+    @admin.display(ordering="file__name")
+    def name(self, version):
+        return version.file.name
+
+    @admin.display(boolean=True, ordering="file__public")
+    def public(self, version):
+        return version.file.public
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JobInput)
+class JobInputAdmin(admin.ModelAdmin):
+    list_display = ["id", "job", "uri", "version", "result_job", "result_path"]
+    search_fields = ["uri", "job__id"]
+    list_select_related = ["job", "version__file", "result_job"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

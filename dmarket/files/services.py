@@ -1,0 +1,324 @@
+"""The file store's rules: uploads, visibility, deletion, and the files jobs name."""
+
+import hashlib
+import hmac
+import os
+import secrets
+import uuid
+from dataclasses import replace
+from urllib.parse import quote
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Sum
+from rest_framework.exceptions import NotFound, ValidationError
+
+from dmarket.common.api import Conflict, visible_to
+from dmarket.jobs.models import Job
+from dmarket.jobs.uris import split_alias
+
+from .models import FileVersion, JobInput, StoredFile
+from .names import SCHEME, BadName, ResultRef, parse_uri
+
+CHUNK = 1024 * 1024
+MB = 1024 * 1024
+INPUT_ROLES = ("entry_file", "libs", "archives", "files")
+ALIASED_ROLES = ("archives", "files")
+
+
+class QuotaExceeded(Exception):
+    def __init__(self, usage, quota, size):
+        self.usage, self.quota, self.size = usage, quota, size
+        super().__init__(
+            f"Storing {size} more bytes would bring your files to {usage + size} bytes, over "
+            f"your quota of {quota} bytes ({quota // MB} MB; you use {usage} bytes). Delete "
+            "old versions with `dmarket files rm NAME@VERSION`.")
+
+
+class UploadFailed(Exception):
+    """The body is not what the request announced; `field` names the header it contradicts."""
+
+    def __init__(self, field, message):
+        self.field = field
+        super().__init__(message)
+
+
+def storage_usage(user):
+    return FileVersion.objects.filter(file__user=user).aggregate(s=Sum("size"))["s"] or 0
+
+
+def storage_quota():
+    return settings.DMARKET_STORAGE_QUOTA_MB * MB
+
+
+def storage_summary(user):
+    versions = FileVersion.objects.filter(file__user=user)
+    used = storage_usage(user)
+    return {"used": used, "quota": storage_quota(),
+            "available": max(0, storage_quota() - used),
+            "files": versions.values("file").distinct().count(), "versions": versions.count()}
+
+
+def files_quota_check(user, size):
+    usage = storage_usage(user)
+    if usage + size > storage_quota():
+        raise QuotaExceeded(usage, storage_quota(), size)
+
+
+def storage_dirs():
+    root = settings.DMARKET_FILES_DIR
+    tmp, blobs = root / "tmp", root / "blobs"
+    tmp.mkdir(parents=True, exist_ok=True)
+    blobs.mkdir(parents=True, exist_ok=True)
+    return tmp, blobs
+
+
+def receive(stream, length, tmp_dir):
+    """Copy `length` bytes of the stream into a new file of tmp_dir, a chunk at a time, and
+    return (its path, its SHA-256). Raises UploadFailed (and removes the file) when the
+    stream ends early."""
+    path = tmp_dir / f"{uuid.uuid4().hex}.part"
+    digest = hashlib.sha256()
+    received = 0
+    try:
+        with open(path, "wb") as f:
+            while received < length:
+                try:
+                    chunk = stream.read(min(CHUNK, length - received))
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    raise UploadFailed(
+                        "Content-Length", f"The upload ended after {received} of the {length} "
+                        "bytes announced in Content-Length; nothing was stored.")
+                digest.update(chunk)
+                f.write(chunk)
+                received += len(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, digest.hexdigest()
+
+
+def storage_lock(user):
+    """Serialises one user's uploads: the quota and version numbers are checked and taken
+    under it, so concurrent uploads cannot both fit the same space or take the same number."""
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+
+
+def file_store(user, name, stream, length, sha256=None, public=None):
+    """Store the stream's `length` bytes as a new version of the user's file NAME.
+
+    Nothing is kept unless every byte arrived and, when `sha256` is given, they hash to it;
+    the version's row and its bytes appear together. Raises QuotaExceeded or UploadFailed.
+    """
+    files_quota_check(user, length)
+    tmp_dir, blob_dir = storage_dirs()
+    tmp, digest = receive(stream, length, tmp_dir)
+    try:
+        if sha256 is not None and digest != sha256:
+            raise UploadFailed("X-Content-SHA256", f"The upload's SHA-256 is {digest}, not "
+                               f"{sha256} as announced; nothing was stored.")
+        blob = uuid.uuid4().hex
+        target = blob_dir / blob[:2] / blob
+        target.parent.mkdir(exist_ok=True)
+        with transaction.atomic():
+            storage_lock(user)
+            # Again under the lock: uploads that were running at once may have filled it.
+            files_quota_check(user, length)
+            stored, _ = StoredFile.objects.get_or_create(user=user, name=name)
+            number = stored.next_version
+            stored.next_version += 1
+            changed = ["next_version"]
+            if public is not None:
+                stored.public = public
+                changed.append("public")
+            stored.save(update_fields=changed)
+            version = FileVersion.objects.create(file=stored, version=number, size=length,
+                                                 sha256=digest, blob=f"blobs/{blob[:2]}/{blob}")
+            # Last inside the transaction: if it fails, no row names missing bytes.
+            os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return version
+
+
+def file_for(user, ref):
+    """The StoredFile `ref` names if the user may read it: their own, another's public one,
+    or anyone's for an operator. NotFound otherwise, saying the same whether or not a private
+    file of that name exists."""
+    owner = ref.owner or user.username
+    qs = StoredFile.objects.select_related("user").filter(user__username=owner, name=ref.name)
+    if owner != user.username and not user.is_staff:
+        qs = qs.filter(public=True)
+    stored = qs.first()
+    if stored is None or not stored.versions.exists():
+        raise NotFound(f"No such file: {ref.uri()}")
+    return stored
+
+
+def version_of(stored, ref, lock=False):
+    """The version `ref` asks for (the latest when it gives none); NotFound if it is gone."""
+    versions = stored.versions.order_by("-version")
+    if lock:
+        versions = versions.select_for_update()
+    if ref.version is None:
+        found = versions.first()
+    else:
+        found = versions.filter(version=ref.version).first()
+    if found is None:
+        raise NotFound(f"No version {ref.version} of {replace(ref, version=None).uri()}.")
+    return found
+
+
+def file_publish(stored, public):
+    stored.public = public
+    stored.save(update_fields=["public"])
+    return stored
+
+
+def file_delete(user, ref):
+    """Delete one version of the user's own file, or all of them. Returns the numbers deleted.
+
+    Raises Conflict when an unfinished job (anyone's) pinned one of them at submission."""
+    with transaction.atomic():
+        stored = StoredFile.objects.select_for_update().filter(user=user, name=ref.name).first()
+        if stored is None:
+            raise NotFound(f"No such file: {ref.uri()}")
+        # Locked: a submit pinning one of them waits, then finds it gone (or we find its pin).
+        versions = list(stored.versions.select_for_update().order_by("version") if
+                        ref.version is None else
+                        stored.versions.select_for_update().filter(version=ref.version))
+        if not versions:
+            raise NotFound(f"No such file: {ref.uri()}")
+        busy = (JobInput.objects.filter(version__in=versions, job__status__in=Job.UNFINISHED)
+                .select_related("job", "version").order_by("job_id").first())
+        if busy is not None:
+            raise Conflict(f"{ref.uri(version=busy.version.version)} is in use by job "
+                           f"{busy.job_id} ({busy.job.status}); delete it once that job has "
+                           "finished.")
+        paths = [v.path for v in versions]
+        FileVersion.objects.filter(pk__in=[v.pk for v in versions]).delete()
+        transaction.on_commit(lambda: [p.unlink(missing_ok=True) for p in paths])
+    return [v.version for v in versions]
+
+
+# --- Files that jobs name -------------------------------------------------------------------
+
+class BadInput(Exception):
+    pass
+
+
+def result_file(job, path):
+    """The job's result file at the relative `path`, or None; nothing outside its output."""
+    root = job.output_dir.resolve()
+    try:
+        target = (root / path).resolve()
+        # resolve() follows links and "..": whatever it ends at must still be inside root.
+        found = target.is_relative_to(root) and target != root and target.is_file()
+    except (OSError, ValueError):
+        found = False
+    return target if found else None
+
+
+def input_resolve(user, ref):
+    """(pinned URI, JobInput fields) for a ref the user may read; BadInput otherwise."""
+    if isinstance(ref, ResultRef):
+        job = visible_to(Job.objects.all(), user).filter(pk=ref.job_id).first()
+        if job is None:
+            raise BadInput(f"no job {ref.job_id} whose results you may read")
+        if not job.is_finished:
+            raise BadInput(f"job {job.pk} has not finished ({job.status}); its results are "
+                           "not final yet")
+        if result_file(job, ref.path) is None:
+            raise BadInput(f"job {job.pk} has no result file {ref.path}")
+        return ref.uri(), {"result_job": job, "result_path": ref.path}
+    try:
+        stored = file_for(user, ref)
+    except NotFound:
+        raise BadInput("no such file that you may read") from None
+    try:
+        # Locked until the job exists: a concurrent delete waits and then sees the pin.
+        version = version_of(stored, ref, lock=True)
+    except NotFound:
+        latest = stored.versions.order_by("-version").first()
+        raise BadInput(f"no version {ref.version} (the latest is {latest.version})") from None
+    return ref.uri(version=version.version), {"version": version}
+
+
+def job_inputs_resolve(user, fields):
+    """The job's fields with every dmarket:// URI pinned to the version it names now
+    (NAME -> NAME@LATEST), and the pins to record with job_inputs_pin.
+
+    Raises ValidationError naming each field and URI that cannot be read."""
+    fields, pins, errors = dict(fields), {}, {}
+    for role in INPUT_ROLES:
+        single = role == "entry_file"
+        values = [fields[role]] if single else list(fields.get(role) or [])
+        for index, uri in enumerate(values):
+            if not uri.startswith(SCHEME):
+                continue
+            base, alias = split_alias(uri) if role in ALIASED_ROLES else (uri, "")
+            try:
+                pinned, pin = input_resolve(user, parse_uri(base))
+            except (BadInput, BadName) as e:
+                message = f"{base}: {e}"
+                if single:
+                    errors[role] = [message]
+                else:
+                    errors.setdefault(role, {})[index] = [message]
+                continue
+            pins[pinned] = pin
+            values[index] = pinned + (f"#{alias}" if alias else "")
+        fields[role] = values[0] if single else values
+    if errors:
+        raise ValidationError(errors)
+    return fields, pins
+
+
+def job_inputs_pin(job, pins):
+    if not pins:
+        return
+    JobInput.objects.bulk_create(JobInput(job=job, uri=uri, **pin) for uri, pin in pins.items())
+    job.files_token = secrets.token_hex(32)
+    job.save(update_fields=["files_token"])
+
+
+def job_input_token_valid(job, token):
+    """The job's credential opens only its own files; a job without any has none."""
+    return bool(job.files_token) and hmac.compare_digest(job.files_token, token)
+
+
+def job_input_urls(job):
+    """A function giving the URL Spark fetches for each of the job's URIs: a dmarket:// one
+    becomes the server's URL of its pinned file, with the job's credential, ending in the
+    file's own name (Spark names the copy after it); others stay as they are."""
+    inputs = {i.uri: i for i in job.inputs.all()}
+    token = job.files_token
+    base_url = settings.DMARKET_PUBLIC_URL.rstrip("/")
+
+    def url(uri, role):
+        if not uri.startswith(SCHEME):
+            return uri
+        base, alias = split_alias(uri) if role in ALIASED_ROLES else (uri, "")
+        name = parse_uri(base).basename
+        found = inputs[base]
+        return (f"{base_url}/api/jobs/{job.pk}/inputs/{found.pk}/{token}/{quote(name)}"
+                + (f"#{alias}" if alias else ""))
+
+    return url
+
+
+def job_input_file(job, input_id):
+    """The path of the job's pinned input `input_id`, or None."""
+    found = (JobInput.objects.select_related("version", "result_job")
+             .filter(job=job, pk=input_id).first())
+    if found is None:
+        return None
+    if found.version is not None:
+        return found.version.path
+    if found.result_job is not None:
+        return result_file(found.result_job, found.result_path)
+    return None

@@ -1,0 +1,201 @@
+import re
+
+from django.db.models import OuterRef, Subquery
+from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dmarket.common.api import LengthRequired, PayloadTooLarge, bool_param, int_param
+from dmarket.jobs.models import Job
+
+from .models import FileVersion
+from .names import BadName, FileRef, check_name
+from .serializers import (FileDeletedSerializer, FilePatchSerializer, FileVersionSerializer,
+                          StorageUsageSerializer)
+from .services import (QuotaExceeded, UploadFailed, file_delete, file_for, file_publish,
+                       file_store, job_input_file, job_input_token_valid, storage_summary,
+                       version_of)
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+OWNER = OpenApiParameter("owner", OpenApiTypes.STR,
+                         description="Another user's public files (operators: anyone's).")
+VERSION = OpenApiParameter("version", OpenApiTypes.INT,
+                           description="One version (default: the latest).")
+BINARY = {(200, "application/octet-stream"): OpenApiTypes.BINARY}
+
+
+def name_of(name):
+    try:
+        return check_name(name)
+    except BadName as e:
+        raise ValidationError({"name": [f"{e}."]}) from None
+
+
+def ref_of(request, name, versioned=True):
+    """The FileRef a request names: NAME in the path, ?owner= and ?version=."""
+    owner = request.query_params.get("owner") or None
+    if owner == request.user.username:
+        owner = None
+    version = int_param(request, "version", None, 1) if versioned else None
+    return FileRef(owner, name_of(name), version)
+
+
+def glob_regex(pattern):
+    """A shell-style pattern (* and ?, matching '/' too) as an anchored regular expression
+    that PostgreSQL and SQLite evaluate alike."""
+    return "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                         for c in pattern) + "$"
+
+
+class FileListView(generics.ListAPIView):
+    serializer_class = FileVersionSerializer
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "user": self.request.user}
+
+    def get_queryset(self):
+        user = self.request.user
+        owner = self.request.query_params.get("owner") or user.username
+        qs = FileVersion.objects.select_related("file__user").filter(
+            file__user__username=owner)
+        if owner != user.username and not user.is_staff:
+            qs = qs.filter(file__public=True)
+        latest = (FileVersion.objects.filter(file=OuterRef("file")).order_by("-version")
+                  .values("version")[:1])
+        qs = qs.filter(version=Subquery(latest))
+        pattern = self.request.query_params.get("pattern")
+        if pattern:
+            qs = qs.filter(file__name__regex=glob_regex(pattern))
+        return qs.order_by("file__name")
+
+    @extend_schema(operation_id="files_list", parameters=[
+        OpenApiParameter("pattern", OpenApiTypes.STR,
+                         description="Only names matching this pattern (* and ?)."),
+        OWNER,
+    ])
+    def get(self, request):
+        """The latest version of each file."""
+        return self.list(request)
+
+
+class StorageUsageView(APIView):
+    @extend_schema(responses={200: StorageUsageSerializer})
+    def get(self, request):
+        """What your files take and what your quota leaves."""
+        return Response(storage_summary(request.user))
+
+
+class FileView(APIView):
+    @extend_schema(operation_id="files_download", parameters=[OWNER, VERSION],
+                   responses=BINARY)
+    def get(self, request, name):
+        ref = ref_of(request, name)
+        version = version_of(file_for(request.user, ref), ref)
+        response = FileResponse(open(version.path, "rb"), as_attachment=True,
+                                filename=ref.basename)
+        response["X-Content-SHA256"] = version.sha256
+        response["X-File-Version"] = str(version.version)
+        return response
+
+    @extend_schema(
+        operation_id="files_upload",
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        parameters=[
+            OpenApiParameter("public", OpenApiTypes.BOOL,
+                             description="Make the file public (true) or private (false); "
+                                         "default: as it was (private for a new file)."),
+            OpenApiParameter("X-Content-SHA256", OpenApiTypes.STR, OpenApiParameter.HEADER,
+                             description="The body's SHA-256 in hex; a mismatch stores "
+                                         "nothing."),
+        ],
+        responses={201: FileVersionSerializer},
+    )
+    def put(self, request, name):
+        """Store the body as a new version of NAME."""
+        name = name_of(name)
+        public = bool_param(request, "public")
+        raw_length = request.META.get("CONTENT_LENGTH") or ""
+        if not raw_length.isdigit():
+            raise LengthRequired("Give the file's size in Content-Length (chunked uploads "
+                                 "are not accepted).")
+        sha256 = request.headers.get("X-Content-SHA256")
+        if sha256 is not None and not SHA256.match(sha256.lower()):
+            raise ValidationError({"X-Content-SHA256": ["Give 64 hexadecimal digits."]})
+        try:
+            # The raw WSGI stream, read a chunk at a time: DRF's parsers (and request.body)
+            # would hold the whole file in memory.
+            version = file_store(request.user, name, request._request, int(raw_length),
+                                 sha256.lower() if sha256 else None, public)
+        except QuotaExceeded as e:
+            raise PayloadTooLarge(str(e)) from None
+        except UploadFailed as e:
+            raise ValidationError({e.field: [str(e)]}) from None
+        return Response(FileVersionSerializer(version, context={"user": request.user}).data,
+                        status=status.HTTP_201_CREATED)
+
+    @extend_schema(operation_id="files_update", request=FilePatchSerializer,
+                   responses={200: FileVersionSerializer})
+    def patch(self, request, name):
+        """Make your file public or private (every version)."""
+        ref = FileRef(None, name_of(name))
+        serializer = FilePatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        stored = file_for(request.user, ref)
+        file_publish(stored, serializer.validated_data["public"])
+        latest = version_of(stored, ref)
+        return Response(FileVersionSerializer(latest, context={"user": request.user}).data)
+
+    @extend_schema(operation_id="files_delete", parameters=[VERSION],
+                   responses={200: FileDeletedSerializer})
+    def delete(self, request, name):
+        """Delete one version of your file, or all of them; 409 while an unfinished job
+        uses one."""
+        ref = FileRef(None, name_of(name), int_param(request, "version", None, 1))
+        deleted = file_delete(request.user, ref)
+        return Response({"name": ref.name, "deleted_versions": deleted})
+
+
+class FileVersionListView(generics.ListAPIView):
+    serializer_class = FileVersionSerializer
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "user": self.request.user}
+
+    def get_queryset(self):
+        stored = file_for(self.request.user,
+                          ref_of(self.request, self.kwargs["name"], versioned=False))
+        return (FileVersion.objects.select_related("file__user").filter(file=stored)
+                .order_by("-version"))
+
+    @extend_schema(operation_id="files_versions", parameters=[OWNER])
+    def get(self, request, name):
+        """Every version of a file, newest first (?page_size=N: the last N)."""
+        return self.list(request)
+
+
+class JobInputView(APIView):
+    """What Spark fetches for a job's dmarket:// files: no user token, only the job's
+    credential in the URL, which opens only that job's pinned files while it is unfinished."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="jobs_inputs_download", responses=BINARY, auth=[])
+    def get(self, request, pk, input_id, token, filename):
+        job = Job.objects.filter(pk=pk).first()
+        # One answer for a wrong credential and a job that does not exist.
+        if job is None or not job_input_token_valid(job, token):
+            raise PermissionDenied("This is not a valid credential for this job's files.")
+        if job.status not in Job.UNFINISHED:
+            raise PermissionDenied(f"This credential expired when job {job.pk} finished "
+                                   f"({job.status}).")
+        path = job_input_file(job, input_id)
+        if path is None:
+            raise Http404(f"Job {job.pk} names no such file.")
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
+
