@@ -148,8 +148,9 @@ class LocalCluster:
 
     @staticmethod
     def _get(url):
+        # Not JSON: something else answered on the port while the daemon starts; not up yet.
         try:
             response = requests.get(url, timeout=2)
+            return response.json() if response.status_code == 200 else None
         except requests.RequestException:
             return None
-        return response.json() if response.status_code == 200 else None

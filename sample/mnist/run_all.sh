@@ -11,6 +11,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--mode spark|tensorflow] [--epochs N] [--batch-size N] [--dataset mnist5k|digits|mnist]" >&2; exit 2 ;;
   esac
 done
+store_code
+export MNIST_CODE_STORED=1
 "$MNIST_DIR/setup.sh" "${setup_args[@]}"
 "$MNIST_DIR/train.sh" -- "${train_args[@]}"
 "$MNIST_DIR/test.sh"

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # MNIST step 2: train the CNN with TensorFlowOnSpark on the setup job's data, as a job.
 # Usage: sample/mnist/train.sh [SETUP_JOB_ID] [-- mnist_train.py options, e.g. --mode tensorflow]
-# The setup job's mnist_data.tar.gz goes to the job as an archive that every executor unpacks.
+# The setup job's mnist_data.tar.gz (dmarket://jobs/ID/results/...) goes to the job as an
+# archive that every executor unpacks.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 given=
 if [ $# -gt 0 ] && [ "$1" != -- ]; then given=$1; shift; fi
 [ "${1:-}" = -- ] && shift
 setup=$(last_job setup "$given")
-data=$MNIST_WORK/setup-$setup/mnist_data.tar.gz
-[ -f "$data" ] || { echo "no $data: run setup.sh (or fetch job $setup's results there)" >&2; exit 1; }
-submit_and_wait train "${MNIST_TRAIN_CREDITS:-5}" --archive "$data#data" \
-  "$MNIST_DIR/mnist_train.py" -- --data data "$@"
+[ "${MNIST_CODE_STORED:-0}" = 1 ] || store_code
+submit_and_wait train "${MNIST_TRAIN_CREDITS:-5}" \
+  --archive "$(results_of "$setup" mnist_data.tar.gz)#data" \
+  dmarket://mnist/mnist_train.py -- --data data "$@"
 cat "$MNIST_WORK/train-$(cat "$MNIST_WORK/train.id")/train_summary.json"; echo

@@ -1,6 +1,7 @@
-"""The MNIST sample end to end through the market: the three jobs of sample/mnist submitted
-through the API, run on the real test cluster (TensorFlowOnSpark on two 1-core workers),
-each one's results handed to the next as an archive, as sample/mnist/*.sh do."""
+"""The MNIST sample end to end through the market, as sample/mnist/*.sh run it: the jobs' code
+put into the user's file store, the three jobs submitted through the API naming it and each
+other's results as dmarket:// files (fetched over HTTP from the live server by spark-submit and
+every executor), run on the real test cluster (TensorFlowOnSpark on two 1-core workers)."""
 
 import importlib.util
 import json
@@ -26,22 +27,21 @@ from .util import (
 
 MNIST = BASE_DIR / "sample" / "mnist"
 
+def store_code(user):
+    for path in sorted(MNIST.glob("*.py")):
+        response = client_for(user).generic("PUT", f"/api/files/mnist/{path.name}",
+                                            path.read_bytes(),
+                                            content_type="application/octet-stream")
+        assert response.status_code == 201, response.content
+
+
 def run(user, script, params, archives=(), timeout=600):
-    job = submit(user, name=f"mnist {script}", entry_file=str(MNIST / script),
-                 libs=[str(MNIST / "mnist_common.py")], archives=list(archives),
+    job = submit(user, name=script, entry_file=f"dmarket://mnist/{script}",
+                 libs=["dmarket://mnist/mnist_common.py"], archives=list(archives),
                  app_params=params, cores=2, executor_memory_mb=512, max_credits="5")
     job = drive(job, settled, timeout=timeout)
     assert job.status == Job.SUCCEEDED, read_log(job)[-5000:]
     return job
-
-
-def fetch(user, job, path, into):
-    """A result file downloaded through the API, as a user's script would."""
-    response = client_for(user).get(f"/api/jobs/{job.pk}/results/{path}")
-    assert response.status_code == 200
-    target = into / f"{job.pk}-{path}"
-    target.write_bytes(b"".join(response.streaming_content))
-    return target
 
 
 def assert_billed(job):
@@ -59,22 +59,24 @@ def assert_billed(job):
 @pytest.mark.skipif(importlib.util.find_spec("tensorflowonspark") is None,
                     reason="TensorFlowOnSpark is not installed (see requirements.txt)")
 @pytest.mark.parametrize("mode,epochs", [("spark", 10), ("tensorflow", 10)])
-def test_mnist_pipeline_reaches_95_percent_and_bills_every_job(cluster, make_user, tmp_path,
-                                                               mode, epochs):
+def test_mnist_pipeline_reaches_95_percent_and_bills_every_job(cluster, make_user, live_server,
+                                                               settings, mode, epochs):
+    settings.DMARKET_PUBLIC_URL = live_server.url
     machines = share_workers(cluster, make_user)
     alice = make_user("alice")
+    store_code(alice)
 
     setup = run(alice, "mnist_data_setup.py", ["--dataset", "mnist5k"])
     meta = json.loads((setup.output_dir / "meta.json").read_text())
     assert (meta["train"], meta["test"], meta["height"], meta["width"]) == (4000, 1000, 28, 28)
-    data = fetch(alice, setup, "mnist_data.tar.gz", tmp_path)
+    data = f"dmarket://jobs/{setup.pk}/results/mnist_data.tar.gz"
 
     train = run(alice, "mnist_train.py", ["--data", "data", "--mode", mode,
                                           "--epochs", str(epochs)], [f"{data}#data"])
     summary = json.loads((train.output_dir / "train_summary.json").read_text())
     assert (summary["mode"], summary["cluster_size"], summary["epochs"]) == (mode, 2, epochs)
-    assert "Connected to Spark cluster" in read_log(train)
-    model = fetch(alice, train, "model.zip", tmp_path)
+    assert train.entry_file == "dmarket://mnist/mnist_train.py@1"
+    model = f"dmarket://jobs/{train.pk}/results/model.zip"
 
     test = run(alice, "mnist_test.py", ["--data", "data", "--model", "model"],
                [f"{data}#data", f"{model}#model"])
