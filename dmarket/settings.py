@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "dmarket.machines",
     "dmarket.jobs",
     "dmarket.cluster",
+    "dmarket.inference",
 ]
 
 MIDDLEWARE = [
@@ -203,3 +204,13 @@ DMARKET_CANCEL_GRACE = float(os.environ.get("DMARKET_CANCEL_GRACE", "10"))
 # server to show the application complete before billing executors up to the exit.
 DMARKET_BILLING_POLL = float(os.environ.get("DMARKET_BILLING_POLL", "2"))
 DMARKET_SETTLE_GRACE = float(os.environ.get("DMARKET_SETTLE_GRACE", "20"))
+# The inference server (dmarket/inference): one Spark application serving every inference
+# job, started by `manage.py inference --loop` while there are some, stopping itself after
+# DMARKET_INFERENCE_IDLE seconds without one. Its cores (0: as many as the cluster gives).
+DMARKET_INFERENCE_DIR = Path(
+    os.environ.get("DMARKET_INFERENCE_DIR", DATA_DIR / "inference")).resolve()
+DMARKET_INFERENCE_CORES = int(os.environ.get("DMARKET_INFERENCE_CORES", "0"))
+DMARKET_INFERENCE_EXECUTOR_MEMORY_MB = int(
+    os.environ.get("DMARKET_INFERENCE_EXECUTOR_MEMORY_MB", "1024"))
+DMARKET_INFERENCE_IDLE = float(os.environ.get("DMARKET_INFERENCE_IDLE", "60"))
+DMARKET_INFERENCE_POLL = float(os.environ.get("DMARKET_INFERENCE_POLL", "1"))

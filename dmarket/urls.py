@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from dmarket.accounts import views as accounts
 from dmarket.cluster import views as cluster
 from dmarket.credits import views as credits
+from dmarket.inference import views as inference
 from dmarket.jobs import views as jobs
 from dmarket.machines import views as machines
 
@@ -25,6 +26,15 @@ api = [
     path("jobs/<int:pk>/results/<path:path>", jobs.JobResultFileView.as_view()),
     path("jobs/<int:pk>/executors/", cluster.ExecutorListView.as_view()),
     path("jobs/<int:pk>/executors/<str:executor_id>/log/", cluster.ExecutorLogView.as_view()),
+    path("inference/", inference.InferenceListView.as_view()),
+    path("inference/rates/", inference.InferenceRatesView.as_view()),
+    path("inference/<int:pk>/", inference.InferenceDetailView.as_view()),
+    path("inference/<int:pk>/cancel/", inference.InferenceCancelView.as_view()),
+    path("inference/<int:pk>/stats/", inference.InferenceStatsView.as_view()),
+    path("inference/<int:pk>/results/", inference.InferenceResultListView.as_view()),
+    path("inference/<int:pk>/results/download/",
+         inference.InferenceResultDownloadView.as_view()),
+    path("cluster/status/", inference.ClusterStatusView.as_view()),
     path("credits/", credits.CreditsView.as_view()),
     path("credits/transactions/", credits.TransactionListView.as_view()),
     path("prices/", credits.PricesView.as_view()),

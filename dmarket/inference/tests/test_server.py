@@ -1,0 +1,98 @@
+"""The inference server on a real Spark cluster: jobs run to the end, one output per input,
+fair rates between concurrent jobs, batch size changes, a lost worker, bills."""
+
+import time
+from decimal import Decimal
+
+import pytest
+from django.db.models import Sum
+
+from dmarket.cluster.tests.util import share_workers
+from dmarket.conftest import client_for
+from dmarket.credits.models import LedgerEntry
+from dmarket.credits.services import usage_cost
+from dmarket.inference.models import InferenceBatch, InferenceJob, InferenceOutput
+from dmarket.inference.server import inference_tick, server_dir
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def submit(user, **fields):
+    body = {"model": "lenet", "data": "synthetic:200", "batch_size": 16, "max_credits": "5"}
+    body.update(fields)
+    response = client_for(user).post("/api/inference/", body, format="json")
+    assert response.status_code == 201, response.json()
+    return InferenceJob.objects.get(pk=response.json()["id"])
+
+
+def driver_log():
+    try:
+        return (server_dir() / "driver.log").read_text(errors="replace")[-6000:]
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def drive(until, timeout=240):
+    """Run the keeper's iterations, as its daemon would, until until() holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        inference_tick()
+        value = until()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out; driver log:\n{driver_log()}")
+
+
+def finished(ijob):
+    def check():
+        ijob.refresh_from_db()
+        return ijob.is_finished and ijob.job.settled_at is not None
+    return check
+
+
+def expected_cost(ijob):
+    """One usage per billing key: its batches' core-ms, priced like any job's."""
+    job = ijob.job
+    per_key = (InferenceBatch.objects.filter(job=ijob).exclude(usage_key="")
+               .values("usage_key").annotate(ms=Sum("core_ms")))
+    return sum((usage_cost(row["ms"], job.price_per_core_hour, job.premium_rate)
+                for row in per_key), Decimal(0))
+
+
+def assert_one_output_per_input(ijob, count):
+    outputs = InferenceOutput.objects.filter(job=ijob)
+    assert outputs.count() == count
+    assert sorted(outputs.values_list("index", flat=True)) == list(range(count))
+
+
+def test_one_job_runs_every_input_once_and_is_billed_for_its_batches(inference_server,
+                                                                     make_user):
+    machines = share_workers(inference_server, make_user)
+    alice = make_user("alice")
+    ijob = submit(alice, data="synthetic:200", batch_size=16)
+    drive(finished(ijob))
+
+    assert ijob.status == InferenceJob.SUCCEEDED, (ijob.status_reason, driver_log())
+    assert_one_output_per_input(ijob, 200)
+    first = InferenceOutput.objects.get(job=ijob, index=0)
+    assert first.name == "synthetic:0" and len(first.output) == 10
+    assert abs(sum(first.output) - 1) < 1e-3  # LeNet ends in a softmax
+    batches = InferenceBatch.objects.filter(job=ijob)
+    assert batches.aggregate(s=Sum("size"))["s"] == 200
+    assert set(batches.values_list("size", flat=True)) == {16, 8}
+    assert set(batches.values_list("machine", flat=True)) <= {m.pk for m in machines.values()}
+
+    stats = client_for(alice).get(f"/api/inference/{ijob.pk}/stats/").json()
+    assert stats["count"] == 200 and stats["status"] == "SUCCEEDED"
+    assert 0 < stats["p25_ms"] <= stats["p50_ms"] <= stats["p75_ms"] <= stats["p99_ms"]
+
+    # Billed from the batches' core time, once per key, however often billing runs.
+    ijob.job.refresh_from_db()
+    assert ijob.job.cost == expected_cost(ijob) > 0
+    assert not batches.filter(usage_key="").exists()
+    charges = LedgerEntry.objects.filter(job=ijob.job, kind=LedgerEntry.CHARGE).count()
+    inference_tick()
+    assert LedgerEntry.objects.filter(job=ijob.job, kind=LedgerEntry.CHARGE).count() == charges
+    assert ijob.job.status == "SUCCEEDED"
+    assert LedgerEntry.objects.filter(job=ijob.job, kind=LedgerEntry.RELEASE).count() == 1
