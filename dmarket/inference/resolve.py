@@ -26,11 +26,11 @@ class BadRef(ValueError):
     pass
 
 
-def _readable_path(ref, what):
+def _readable_path(ref, alternative):
     if ref.startswith("dmarket://"):
         raise BadRef(f"{ref!r}: the file store is not available yet; give an absolute path")
     if not os.path.isabs(ref):
-        raise BadRef(f"{ref!r} is not an absolute path (or a {what} the market knows)")
+        raise BadRef(f"{ref!r} is not an absolute path ({alternative})")
     return ref
 
 
@@ -43,14 +43,14 @@ def inference_resolve_model(ref, weights=""):
         if not MIN_SIDE[name] <= side <= 1024:
             raise BadRef(f"{ref!r}: the input side must be between {MIN_SIDE[name]} and 1024")
         if weights:
-            _readable_path(weights, "weights file")
+            _readable_path(weights, "of a weights file")
             if not os.path.isfile(weights):
                 raise BadRef(f"{weights} is not a file the server can read")
         return {"builtin": name, "side": side, "weights": weights}
     if weights:
         raise BadRef("weights are only for the built-in models "
                      f"({', '.join(BUILTIN_MODELS)}); a model file holds its own")
-    path = _readable_path(ref, "built-in model: " + ", ".join(BUILTIN_MODELS))
+    path = _readable_path(ref, "or a built-in model: " + ", ".join(BUILTIN_MODELS))
     if not path.endswith(MODEL_SUFFIXES):
         raise BadRef(f"{ref!r}: a model file ends with .keras or .h5")
     if not os.path.isfile(path):
@@ -72,7 +72,7 @@ def inference_resolve_data(ref):
         if not 1 <= count <= MAX_INPUTS:
             raise BadRef(f"{ref!r}: between 1 and {MAX_INPUTS} synthetic inputs")
         return [(f"synthetic:{i}", ("synthetic", i)) for i in range(count)]
-    path = _readable_path(ref, "dataset (synthetic:N)")
+    path = _readable_path(ref, "or synthetic:N")
     if os.path.isdir(path):
         files = [os.path.join(path, name) for name in os.listdir(path)]
     else:

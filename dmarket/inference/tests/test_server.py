@@ -96,3 +96,74 @@ def test_one_job_runs_every_input_once_and_is_billed_for_its_batches(inference_s
     assert LedgerEntry.objects.filter(job=ijob.job, kind=LedgerEntry.CHARGE).count() == charges
     assert ijob.job.status == "SUCCEEDED"
     assert LedgerEntry.objects.filter(job=ijob.job, kind=LedgerEntry.RELEASE).count() == 1
+
+
+def rates(user):
+    return client_for(user).get("/api/inference/rates/").json()
+
+
+def test_two_jobs_share_the_cluster_at_rates_within_10_percent(inference_server, make_user):
+    share_workers(inference_server, make_user)
+    alice = make_user("alice")
+    lenet = submit(alice, model="lenet", data="synthetic:1000000", batch_size=8)
+    resnet = submit(alice, model="resnet50:32", data="synthetic:1000000", batch_size=8)
+
+    # Warm-up: both models loaded and running, then the controller's first adjustments.
+    def both_running():
+        body = rates(alice)
+        return len(body["jobs"]) == 2 and all(j["rate_10s"] > 0 for j in body["jobs"])
+    drive(both_running, timeout=300)
+    time.sleep(25)
+
+    window = []
+    for _ in range(20):
+        body = rates(alice)
+        window.append((body["jobs"][0]["rate_10s"], body["jobs"][1]["rate_10s"],
+                       body["max_over_min"]))
+        inference_tick()
+        time.sleep(1)
+    print("10 s rates (lenet, resnet50, max/min) over the window:")
+    for row in window:
+        print("  %.2f  %.2f  %.3f" % row)
+    assert all(row[2] is not None and row[2] <= 1.10 for row in window), window
+
+    # A new batch size applies to the batches formed after the change.
+    response = client_for(alice).patch(f"/api/inference/{lenet.pk}/", {"batch_size": 3},
+                                       format="json")
+    assert response.status_code == 200 and response.json()["batch_size"] == 3
+    changed = InferenceBatch.objects.filter(job=lenet).order_by("-id").first().id
+    drive(lambda: InferenceBatch.objects.filter(job=lenet, id__gt=changed, size=3).count() >= 5,
+          timeout=120)
+    first_new = InferenceBatch.objects.filter(job=lenet, size=3).order_by("id").first().id
+    assert set(InferenceBatch.objects.filter(job=lenet, id__gt=first_new)
+               .values_list("size", flat=True)) == {3}
+
+    for ijob in (lenet, resnet):
+        assert client_for(alice).post(f"/api/inference/{ijob.pk}/cancel/").status_code == 202
+    drive(lambda: finished(lenet)() and finished(resnet)())
+    for ijob in (lenet, resnet):
+        assert ijob.status == InferenceJob.CANCELLED
+        ijob.job.refresh_from_db()
+        assert ijob.job.cost == expected_cost(ijob) > 0
+        count = InferenceBatch.objects.filter(job=ijob).aggregate(s=Sum("size"))["s"]
+        assert InferenceOutput.objects.filter(job=ijob).count() == count
+
+
+def test_a_worker_lost_mid_run_loses_no_input_and_duplicates_none(inference_server,
+                                                                  make_user):
+    share_workers(inference_server, make_user)
+    alice = make_user("alice")
+    ijob = submit(alice, model="lenet", data="synthetic:1500", batch_size=4)
+    drive(lambda: InferenceOutput.objects.filter(job=ijob).count() >= 100, timeout=300)
+    hosts = set(InferenceBatch.objects.filter(job=ijob).values_list("host", flat=True))
+    assert hosts == {"127.0.0.2", "127.0.0.3"}
+    inference_server.kill_worker("127.0.0.3")
+    killed_at = InferenceBatch.objects.filter(job=ijob).order_by("-id").first().id
+    drive(finished(ijob), timeout=400)
+
+    assert ijob.status == InferenceJob.SUCCEEDED, (ijob.status_reason, driver_log())
+    assert_one_output_per_input(ijob, 1500)
+    assert InferenceBatch.objects.filter(job=ijob).aggregate(s=Sum("size"))["s"] == 1500
+    after = set(InferenceBatch.objects.filter(job=ijob, id__gt=killed_at + 3)
+                .values_list("host", flat=True))
+    assert after == {"127.0.0.2"}
