@@ -4,9 +4,9 @@ Run by `manage.py inference` under spark-submit (client mode) on the central ser
 Django ORM directly. Each running job is a thread (Runner) that cuts its pending inputs into
 batches of the job's current batch size and submits each as a small Spark job in the job's
 own FAIR scheduler pool; the executors run the model (tasks.run_batches) and send back the
-outputs and timings, which the runner records. A controller evens out the jobs' query rates
-by pacing them (see Controller). The driver stops after DMARKET_INFERENCE_IDLE seconds with
-no job, and on SIGTERM (its jobs stay RUNNING and the next driver resumes them from their
+outputs and timings, which the runner records. A controller keeps the jobs' query rates
+together by holding back the jobs ahead (see Controller). The driver stops after
+DMARKET_INFERENCE_IDLE seconds with no job, and on SIGTERM (its jobs stay RUNNING and the next driver resumes them from their
 outputs: an input with an output is never run again).
 """
 
@@ -23,12 +23,9 @@ log = logging.getLogger("dmarket.inference.driver")
 
 # Taken for the driver's lifetime, so that a second driver exits at once.
 ADVISORY_LOCK = 0x646D6B69  # "dmki"
-# Seconds of completions the controller measures rates over.
-CONTROL_WINDOW = 5.0
-# Each job may run this much faster than the slowest: the slowest gets the cores the others
-# leave, so its rate rises and the others' limit with it.
-HEADROOM = 0.03
-CONTROL_INTERVAL = 1.0
+# Seconds the rates in the driver's log are measured over.
+CONTROL_WINDOW = 10.0
+READ_INTERVAL = 0.5
 # A batch whose Spark job fails this many times (after Spark's own task retries) fails its job.
 MAX_BATCH_FAILURES = 4
 
@@ -41,9 +38,11 @@ class Runner(threading.Thread):
         self.server = server
         self.ijob = ijob
         self.limit = server.max_in_flight
-        # Queries per second the controller allows; None: as fast as it can.
-        self.rate = None
-        self.tokens = 0.0
+        # Queries completed by this driver, and in batches submitted but not back yet: what
+        # the controller compares.
+        self.completed = 0
+        self.in_flight_queries = 0
+        self.batch_size = ijob.batch_size
         self.completions = collections.deque()
         self.lock = threading.Lock()
         self.first_completion = None
@@ -52,13 +51,15 @@ class Runner(threading.Thread):
     def rate_over(self, seconds, now):
         """Queries per second over the last `seconds`; None until its first batch is that
         old (a rate over part of a window would read low)."""
+        from .rates import spread_rate
+
         with self.lock:
-            while self.completions and self.completions[0][0] < now - 60:
+            while self.completions and self.completions[0][1] < now - 60:
                 self.completions.popleft()
-            count = sum(n for t, n in self.completions if t >= now - seconds)
+            spans = list(self.completions)
         if self.first_completion is None or now - self.first_completion < seconds:
             return None
-        return count / seconds
+        return spread_rate(spans, now - seconds, now)
 
     def run(self):
         from django.db import connection
@@ -93,7 +94,6 @@ class Runner(threading.Thread):
         ijob = self.ijob
         spec = inference_resolve_model(ijob.model, ijob.weights)
         inputs = inference_resolve_data(ijob.data)
-        names = [name for name, _ in inputs]
         InferenceJob.objects.filter(pk=ijob.pk).update(input_count=len(inputs))
         done = set(InferenceOutput.objects.filter(job=ijob).values_list("index", flat=True))
         pending = collections.deque(i for i in range(len(inputs)) if i not in done)
@@ -101,14 +101,19 @@ class Runner(threading.Thread):
         model_key = f"{ijob.model}|{ijob.weights}"
         pool = ThreadPoolExecutor(self.server.max_in_flight, thread_name_prefix=ijob.pool)
         in_flight = {}
-        last_bill = last_refill = time.monotonic()
+        last_bill = time.monotonic()
         stop = None
         log.info("inference job %s: %s inputs, %s to do", ijob.pk, len(inputs), len(pending))
+        last_read = 0.0
         while True:
-            batch_size, status = InferenceJob.objects.filter(pk=ijob.pk).values_list(
-                "batch_size", "status").get()
-            cancel, stop_status, reason = Job.objects.filter(pk=ijob.job_id).values_list(
-                "cancel_requested", "stop_status", "status_reason").get()
+            if time.monotonic() - last_read >= READ_INTERVAL:
+                # The job's batch size and a cancel, twice a second: often enough for the
+                # next batches, rarely enough not to load the database.
+                batch_size, status = InferenceJob.objects.filter(pk=ijob.pk).values_list(
+                    "batch_size", "status").get()
+                cancel, stop_status, reason = Job.objects.filter(pk=ijob.job_id).values_list(
+                    "cancel_requested", "stop_status", "status_reason").get()
+                last_read = time.monotonic()
             if status != InferenceJob.RUNNING:
                 stop = (status, "")
             elif cancel:
@@ -116,7 +121,7 @@ class Runner(threading.Thread):
             elif self.server.stopping.is_set():
                 stop = (None, "")
             if in_flight:
-                finished, _ = wait(list(in_flight), timeout=0.05, return_when=FIRST_COMPLETED)
+                finished, _ = wait(list(in_flight), timeout=0.1, return_when=FIRST_COMPLETED)
             else:
                 finished = []
             for future in finished:
@@ -124,6 +129,7 @@ class Runner(threading.Thread):
                 try:
                     results = future.result()
                 except Exception as e:
+                    self.in_flight_queries -= len(indices)
                     failures[indices[0]] += 1
                     log.warning("inference job %s: batch at %s failed (%s): %s", ijob.pk,
                                 indices[0], failures[indices[0]], str(e).splitlines()[0:1])
@@ -132,10 +138,13 @@ class Runner(threading.Thread):
                                            f"{last_line(e)}") from None
                     pending.extendleft(reversed(indices))
                     continue
-                inference_record(ijob, results, names, self.server.machine_of)
+                inference_record(ijob, results, inputs, self.server.machine_of)
+                self.in_flight_queries -= len(indices)
+                self.completed += len(indices)
                 now = time.monotonic()
                 with self.lock:
-                    self.completions.extend((now, r["size"]) for r in results)
+                    self.completions.extend((now - r["wall_ms"] / 1000, now, r["size"])
+                                            for r in results)
                     if self.first_completion is None:
                         self.first_completion = now
             now = time.monotonic()
@@ -153,17 +162,12 @@ class Runner(threading.Thread):
                 inference_finish(ijob, InferenceJob.SUCCEEDED, f"{len(inputs)} inputs done")
                 pool.shutdown()
                 return
-            rate = self.rate
-            if rate is None:
-                self.tokens = float("inf")
-            else:
-                # One batch of burst at most: a job that fell behind does not catch up at once.
-                self.tokens = min(self.tokens + rate * (now - last_refill), batch_size)
-            last_refill = now
-            while pending and len(in_flight) < self.limit and self.tokens > 0:
+            self.batch_size = batch_size
+            while (pending and len(in_flight) < self.limit
+                   and self.server.controller.allows(self, min(batch_size, len(pending)))):
                 count = min(batch_size, len(pending))
                 indices = [pending.popleft() for _ in range(count)]
-                self.tokens -= count
+                self.in_flight_queries += count
                 batch = {"model_key": model_key, "model": spec, "first": indices[0],
                          "items": [(i, inputs[i][1]) for i in indices],
                          "cores": 1, "driver_host": self.server.driver_host}
@@ -180,30 +184,51 @@ def last_line(error):
 class Controller:
     """Keeps concurrent jobs' query rates together, whatever each model costs per query.
 
-    Every second: each job's rate over the last CONTROL_WINDOW seconds; every job is paced at
-    (1 + HEADROOM) times the slowest one's. The jobs paced below what they could do leave
-    cores idle, which the FAIR scheduler gives to the slowest job's waiting batches, so its
-    rate rises, and the pace with it, until the cores are shared so that the rates are equal
-    (within HEADROOM): the common rate is then capacity / sum of the jobs' costs per query.
-    A job alone, or before every job has a measured rate, is not paced.
+    Lockstep on queries completed: once every running job has completed a batch, a job that
+    is ahead of the slowest one (in queries completed since the set of running jobs last
+    changed) may submit a batch only while that keeps it within one batch (the largest batch
+    size among the jobs) of the slowest; the slowest may always submit, up to its in-flight
+    limit. The jobs ahead leave cores idle, the FAIR scheduler gives them to the slowest
+    job's waiting batches, and over any stretch of time every job completes the same number
+    of queries, give or take a few batches: equal rates, at capacity / sum of the jobs' costs
+    per query. Pacing on measured rates instead chases their noise on a busy machine.
     """
 
-    def step(self, runners):
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.members = frozenset()
+        self.base = {}
+        self.last_log = 0.0
+
+    def allows(self, runner, count):
+        with self.lock:
+            warm = frozenset(r for r in self.runners() if r.first_completion is not None)
+            if runner not in warm or len(warm) < 2:
+                return True
+            if warm != self.members:
+                # A job joined or left: compare progress from here on.
+                self.members = warm
+                self.base = {r: r.completed for r in warm}
+            progress = {r: r.completed - self.base[r] for r in warm}
+            low = min(progress.values())
+            if progress[runner] == low:
+                return True
+            slack = max(r.batch_size for r in warm)
+            return progress[runner] + runner.in_flight_queries + count <= low + slack
+
+    def runners(self):
+        return [r for r in self.server.runners.values() if not r.finished]
+
+    def report(self):
+        """Every 5 s, the jobs' rates over the last 10 s, into the driver's log."""
         now = time.monotonic()
-        active = [r for r in runners if not r.finished]
-        measured = {}
-        for runner in active:
-            rate = runner.rate_over(CONTROL_WINDOW, now)
-            if rate is not None:
-                measured[runner] = rate
-        if len(active) < 2 or len(measured) < len(active):
-            for runner in active:
-                runner.rate = None
-            return None
-        pace = (1 + HEADROOM) * min(measured.values())
-        for runner in active:
-            runner.rate = pace
-        return pace
+        if now - self.last_log < 5:
+            return
+        self.last_log = now
+        rates = [(r.ijob.pk, r.rate_over(CONTROL_WINDOW, now)) for r in self.runners()]
+        rates = [(pk, rate) for pk, rate in rates if rate is not None]
+        if len(rates) > 1:
+            log.info("10 s rates: %s", ", ".join(f"job {pk} {rate:.2f}" for pk, rate in rates))
 
 
 class Server:
@@ -219,6 +244,7 @@ class Server:
         self.max_in_flight = max(2, (cores or sc.defaultParallelism) + 1)
         self.runners = {}
         self.controller = Controller()
+        self.controller.server = self
         self._executors = {}
         self._machines = {}
 
@@ -250,7 +276,6 @@ class Server:
         from .services import inference_claim
 
         idle_since = time.monotonic()
-        last_control = 0.0
         while not self.stopping.is_set():
             for ijob in InferenceJob.objects.filter(status=InferenceJob.RUNNING).exclude(
                     pk__in=list(self.runners)).select_related("job"):
@@ -264,11 +289,7 @@ class Server:
             for pk in [pk for pk, r in self.runners.items() if r.finished]:
                 del self.runners[pk]
             now = time.monotonic()
-            if now - last_control >= CONTROL_INTERVAL:
-                pace = self.controller.step(list(self.runners.values()))
-                if pace is not None:
-                    log.debug("pace %.2f queries/s", pace)
-                last_control = now
+            self.controller.report()
             if self.runners:
                 idle_since = now
             elif now - idle_since > self.idle:

@@ -68,6 +68,8 @@ class InferenceBatch(models.Model):
     host = models.CharField(max_length=255, blank=True)
     machine = models.ForeignKey("machines.Machine", models.SET_NULL, null=True, blank=True,
                                 related_name="+")
+    # When it ran: from its arrival at the driver back by the time its task spent on it.
+    started_at = models.DateTimeField()
     finished_at = models.DateTimeField(db_index=True)
     # Names the Usage it was billed under; empty until the server bills it.
     usage_key = models.CharField(max_length=200, blank=True, db_index=True)

@@ -26,6 +26,24 @@ class BadRef(ValueError):
     pass
 
 
+class Synthetic:
+    """synthetic:N's inputs, made on demand: (name, locator) by index."""
+
+    def __init__(self, count):
+        self.count = count
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        return f"synthetic:{index}", ("synthetic", index)
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+
 def _readable_path(ref, alternative):
     if ref.startswith("dmarket://"):
         raise BadRef(f"{ref!r}: the file store is not available yet; give an absolute path")
@@ -71,7 +89,7 @@ def inference_resolve_data(ref):
         count = int(match.group(1))
         if not 1 <= count <= MAX_INPUTS:
             raise BadRef(f"{ref!r}: between 1 and {MAX_INPUTS} synthetic inputs")
-        return [(f"synthetic:{i}", ("synthetic", i)) for i in range(count)]
+        return Synthetic(count)
     path = _readable_path(ref, "or synthetic:N")
     if os.path.isdir(path):
         files = [os.path.join(path, name) for name in os.listdir(path)]

@@ -51,9 +51,13 @@ def server_argv():
     """spark-submit's argv for the inference server's driver; no user value in it."""
     conf = {
         "spark.scheduler.mode": "FAIR",
-        "spark.eventLog.enabled": "true",
-        "spark.eventLog.dir": settings.DMARKET_EVENT_LOG_DIR.as_uri(),
-        "spark.ui.retainedDeadExecutors": 100000,
+        # Thousands of one-batch Spark jobs: an event log of them would cost the driver more
+        # than it tells (billing and statistics come from the recorded batches), and the UI
+        # keeps only the latest.
+        "spark.eventLog.enabled": "false",
+        "spark.ui.retainedJobs": 100,
+        "spark.ui.retainedStages": 100,
+        "spark.ui.retainedTasks": 1000,
         "spark.driver.host": settings.DMARKET_DRIVER_HOST,
         "spark.executorEnv.PYSPARK_PYTHON": settings.DMARKET_EXECUTOR_PYTHON,
         "spark.executorEnv.DMARKET_INFER_THREADS": settings.DMARKET_EXECUTOR_CORES,
@@ -115,7 +119,6 @@ def server_alive():
 
 def server_start():
     global _child
-    settings.DMARKET_EVENT_LOG_DIR.mkdir(parents=True, exist_ok=True)
     directory = server_dir()
     with open(directory / "driver.log", "ab") as output:
         _child = subprocess.Popen(server_argv(), env=server_env(), cwd=directory,
@@ -126,18 +129,29 @@ def server_start():
 
 
 def server_stop(timeout=20):
-    """Stop the driver this keeper started (tests; the driver also stops when idle)."""
+    """Stop the driver (its jobs stay RUNNING; the next driver resumes them): when the keeper
+    stops, and after tests. The driver also stops by itself when idle."""
     global _child
-    if _child is None:
-        return
     import signal
+    import time
 
+    if _child is None and not server_alive():
+        return
+    pid = _child.pid if _child is not None else int((server_dir() / "driver.pid").read_text())
     try:
-        os.killpg(_child.pid, signal.SIGTERM)
-        _child.wait(timeout=timeout)
+        os.killpg(pid, signal.SIGTERM)
+        if _child is not None:
+            _child.wait(timeout=timeout)
+        else:
+            deadline = time.monotonic() + timeout
+            while server_alive() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if server_alive():
+                raise subprocess.TimeoutExpired("driver", timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(_child.pid, signal.SIGKILL)
-        _child.wait()
+        os.killpg(pid, signal.SIGKILL)
+        if _child is not None:
+            _child.wait()
     except ProcessLookupError:
         pass
     _child = None

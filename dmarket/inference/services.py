@@ -9,11 +9,19 @@ from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
 from dmarket.common.api import Conflict
-from dmarket.credits.services import (Usage, account_lock, job_bill_usage, job_hold,
-                                      job_release, machine_type_price, market_premium_rate)
+from dmarket.credits.services import (
+    Usage,
+    account_lock,
+    job_bill_usage,
+    job_hold,
+    job_release,
+    machine_type_price,
+    market_premium_rate,
+)
 from dmarket.jobs.models import Job
 
 from .models import InferenceBatch, InferenceJob, InferenceOutput
+from .rates import spread_rate
 
 # The launcher name of the jobs.Job rows that carry inference jobs' money: no launcher runs
 # under it, so none ever follows or claims them.
@@ -83,23 +91,24 @@ def inference_claim(ijob_id):
     return None
 
 
-def inference_record(ijob, results, names, machine_of):
+def inference_record(ijob, results, inputs, machine_of):
     """Write the outputs and the batch records of finished batches, in one transaction.
 
     An output that exists already (its batch ran twice) is left as it was: one per input.
-    results: the executors' batch dicts; names: index -> input name; machine_of: (executor,
+    results: the executors' batch dicts; inputs: index -> (name, locator); machine_of: (executor,
     host) -> Machine or None. Returns how many outputs were new.
     """
     now = timezone.now()
     outputs, batches = [], []
     for result in results:
-        outputs += [InferenceOutput(job=ijob, index=index, name=names[index], output=values)
+        outputs += [InferenceOutput(job=ijob, index=index, name=inputs[index][0], output=values)
                     for index, values in result["outputs"]]
         batches.append(InferenceBatch(
             job=ijob, first_index=result["first"], size=result["size"],
             processing_ms=result["processing_ms"], core_ms=result["core_ms"],
             executor=result["executor"], host=result["host"],
-            machine=machine_of(result["executor"], result["host"]), finished_at=now))
+            machine=machine_of(result["executor"], result["host"]), finished_at=now,
+            started_at=now - timedelta(milliseconds=result["wall_ms"])))
     with transaction.atomic():
         before = InferenceOutput.objects.filter(job=ijob).count()
         InferenceOutput.objects.bulk_create(outputs, ignore_conflicts=True)
@@ -174,17 +183,19 @@ def weighted_percentile(pairs, total, p):
 
 
 def inference_rate(ijob, now=None):
-    """Queries per second over the last 10 s (up to the job's end once it has ended)."""
+    """Queries per second over the last 10 s (up to the job's end once it has ended), each
+    batch's queries spread over the time it ran (see rates.py)."""
     end = ijob.finished_at or now or timezone.now()
     start = end - RATE_WINDOW
     if ijob.started_at is not None and ijob.started_at > start:
         start = ijob.started_at
-    seconds = (end - start).total_seconds()
-    if seconds <= 0:
+    if end <= start:
         return 0.0
-    count = InferenceBatch.objects.filter(job=ijob, finished_at__gt=end - RATE_WINDOW,
-                                          finished_at__lte=end).aggregate(s=Sum("size"))["s"]
-    return (count or 0) / seconds
+    spans = [((b - end).total_seconds(), (f - end).total_seconds(), size)
+             for b, f, size in InferenceBatch.objects.filter(
+                 job=ijob, finished_at__gt=start, started_at__lt=end)
+             .values_list("started_at", "finished_at", "size")]
+    return spread_rate(spans, (start - end).total_seconds(), 0.0)
 
 
 def inference_machines(ijob, now=None):

@@ -112,7 +112,8 @@ def run_batches(batches):
             "first": batch["first"],
             "size": len(x),
             "processing_ms": (done - predict_start) * 1000,
-            "core_ms": int(round((done - started) * 1000 * batch["cores"])),
+            "wall_ms": (done - started) * 1000,
+            "core_ms": round((done - started) * 1000 * batch["cores"]),
             "executor": executor,
             "host": executor_address(batch["driver_host"]),
             "outputs": [(index, [round(float(v), 6) for v in row])

@@ -14,11 +14,21 @@ from dmarket.credits.services import InsufficientCredits
 
 from .cluster import cluster_status
 from .models import InferenceJob, InferenceOutput
-from .serializers import (BatchSizeSerializer, ClusterMachineSerializer,
-                          InferenceJobSerializer, InferenceSubmitSerializer, OutputSerializer,
-                          RatesSerializer, StatsSerializer)
-from .services import (inference_cancel, inference_rate, inference_set_batch,
-                       inference_stats, inference_submit)
+from .serializers import (
+    BatchSizeSerializer,
+    ClusterMachineSerializer,
+    InferenceJobSerializer,
+    InferenceSubmitSerializer,
+    OutputSerializer,
+    RatesSerializer,
+    StatsSerializer,
+)
+from .services import (
+    inference_cancel,
+    inference_set_batch,
+    inference_stats,
+    inference_submit,
+)
 
 STATUSES = [s for s, _ in InferenceJob.STATUSES]
 

@@ -3,7 +3,11 @@
 import numpy as np
 import pytest
 
-from dmarket.inference.resolve import BadRef, inference_resolve_data, inference_resolve_model
+from dmarket.inference.resolve import (
+    BadRef,
+    inference_resolve_data,
+    inference_resolve_model,
+)
 
 
 def test_built_in_models_with_their_input_side_and_weights(tmp_path):
@@ -41,3 +45,11 @@ def test_data_files_in_name_order_csv_rows_one_input_each(tmp_path):
                                                      ("synthetic:1", ("synthetic", 1))]
     with pytest.raises(BadRef, match="not an absolute path"):
         inference_resolve_data("data/*.npy")
+
+
+def test_rates_spread_each_batchs_queries_over_the_time_it_ran():
+    from dmarket.inference.rates import spread_rate
+
+    spans = [(-12.0, -8.0, 8), (-3.0, -1.0, 4), (-0.5, -0.5, 2)]
+    # Half of the first batch ran inside the last 10 s.
+    assert spread_rate(spans, -10.0, 0.0) == pytest.approx((4 + 4 + 2) / 10)

@@ -35,6 +35,8 @@ def test_query_times_are_their_batches_times_counted_per_query(alice, bob):
 
 def test_stats_are_kept_after_the_job_ends(alice):
     ijob = running(alice)
+    InferenceJob.objects.filter(pk=ijob.pk).update(
+        started_at=timezone.now() - timezone.timedelta(seconds=5))
     add_batch(ijob, 0, 8, 5.0, seconds_ago=2)
     inference_finish(ijob, InferenceJob.SUCCEEDED, "done")
     body = client_for(alice).get(f"/api/inference/{ijob.pk}/stats/").json()

@@ -32,7 +32,7 @@ def test_submit_queues_the_job_and_holds_its_cap(alice):
     # Its money is a job's: held like one, and never QUEUED where launchers would take it.
     assert ijob.job.status == Job.STARTING
     hold = LedgerEntry.objects.get(job=ijob.job, kind=LedgerEntry.HOLD)
-    assert hold.held == Decimal("3")
+    assert hold.held == Decimal(3)
 
 
 def test_csv_inputs_are_counted_one_per_row(alice, tmp_path):
@@ -43,15 +43,15 @@ def test_csv_inputs_are_counted_one_per_row(alice, tmp_path):
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("model", "alexnet", "'alexnet' is not an absolute path (or a built-in model: lenet, "
-     "resnet50, inceptionv3)"),
+    ("model", "alexnet", ("'alexnet' is not an absolute path (or a built-in model: lenet, "
+                          "resnet50, inceptionv3)")),
     ("model", "resnet50:16", "'resnet50:16': the input side must be between 32 and 1024"),
     ("model", "/nonexistent/m.keras", "/nonexistent/m.keras is not a file the server can read"),
-    ("model", "dmarket://lenet@3", "'dmarket://lenet@3': the file store is not available yet; "
-     "give an absolute path"),
+    ("model", "dmarket://lenet@3", ("'dmarket://lenet@3': the file store is not available "
+                                    "yet; give an absolute path")),
     ("data", "synthetic:0", "'synthetic:0': between 1 and 10000000 synthetic inputs"),
-    ("data", "/nonexistent/*.npy", "'/nonexistent/*.npy' names no input files (.npy, .png, "
-     ".jpg, .jpeg, .csv)"),
+    ("data", "/nonexistent/*.npy", ("'/nonexistent/*.npy' names no input files (.npy, .png, "
+                                    ".jpg, .jpeg, .csv)")),
     ("batch_size", 0, "Ensure this value is greater than or equal to 1."),
 ])
 def test_bad_fields_are_refused_by_name(alice, field, value, message):

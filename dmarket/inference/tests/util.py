@@ -22,7 +22,8 @@ def running(user, **fields):
 
 def add_batch(ijob, first, size, ms, seconds_ago=1.0, machine=None, host="127.0.0.2",
               core_ms=None, executor="0"):
+    finished = timezone.now() - timedelta(seconds=seconds_ago)
     return InferenceBatch.objects.create(
         job=ijob, first_index=first, size=size, processing_ms=ms,
         core_ms=core_ms if core_ms is not None else int(ms * 2), executor=executor, host=host,
-        machine=machine, finished_at=timezone.now() - timedelta(seconds=seconds_ago))
+        machine=machine, finished_at=finished, started_at=finished - timedelta(milliseconds=ms))

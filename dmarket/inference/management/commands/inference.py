@@ -1,5 +1,5 @@
 from dmarket.common.daemon import DaemonCommand
-from dmarket.inference.server import inference_tick
+from dmarket.inference.server import inference_tick, server_stop
 
 
 class Command(DaemonCommand):
@@ -11,3 +11,9 @@ class Command(DaemonCommand):
 
     def tick(self, options):
         return inference_tick()
+
+    def handle(self, *args, **options):
+        super().handle(*args, **options)
+        if options["loop"]:
+            # The keeper's SIGTERM (scripts/stop_central_server.sh) stops the server too.
+            server_stop()
