@@ -1,7 +1,7 @@
 """Queries per second per core of the inference server, against a plain single-process Keras
 predict on the same machine in the same run.
 
-    .venv/bin/python bench/inference.py [--cores 2] [--lenet-queries 512] [--resnet-queries 64]
+    .venv/bin/python bench/inference.py [--cores 2] [--lenet-queries 512] [--resnet-queries 128]
                                         [--resnet-side 224] [--batch-sizes 1 8 32]
 
 Starts a local Spark cluster (master, history server, one worker of --cores cores, executors
@@ -13,7 +13,8 @@ to one TensorFlow thread, `model.predict` over as many inputs at the same batch 
 
 Steady state only: the server's rate counts the batches that ended after every executor had
 ended its first one (which loads the model), over the time from then to the last; the plain
-rate is timed after one warm-up predict. Per core: the server's rate over --cores, the plain
+rate is timed after one warm-up predict. A point with too few batches for that (timed 0)
+is timed over its whole job, model loading included. Per core: the server's rate over --cores, the plain
 rate as is (one thread). The ratio is server per core / plain per core.
 """
 
@@ -77,15 +78,20 @@ def server_rate(ijob):
     warm = max(min(b.finished_at for b in batches if b.executor == e)
                for e in {b.executor for b in batches})
     after = [b for b in batches if b.finished_at > warm]
-    seconds = (after[-1].finished_at - warm).total_seconds() if after else 0
-    return sum(b.size for b in after) / seconds if seconds > 0 else float("nan"), len(after)
+    if not after:
+        # Too few batches for a steady state (e.g. one batch of 32): the whole job, model
+        # loading included, marked by a timed count of 0.
+        seconds = (batches[-1].finished_at - min(b.started_at for b in batches)).total_seconds()
+        return sum(b.size for b in batches) / seconds, 0
+    seconds = (after[-1].finished_at - warm).total_seconds()
+    return sum(b.size for b in after) / seconds, len(after)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--lenet-queries", type=int, default=512)
-    parser.add_argument("--resnet-queries", type=int, default=64)
+    parser.add_argument("--resnet-queries", type=int, default=128)
     parser.add_argument("--resnet-side", type=int, default=224)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     options = parser.parse_args()
