@@ -38,3 +38,23 @@ def test_machines_show_the_inference_jobs_that_ran_there_lately(alice, bob):
 
 def test_anonymous_is_401():
     assert client_for().get("/api/cluster/status/").status_code == 401
+
+
+def test_regular_jobs_are_placed_by_their_live_executors(alice, bob, monkeypatch):
+    from dmarket.cluster import spark
+    from dmarket.jobs.models import Job
+
+    a = Machine.objects.create(user=bob, name="a", cores=2, memory_mb=1, address="127.0.0.2",
+                               state=Machine.ONLINE, cores_in_use=2)
+    job = Job.objects.create(user=alice, name="pi", entry_file="/x.py", status=Job.RUNNING,
+                             spark_app_id="app-1")
+    executors = {"app-1": [
+        {"id": "driver", "hostPort": "127.0.0.1:1", "totalCores": 0},
+        {"id": "0", "hostPort": "127.0.0.2:4100", "totalCores": 2},
+        {"id": "1", "hostPort": "127.0.0.2:4101", "totalCores": 1,
+         "removeTime": "2026-11-22T08:00:00.000GMT"},
+    ]}
+    monkeypatch.setattr(spark, "history_executors", executors.get)
+    body = client_for(alice).get("/api/cluster/status/").json()
+    assert body[0]["id"] == a.pk
+    assert body[0]["jobs"] == [{"kind": "job", "id": job.pk, "owner": "alice", "cores": 2}]
