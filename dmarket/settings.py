@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "dmarket.jobs",
     "dmarket.cluster",
     "dmarket.files",
+    "dmarket.inference",
 ]
 
 MIDDLEWARE = [
@@ -219,3 +220,13 @@ def _public_url():
 
 
 DMARKET_PUBLIC_URL = os.environ.get("DMARKET_PUBLIC_URL", "").rstrip("/") or _public_url()
+# The inference server (dmarket/inference): one Spark application serving every inference
+# job, started by `manage.py inference --loop` while there are some, stopping itself after
+# DMARKET_INFERENCE_IDLE seconds without one. Its cores (0: as many as the cluster gives).
+DMARKET_INFERENCE_DIR = Path(
+    os.environ.get("DMARKET_INFERENCE_DIR", DATA_DIR / "inference")).resolve()
+DMARKET_INFERENCE_CORES = int(os.environ.get("DMARKET_INFERENCE_CORES", "0"))
+DMARKET_INFERENCE_EXECUTOR_MEMORY_MB = int(
+    os.environ.get("DMARKET_INFERENCE_EXECUTOR_MEMORY_MB", "1024"))
+DMARKET_INFERENCE_IDLE = float(os.environ.get("DMARKET_INFERENCE_IDLE", "60"))
+DMARKET_INFERENCE_POLL = float(os.environ.get("DMARKET_INFERENCE_POLL", "1"))

@@ -7,6 +7,7 @@ from dmarket.accounts import views as accounts
 from dmarket.cluster import views as cluster
 from dmarket.credits import views as credits
 from dmarket.files import views as files
+from dmarket.inference import views as inference
 from dmarket.jobs import views as jobs
 from dmarket.machines import views as machines
 
@@ -33,6 +34,15 @@ api = [
     path("files/usage/", files.StorageUsageView.as_view()),
     path("files/<path:name>", files.FileView.as_view()),
     path("file-versions/<path:name>", files.FileVersionListView.as_view()),
+    path("inference/", inference.InferenceListView.as_view()),
+    path("inference/rates/", inference.InferenceRatesView.as_view()),
+    path("inference/<int:pk>/", inference.InferenceDetailView.as_view()),
+    path("inference/<int:pk>/cancel/", inference.InferenceCancelView.as_view()),
+    path("inference/<int:pk>/stats/", inference.InferenceStatsView.as_view()),
+    path("inference/<int:pk>/results/", inference.InferenceResultListView.as_view()),
+    path("inference/<int:pk>/results/download/",
+         inference.InferenceResultDownloadView.as_view()),
+    path("cluster/status/", inference.ClusterStatusView.as_view()),
     path("credits/", credits.CreditsView.as_view()),
     path("credits/transactions/", credits.TransactionListView.as_view()),
     path("prices/", credits.PricesView.as_view()),

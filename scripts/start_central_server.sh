@@ -37,7 +37,7 @@ fi
 # The market's daemons: management commands run with --loop, one pid file each. The launcher
 # runs drivers on this host; the billing poller bills executors from the history server; the
 # monitor marks machines offline when their heartbeats stop or the master loses their worker.
-DAEMONS=(launcher billing monitor)
+DAEMONS=(launcher billing monitor inference)
 for daemon in "${DAEMONS[@]}"; do
   pidfile=$DMARKET_RUN_DIR/server/$daemon.pid
   if pid_alive "$pidfile"; then

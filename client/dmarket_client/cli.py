@@ -20,6 +20,7 @@ import requests
 from . import __version__, config
 from .api import ApiError, Client
 from .context import Context, pass_context
+from .infer_cli import cluster, infer
 from .machine_cli import machine
 from .output import emit, emit_json, fields, json_option, table
 from .units import MemorySize
@@ -653,6 +654,8 @@ def prices(ctx):
 
 
 cli.add_command(machine)
+cli.add_command(infer)
+cli.add_command(cluster)
 
 # Last: the files commands use this module's helpers, so it must be complete before they load.
 from .files_cli import files  # noqa: E402

@@ -1,0 +1,254 @@
+"""`dmarket infer ...` (inference jobs) and `dmarket cluster status`."""
+
+import json as jsonlib
+import os
+from pathlib import Path
+
+import click
+
+from .context import pass_context
+from .output import emit, emit_json, fields, json_option, table
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
+JOB_FIELDS = ["id", "name", "owner", "status", "status_reason", "cancel_requested", "model",
+              "weights", "data", "batch_size", "input_count", "outputs", "max_credits",
+              "cost", "billing_job", "created_at", "started_at", "finished_at", "settled_at"]
+JOB_COLUMNS = [("id", "ID"), ("name", "NAME"), ("status", "STATUS"), ("batch_size", "BATCH"),
+               ("progress", "OUTPUTS"), ("cost", "COST")]
+STATS_COLUMNS = [("count", "COUNT"), ("mean_ms", "MEAN MS"), ("std_ms", "STD MS"),
+                 ("p25_ms", "P25"), ("p50_ms", "P50"), ("p75_ms", "P75"), ("p99_ms", "P99"),
+                 ("rate_10s", "RATE 10S"), ("rate_total", "RATE TOTAL"),
+                 ("machines", "MACHINES")]
+
+
+def absolute(ref):
+    """A local path made absolute (the server reads it); names and URIs unchanged."""
+    if ref.startswith(("/", "./", "../", "~")) or os.sep in ref and ":" not in ref:
+        return os.path.abspath(os.path.expanduser(ref))
+    return ref
+
+
+def number(value, places=2):
+    return "" if value is None else f"{value:.{places}f}"
+
+
+def stats_row(stats):
+    row = dict(stats)
+    for key in ("mean_ms", "std_ms", "p25_ms", "p50_ms", "p75_ms", "p99_ms", "rate_10s",
+                "rate_total"):
+        row[key] = number(stats[key])
+    row["machines"] = ", ".join(
+        f"{m['host']}" + (f" (#{m['machine']})" if m["machine"] else "")
+        for m in stats["machines"]) or "-"
+    return row
+
+
+@click.group(context_settings=CONTEXT, short_help="Inference jobs: models over datasets.")
+@json_option
+def infer():
+    """Run a model over every input of a dataset on the market's inference server, watch
+    its statistics, change its batch size, fetch its outputs."""
+
+
+@infer.command(context_settings=CONTEXT)
+@click.option("--model", required=True, metavar="NAME|PATH",
+              help="lenet, resnet50 or inceptionv3 (add :SIDE for smaller images, e.g. "
+                   "resnet50:64), or a .keras/.h5 model file.")
+@click.option("--weights", metavar="PATH", help="Weights for a built-in model (default: "
+              "random weights).")
+@click.option("--data", required=True, metavar="synthetic:N|PATH",
+              help="synthetic:N, or a directory or glob of .npy, image or .csv inputs.")
+@click.option("--batch-size", required=True, type=click.IntRange(min=1))
+@click.option("--name", help="The job's name.")
+@click.option("--max-credits", metavar="CREDITS", help="The most the job may cost.")
+@json_option
+@pass_context
+def submit(ctx, model, weights, data, batch_size, name, max_credits):
+    """Submit an inference job."""
+    body = {"model": absolute(model), "data": absolute(data), "batch_size": batch_size}
+    optional = {"weights": absolute(weights) if weights else None, "name": name,
+                "max_credits": max_credits}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    show(ctx, ctx.client().post("inference/", body))
+
+
+def show(ctx, ijob):
+    if ctx.as_json:
+        emit_json(ijob)
+    else:
+        fields({k: ("" if v is None else v) for k, v in ijob.items()},
+               [n for n in JOB_FIELDS if n in ijob])
+
+
+@infer.command("list", context_settings=CONTEXT)
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(STATUSES, case_sensitive=False))
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@json_option
+@pass_context
+def infer_list(ctx, statuses, limit):
+    """List your inference jobs, newest first."""
+    params = {"page_size": min(limit, 500)}
+    if statuses:
+        params["status"] = ",".join(statuses)
+    rows = []
+    for ijob in ctx.client().pages("inference/", **params):
+        rows.append(ijob)
+        if len(rows) >= limit:
+            break
+    if ctx.as_json:
+        emit_json(rows)
+        return
+    table([dict(r, progress=f"{r['outputs']}/{r['input_count']}") for r in rows], JOB_COLUMNS)
+
+
+@infer.command("show", context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID", type=int)
+@json_option
+@pass_context
+def infer_show(ctx, job_id):
+    """Show an inference job."""
+    show(ctx, ctx.client().get(f"inference/{job_id}/"))
+
+
+@infer.command(context_settings=CONTEXT)
+@click.argument("job_ids", metavar="[ID]...", type=int, nargs=-1)
+@click.option("--all", "everything", is_flag=True,
+              help="Finished jobs too (default: the running ones, or those named).")
+@json_option
+@pass_context
+def stats(ctx, job_ids, everything):
+    """Statistics of inference jobs: queries done, query time (mean, standard deviation,
+    percentiles, in ms), queries per second over the last 10 s and overall, the machines
+    that ran them in the last 10 s. A query's time is its batch's processing time."""
+    client = ctx.client()
+    if not job_ids:
+        params = {"page_size": 500} if everything else {"page_size": 500, "status": "RUNNING"}
+        job_ids = [j["id"] for j in client.pages("inference/", **params)]
+    rows = [client.get(f"inference/{i}/stats/") for i in job_ids]
+    if ctx.as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("No running inference jobs.")
+    for i, row in enumerate(rows):
+        if i:
+            click.echo()
+        click.echo(f"inference job {row['job']}: {row['status']}, batch size "
+                   f"{row['batch_size']}, {row['count']}/{row['inputs']} inputs")
+        table([stats_row(row)], STATS_COLUMNS)
+
+
+@infer.command(context_settings=CONTEXT)
+@json_option
+@pass_context
+def rates(ctx):
+    """The query rates of your running inference jobs, and the largest over the smallest."""
+    body = ctx.client().get("inference/rates/")
+    if ctx.as_json:
+        emit_json(body)
+        return
+    table([dict(r, rate_10s=number(r["rate_10s"]), rate_total=number(r["rate_total"]))
+           for r in body["jobs"]],
+          [("job", "ID"), ("name", "NAME"), ("count", "COUNT"), ("rate_10s", "RATE 10S"),
+           ("rate_total", "RATE TOTAL")])
+    ratio = body["max_over_min"]
+    click.echo(f"max/min of the 10 s rates: {number(ratio, 3) or '-'}")
+
+
+@infer.command("set-batch", context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID", type=int)
+@click.argument("batch_size", metavar="N", type=click.IntRange(min=1))
+@json_option
+@pass_context
+def set_batch(ctx, job_id, batch_size):
+    """Change a running job's batch size; its next batches use it."""
+    ijob = ctx.client().request("PATCH", f"inference/{job_id}/", json={"batch_size": batch_size})
+    if ctx.as_json:
+        emit_json(ijob)
+    else:
+        click.echo(f"Inference job {job_id}: batch size {ijob['batch_size']}.")
+
+
+@infer.command(context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--download", "target", metavar="FILE", type=click.Path(path_type=Path),
+              help="Save every output as JSON lines ({index, name, output}) in FILE.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Without --download: at most this many outputs.")
+@json_option
+@pass_context
+def results(ctx, job_id, target, limit):
+    """A job's outputs: one per input, keyed by the input's name."""
+    client = ctx.client()
+    if target is not None:
+        partial = target.with_name(target.name + ".part")
+        try:
+            size = client.download(f"inference/{job_id}/results/download/", partial)
+            os.replace(partial, target)
+        finally:
+            if partial.exists():
+                partial.unlink()
+        with open(target) as f:
+            count = sum(1 for _ in f)
+        if ctx.as_json:
+            emit_json({"path": str(target), "outputs": count, "bytes": size})
+        else:
+            click.echo(f"{count} outputs saved in {target}.")
+        return
+    rows = []
+    for row in client.pages(f"inference/{job_id}/results/", page_size=min(limit, 500)):
+        rows.append(row)
+        if len(rows) >= limit:
+            break
+    if ctx.as_json:
+        emit_json(rows)
+        return
+    table([dict(r, output=short_output(r["output"])) for r in rows],
+          [("index", "INDEX"), ("name", "INPUT"), ("output", "OUTPUT")])
+
+
+def short_output(values):
+    if len(values) <= 4:
+        return jsonlib.dumps(values)
+    top = max(range(len(values)), key=values.__getitem__)
+    return f"[{len(values)} values; argmax {top} ({values[top]:.4f})]"
+
+
+@infer.command(context_settings=CONTEXT)
+@click.argument("job_id", metavar="ID", type=int)
+@json_option
+@pass_context
+def cancel(ctx, job_id):
+    """Cancel an inference job (a running one stops after its batches in flight)."""
+    client = ctx.client()
+    ijob = client.post(f"inference/{job_id}/cancel/")
+    if ctx.as_json:
+        emit_json(ijob)
+    elif client.last_status == 202:
+        click.echo(f"Inference job {job_id}: cancel requested ({ijob['status']}).")
+    else:
+        click.echo(f"Inference job {job_id}: {ijob['status']}.")
+
+
+@click.group(context_settings=CONTEXT, short_help="The cluster's machines and their jobs.")
+@json_option
+def cluster():
+    """The market's machines and what runs on them."""
+
+
+@cluster.command("status", context_settings=CONTEXT)
+@json_option
+@pass_context
+def cluster_status(ctx):
+    """Every machine: its state, cores (in use), and the jobs running there."""
+    machines = ctx.client().get("cluster/status/")
+    rows = [dict(m, cores=f"{m['cores_in_use']}/{m['cores']}",
+                 jobs=", ".join(f"{'inference ' if j['kind'] == 'inference' else 'job '}"
+                                f"{j['id']} ({j['owner']})" for j in m["jobs"]) or "-")
+            for m in machines]
+    emit(ctx, machines if ctx.as_json else rows, columns=[
+        ("id", "ID"), ("name", "NAME"), ("address", "ADDRESS"), ("state", "STATE"),
+        ("cores", "CORES IN USE"), ("jobs", "JOBS")])

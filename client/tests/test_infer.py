@@ -1,0 +1,104 @@
+"""dmarket infer ... and dmarket cluster status, against a live server.
+
+No inference server runs here: the tests play its part by claiming jobs and writing batches
+and outputs into the database.
+"""
+
+import json
+
+from dmarket.inference.models import InferenceOutput
+from dmarket.inference.services import inference_claim
+from dmarket.inference.tests.util import add_batch
+from dmarket.machines.models import Machine
+
+
+def test_submit_show_list_and_cancel(dmarket, dmarket_json, user):
+    ijob = dmarket_json("infer", "submit", "--model", "resnet50:64", "--data", "synthetic:50",
+                        "--batch-size", "8", "--max-credits", "2", "--name", "rn")
+    assert {k: ijob[k] for k in ("name", "model", "data", "batch_size", "status",
+                                 "input_count", "max_credits")} == {
+        "name": "rn", "model": "resnet50:64", "data": "synthetic:50", "batch_size": 8,
+        "status": "QUEUED", "input_count": 50, "max_credits": "2.000000"}
+    result = dmarket("infer", "show", ijob["id"])
+    assert result.exit_code == 0
+    assert "model             resnet50:64" in result.stdout
+    result = dmarket("infer", "list")
+    assert result.stdout.splitlines()[0].split() == ["ID", "NAME", "STATUS", "BATCH",
+                                                     "OUTPUTS", "COST"]
+    assert result.stdout.splitlines()[1].split() == [str(ijob["id"]), "rn", "QUEUED", "8",
+                                                     "0/50", "0.000000"]
+    result = dmarket("infer", "cancel", ijob["id"])
+    assert result.exit_code == 0
+    assert result.stdout == f"Inference job {ijob['id']}: CANCELLED.\n"
+    result = dmarket("infer", "cancel", ijob["id"])
+    assert result.exit_code == 1
+    assert result.stderr == (f"dmarket: Inference job {ijob['id']} has already finished "
+                             "(CANCELLED).\n")
+
+
+def test_paths_are_made_absolute_and_bad_references_refused(dmarket, user, tmp_path,
+                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = dmarket("infer", "submit", "--model", "./missing.keras", "--data", "synthetic:1",
+                     "--batch-size", "1")
+    assert result.exit_code == 1
+    assert result.stderr == (f"dmarket: model: {tmp_path}/missing.keras is not a file the "
+                             "server can read\n")
+
+
+def test_stats_rates_and_set_batch(dmarket, dmarket_json, user):
+    machine = Machine.objects.create(user=user.model, cores=1, memory_mb=1, address="10.0.0.7")
+    ids = [dmarket_json("infer", "submit", "--model", "lenet", "--data", "synthetic:40",
+                        "--batch-size", "4")["id"] for _ in range(2)]
+    jobs = [inference_claim(i) for i in ids]
+    add_batch(jobs[0], 0, 4, 12.5, seconds_ago=1, machine=machine, host="10.0.0.7")
+    add_batch(jobs[1], 0, 4, 50.0, seconds_ago=1)
+
+    result = dmarket("infer", "stats", ids[0])
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"inference job {ids[0]}: RUNNING, batch size 4, 4/40 inputs"
+    assert lines[1].split()[:3] == ["COUNT", "MEAN", "MS"]
+    assert lines[2].split()[:7] == ["4", "12.50", "0.00", "12.50", "12.50", "12.50", "12.50"]
+    assert lines[2].endswith(f"10.0.0.7 (#{machine.pk})")
+    assert [s["job"] for s in dmarket_json("infer", "stats")] == sorted(ids, reverse=True)
+
+    body = dmarket_json("infer", "rates")
+    assert [j["count"] for j in body["jobs"]] == [4, 4]
+    result = dmarket("infer", "rates")
+    assert result.stdout.splitlines()[-1].startswith("max/min of the 10 s rates: ")
+
+    result = dmarket("infer", "set-batch", ids[0], "32")
+    assert result.stdout == f"Inference job {ids[0]}: batch size 32.\n"
+    result = dmarket("infer", "set-batch", ids[0], "0")
+    assert result.exit_code == 2
+
+
+def test_results_listed_and_downloaded(dmarket, dmarket_json, user, tmp_path):
+    ijob = inference_claim(dmarket_json("infer", "submit", "--model", "lenet", "--data",
+                                        "synthetic:3", "--batch-size", "4")["id"])
+    InferenceOutput.objects.bulk_create([
+        InferenceOutput(job=ijob, index=i, name=f"synthetic:{i}", output=[0.1 * i] * 10)
+        for i in range(3)])
+    result = dmarket("infer", "results", ijob.pk)
+    assert result.stdout.splitlines()[1].split() == ["0", "synthetic:0", "[10", "values;",
+                                                     "argmax", "0", "(0.0000)]"]
+    assert len(dmarket_json("infer", "results", ijob.pk, "--limit", "2")) == 2
+    target = tmp_path / "out.jsonl"
+    result = dmarket("infer", "results", ijob.pk, "--download", target)
+    assert result.stdout == f"3 outputs saved in {target}.\n"
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [line["name"] for line in lines] == ["synthetic:0", "synthetic:1", "synthetic:2"]
+
+
+def test_cluster_status(dmarket, dmarket_json, user):
+    machine = Machine.objects.create(user=user.model, name="box", cores=4, memory_mb=1,
+                                     address="10.0.0.9", state=Machine.ONLINE, cores_in_use=2)
+    ijob = inference_claim(dmarket_json("infer", "submit", "--model", "lenet", "--data",
+                                        "synthetic:3", "--batch-size", "4")["id"])
+    add_batch(ijob, 0, 3, 1.0, machine=machine)
+    result = dmarket("cluster", "status")
+    assert result.stdout.splitlines()[1].split() == [
+        str(machine.pk), "box", "10.0.0.9", "ONLINE", "2/4", "inference", str(ijob.pk),
+        "(ada)"]
+    assert dmarket_json("cluster", "status")[0]["jobs"] == [
+        {"kind": "inference", "id": ijob.pk, "owner": "ada", "cores": 1}]

@@ -1,0 +1,352 @@
+"""The inference server: one Spark application that serves every inference job.
+
+Run by `manage.py inference` under spark-submit (client mode) on the central server; uses the
+Django ORM directly. Each running job is a thread (Runner) that cuts its pending inputs into
+batches of the job's current batch size and submits each as a small Spark job in the job's
+own FAIR scheduler pool; the executors run the model (tasks.run_batches) and send back the
+outputs and timings, which the runner records. A controller keeps the jobs' query rates
+together by holding back the jobs ahead (see Controller). The driver stops after
+DMARKET_INFERENCE_IDLE seconds with no job, and on SIGTERM (its jobs stay RUNNING and the next driver resumes them from their
+outputs: an input with an output is never run again).
+"""
+
+import collections
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+log = logging.getLogger("dmarket.inference.driver")
+
+# Taken for the driver's lifetime, so that a second driver exits at once.
+ADVISORY_LOCK = 0x646D6B69  # "dmki"
+# Seconds the rates in the driver's log are measured over.
+CONTROL_WINDOW = 10.0
+READ_INTERVAL = 0.5
+# A batch whose Spark job fails this many times (after Spark's own task retries) fails its job.
+MAX_BATCH_FAILURES = 4
+
+
+class Runner(threading.Thread):
+    """One inference job: batches submitted while its in-flight limit and pace allow."""
+
+    def __init__(self, server, ijob):
+        super().__init__(name=f"infer-{ijob.pk}", daemon=True)
+        self.server = server
+        self.ijob = ijob
+        self.limit = server.max_in_flight
+        # Queries completed by this driver, and in batches submitted but not back yet: what
+        # the controller compares.
+        self.completed = 0
+        self.in_flight_queries = 0
+        self.batch_size = ijob.batch_size
+        self.completions = collections.deque()
+        self.lock = threading.Lock()
+        self.first_completion = None
+        self.finished = False
+
+    def rate_over(self, seconds, now):
+        """Queries per second over the last `seconds`; None until its first batch is that
+        old (a rate over part of a window would read low)."""
+        from .rates import spread_rate
+
+        with self.lock:
+            while self.completions and self.completions[0][1] < now - 60:
+                self.completions.popleft()
+            spans = list(self.completions)
+        if self.first_completion is None or now - self.first_completion < seconds:
+            return None
+        return spread_rate(spans, now - seconds, now)
+
+    def run(self):
+        from django.db import connection
+
+        from .models import InferenceJob
+        from .services import inference_finish
+
+        try:
+            self.serve()
+        except Exception as e:
+            log.exception("inference job %s failed", self.ijob.pk)
+            inference_finish(self.ijob, InferenceJob.FAILED, f"{type(e).__name__}: {e}")
+        finally:
+            self.finished = True
+            connection.close()
+
+    def spark_job(self, batches):
+        from .tasks import run_batches
+
+        sc = self.server.sc
+        sc.setLocalProperty("spark.scheduler.pool", self.ijob.pool)
+        sc.setJobGroup(self.ijob.pool, f"inference job {self.ijob.pk}")
+        return sc.parallelize(batches, len(batches)).mapPartitions(run_batches).collect()
+
+    def serve(self):
+        from dmarket.jobs.models import Job
+
+        from .models import InferenceJob, InferenceOutput
+        from .resolve import inference_resolve_data, inference_resolve_model
+        from .services import inference_bill, inference_finish, inference_record
+
+        ijob = self.ijob
+        spec = inference_resolve_model(ijob.model, ijob.weights)
+        inputs = inference_resolve_data(ijob.data)
+        InferenceJob.objects.filter(pk=ijob.pk).update(input_count=len(inputs))
+        done = set(InferenceOutput.objects.filter(job=ijob).values_list("index", flat=True))
+        pending = collections.deque(i for i in range(len(inputs)) if i not in done)
+        failures = collections.Counter()
+        model_key = f"{ijob.model}|{ijob.weights}"
+        pool = ThreadPoolExecutor(self.server.max_in_flight, thread_name_prefix=ijob.pool)
+        in_flight = {}
+        last_bill = time.monotonic()
+        stop = None
+        log.info("inference job %s: %s inputs, %s to do", ijob.pk, len(inputs), len(pending))
+        last_read = 0.0
+        while True:
+            if time.monotonic() - last_read >= READ_INTERVAL:
+                # The job's batch size and a cancel, twice a second: often enough for the
+                # next batches, rarely enough not to load the database.
+                batch_size, status = InferenceJob.objects.filter(pk=ijob.pk).values_list(
+                    "batch_size", "status").get()
+                cancel, stop_status, reason = Job.objects.filter(pk=ijob.job_id).values_list(
+                    "cancel_requested", "stop_status", "status_reason").get()
+                last_read = time.monotonic()
+            if status != InferenceJob.RUNNING:
+                stop = (status, "")
+            elif cancel:
+                stop = (stop_status or InferenceJob.CANCELLED, reason or "cancelled")
+            elif self.server.stopping.is_set():
+                stop = (None, "")
+            if in_flight:
+                finished, _ = wait(list(in_flight), timeout=0.1, return_when=FIRST_COMPLETED)
+            else:
+                finished = []
+            for future in finished:
+                indices = in_flight.pop(future)
+                try:
+                    results = future.result()
+                except Exception as e:
+                    self.in_flight_queries -= len(indices)
+                    failures[indices[0]] += 1
+                    log.warning("inference job %s: batch at %s failed (%s): %s", ijob.pk,
+                                indices[0], failures[indices[0]], str(e).splitlines()[0:1])
+                    if failures[indices[0]] >= MAX_BATCH_FAILURES:
+                        raise RuntimeError(f"a batch failed {MAX_BATCH_FAILURES} times: "
+                                           f"{last_line(e)}") from None
+                    pending.extendleft(reversed(indices))
+                    continue
+                inference_record(ijob, results, inputs, self.server.machine_of)
+                self.in_flight_queries -= len(indices)
+                self.completed += len(indices)
+                now = time.monotonic()
+                with self.lock:
+                    self.completions.extend((now - r["wall_ms"] / 1000, now, r["size"])
+                                            for r in results)
+                    if self.first_completion is None:
+                        self.first_completion = now
+            now = time.monotonic()
+            if now - last_bill >= 2:
+                inference_bill(ijob)
+                last_bill = now
+            if stop is not None:
+                if in_flight:
+                    continue
+                if stop[0] is not None and stop[0] != status:
+                    inference_finish(ijob, stop[0], stop[1])
+                pool.shutdown()
+                return
+            if not pending and not in_flight:
+                inference_finish(ijob, InferenceJob.SUCCEEDED, f"{len(inputs)} inputs done")
+                pool.shutdown()
+                return
+            self.batch_size = batch_size
+            while (pending and len(in_flight) < self.limit
+                   and self.server.controller.allows(self, min(batch_size, len(pending)))):
+                count = min(batch_size, len(pending))
+                indices = [pending.popleft() for _ in range(count)]
+                self.in_flight_queries += count
+                batch = {"model_key": model_key, "model": spec, "first": indices[0],
+                         "items": [(i, inputs[i][1]) for i in indices],
+                         "cores": 1, "driver_host": self.server.driver_host}
+                in_flight[pool.submit(self.spark_job, [batch])] = indices
+            if not in_flight:
+                time.sleep(0.05)
+
+
+def last_line(error):
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:400] if lines else type(error).__name__
+
+
+class Controller:
+    """Keeps concurrent jobs' query rates together, whatever each model costs per query.
+
+    Lockstep on queries completed: once every running job has completed a batch, a job that
+    is ahead of the slowest one (in queries completed since the set of running jobs last
+    changed) may submit a batch only while that keeps it within one batch (the largest batch
+    size among the jobs) of the slowest; the slowest may always submit, up to its in-flight
+    limit. The jobs ahead leave cores idle, the FAIR scheduler gives them to the slowest
+    job's waiting batches, and over any stretch of time every job completes the same number
+    of queries, give or take a few batches: equal rates, at capacity / sum of the jobs' costs
+    per query. Pacing on measured rates instead chases their noise on a busy machine.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.members = frozenset()
+        self.base = {}
+        self.last_log = 0.0
+
+    def allows(self, runner, count):
+        with self.lock:
+            warm = frozenset(r for r in self.runners() if r.first_completion is not None)
+            if runner not in warm or len(warm) < 2:
+                return True
+            if warm != self.members:
+                # A job joined or left: compare progress from here on.
+                self.members = warm
+                self.base = {r: r.completed for r in warm}
+            progress = {r: r.completed - self.base[r] for r in warm}
+            low = min(progress.values())
+            if progress[runner] == low:
+                return True
+            slack = max(r.batch_size for r in warm)
+            return progress[runner] + runner.in_flight_queries + count <= low + slack
+
+    def runners(self):
+        return [r for r in self.server.runners.values() if not r.finished]
+
+    def report(self):
+        """Every 5 s, the jobs' rates over the last 10 s, into the driver's log."""
+        now = time.monotonic()
+        if now - self.last_log < 5:
+            return
+        self.last_log = now
+        rates = [(r.ijob.pk, r.rate_over(CONTROL_WINDOW, now)) for r in self.runners()]
+        rates = [(pk, rate) for pk, rate in rates if rate is not None]
+        if len(rates) > 1:
+            log.info("10 s rates: %s", ", ".join(f"job {pk} {rate:.2f}" for pk, rate in rates))
+
+
+class Server:
+    def __init__(self, sc):
+        from django.conf import settings
+
+        self.sc = sc
+        self.stopping = threading.Event()
+        self.driver_host = settings.DMARKET_DRIVER_HOST
+        self.idle = settings.DMARKET_INFERENCE_IDLE
+        cores = int(sc.getConf().get("spark.cores.max", "0") or 0)
+        # Enough batches in flight to keep every core of the cluster busy, plus one queued.
+        self.max_in_flight = max(2, (cores or sc.defaultParallelism) + 1)
+        self.runners = {}
+        self.controller = Controller()
+        self.controller.server = self
+        self._executors = {}
+        self._machines = {}
+
+    def machine_of(self, executor, host):
+        """The Machine that ran an executor: by its worker, from this application's
+        executors list, else by its address."""
+        from dmarket.cluster.billing import machine_resolver, master_workers
+
+        if self._machines.get((executor, host)) is not None:
+            return self._machines[(executor, host)]
+        if executor not in self._executors:
+            import requests
+
+            try:
+                url = (f"{self.sc.uiWebUrl}/api/v1/applications/{self.sc.applicationId}"
+                       "/allexecutors")
+                for info in requests.get(url, timeout=3).json():
+                    self._executors[info["id"]] = info
+            except (requests.RequestException, ValueError, TypeError, KeyError):
+                pass
+        info = self._executors.get(executor) or {"id": executor, "hostPort": f"{host}:0"}
+        machine = self._machines[(executor, host)] = machine_resolver(master_workers())(info)
+        return machine
+
+    def serve(self):
+        from django.db import close_old_connections
+
+        from .models import InferenceJob
+        from .services import inference_claim
+
+        idle_since = time.monotonic()
+        while not self.stopping.is_set():
+            for ijob in InferenceJob.objects.filter(status=InferenceJob.RUNNING).exclude(
+                    pk__in=list(self.runners)).select_related("job"):
+                # Claimed by a driver before this one: resumed from its outputs.
+                self.start_runner(ijob)
+            for pk in InferenceJob.objects.filter(status=InferenceJob.QUEUED).order_by(
+                    "id").values_list("id", flat=True):
+                ijob = inference_claim(pk)
+                if ijob is not None:
+                    self.start_runner(ijob)
+            for pk in [pk for pk, r in self.runners.items() if r.finished]:
+                del self.runners[pk]
+            now = time.monotonic()
+            self.controller.report()
+            if self.runners:
+                idle_since = now
+            elif now - idle_since > self.idle:
+                log.info("idle for %s s: stopping", self.idle)
+                break
+            close_old_connections()
+            self.stopping.wait(0.25)
+        self.stopping.set()
+        for runner in list(self.runners.values()):
+            runner.join(timeout=120)
+
+    def start_runner(self, ijob):
+        runner = Runner(self, ijob)
+        self.runners[ijob.pk] = runner
+        runner.start()
+        log.info("inference job %s: serving (pool %s)", ijob.pk, ijob.pool)
+
+
+def main():
+    import django
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    django.setup()
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK])
+            if not cursor.fetchone()[0]:
+                log.info("another inference server holds the lock: exiting")
+                return 0
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    server = Server(session.sparkContext)
+    signal.signal(signal.SIGTERM, lambda *_: server.stopping.set())
+    log.info("inference server %s up, %s batches in flight per job at most",
+             session.sparkContext.applicationId, server.max_in_flight)
+    try:
+        server.serve()
+    finally:
+        session.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    # --py-files puts the executors' copy of dmarket (tasks and resolve only) on the path
+    # too; the driver needs the whole of it.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
+    for name in [m for m in sys.modules if m == "dmarket" or m.startswith("dmarket.")]:
+        del sys.modules[name]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmarket.settings")
+    # As the package's module, so that its relative imports work and Spark's pickles name
+    # dmarket.inference.tasks, the module the executors have.
+    from dmarket.inference.driver import main as package_main
+
+    sys.exit(package_main())

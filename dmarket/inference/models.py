@@ -1,0 +1,97 @@
+"""Inference jobs: a model run over every input of a dataset, in batches, by the inference
+server (one long-running Spark application shared by all inference jobs).
+
+Each inference job owns a jobs.Job row that carries its money (hold, cost, price, premium) so
+that the credit services bill it like any job; that row is never QUEUED, so no launcher ever
+claims it (its launcher field names the inference server instead).
+"""
+
+from django.conf import settings
+from django.db import models
+
+from dmarket.jobs.models import Job
+
+
+class InferenceJob(models.Model):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    STATUSES = [(s, s) for s in (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)]
+    UNFINISHED = (QUEUED, RUNNING)
+    FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT,
+                             related_name="inference_jobs")
+    job = models.OneToOneField(Job, models.PROTECT, related_name="inference")
+    model = models.CharField(max_length=2000)
+    weights = models.CharField(max_length=2000, blank=True)
+    data = models.CharField(max_length=2000)
+    # Read by the inference server before each batch it forms: a change applies to the next.
+    batch_size = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED, db_index=True)
+    status_reason = models.CharField(max_length=500, blank=True)
+    input_count = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"inference job {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self):
+        return self.status in self.FINISHED
+
+    @property
+    def pool(self):
+        """The FAIR scheduler pool of its Spark jobs in the inference server."""
+        return f"infer-{self.pk}"
+
+
+class InferenceBatch(models.Model):
+    """One batch that ran to completion: its inputs [first_index, first_index + size)."""
+
+    job = models.ForeignKey(InferenceJob, models.CASCADE, related_name="batches")
+    first_index = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    # The model's predict on the batch: each of its queries counts this as its query time.
+    processing_ms = models.FloatField()
+    # What the batch held its core for (reading inputs, loading the model the first time,
+    # predict), times the task's cores: what is billed.
+    core_ms = models.PositiveBigIntegerField()
+    executor = models.CharField(max_length=100, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    machine = models.ForeignKey("machines.Machine", models.SET_NULL, null=True, blank=True,
+                                related_name="+")
+    # When it ran: from its arrival at the driver back by the time its task spent on it.
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(db_index=True)
+    # Names the Usage it was billed under; empty until the server bills it.
+    usage_key = models.CharField(max_length=200, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # A batch rerun (its Spark job failed after part of it was recorded) counts once.
+            models.UniqueConstraint(fields=["job", "first_index"], name="batch_unique_start"),
+        ]
+
+
+class InferenceOutput(models.Model):
+    """The model's output for one input; exactly one per input, whatever was retried."""
+
+    job = models.ForeignKey(InferenceJob, models.CASCADE, related_name="outputs")
+    index = models.PositiveIntegerField()
+    name = models.CharField(max_length=500)
+    output = models.JSONField()
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="output_unique_input"),
+        ]

@@ -1,0 +1,137 @@
+from decimal import Decimal
+
+from django.conf import settings
+from rest_framework import serializers
+
+from dmarket.common.serializers import StrictSerializer
+
+from .models import InferenceJob
+from .resolve import BadRef, inference_resolve_data, inference_resolve_model
+
+MAX_BATCH = 4096
+
+
+class InferenceSubmitSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200, required=False, default="")
+    model = serializers.CharField(max_length=2000, help_text=(
+        "lenet, resnet50 or inceptionv3 (optionally :SIDE, the input images' side, e.g. "
+        "resnet50:64), or the absolute path of a .keras or .h5 model file."))
+    weights = serializers.CharField(max_length=2000, required=False, default="",
+                                    help_text="A weights file for a built-in model; without "
+                                    "one its weights are random.")
+    data = serializers.CharField(max_length=2000, help_text=(
+        "synthetic:N (N inputs of the model's input shape), or the absolute path of a "
+        "directory or a glob of .npy, .png/.jpg or .csv inputs (one per CSV row)."))
+    batch_size = serializers.IntegerField(min_value=1, max_value=MAX_BATCH)
+    max_credits = serializers.DecimalField(max_digits=20, decimal_places=6, required=False,
+                                           allow_null=True, default=None,
+                                           min_value=Decimal("0.000001"))
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        errors = {}
+        try:
+            inference_resolve_model(attrs["model"], attrs["weights"])
+        except BadRef as e:
+            errors["weights" if attrs["weights"] and "weights" in str(e) else "model"] = [str(e)]
+        try:
+            attrs["input_count"] = len(inference_resolve_data(attrs["data"]))
+        except BadRef as e:
+            errors["data"] = [str(e)]
+        if errors:
+            raise serializers.ValidationError(errors)
+        if attrs["max_credits"] is None:
+            attrs["max_credits"] = settings.DMARKET_DEFAULT_JOB_CAP
+        if not attrs["name"]:
+            attrs["name"] = f"inference {attrs['model']}"
+        return attrs
+
+
+class BatchSizeSerializer(StrictSerializer):
+    batch_size = serializers.IntegerField(min_value=1, max_value=MAX_BATCH)
+
+
+class InferenceJobSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="user.username", read_only=True)
+    name = serializers.CharField(source="job.name", read_only=True)
+    billing_job = serializers.IntegerField(source="job_id", read_only=True,
+                                           help_text="The job that carries its bill.")
+    max_credits = serializers.DecimalField(source="job.max_credits", max_digits=20,
+                                           decimal_places=6, read_only=True)
+    cost = serializers.DecimalField(source="job.cost", max_digits=20, decimal_places=6,
+                                    read_only=True)
+    cancel_requested = serializers.BooleanField(source="job.cancel_requested", read_only=True)
+    settled_at = serializers.DateTimeField(source="job.settled_at", read_only=True)
+    outputs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = InferenceJob
+        fields = ["id", "owner", "name", "model", "weights", "data", "batch_size", "status",
+                  "status_reason", "cancel_requested", "input_count", "outputs",
+                  "max_credits", "cost", "billing_job", "created_at", "started_at",
+                  "finished_at", "settled_at"]
+        read_only_fields = fields
+
+    def get_outputs(self, ijob) -> int:
+        return ijob.outputs.count()
+
+
+class MachineRefSerializer(serializers.Serializer):
+    host = serializers.CharField()
+    machine = serializers.IntegerField(allow_null=True)
+
+
+class StatsSerializer(serializers.Serializer):
+    job = serializers.IntegerField()
+    status = serializers.CharField()
+    batch_size = serializers.IntegerField()
+    inputs = serializers.IntegerField(allow_null=True)
+    count = serializers.IntegerField(help_text="Queries (inputs) processed.")
+    mean_ms = serializers.FloatField(allow_null=True)
+    std_ms = serializers.FloatField(allow_null=True)
+    p25_ms = serializers.FloatField(allow_null=True)
+    p50_ms = serializers.FloatField(allow_null=True)
+    p75_ms = serializers.FloatField(allow_null=True)
+    p99_ms = serializers.FloatField(allow_null=True)
+    rate_10s = serializers.FloatField(help_text="Queries per second over the last 10 s.")
+    rate_total = serializers.FloatField(help_text="Queries per second since it started.")
+    core_ms_per_query = serializers.FloatField(allow_null=True)
+    machines = MachineRefSerializer(many=True)
+
+
+class RateSerializer(serializers.Serializer):
+    job = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    count = serializers.IntegerField()
+    rate_10s = serializers.FloatField()
+    rate_total = serializers.FloatField()
+
+
+class RatesSerializer(serializers.Serializer):
+    jobs = RateSerializer(many=True)
+    max_over_min = serializers.FloatField(allow_null=True, help_text=(
+        "The largest 10 s rate over the smallest, among the running jobs."))
+
+
+class OutputSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    name = serializers.CharField()
+    output = serializers.ListField(child=serializers.FloatField())
+
+
+class ClusterJobSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["job", "inference"])
+    id = serializers.IntegerField()
+    owner = serializers.CharField()
+    cores = serializers.IntegerField(allow_null=True)
+
+
+class ClusterMachineSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(allow_blank=True)
+    address = serializers.CharField()
+    state = serializers.CharField()
+    cores = serializers.IntegerField()
+    cores_in_use = serializers.IntegerField()
+    jobs = ClusterJobSerializer(many=True)

@@ -1,0 +1,175 @@
+"""The inference server's keeper: while inference jobs wait or run, one driver process of
+dmarket/inference/driver.py runs under spark-submit in client mode (as the launcher runs
+jobs' drivers); the driver stops itself once it has been idle for DMARKET_INFERENCE_IDLE.
+
+The driver is the market's own code, not a user's: it gets the server's environment (the
+database included), and it takes a PostgreSQL advisory lock, so that two keepers on two hosts
+cannot both serve.
+"""
+
+import logging
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from django.conf import settings
+
+from dmarket.cluster import spark
+
+from . import driver as driver_module
+from .models import InferenceJob
+from .services import inference_bill, inference_finish
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+LENET = REPO / "sample" / "mnist" / "mnist_common.py"
+# The executors' side: tasks.py and resolve.py, as a package of their own (no Django).
+SHIPPED = ["dmarket/__init__.py", "dmarket/inference/__init__.py", "dmarket/inference/tasks.py",
+           "dmarket/inference/resolve.py"]
+
+_child = None
+
+
+def server_dir():
+    path = Path(settings.DMARKET_INFERENCE_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def tasks_zip():
+    path = server_dir() / "inference-tasks.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for name in SHIPPED:
+            z.write(REPO / name, name)
+    return path
+
+
+def server_argv():
+    """spark-submit's argv for the inference server's driver; no user value in it."""
+    conf = {
+        "spark.scheduler.mode": "FAIR",
+        # Thousands of one-batch Spark jobs: an event log of them would cost the driver more
+        # than it tells (billing and statistics come from the recorded batches), and the UI
+        # keeps only the latest.
+        "spark.eventLog.enabled": "false",
+        "spark.ui.retainedJobs": 100,
+        "spark.ui.retainedStages": 100,
+        "spark.ui.retainedTasks": 1000,
+        "spark.driver.host": settings.DMARKET_DRIVER_HOST,
+        "spark.executorEnv.PYSPARK_PYTHON": settings.DMARKET_EXECUTOR_PYTHON,
+        "spark.executorEnv.DMARKET_INFER_THREADS": settings.DMARKET_EXECUTOR_CORES,
+        # Batches are short: waiting for a preferred executor only delays them.
+        "spark.locality.wait": "0s",
+        "spark.dmarket.inference": "true",
+    }
+    if settings.DMARKET_INFERENCE_CORES:
+        conf["spark.cores.max"] = settings.DMARKET_INFERENCE_CORES
+    for name, value in settings.DMARKET_JOB_ENV.items():
+        conf[f"spark.executorEnv.{name}"] = value
+    argv = [str(spark.spark_home() / "bin" / "spark-submit"),
+            "--master", settings.DMARKET_SPARK_MASTER_URL,
+            "--deploy-mode", "client",
+            "--name", "dmarket inference server",
+            "--executor-cores", str(settings.DMARKET_EXECUTOR_CORES),
+            "--executor-memory", f"{settings.DMARKET_INFERENCE_EXECUTOR_MEMORY_MB}m",
+            "--py-files", f"{tasks_zip()},{LENET}"]
+    for name, value in conf.items():
+        argv += ["--conf", f"{name}={value}"]
+    return argv + [driver_module.__file__]
+
+
+def server_env():
+    env = dict(os.environ)
+    env.update(settings.DMARKET_JOB_ENV)
+    env.update({
+        "SPARK_HOME": str(spark.spark_home()),
+        "PYSPARK_PYTHON": settings.DMARKET_EXECUTOR_PYTHON,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "dmarket.settings"),
+        "DMARKET_INFERENCE_DIR": str(server_dir()),
+        "PYTHONUNBUFFERED": "1",
+    })
+    # What this process was configured with, which may differ from its environment (tests).
+    for name in ("DMARKET_SPARK_MASTER_URL", "DMARKET_SPARK_MASTER_UI", "DMARKET_HISTORY_URL",
+                 "DMARKET_INFERENCE_IDLE", "DMARKET_EXECUTOR_CORES", "DMARKET_JOBS_DIR"):
+        env[name] = str(getattr(settings, name))
+    if settings.DMARKET_SPARK_CONF_DIR:
+        env["SPARK_CONF_DIR"] = str(settings.DMARKET_SPARK_CONF_DIR)
+    return env
+
+
+def server_alive():
+    """The driver this keeper started, or one a previous keeper left (by its pid file)."""
+    if _child is not None:
+        return _child.poll() is None
+    try:
+        pid = int((server_dir() / "driver.pid").read_text())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+        return False
+    return state != b"Z" and driver_module.__file__.encode() in cmdline
+
+
+def server_start():
+    global _child
+    directory = server_dir()
+    with open(directory / "driver.log", "ab") as output:
+        _child = subprocess.Popen(server_argv(), env=server_env(), cwd=directory,
+                                  stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                                  start_new_session=True)
+    (directory / "driver.pid").write_text(str(_child.pid))
+    log.info("inference server started (pid %s)", _child.pid)
+
+
+def server_stop(timeout=20):
+    """Stop the driver (its jobs stay RUNNING; the next driver resumes them): when the keeper
+    stops, and after tests. The driver also stops by itself when idle."""
+    global _child
+    import signal
+    import time
+
+    if _child is None and not server_alive():
+        return
+    pid = _child.pid if _child is not None else int((server_dir() / "driver.pid").read_text())
+    try:
+        os.killpg(pid, signal.SIGTERM)
+        if _child is not None:
+            _child.wait(timeout=timeout)
+        else:
+            deadline = time.monotonic() + timeout
+            while server_alive() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if server_alive():
+                raise subprocess.TimeoutExpired("driver", timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(pid, signal.SIGKILL)
+        if _child is not None:
+            _child.wait()
+    except ProcessLookupError:
+        pass
+    _child = None
+
+
+def inference_tick():
+    """One iteration of the keeper: bill what the jobs ran, finish jobs cancelled while no
+    server ran, and start the server when jobs wait for it. Returns 1 if it started one."""
+    global _child
+    if _child is not None and _child.poll() is not None:
+        _child = None
+    for ijob in InferenceJob.objects.filter(status=InferenceJob.RUNNING).select_related("job"):
+        inference_bill(ijob)
+    unfinished = InferenceJob.objects.filter(status__in=InferenceJob.UNFINISHED)
+    if not unfinished.exists() or server_alive():
+        return 0
+    for ijob in unfinished.filter(status=InferenceJob.RUNNING, job__cancel_requested=True):
+        inference_finish(ijob, ijob.job.stop_status or InferenceJob.CANCELLED,
+                         ijob.job.status_reason or "cancelled")
+    server_start()
+    return 1

@@ -1,0 +1,236 @@
+"""The rules of inference jobs: submit, cancel, batch size, recording batches, billing,
+finishing, statistics."""
+
+import math
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Max, Min, Sum
+from django.utils import timezone
+
+from dmarket.common.api import Conflict
+from dmarket.credits.services import (
+    Usage,
+    account_lock,
+    job_bill_usage,
+    job_hold,
+    job_release,
+    machine_type_price,
+    market_premium_rate,
+)
+from dmarket.jobs.models import Job
+
+from .models import InferenceBatch, InferenceJob, InferenceOutput
+from .rates import spread_rate
+
+# The launcher name of the jobs.Job rows that carry inference jobs' money: no launcher runs
+# under it, so none ever follows or claims them.
+INFERENCE_LAUNCHER = "dmarket-inference-server"
+RATE_WINDOW = timedelta(seconds=10)
+JOB_STATUS = {InferenceJob.SUCCEEDED: Job.SUCCEEDED, InferenceJob.FAILED: Job.FAILED,
+              InferenceJob.CANCELLED: Job.CANCELLED}
+
+
+def inference_submit(user, fields):
+    """Create a queued inference job and hold its credit cap (InsufficientCredits: nothing
+    written). `fields` are the validated submit fields."""
+    with transaction.atomic():
+        account_lock(user)
+        job = Job.objects.create(
+            user=user, name=fields["name"], entry_file="(inference server)",
+            app_params=[fields["model"], fields["data"]], cores=1,
+            max_credits=fields["max_credits"],
+            machine_type="cpu", price_per_core_hour=machine_type_price("cpu"),
+            premium_rate=market_premium_rate(extra_jobs=1),
+            # Never QUEUED: the launchers claim QUEUED jobs.
+            status=Job.STARTING, launcher=INFERENCE_LAUNCHER)
+        job_hold(job)
+        return InferenceJob.objects.create(
+            user=user, job=job, model=fields["model"], weights=fields["weights"],
+            data=fields["data"], batch_size=fields["batch_size"],
+            input_count=fields.get("input_count"))
+
+
+def inference_cancel(ijob, reason="cancelled by its owner"):
+    """A queued job is cancelled at once; a running one is stopped by the inference server
+    before its next batches. Returns True when it is CANCELLED now. Conflict if finished."""
+    with transaction.atomic():
+        locked = InferenceJob.objects.select_for_update().get(pk=ijob.pk)
+        if locked.is_finished:
+            raise Conflict(f"Inference job {ijob.pk} has already finished ({locked.status}).")
+        queued = locked.status == InferenceJob.QUEUED
+        if not queued:
+            Job.objects.filter(pk=locked.job_id, cancel_requested=False).update(
+                cancel_requested=True, stop_status=Job.CANCELLED, status_reason=reason)
+    if queued:
+        inference_finish(ijob, InferenceJob.CANCELLED, reason)
+    ijob.refresh_from_db()
+    return ijob.is_finished
+
+
+def inference_set_batch(ijob, batch_size):
+    """Change the batch size of an unfinished job; its next batches use it."""
+    changed = InferenceJob.objects.filter(pk=ijob.pk, status__in=InferenceJob.UNFINISHED) \
+        .update(batch_size=batch_size)
+    ijob.refresh_from_db()
+    if not changed:
+        raise Conflict(f"Inference job {ijob.pk} has already finished ({ijob.status}).")
+    return ijob
+
+
+def inference_claim(ijob_id):
+    """The inference server takes a queued job (a conditional UPDATE: one winner)."""
+    now = timezone.now()
+    won = InferenceJob.objects.filter(pk=ijob_id, status=InferenceJob.QUEUED).update(
+        status=InferenceJob.RUNNING, started_at=now)
+    if won:
+        ijob = InferenceJob.objects.get(pk=ijob_id)
+        Job.objects.filter(pk=ijob.job_id, status=Job.STARTING).update(
+            status=Job.RUNNING, started_at=now)
+        return ijob
+    return None
+
+
+def inference_record(ijob, results, inputs, machine_of):
+    """Write the outputs and the batch records of finished batches, in one transaction.
+
+    An output that exists already (its batch ran twice) is left as it was: one per input.
+    results: the executors' batch dicts; inputs: index -> (name, locator); machine_of: (executor,
+    host) -> Machine or None. Returns how many outputs were new.
+    """
+    now = timezone.now()
+    outputs, batches = [], []
+    for result in results:
+        outputs += [InferenceOutput(job=ijob, index=index, name=inputs[index][0], output=values)
+                    for index, values in result["outputs"]]
+        batches.append(InferenceBatch(
+            job=ijob, first_index=result["first"], size=result["size"],
+            processing_ms=result["processing_ms"], core_ms=result["core_ms"],
+            executor=result["executor"], host=result["host"],
+            machine=machine_of(result["executor"], result["host"]), finished_at=now,
+            started_at=now - timedelta(milliseconds=result["wall_ms"])))
+    with transaction.atomic():
+        before = InferenceOutput.objects.filter(job=ijob).count()
+        InferenceOutput.objects.bulk_create(outputs, ignore_conflicts=True)
+        InferenceBatch.objects.bulk_create(batches, ignore_conflicts=True)
+        return InferenceOutput.objects.filter(job=ijob).count() - before
+
+
+def inference_bill(ijob):
+    """Bill the job's recorded batches: one Usage per machine and round, written once.
+
+    Batches are first given the key of the Usage they belong to (a conditional UPDATE of
+    those without one), and each key is billed by job_bill_usage, which writes a key once:
+    billing that stops half-way and runs again bills every batch exactly once. Batches that
+    ran on no registered machine are not billed. Returns the credits newly charged.
+    """
+    unkeyed = InferenceBatch.objects.filter(job=ijob, usage_key="", machine__isnull=False)
+    for machine_id, last in unkeyed.values_list("machine").annotate(last=Max("id")):
+        InferenceBatch.objects.filter(job=ijob, usage_key="", machine_id=machine_id,
+                                      id__lte=last).update(
+            usage_key=f"inference:{ijob.pk}:machine:{machine_id}:batch:{last}")
+    billed = set(ijob.job.ledger.filter(kind="charge").values_list("key", flat=True))
+    usages = []
+    rows = (InferenceBatch.objects.filter(job=ijob).exclude(usage_key="")
+            .values("usage_key", "machine").annotate(core_ms=Sum("core_ms"))
+            .order_by("usage_key"))
+    machines = {}
+    for row in rows:
+        if f"charge:job:{ijob.job_id}:{row['usage_key']}" in billed:
+            continue
+        if row["machine"] not in machines:
+            from dmarket.machines.models import Machine
+            machines[row["machine"]] = Machine.objects.get(pk=row["machine"])
+        usages.append(Usage(key=row["usage_key"], machine=machines[row["machine"]],
+                            core_ms=row["core_ms"]))
+    job = Job.objects.get(pk=ijob.job_id)
+    charged = job_bill_usage(job, usages)
+    if job.cost >= job.max_credits:
+        Job.objects.filter(pk=job.pk, cancel_requested=False).update(
+            cancel_requested=True, stop_status=Job.FAILED, status_reason="credit cap reached")
+    return charged
+
+
+def inference_finish(ijob, status, reason):
+    """Record the job's end (once), bill what it ran and release the rest of its hold."""
+    now = timezone.now()
+    changed = InferenceJob.objects.filter(pk=ijob.pk, status__in=InferenceJob.UNFINISHED) \
+        .update(status=status, status_reason=reason[:500], finished_at=now)
+    ijob.refresh_from_db()
+    if not changed and ijob.job.settled_at is not None:
+        return ijob
+    inference_bill(ijob)
+    job = Job.objects.get(pk=ijob.job_id)
+    job_release(job)
+    Job.objects.filter(pk=job.pk, settled_at__isnull=True).update(
+        status=JOB_STATUS[ijob.status], status_reason=ijob.status_reason,
+        finished_at=ijob.finished_at, settled_at=timezone.now())
+    ijob.refresh_from_db()
+    return ijob
+
+
+# --- Statistics -------------------------------------------------------------------------------
+
+def weighted_percentile(pairs, total, p):
+    """Nearest-rank percentile of values each counted `weight` times: pairs sorted by value."""
+    rank = max(1, math.ceil(p / 100 * total))
+    seen = 0
+    for value, weight in pairs:
+        seen += weight
+        if seen >= rank:
+            return value
+    return pairs[-1][0]
+
+
+def inference_rate(ijob, now=None):
+    """Queries per second over the last 10 s (up to the job's end once it has ended), each
+    batch's queries spread over the time it ran (see rates.py)."""
+    end = ijob.finished_at or now or timezone.now()
+    start = end - RATE_WINDOW
+    if ijob.started_at is not None and ijob.started_at > start:
+        start = ijob.started_at
+    if end <= start:
+        return 0.0
+    spans = [((b - end).total_seconds(), (f - end).total_seconds(), size)
+             for b, f, size in InferenceBatch.objects.filter(
+                 job=ijob, finished_at__gt=start, started_at__lt=end)
+             .values_list("started_at", "finished_at", "size")]
+    return spread_rate(spans, (start - end).total_seconds(), 0.0)
+
+
+def inference_machines(ijob, now=None):
+    """The machines (and hosts) that ran its batches in the last 10 s (before its end)."""
+    end = ijob.finished_at or now or timezone.now()
+    rows = (InferenceBatch.objects.filter(job=ijob, finished_at__gt=end - RATE_WINDOW,
+                                          finished_at__lte=end)
+            .values("host", "machine").distinct().order_by("host", "machine"))
+    return [{"host": r["host"], "machine": r["machine"]} for r in rows]
+
+
+def inference_stats(ijob, now=None):
+    """Count, mean, std and percentiles of query time, 10 s and overall rates, machines.
+
+    A query's processing time is that of the batch it was in (every input of a batch waits
+    for the whole batch)."""
+    now = now or timezone.now()
+    pairs = sorted(InferenceBatch.objects.filter(job=ijob)
+                   .values_list("processing_ms", "size"))
+    count = sum(size for _, size in pairs)
+    stats = {"job": ijob.pk, "status": ijob.status, "batch_size": ijob.batch_size,
+             "inputs": ijob.input_count, "count": count, "mean_ms": None, "std_ms": None,
+             "p25_ms": None, "p50_ms": None, "p75_ms": None, "p99_ms": None,
+             "rate_10s": inference_rate(ijob, now), "rate_total": 0.0,
+             "core_ms_per_query": None, "machines": inference_machines(ijob, now)}
+    if count:
+        mean = sum(ms * size for ms, size in pairs) / count
+        variance = sum(size * (ms - mean) ** 2 for ms, size in pairs) / count
+        stats.update(mean_ms=mean, std_ms=math.sqrt(variance))
+        for p in (25, 50, 75, 99):
+            stats[f"p{p}_ms"] = weighted_percentile(pairs, count, p)
+        span = InferenceBatch.objects.filter(job=ijob).aggregate(
+            first=Min("finished_at"), core_ms=Sum("core_ms"))
+        start = ijob.started_at or span["first"]
+        seconds = ((ijob.finished_at or now) - start).total_seconds()
+        stats["rate_total"] = count / seconds if seconds > 0 else 0.0
+        stats["core_ms_per_query"] = span["core_ms"] / count
+    return stats
