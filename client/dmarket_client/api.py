@@ -1,6 +1,7 @@
 """A small HTTP client for the dmarket API: JSON in, JSON out, errors as ApiError."""
 
 import hashlib
+import itertools
 import os
 
 import requests
@@ -77,6 +78,11 @@ class Client:
             if not page.get("next"):
                 return
             page = self.request("GET", page["next"])
+
+    def first(self, path, limit, **params):
+        """At most `limit` items of a paginated list, in as few pages as the server allows."""
+        return list(itertools.islice(self.pages(path, page_size=min(limit, 500), **params),
+                                     limit))
 
     def download(self, path, destination, progress=None, params=None, digest=None):
         """Stream a file to `destination` (never whole in memory), feeding `digest` (a

@@ -369,17 +369,12 @@ def submit(ctx, entry_file, params, name, libs, archives, files, cores, executor
 @pass_context
 def jobs_list(ctx, statuses, everyone, limit):
     """List your jobs, newest first."""
-    client = ctx.client()
-    params = {"page_size": min(limit, 500)}
+    params = {}
     if statuses:
         params["status"] = ",".join(statuses)
     if everyone:
         params["all"] = "true"
-    rows = []
-    for job in client.pages("jobs/", **params):
-        rows.append(job)
-        if len(rows) >= limit:
-            break
+    rows = ctx.client().first("jobs/", limit, **params)
     if ctx.as_json:
         emit_json(rows)
     else:
@@ -621,14 +616,8 @@ def credits(ctx):
 @pass_context
 def history(ctx, kinds, limit):
     """List the movements of your credits, newest first."""
-    params = {"page_size": min(limit, 500)}
-    if kinds:
-        params["kind"] = ",".join(kinds)
-    rows = []
-    for row in ctx.client().pages("credits/transactions/", **params):
-        rows.append(row)
-        if len(rows) >= limit:
-            break
+    params = {"kind": ",".join(kinds)} if kinds else {}
+    rows = ctx.client().first("credits/transactions/", limit, **params)
     emit(ctx, rows if ctx.as_json else [for_people(r) for r in rows], columns=[
         ("id", "ID"), ("kind", "KIND"), ("amount", "AMOUNT"), ("held", "HELD"),
         ("balance_after", "BALANCE"), ("job", "JOB"), ("memo", "MEMO"),

@@ -90,14 +90,8 @@ def show(ctx, ijob):
 @pass_context
 def infer_list(ctx, statuses, limit):
     """List your inference jobs, newest first."""
-    params = {"page_size": min(limit, 500)}
-    if statuses:
-        params["status"] = ",".join(statuses)
-    rows = []
-    for ijob in ctx.client().pages("inference/", **params):
-        rows.append(ijob)
-        if len(rows) >= limit:
-            break
+    params = {"status": ",".join(statuses)} if statuses else {}
+    rows = ctx.client().first("inference/", limit, **params)
     if ctx.as_json:
         emit_json(rows)
         return
@@ -198,11 +192,7 @@ def results(ctx, job_id, target, limit):
         else:
             click.echo(f"{count} outputs saved in {target}.")
         return
-    rows = []
-    for row in client.pages(f"inference/{job_id}/results/", page_size=min(limit, 500)):
-        rows.append(row)
-        if len(rows) >= limit:
-            break
+    rows = client.first(f"inference/{job_id}/results/", limit)
     if ctx.as_json:
         emit_json(rows)
         return
