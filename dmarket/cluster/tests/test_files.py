@@ -19,6 +19,7 @@ from pytest_django.live_server_helper import LiveServer
 from dmarket.cluster.testing import LocalCluster
 from dmarket.conftest import client_for
 from dmarket.files.services import job_input_urls
+from dmarket.files.tests.util import uploaded
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
 
@@ -36,20 +37,13 @@ def zipped(files):
     return buffer.getvalue()
 
 
-def put(user, name, data):
-    response = client_for(user).generic("PUT", f"/api/files/{name}", data,
-                                        content_type="application/octet-stream")
-    assert response.status_code == 201, response.content
-    return response.json()
-
-
 def store_the_app(user):
     """The application and its inputs, in the user's store."""
-    put(user, "apps/files_app.py", (APPS / "files_app.py").read_bytes())
-    put(user, "lib/fhelper.zip", zipped({
+    uploaded(user, "apps/files_app.py", (APPS / "files_app.py").read_bytes())
+    uploaded(user, "lib/fhelper.zip", zipped({
         "fhelper/__init__.py": "def greet(who):\n    return f'hello {who} from the lib'\n"}))
-    put(user, "data/values.zip", zipped({"values.txt": "1 2 3\n"}))
-    put(user, "conf/settings.json", json.dumps({"epochs": 3}).encode())
+    uploaded(user, "data/values.zip", zipped({"values.txt": "1 2 3\n"}))
+    uploaded(user, "conf/settings.json", json.dumps({"epochs": 3}).encode())
 
 
 def files_job(user, **fields):

@@ -11,6 +11,7 @@ import pytest
 
 from dmarket.conftest import client_for
 from dmarket.credits.models import LedgerEntry
+from dmarket.files.tests.util import uploaded
 from dmarket.jobs.models import Job
 from dmarket.settings import BASE_DIR
 
@@ -29,10 +30,7 @@ MNIST = BASE_DIR / "sample" / "mnist"
 
 def store_code(user):
     for path in sorted(MNIST.glob("*.py")):
-        response = client_for(user).generic("PUT", f"/api/files/mnist/{path.name}",
-                                            path.read_bytes(),
-                                            content_type="application/octet-stream")
-        assert response.status_code == 201, response.content
+        uploaded(user, f"mnist/{path.name}", path.read_bytes())
 
 
 def run(user, script, params, archives=(), timeout=600):
