@@ -2,6 +2,7 @@
 
 import json as jsonlib
 import os
+import time
 from pathlib import Path
 
 import click
@@ -24,9 +25,10 @@ STATS_COLUMNS = [("count", "COUNT"), ("mean_ms", "MEAN MS"), ("std_ms", "STD MS"
 
 
 def absolute(ref):
-    """A local path made absolute (the server reads it); names and URIs unchanged."""
-    if ref.startswith(("/", "./", "../", "~")) or os.sep in ref and ":" not in ref:
-        return os.path.abspath(os.path.expanduser(ref))
+    """./PATH and ../PATH made absolute (operators may name files on the server's machine);
+    store names (models/lenet.keras), dmarket:// URIs and built-in names unchanged."""
+    if ref.startswith(("./", "../")):
+        return os.path.abspath(ref)
     return ref
 
 
@@ -53,13 +55,16 @@ def infer():
 
 
 @infer.command(context_settings=CONTEXT)
-@click.option("--model", required=True, metavar="NAME|PATH",
+@click.option("--model", required=True, metavar="NAME[@V]",
               help="lenet, resnet50 or inceptionv3 (add :SIDE for smaller images, e.g. "
-                   "resnet50:64), or a .keras/.h5 model file.")
-@click.option("--weights", metavar="PATH", help="Weights for a built-in model (default: "
-              "random weights).")
-@click.option("--data", required=True, metavar="synthetic:N|PATH",
-              help="synthetic:N, or a directory or glob of .npy, image or .csv inputs.")
+                   "resnet50:64), or a .keras/.h5 model file in the file store (NAME[@V], "
+                   "dmarket://~USER/NAME, dmarket://jobs/ID/results/PATH).")
+@click.option("--weights", metavar="NAME[@V]", help="A weights file in the file store for a "
+              "built-in model (default: random weights).")
+@click.option("--data", required=True, metavar="synthetic:N|dmarket://PATTERN",
+              help="synthetic:N, or .npy, image or .csv files in the file store: "
+                   "dmarket://PATTERN (* and ?; a folder: all its files), "
+                   "dmarket://jobs/ID/results/PATTERN.")
 @click.option("--batch-size", required=True, type=click.IntRange(min=1))
 @click.option("--name", help="The job's name.")
 @click.option("--max-credits", metavar="CREDITS", help="The most the job may cost.")
@@ -150,6 +155,40 @@ def rates(ctx):
            ("rate_total", "RATE TOTAL")])
     ratio = body["max_over_min"]
     click.echo(f"max/min of the 10 s rates: {number(ratio, 3) or '-'}")
+
+
+@infer.command(context_settings=CONTEXT)
+@click.argument("job_ids", metavar="[ID]...", type=int, nargs=-1)
+@click.option("--interval", type=click.FloatRange(min=0.5), default=2.0, show_default=True,
+              help="Seconds between lines.")
+@json_option
+@pass_context
+def watch(ctx, job_ids, interval):
+    """Follow inference jobs (default: your running ones) until they have all finished: a
+    line every interval with each job's outputs so far, its batch size and 10 s rate, and
+    the largest 10 s rate of the running jobs over the smallest. --json: one object a line."""
+    client = ctx.client()
+    if not job_ids:
+        job_ids = [j["id"] for j in client.pages("inference/", page_size=500,
+                                                   status="QUEUED,RUNNING")]
+        if not job_ids:
+            click.echo("No queued or running inference jobs.")
+            return
+    while True:
+        rows = [client.get(f"inference/{i}/stats/") for i in job_ids]
+        running = [r["rate_10s"] for r in rows if r["status"] == "RUNNING"]
+        ratio = max(running) / min(running) if len(running) > 1 and min(running) > 0 else None
+        if ctx.as_json:
+            click.echo(jsonlib.dumps({"time": round(time.time(), 3), "jobs": rows,
+                                      "max_over_min": ratio}))
+        else:
+            click.echo(time.strftime("%H:%M:%S  ") + "  |  ".join(
+                f"{r['job']} {r['status'][:3]} {r['count']}/{r['inputs']} b{r['batch_size']} "
+                f"{r['rate_10s']:.2f}/s" for r in rows)
+                + (f"  |  max/min {ratio:.3f}" if ratio else ""))
+        if all(r["status"] in FINISHED for r in rows):
+            return
+        time.sleep(interval)
 
 
 @infer.command("set-batch", context_settings=CONTEXT)

@@ -36,14 +36,25 @@ def test_submit_show_list_and_cancel(dmarket, dmarket_json, user):
                              "(CANCELLED).\n")
 
 
-def test_paths_are_made_absolute_and_bad_references_refused(dmarket, user, tmp_path,
-                                                            monkeypatch):
+def test_models_and_data_are_named_in_the_file_store(dmarket, dmarket_json, user, tmp_path,
+                                                     monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = dmarket("infer", "submit", "--model", "./missing.keras", "--data", "synthetic:1",
+    (tmp_path / "m.keras").write_bytes(b"model")
+    (tmp_path / "x.csv").write_text("label,a,b\n1,2,3\n4,5,6\n")
+    assert dmarket("files", "put", "m.keras", "models/m.keras").exit_code == 0
+    assert dmarket("files", "put", "x.csv", "data/x.csv").exit_code == 0
+    ijob = dmarket_json("infer", "submit", "--model", "models/m.keras", "--data",
+                        "dmarket://data", "--batch-size", "1")
+    assert (ijob["model"], ijob["data"], ijob["input_count"]) == (
+        "dmarket://models/m.keras@1", "dmarket://data", 2)
+
+    # A file on this machine is not one the server can read.
+    result = dmarket("infer", "submit", "--model", "./m.keras", "--data", "synthetic:1",
                      "--batch-size", "1")
     assert result.exit_code == 1
-    assert result.stderr == (f"dmarket: model: {tmp_path}/missing.keras is not a file the "
-                             "server can read\n")
+    assert result.stderr == (f"dmarket: model: '{tmp_path}/m.keras': only operators may name "
+                             "files on the server; put the model into the file store (dmarket "
+                             "files put) and name it dmarket://NAME\n")
 
 
 def test_stats_rates_and_set_batch(dmarket, dmarket_json, user):
@@ -102,3 +113,42 @@ def test_cluster_status(dmarket, dmarket_json, user):
         "(ada)"]
     assert dmarket_json("cluster", "status")[0]["jobs"] == [
         {"kind": "inference", "id": ijob.pk, "owner": "ada", "cores": 1}]
+
+
+def test_watch_prints_a_line_per_interval_until_the_jobs_have_finished(dmarket, dmarket_json,
+                                                                       user):
+    import re
+    import threading
+
+    from django.db import connection
+
+    from dmarket.inference.services import inference_finish
+
+    ids = [dmarket_json("infer", "submit", "--model", "lenet", "--data", "synthetic:40",
+                        "--batch-size", "4")["id"] for _ in range(2)]
+    jobs = [inference_claim(i) for i in ids]
+    add_batch(jobs[0], 0, 4, 10.0, seconds_ago=0)
+    add_batch(jobs[1], 0, 4, 10.0, seconds_ago=0)
+
+    def finish():
+        for ijob in jobs:
+            inference_finish(ijob, "SUCCEEDED", "done")
+        connection.close()
+
+    timer = threading.Timer(1.6, finish)
+    timer.start()
+    result = dmarket("infer", "watch", *ids, "--interval", "0.5")
+    timer.join()
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    running = (rf"^\d\d:\d\d:\d\d  {ids[0]} RUN 4/40 b4 \d+\.\d\d/s  \|  {ids[1]} RUN 4/40 b4 "
+               r"\d+\.\d\d/s  \|  max/min \d+\.\d\d\d$")
+    assert len(lines) >= 3 and all(re.match(running, line) for line in lines[:-1]), lines
+    assert re.match(rf"^\d\d:\d\d:\d\d  {ids[0]} SUC 4/40 b4 \d+\.\d\d/s  \|  {ids[1]} SUC "
+                    r"4/40 b4 \d+\.\d\d/s$", lines[-1]), lines
+
+    result = dmarket("--json", "infer", "watch", ids[0])
+    (line,) = result.stdout.splitlines()
+    body = json.loads(line)
+    assert [j["job"] for j in body["jobs"]] == [ids[0]] and body["max_over_min"] is None
+    assert body["jobs"][0]["status"] == "SUCCEEDED"

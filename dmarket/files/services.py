@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import uuid
 from dataclasses import replace
@@ -11,7 +12,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import OuterRef, Subquery, Sum
 from rest_framework.exceptions import NotFound, ValidationError
 
 from dmarket.common.api import Conflict, visible_to
@@ -157,6 +158,28 @@ def file_for(user, ref):
     if stored is None or not stored.versions.exists():
         raise NotFound(f"No such file: {ref.uri()}")
     return stored
+
+
+def glob_regex(pattern):
+    """A shell-style pattern (* and ?, matching '/' too) as an anchored regular expression
+    that PostgreSQL and SQLite evaluate alike."""
+    return "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                         for c in pattern) + "$"
+
+
+def files_latest(user, owner=None, pattern=None):
+    """The latest version of each file of `owner` (the user by default) that the user may
+    read, by name; only names matching `pattern` (* and ?) if one is given."""
+    owner = owner or user.username
+    qs = FileVersion.objects.select_related("file__user").filter(file__user__username=owner)
+    if owner != user.username and not user.is_staff:
+        qs = qs.filter(file__public=True)
+    latest = (FileVersion.objects.filter(file=OuterRef("file")).order_by("-version")
+              .values("version")[:1])
+    qs = qs.filter(version=Subquery(latest))
+    if pattern:
+        qs = qs.filter(file__name__regex=glob_regex(pattern))
+    return qs.order_by("file__name")
 
 
 def version_of(stored, ref, lock=False):

@@ -1,6 +1,5 @@
 import re
 
-from django.db.models import OuterRef, Subquery
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -18,8 +17,8 @@ from .names import BadName, FileRef, check_name
 from .serializers import (FileDeletedSerializer, FilePatchSerializer, FileVersionSerializer,
                           StorageUsageSerializer)
 from .services import (QuotaExceeded, UploadFailed, file_delete, file_for, file_publish,
-                       file_store, job_input_file, job_input_token_valid, storage_summary,
-                       version_of)
+                       file_store, files_latest, job_input_file, job_input_token_valid,
+                       storage_summary, version_of)
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 OWNER = OpenApiParameter("owner", OpenApiTypes.STR,
@@ -45,13 +44,6 @@ def ref_of(request, name, versioned=True):
     return FileRef(owner, name_of(name), version)
 
 
-def glob_regex(pattern):
-    """A shell-style pattern (* and ?, matching '/' too) as an anchored regular expression
-    that PostgreSQL and SQLite evaluate alike."""
-    return "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
-                         for c in pattern) + "$"
-
-
 class FileListView(generics.ListAPIView):
     serializer_class = FileVersionSerializer
 
@@ -59,19 +51,8 @@ class FileListView(generics.ListAPIView):
         return {**super().get_serializer_context(), "user": self.request.user}
 
     def get_queryset(self):
-        user = self.request.user
-        owner = self.request.query_params.get("owner") or user.username
-        qs = FileVersion.objects.select_related("file__user").filter(
-            file__user__username=owner)
-        if owner != user.username and not user.is_staff:
-            qs = qs.filter(file__public=True)
-        latest = (FileVersion.objects.filter(file=OuterRef("file")).order_by("-version")
-                  .values("version")[:1])
-        qs = qs.filter(version=Subquery(latest))
-        pattern = self.request.query_params.get("pattern")
-        if pattern:
-            qs = qs.filter(file__name__regex=glob_regex(pattern))
-        return qs.order_by("file__name")
+        return files_latest(self.request.user, self.request.query_params.get("owner"),
+                            self.request.query_params.get("pattern"))
 
     @extend_schema(operation_id="files_list", parameters=[
         OpenApiParameter("pattern", OpenApiTypes.STR,

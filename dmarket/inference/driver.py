@@ -6,8 +6,8 @@ batches of the job's current batch size and submits each as a small Spark job in
 own FAIR scheduler pool; the executors run the model (tasks.run_batches) and send back the
 outputs and timings, which the runner records. A controller keeps the jobs' query rates
 together by holding back the jobs ahead (see Controller). The driver stops after
-DMARKET_INFERENCE_IDLE seconds with no job, and on SIGTERM (its jobs stay RUNNING and the next driver resumes them from their
-outputs: an input with an output is never run again).
+DMARKET_INFERENCE_IDLE seconds with no job, and on SIGTERM (its jobs stay RUNNING and the
+next driver resumes them from their outputs: an input with an output is never run again).
 """
 
 import collections
@@ -28,6 +28,8 @@ CONTROL_WINDOW = 10.0
 READ_INTERVAL = 0.5
 # A batch whose Spark job fails this many times (after Spark's own task retries) fails its job.
 MAX_BATCH_FAILURES = 4
+# Seconds a driver told to stop has to finish its batches in flight.
+STOP_GRACE = 15
 
 
 class Runner(threading.Thread):
@@ -38,8 +40,8 @@ class Runner(threading.Thread):
         self.server = server
         self.ijob = ijob
         self.limit = server.max_in_flight
-        # Queries completed by this driver, and in batches submitted but not back yet: what
-        # the controller compares.
+        # Queries completed by this driver, and in batches submitted but not back yet: their
+        # sum is what the controller compares.
         self.completed = 0
         self.in_flight_queries = 0
         self.batch_size = ijob.batch_size
@@ -47,6 +49,11 @@ class Runner(threading.Thread):
         self.lock = threading.Lock()
         self.first_completion = None
         self.finished = False
+        self.blobs = {}
+
+    @property
+    def submitted(self):
+        return self.completed + self.in_flight_queries
 
     def rate_over(self, seconds, now):
         """Queries per second over the last `seconds`; None until its first batch is that
@@ -74,31 +81,61 @@ class Runner(threading.Thread):
             inference_finish(self.ijob, InferenceJob.FAILED, f"{type(e).__name__}: {e}")
         finally:
             self.finished = True
+            for blob in self.blobs.values():
+                blob.unpersist()
             connection.close()
 
     def spark_job(self, batches):
         from .tasks import run_batches
 
         sc = self.server.sc
+        blobs = self.blobs
         sc.setLocalProperty("spark.scheduler.pool", self.ijob.pool)
         sc.setJobGroup(self.ijob.pool, f"inference job {self.ijob.pk}")
-        return sc.parallelize(batches, len(batches)).mapPartitions(run_batches).collect()
+        # The broadcasts go in the closure: so Spark ships them with the tasks.
+        return sc.parallelize(batches, len(batches)).mapPartitions(
+            lambda it: run_batches(it, blobs)).collect()
+
+    def ship(self, spec):
+        """The model spec as the executors take it: its files' bytes as Spark broadcasts
+        (read here, on the server; the executors need no access to its disk)."""
+        import hashlib
+
+        def broadcast(path):
+            with open(path, "rb") as f:
+                data = f.read()
+            key = hashlib.sha256(data).hexdigest()
+            if key not in self.blobs:
+                self.blobs[key] = self.server.sc.broadcast(data)
+            return key
+
+        spec = dict(spec)
+        if "path" in spec:
+            spec["blob"] = broadcast(spec.pop("path"))
+        elif spec.get("weights"):
+            spec["weights_blob"] = broadcast(spec.pop("weights"))
+        return spec
 
     def serve(self):
         from dmarket.jobs.models import Job
 
         from .models import InferenceJob, InferenceOutput
-        from .resolve import inference_resolve_data, inference_resolve_model
+        from .refs import inference_files
+        from .resolve import InputReader, inference_resolve_data, inference_resolve_model
         from .services import inference_bill, inference_finish, inference_record
 
         ijob = self.ijob
-        spec = inference_resolve_model(ijob.model, ijob.weights)
-        inputs = inference_resolve_data(ijob.data)
+        path_of = inference_files(ijob)
+        spec = self.ship(inference_resolve_model(ijob.model, ijob.weights, path_of))
+        inputs = inference_resolve_data(
+            ijob.data, [(name, path_of(uri)) for name, uri in ijob.data_files] or None)
+        reader = InputReader()
         InferenceJob.objects.filter(pk=ijob.pk).update(input_count=len(inputs))
         done = set(InferenceOutput.objects.filter(job=ijob).values_list("index", flat=True))
         pending = collections.deque(i for i in range(len(inputs)) if i not in done)
         failures = collections.Counter()
-        model_key = f"{ijob.model}|{ijob.weights}"
+        # By content: a model file's key is its hash.
+        model_key = repr(sorted(spec.items()))
         pool = ThreadPoolExecutor(self.server.max_in_flight, thread_name_prefix=ijob.pool)
         in_flight = {}
         last_bill = time.monotonic()
@@ -169,7 +206,7 @@ class Runner(threading.Thread):
                 indices = [pending.popleft() for _ in range(count)]
                 self.in_flight_queries += count
                 batch = {"model_key": model_key, "model": spec, "first": indices[0],
-                         "items": [(i, inputs[i][1]) for i in indices],
+                         "items": [(i, reader.payload(inputs[i][1])) for i in indices],
                          "cores": 1, "driver_host": self.server.driver_host}
                 in_flight[pool.submit(self.spark_job, [batch])] = indices
             if not in_flight:
@@ -184,14 +221,16 @@ def last_line(error):
 class Controller:
     """Keeps concurrent jobs' query rates together, whatever each model costs per query.
 
-    Lockstep on queries completed: once every running job has completed a batch, a job that
-    is ahead of the slowest one (in queries completed since the set of running jobs last
-    changed) may submit a batch only while that keeps it within one batch (the largest batch
-    size among the jobs) of the slowest; the slowest may always submit, up to its in-flight
-    limit. The jobs ahead leave cores idle, the FAIR scheduler gives them to the slowest
-    job's waiting batches, and over any stretch of time every job completes the same number
-    of queries, give or take a few batches: equal rates, at capacity / sum of the jobs' costs
-    per query. Pacing on measured rates instead chases their noise on a busy machine.
+    Lockstep on queries submitted (completed, or in batches in flight): once every running
+    job has completed a batch, a job may submit a batch only while that keeps it within one
+    batch (the largest batch size among the jobs) of the job that has submitted least since
+    the set of running jobs last changed; that job may always submit, up to its in-flight
+    limit. A job whose batches cost more has more of them in flight at once; when it reaches
+    its limit, the others wait for it. Over any stretch of time every job completes the same
+    number of queries, give or take its batches in flight: equal rates, at capacity / the sum
+    of the jobs' costs per query. Lockstep on queries completed instead lets the job ahead
+    have only one batch in flight, which leaves the cores idle while batches travel; pacing
+    on measured rates chases their noise on a busy machine.
     """
 
     def __init__(self):
@@ -208,13 +247,10 @@ class Controller:
             if warm != self.members:
                 # A job joined or left: compare progress from here on.
                 self.members = warm
-                self.base = {r: r.completed for r in warm}
-            progress = {r: r.completed - self.base[r] for r in warm}
-            low = min(progress.values())
-            if progress[runner] == low:
-                return True
+                self.base = {r: r.submitted for r in warm}
+            progress = {r: r.submitted - self.base[r] for r in warm}
             slack = max(r.batch_size for r in warm)
-            return progress[runner] + runner.in_flight_queries + count <= low + slack
+            return progress[runner] + count <= min(progress.values()) + slack
 
     def runners(self):
         return [r for r in self.server.runners.values() if not r.finished]
@@ -240,8 +276,9 @@ class Server:
         self.driver_host = settings.DMARKET_DRIVER_HOST
         self.idle = settings.DMARKET_INFERENCE_IDLE
         cores = int(sc.getConf().get("spark.cores.max", "0") or 0)
-        # Enough batches in flight to keep every core of the cluster busy, plus one queued.
-        self.max_in_flight = max(2, (cores or sc.defaultParallelism) + 1)
+        # Enough batches in flight to keep every core of the cluster busy while others travel
+        # between the driver and the executors.
+        self.max_in_flight = max(2, 2 * (cores or sc.defaultParallelism) + 2)
         self.runners = {}
         self.controller = Controller()
         self.controller.server = self
@@ -327,7 +364,17 @@ def main():
     session = SparkSession.builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     server = Server(session.sparkContext)
-    signal.signal(signal.SIGTERM, lambda *_: server.stopping.set())
+    def terminate(*_):
+        server.stopping.set()
+        # Batches in flight when Spark's JVM goes away may never come back, and their
+        # threads would hold this process (and its advisory lock) alive: a stopped driver
+        # that has not left by itself within the grace is ended. Its unrecorded batches run
+        # again under the next driver.
+        timer = threading.Timer(STOP_GRACE, os._exit, [0])
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, terminate)
     log.info("inference server %s up, %s batches in flight per job at most",
              session.sparkContext.applicationId, server.max_in_flight)
     try:
@@ -349,4 +396,7 @@ if __name__ == "__main__":
     # dmarket.inference.tasks, the module the executors have.
     from dmarket.inference.driver import main as package_main
 
-    sys.exit(package_main())
+    code = package_main()
+    sys.stdout.flush()
+    # Not sys.exit: that waits for the batch threads, which a dead JVM can leave blocked.
+    os._exit(code)

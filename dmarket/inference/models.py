@@ -28,6 +28,9 @@ class InferenceJob(models.Model):
     model = models.CharField(max_length=2000)
     weights = models.CharField(max_length=2000, blank=True)
     data = models.CharField(max_length=2000)
+    # The data's files, pinned at submission: [[input name, dmarket:// URI], ...] in order;
+    # empty for synthetic data and an operator's server path (listed when the job starts).
+    data_files = models.JSONField(default=list, blank=True)
     # Read by the inference server before each batch it forms: a change applies to the next.
     batch_size = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED, db_index=True)

@@ -6,7 +6,6 @@ from rest_framework import serializers
 from dmarket.common.serializers import StrictSerializer
 
 from .models import InferenceJob
-from .resolve import BadRef, inference_resolve_data, inference_resolve_model
 
 MAX_BATCH = 4096
 
@@ -15,13 +14,18 @@ class InferenceSubmitSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, required=False, default="")
     model = serializers.CharField(max_length=2000, help_text=(
         "lenet, resnet50 or inceptionv3 (optionally :SIDE, the input images' side, e.g. "
-        "resnet50:64), or the absolute path of a .keras or .h5 model file."))
+        "resnet50:64), or a .keras or .h5 model file in the file store: dmarket://NAME[@V] "
+        "(or NAME[@V]), dmarket://~USER/NAME, dmarket://jobs/ID/results/PATH. Operators may "
+        "give an absolute path on the server."))
     weights = serializers.CharField(max_length=2000, required=False, default="",
-                                    help_text="A weights file for a built-in model; without "
-                                    "one its weights are random.")
+                                    help_text="A weights file for a built-in model, in the "
+                                    "file store like a model; without one its weights are "
+                                    "random.")
     data = serializers.CharField(max_length=2000, help_text=(
-        "synthetic:N (N inputs of the model's input shape), or the absolute path of a "
-        "directory or a glob of .npy, .png/.jpg or .csv inputs (one per CSV row)."))
+        "synthetic:N (N inputs of the model's input shape), or .npy, .png/.jpg or .csv "
+        "inputs (one per CSV row) in the file store: dmarket://PATTERN (* and ? match; a "
+        "folder means every file in it), dmarket://~USER/PATTERN, "
+        "dmarket://jobs/ID/results/PATTERN. Operators may give a server path or glob."))
     batch_size = serializers.IntegerField(min_value=1, max_value=MAX_BATCH)
     max_credits = serializers.DecimalField(max_digits=20, decimal_places=6, required=False,
                                            allow_null=True, default=None,
@@ -29,17 +33,6 @@ class InferenceSubmitSerializer(StrictSerializer):
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
-        errors = {}
-        try:
-            inference_resolve_model(attrs["model"], attrs["weights"])
-        except BadRef as e:
-            errors["weights" if attrs["weights"] and "weights" in str(e) else "model"] = [str(e)]
-        try:
-            attrs["input_count"] = len(inference_resolve_data(attrs["data"]))
-        except BadRef as e:
-            errors["data"] = [str(e)]
-        if errors:
-            raise serializers.ValidationError(errors)
         if attrs["max_credits"] is None:
             attrs["max_credits"] = settings.DMARKET_DEFAULT_JOB_CAP
         if not attrs["name"]:

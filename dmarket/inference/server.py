@@ -95,7 +95,8 @@ def server_env():
     })
     # What this process was configured with, which may differ from its environment (tests).
     for name in ("DMARKET_SPARK_MASTER_URL", "DMARKET_SPARK_MASTER_UI", "DMARKET_HISTORY_URL",
-                 "DMARKET_INFERENCE_IDLE", "DMARKET_EXECUTOR_CORES", "DMARKET_JOBS_DIR"):
+                 "DMARKET_INFERENCE_IDLE", "DMARKET_EXECUTOR_CORES", "DMARKET_JOBS_DIR",
+                 "DMARKET_FILES_DIR"):
         env[name] = str(getattr(settings, name))
     if settings.DMARKET_SPARK_CONF_DIR:
         env["SPARK_CONF_DIR"] = str(settings.DMARKET_SPARK_CONF_DIR)
@@ -130,7 +131,11 @@ def server_start():
 
 def server_stop(timeout=20):
     """Stop the driver (its jobs stay RUNNING; the next driver resumes them): when the keeper
-    stops, and after tests. The driver also stops by itself when idle."""
+    stops, and after tests. The driver also stops by itself when idle.
+
+    spark-submit's JVM leads the process group and the Python driver is its child: both must
+    be gone (an orphaned driver would keep the advisory lock), so the whole group is waited
+    for, and killed if it outlives the timeout."""
     global _child
     import signal
     import time
@@ -140,21 +145,43 @@ def server_stop(timeout=20):
     pid = _child.pid if _child is not None else int((server_dir() / "driver.pid").read_text())
     try:
         os.killpg(pid, signal.SIGTERM)
-        if _child is not None:
-            _child.wait(timeout=timeout)
-        else:
-            deadline = time.monotonic() + timeout
-            while server_alive() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if server_alive():
-                raise subprocess.TimeoutExpired("driver", timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(pid, signal.SIGKILL)
-        if _child is not None:
-            _child.wait()
     except ProcessLookupError:
         pass
+    deadline = time.monotonic() + timeout
+    while group_alive(pid) and time.monotonic() < deadline:
+        if _child is not None:
+            _child.poll()
+        time.sleep(0.2)
+    if group_alive(pid):
+        log.warning("inference server (group %s) still running after %s s: killing it", pid,
+                    timeout)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if _child is not None:
+        _child.wait()
     _child = None
+
+
+def group_alive(pgid):
+    """Whether any process of the group is left, zombies of others' children aside."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        # fields: state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def inference_tick():

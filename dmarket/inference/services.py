@@ -18,10 +18,12 @@ from dmarket.credits.services import (
     machine_type_price,
     market_premium_rate,
 )
+from dmarket.files.services import job_inputs_pin
 from dmarket.jobs.models import Job
 
 from .models import InferenceBatch, InferenceJob, InferenceOutput
 from .rates import spread_rate
+from .refs import inference_inputs_resolve
 
 # The launcher name of the jobs.Job rows that carry inference jobs' money: no launcher runs
 # under it, so none ever follows or claims them.
@@ -32,10 +34,12 @@ JOB_STATUS = {InferenceJob.SUCCEEDED: Job.SUCCEEDED, InferenceJob.FAILED: Job.FA
 
 
 def inference_submit(user, fields):
-    """Create a queued inference job and hold its credit cap (InsufficientCredits: nothing
-    written). `fields` are the validated submit fields."""
+    """Create a queued inference job, its files pinned, and hold its credit cap. `fields` are
+    the validated submit fields. Raises ValidationError for what they name (refs.py) and
+    InsufficientCredits; either way nothing is written."""
     with transaction.atomic():
         account_lock(user)
+        fields, pins = inference_inputs_resolve(user, fields)
         job = Job.objects.create(
             user=user, name=fields["name"], entry_file="(inference server)",
             app_params=[fields["model"], fields["data"]], cores=1,
@@ -44,11 +48,12 @@ def inference_submit(user, fields):
             premium_rate=market_premium_rate(extra_jobs=1),
             # Never QUEUED: the launchers claim QUEUED jobs.
             status=Job.STARTING, launcher=INFERENCE_LAUNCHER)
+        job_inputs_pin(job, pins)
         job_hold(job)
         return InferenceJob.objects.create(
             user=user, job=job, model=fields["model"], weights=fields["weights"],
-            data=fields["data"], batch_size=fields["batch_size"],
-            input_count=fields.get("input_count"))
+            data=fields["data"], data_files=fields["data_files"],
+            batch_size=fields["batch_size"], input_count=fields["input_count"])
 
 
 def inference_cancel(ijob, reason="cancelled by its owner"):

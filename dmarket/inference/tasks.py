@@ -5,6 +5,8 @@ rest of dmarket. Models stay loaded in each Python worker between tasks: a worke
 batches of several jobs keeps each of their models.
 """
 
+import gc
+import io
 import os
 import socket
 import time
@@ -12,7 +14,8 @@ import time
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 _models = {}
-_csv_cache = {}
+# Models kept loaded per Python worker (ResNet50 is about 100 MB).
+MODELS_KEPT = 4
 
 
 def _tf():
@@ -26,10 +29,22 @@ def _tf():
     return tf
 
 
-def build_model(spec):
+def blob_path(blobs, key, name):
+    """A broadcast file's bytes as a file in this executor's directory (written once)."""
+    path = os.path.join(os.getcwd(), f"model-{key[:16]}-{name}")
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(blobs[key].value)
+        os.replace(tmp, path)
+    return path
+
+
+def build_model(spec, blobs):
     tf = _tf()
-    if "path" in spec:
-        return tf.keras.models.load_model(spec["path"], compile=False)
+    if "blob" in spec:
+        return tf.keras.models.load_model(blob_path(blobs, spec["blob"], spec["name"]),
+                                          compile=False)
     name, side = spec["builtin"], spec["side"]
     if name == "lenet":
         from mnist_common import build_model as lenet
@@ -39,14 +54,22 @@ def build_model(spec):
         model = tf.keras.applications.ResNet50(weights=None, input_shape=(side, side, 3))
     else:
         model = tf.keras.applications.InceptionV3(weights=None, input_shape=(side, side, 3))
-    if spec.get("weights"):
-        model.load_weights(spec["weights"])
+    if spec.get("weights_blob"):
+        model.load_weights(blob_path(blobs, spec["weights_blob"], spec["weights_name"]))
     return model
 
 
-def model_for(key, spec):
+def model_for(key, spec, blobs):
     if key not in _models:
-        _models[key] = build_model(spec)
+        if len(_models) >= MODELS_KEPT:
+            # The least recently used goes: dicts keep insertion order, use re-inserts.
+            del _models[next(iter(_models))]
+        _models[key] = build_model(spec, blobs)
+        # PySpark's reused Python worker runs gc.collect() after every task: with TensorFlow
+        # and a model loaded that is ~150 ms of CPU per batch, most of a small batch's cost.
+        # What is loaded now lives as long as the worker; frozen, the collections skip it.
+        gc.freeze()
+    _models[key] = _models.pop(key)
     return _models[key]
 
 
@@ -54,27 +77,19 @@ def input_shape(model):
     return tuple(int(d) for d in model.input_shape[1:])
 
 
-def read_input(locator, shape):
+def read_input(payload, shape):
+    """An input as the model takes it, from what the driver sent (resolve.InputReader)."""
     import numpy as np
 
-    kind = locator[0]
+    kind = payload[0]
     if kind == "synthetic":
-        return np.random.default_rng(locator[1]).random(shape, dtype=np.float32)
+        return np.random.default_rng(payload[1]).random(shape, dtype=np.float32)
+    if kind == "values":
+        return np.asarray(payload[1], dtype=np.float32).reshape(shape)
     if kind == "npy":
-        return np.load(locator[1]).astype(np.float32).reshape(shape)
-    if kind == "csv":
-        path, row = locator[1], locator[2]
-        if path not in _csv_cache:
-            from dmarket.inference.resolve import csv_feature_columns, read_csv_header
-
-            columns = csv_feature_columns(read_csv_header(path))
-            _csv_cache.clear()
-            _csv_cache[path] = np.loadtxt(path, delimiter=",", skiprows=1, usecols=columns,
-                                          dtype=np.float32, ndmin=2)
-        return _csv_cache[path][row].reshape(shape)
+        return np.load(io.BytesIO(payload[1])).astype(np.float32).reshape(shape)
     tf = _tf()
-    image = tf.io.decode_image(tf.io.read_file(locator[1]), channels=shape[-1],
-                               expand_animations=False)
+    image = tf.io.decode_image(payload[1], channels=shape[-1], expand_animations=False)
     return tf.image.resize(tf.cast(image, tf.float32) / 255.0, shape[:2]).numpy()
 
 
@@ -92,16 +107,17 @@ def executor_address(driver_host):
             return socket.gethostname()
 
 
-def run_batches(batches):
-    """mapPartitions over batch dicts: {model_key, model, first, items: [(index, locator)],
-    cores, driver_host}. Yields one result per batch, outputs included."""
+def run_batches(batches, blobs):
+    """mapPartitions over batch dicts: {model_key, model, first, items: [(index, payload)],
+    cores, driver_host}; `blobs`: the model files' broadcasts by key. Yields one result per
+    batch, outputs included."""
     import numpy as np
 
     # Standalone executors run in work/<app>/<executor id>/.
     executor = os.path.basename(os.getcwd())
     for batch in batches:
         started = time.perf_counter()
-        model = model_for(batch["model_key"], batch["model"])
+        model = model_for(batch["model_key"], batch["model"], blobs)
         shape = input_shape(model)
         x = np.stack([read_input(locator, shape) for _, locator in batch["items"]])
         predict_start = time.perf_counter()

@@ -16,15 +16,25 @@ def test_built_in_models_with_their_input_side_and_weights(tmp_path):
     assert inference_resolve_model("resnet50") == {"builtin": "resnet50", "side": 224,
                                                    "weights": ""}
     assert inference_resolve_model("lenet:8", str(weights)) == {
-        "builtin": "lenet", "side": 8, "weights": str(weights)}
+        "builtin": "lenet", "side": 8, "weights": str(weights), "weights_name": "w.h5"}
     with pytest.raises(BadRef, match="weights are only for the built-in models"):
         inference_resolve_model(str(weights), str(weights))
+    # A pinned file of the store is found through path_of.
+    assert inference_resolve_model("lenet", "dmarket://w.h5@2", {"dmarket://w.h5@2": str(
+        weights)}.get) == {"builtin": "lenet", "side": 28, "weights": str(weights),
+                           "weights_name": "w.h5"}
+    with pytest.raises(BadRef, match="dmarket://gone.keras@1 is not a file the server can"):
+        inference_resolve_model("dmarket://gone.keras@1", "", {}.get)
 
 
 def test_model_files(tmp_path):
     path = tmp_path / "m.keras"
     path.write_bytes(b"x")
-    assert inference_resolve_model(str(path)) == {"path": str(path)}
+    assert inference_resolve_model(str(path)) == {"path": str(path), "name": "m.keras"}
+    # A pinned store file: its bytes' path, its name's suffix.
+    assert inference_resolve_model("dmarket://models/m.keras@2", "", {
+        "dmarket://models/m.keras@2": str(tmp_path / "m.keras")}.get) == {
+        "path": str(path), "name": "m.keras"}
     with pytest.raises(BadRef, match="ends with .keras or .h5"):
         inference_resolve_model(str(tmp_path / "m.pb"))
 
@@ -45,6 +55,22 @@ def test_data_files_in_name_order_csv_rows_one_input_each(tmp_path):
                                                      ("synthetic:1", ("synthetic", 1))]
     with pytest.raises(BadRef, match="not an absolute path"):
         inference_resolve_data("data/*.npy")
+    # The store's pinned files come named and in order from refs.py.
+    assert inference_resolve_data("dmarket://x/*", [("x/b.npy", str(tmp_path / "b.npy"))]) \
+        == [("x/b.npy", ("npy", str(tmp_path / "b.npy")))]
+
+
+def test_the_driver_sends_csv_rows_as_values_and_files_as_bytes(tmp_path):
+    from dmarket.inference.resolve import InputReader
+
+    (tmp_path / "c.csv").write_text("x,label,y\n1,7,2\n3,8,4\n")
+    np.save(tmp_path / "b.npy", np.zeros(3))
+    reader = InputReader()
+    kind, values = reader.payload(("csv", str(tmp_path / "c.csv"), 1))
+    assert kind == "values" and values.tolist() == [3.0, 4.0]
+    assert reader.payload(("npy", str(tmp_path / "b.npy"))) == (
+        "npy", (tmp_path / "b.npy").read_bytes())
+    assert reader.payload(("synthetic", 4)) == ("synthetic", 4)
 
 
 def test_rates_spread_each_batchs_queries_over_the_time_it_ran():

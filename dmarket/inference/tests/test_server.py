@@ -106,7 +106,8 @@ def test_two_jobs_share_the_cluster_at_rates_within_10_percent(inference_server,
     share_workers(inference_server, make_user)
     alice = make_user("alice")
     # The jobs stay within a batch or two of each other in queries done: small batches keep
-    # that a small part of the queries of a 10 s window on this cluster's two cores.
+    # that a small part of the queries of a 10 s window on this cluster's two cores (about
+    # 24 queries/s each here, so one batch is 1 % of a window).
     lenet = submit(alice, model="lenet", data="synthetic:1000000", batch_size=2)
     resnet = submit(alice, model="resnet50:32", data="synthetic:1000000", batch_size=2)
 
@@ -136,8 +137,8 @@ def test_two_jobs_share_the_cluster_at_rates_within_10_percent(inference_server,
     print(f"max/min per sample: median {ratios[len(ratios) // 2]:.3f}, 90th "
           f"{ratios[int(len(ratios) * 0.9)]:.3f}, max {ratios[-1]:.3f}; of the window's mean "
           f"10 s rates {max(means) / min(means):.3f}")
-    # Each sample's ratio moves by a whole batch of the 10 s window's few queries on a busy
-    # two-core machine; over the window the jobs' rates agree.
+    # Every 10 s rate of the window, not only their mean.
+    assert ratios[-1] <= 1.10, window
     assert max(means) / min(means) <= 1.10, window
 
     # A new batch size applies to the batches formed after the change.
@@ -181,3 +182,45 @@ def test_a_worker_lost_mid_run_loses_no_input_and_duplicates_none(inference_serv
     after = set(InferenceBatch.objects.filter(job=ijob, id__gt=killed_at + 3)
                 .values_list("host", flat=True))
     assert after == {"127.0.0.2"}
+
+
+def test_a_model_and_csv_rows_from_the_file_store_give_the_models_own_outputs(
+        inference_server, make_user, tmp_path, monkeypatch):
+    """The model file and the data are only in the store on the server's disk: the driver
+    sends the executors the model (a broadcast) and the rows (in the batches)."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from dmarket.files.tests.util import uploaded
+
+    tf = pytest.importorskip("tensorflow")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[3] / "sample" / "mnist"))
+    sys.modules.pop("mnist_common", None)
+    from mnist_common import build_model
+
+    share_workers(inference_server, make_user)
+    alice = make_user("alice")
+    model = build_model(tf, 28, 28)
+    model.save(tmp_path / "lenet.keras")
+    uploaded(alice, "models/lenet.keras", (tmp_path / "lenet.keras").read_bytes())
+    rows = np.random.default_rng(7).random((30, 784)).astype(np.float32).round(4)
+    for part, chunk in enumerate((rows[:17], rows[17:])):
+        text = "label," + ",".join(f"p{i}" for i in range(784)) + "\n" + "".join(
+            "3," + ",".join(map(str, row)) + "\n" for row in chunk)
+        uploaded(alice, f"digits/test/part-0000{part}.csv", text.encode())
+
+    ijob = submit(alice, model="models/lenet.keras", data="dmarket://digits/test",
+                  batch_size=4)
+    drive(finished(ijob))
+
+    assert ijob.status == InferenceJob.SUCCEEDED, (ijob.status_reason, driver_log())
+    assert_one_output_per_input(ijob, 30)
+    outputs = list(InferenceOutput.objects.filter(job=ijob).order_by("index"))
+    assert [o.name for o in outputs[16:18]] == ["digits/test/part-00000.csv:16",
+                                                "digits/test/part-00001.csv:0"]
+    expected = model(rows, training=False).numpy()
+    assert np.allclose([o.output for o in outputs], expected, atol=1e-4)
+    assert set(InferenceBatch.objects.filter(job=ijob).values_list("host", flat=True)) <= {
+        "127.0.0.2", "127.0.0.3"}
