@@ -41,7 +41,7 @@ tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 from dmarket.inference.tasks import build_model
 spec, count, batch = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-model = build_model(spec)
+model = build_model(spec, {})
 shape = tuple(int(d) for d in model.input_shape[1:])
 x = np.random.default_rng(0).random((count,) + shape, dtype=np.float32)
 model.predict(x[:batch], batch_size=batch, verbose=0)

@@ -6,7 +6,9 @@
 # TensorFlowOnSpark, test it with Spark. It prints the test accuracy, where the confusion
 # matrix is, each job's bill and what the machine's owner earned. Running it again reuses the
 # accounts. DEMO_MODE=tensorflow trains in TensorFlowOnSpark's InputMode.TENSORFLOW (faster
-# here) instead of InputMode.SPARK; DEMO_EPOCHS sets the epochs (10).
+# here) instead of InputMode.SPARK; DEMO_EPOCHS sets the epochs (10). Then it serves the
+# trained LeNet beside a ResNet50 job on the inference server, both jobs' rates kept within
+# 10 % of each other (sample/mnist/serve.sh; DEMO_SERVE=0 leaves it out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./install.sh
@@ -45,6 +47,11 @@ step "Prices now"
 step "The MNIST sample through the market (sample/mnist/run_all.sh)"
 export MNIST_WORK=$DMARKET_DATA_DIR/mnist
 sample/mnist/run_all.sh --mode "${DEMO_MODE:-spark}" --epochs "${DEMO_EPOCHS:-10}"
+
+if [ "${DEMO_SERVE:-1}" != 0 ]; then
+  step "Serving the trained LeNet beside a ResNet50 job (sample/mnist/serve.sh)"
+  sample/mnist/serve.sh
+fi
 
 step "The demo user's credits and last ledger rows"
 "$DMARKET" credits

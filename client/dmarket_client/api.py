@@ -5,6 +5,8 @@ import itertools
 import os
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from . import __version__
 
@@ -26,6 +28,13 @@ class Client:
         # The HTTP status of the latest response (e.g. 200 or 202 for a cancel).
         self.last_status = None
         self.session = requests.Session()
+        # A kept-alive connection that the server closes (gunicorn: after 2 s idle) just as a
+        # request goes out on it fails with "connection reset": a GET is safe to send again,
+        # on a new connection. Nothing else is repeated.
+        retry = Retry(total=2, connect=2, read=2, status=0, other=0, backoff_factor=0.1,
+                      allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry))
         self.session.headers["User-Agent"] = f"dmarket-client/{__version__}"
         if token:
             self.session.headers["Authorization"] = f"Token {token}"

@@ -11,7 +11,9 @@ sends the executors the model (a Spark broadcast) and each batch's inputs: execu
 access to the store. Absolute paths on the server are for operators only.
 """
 
+import os
 import re
+from pathlib import Path
 
 from rest_framework.exceptions import ValidationError
 
@@ -140,7 +142,9 @@ def stored_files(user, rest):
                 raise RefError(f"{SCHEME}{rest}: no such file that you may read") from None
         # Not a file: a folder.
         text = text.rstrip("/") + "/*"
-    versions = files_latest(user, owner, text)[:MAX_DATA_FILES + 1]
+    # Locked until the job that pins them exists, as input_resolve locks a single file.
+    versions = files_latest(user, owner, text).select_for_update(of=("self",))[
+        :MAX_DATA_FILES + 1]
     found = []
     for version in versions:
         ref = FileRef(owner, version.file.name, version.version)
@@ -170,17 +174,20 @@ def result_files(user, uri):
         raise RefError(f"{uri}: job {job.pk} has not finished ({job.status}); its results are "
                        "not final yet")
     regex = re.compile(glob_regex(pattern))
-    root = job.output_dir.resolve()
+    root = job.output_dir
     found = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        relative = path.relative_to(root).as_posix()
-        if regex.match(relative):
-            ref = ResultRef(job.pk, relative)
-            found.append((f"{job_part}/results/{relative}", ref.uri(),
-                          {"result_job": job, "result_path": relative}))
-        if len(found) > MAX_DATA_FILES:
-            break
-    return found
+    # Not following links: a job's results are what it wrote, and result_file() refuses
+    # anything that resolves outside them.
+    for directory, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            relative = Path(directory, name).relative_to(root).as_posix()
+            if regex.match(relative) and result_file(job, relative) is not None:
+                found.append((f"{job_part}/results/{relative}", ResultRef(job.pk, relative).uri(),
+                              {"result_job": job, "result_path": relative}))
+            if len(found) > MAX_DATA_FILES:
+                return found
+    return sorted(found)
 
 
 def inference_inputs_resolve(user, fields):
