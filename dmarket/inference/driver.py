@@ -28,6 +28,9 @@ CONTROL_WINDOW = 10.0
 READ_INTERVAL = 0.5
 # A batch whose Spark job fails this many times (after Spark's own task retries) fails its job.
 MAX_BATCH_FAILURES = 4
+# A Spark job carries batches of one inference job for about this many seconds of work.
+TASK_TARGET = 0.25
+MAX_PACK = 32
 # Seconds a driver told to stop has to finish its batches in flight.
 STOP_GRACE = 15
 
@@ -45,6 +48,8 @@ class Runner(threading.Thread):
         self.completed = 0
         self.in_flight_queries = 0
         self.batch_size = ijob.batch_size
+        # Seconds a batch of the current size holds its core (smoothed), once timed.
+        self.batch_wall = None
         self.completions = collections.deque()
         self.lock = threading.Lock()
         self.first_completion = None
@@ -93,7 +98,8 @@ class Runner(threading.Thread):
         sc.setLocalProperty("spark.scheduler.pool", self.ijob.pool)
         sc.setJobGroup(self.ijob.pool, f"inference job {self.ijob.pk}")
         # The broadcasts go in the closure: so Spark ships them with the tasks.
-        return sc.parallelize(batches, len(batches)).mapPartitions(
+        # One task runs the group's batches one after the other.
+        return sc.parallelize(batches, 1).mapPartitions(
             lambda it: run_batches(it, blobs)).collect()
 
     def ship(self, spec):
@@ -179,9 +185,16 @@ class Runner(threading.Thread):
                 self.in_flight_queries -= len(indices)
                 self.completed += len(indices)
                 now = time.monotonic()
+                walls = [r["wall_ms"] / 1000 for r in results if r["size"] == self.batch_size]
+                if walls:
+                    # The first batch of a model includes loading it: the smallest is the cost.
+                    wall = min(walls)
+                    self.batch_wall = wall if self.batch_wall is None else (
+                        0.8 * self.batch_wall + 0.2 * wall)
                 with self.lock:
-                    self.completions.extend((now - r["wall_ms"] / 1000, now, r["size"])
-                                            for r in results)
+                    for r in results:
+                        end = now - r.get("after_ms", 0) / 1000
+                        self.completions.append((end - r["wall_ms"] / 1000, end, r["size"]))
                     if self.first_completion is None:
                         self.first_completion = now
             now = time.monotonic()
@@ -199,18 +212,36 @@ class Runner(threading.Thread):
                 inference_finish(ijob, InferenceJob.SUCCEEDED, f"{len(inputs)} inputs done")
                 pool.shutdown()
                 return
-            self.batch_size = batch_size
-            while (pending and len(in_flight) < self.limit
-                   and self.server.controller.allows(self, min(batch_size, len(pending)))):
-                count = min(batch_size, len(pending))
-                indices = [pending.popleft() for _ in range(count)]
-                self.in_flight_queries += count
-                batch = {"model_key": model_key, "model": spec, "first": indices[0],
-                         "items": [(i, reader.payload(inputs[i][1])) for i in indices],
-                         "cores": 1, "driver_host": self.server.driver_host}
-                in_flight[pool.submit(self.spark_job, [batch])] = indices
+            if batch_size != self.batch_size:
+                self.batch_size, self.batch_wall = batch_size, None
+            while pending and len(in_flight) < self.limit:
+                batches, indices = [], []
+                # Several batches to a Spark job while it stays short: a Spark job costs tens
+                # of ms of the driver's and the executor's CPU, more than a small batch of a
+                # small model. The controller may cut the group short (it counts queries).
+                while (pending and len(batches) < self.pack()
+                       and self.server.controller.allows(
+                           self, len(indices) + min(batch_size, len(pending)))):
+                    count = min(batch_size, len(pending))
+                    taken = [pending.popleft() for _ in range(count)]
+                    batches.append({
+                        "model_key": model_key, "model": spec, "first": taken[0],
+                        "items": [(i, reader.payload(inputs[i][1])) for i in taken],
+                        "cores": 1, "driver_host": self.server.driver_host})
+                    indices += taken
+                if not batches:
+                    break
+                self.in_flight_queries += len(indices)
+                in_flight[pool.submit(self.spark_job, batches)] = indices
             if not in_flight:
                 time.sleep(0.05)
+
+    def pack(self):
+        """Batches per Spark job: as many as take about TASK_TARGET seconds (one until a
+        batch of the current size has been timed), at most MAX_PACK."""
+        if not self.batch_wall:
+            return 1
+        return max(1, min(MAX_PACK, int(TASK_TARGET / self.batch_wall)))
 
 
 def last_line(error):

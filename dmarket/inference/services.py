@@ -112,8 +112,10 @@ def inference_record(ijob, results, inputs, machine_of):
             job=ijob, first_index=result["first"], size=result["size"],
             processing_ms=result["processing_ms"], core_ms=result["core_ms"],
             executor=result["executor"], host=result["host"],
-            machine=machine_of(result["executor"], result["host"]), finished_at=now,
-            started_at=now - timedelta(milliseconds=result["wall_ms"])))
+            machine=machine_of(result["executor"], result["host"]),
+            finished_at=now - timedelta(milliseconds=result.get("after_ms", 0)),
+            started_at=now - timedelta(milliseconds=result.get("after_ms", 0)
+                                       + result["wall_ms"])))
     with transaction.atomic():
         before = InferenceOutput.objects.filter(job=ijob).count()
         InferenceOutput.objects.bulk_create(outputs, ignore_conflicts=True)

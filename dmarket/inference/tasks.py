@@ -109,12 +109,13 @@ def executor_address(driver_host):
 
 def run_batches(batches, blobs):
     """mapPartitions over batch dicts: {model_key, model, first, items: [(index, payload)],
-    cores, driver_host}; `blobs`: the model files' broadcasts by key. Yields one result per
-    batch, outputs included."""
+    cores, driver_host}, run one after the other; `blobs`: the model files' broadcasts by
+    key. Yields one result per batch, outputs included, once they have all run."""
     import numpy as np
 
     # Standalone executors run in work/<app>/<executor id>/.
     executor = os.path.basename(os.getcwd())
+    results = []
     for batch in batches:
         started = time.perf_counter()
         model = model_for(batch["model_key"], batch["model"], blobs)
@@ -124,7 +125,7 @@ def run_batches(batches, blobs):
         y = model(x, training=False)
         y = np.asarray(y, dtype=np.float32).reshape(len(x), -1)
         done = time.perf_counter()
-        yield {
+        results.append({
             "first": batch["first"],
             "size": len(x),
             "processing_ms": (done - predict_start) * 1000,
@@ -134,4 +135,11 @@ def run_batches(batches, blobs):
             "host": executor_address(batch["driver_host"]),
             "outputs": [(index, [round(float(v), 6) for v in row])
                         for (index, _), row in zip(batch["items"], y)],
-        }
+            "done": done,
+        })
+    # When each batch ended, as seconds before the task's end: the driver places the batches
+    # of a group in time with its own clock (the machines' clocks may differ).
+    end = time.perf_counter()
+    for result in results:
+        result["after_ms"] = (end - result.pop("done")) * 1000
+        yield result
