@@ -228,3 +228,101 @@ def test_a_model_and_csv_rows_from_the_file_store_give_the_models_own_outputs(
     assert np.allclose([o.output for o in outputs], expected, atol=1e-4)
     assert set(InferenceBatch.objects.filter(job=ijob).values_list("host", flat=True)) <= {
         "127.0.0.2", "127.0.0.3"}
+
+
+def test_a_driver_stopped_mid_run_is_replaced_and_its_jobs_resume(inference_server, make_user):
+    """The driver stops (SIGTERM: the keeper stopping, a deploy) while a job runs; the job
+    stays RUNNING, the keeper's next iteration starts a new driver, which resumes it from its
+    outputs: no input is lost or run into a second output."""
+    from dmarket.inference.server import server_alive, server_stop
+
+    share_workers(inference_server, make_user)
+    alice = make_user("alice")
+    ijob = submit(alice, model="lenet", data="synthetic:3000", batch_size=4)
+    drive(lambda: InferenceOutput.objects.filter(job=ijob).count() >= 200, timeout=300)
+    server_stop()
+    assert not server_alive()
+    ijob.refresh_from_db()
+    done = InferenceOutput.objects.filter(job=ijob).count()
+    assert ijob.status == InferenceJob.RUNNING and 200 <= done < 3000
+
+    drive(finished(ijob), timeout=400)
+    assert ijob.status == InferenceJob.SUCCEEDED, (ijob.status_reason, driver_log())
+    assert_one_output_per_input(ijob, 3000)
+    assert InferenceBatch.objects.filter(job=ijob).aggregate(s=Sum("size"))["s"] == 3000
+    ijob.job.refresh_from_db()
+    assert ijob.job.cost == expected_cost(ijob) > 0
+
+
+def test_the_credit_cap_stops_a_job_and_is_never_passed(inference_server, make_user):
+    share_workers(inference_server, make_user)
+    alice = make_user("alice")
+    ijob = submit(alice, model="lenet", data="synthetic:1000000", batch_size=8,
+                  max_credits="0.000100")
+    drive(finished(ijob), timeout=300)
+
+    assert (ijob.status, ijob.status_reason) == (InferenceJob.FAILED, "credit cap reached")
+    job = ijob.job
+    job.refresh_from_db()
+    assert (job.status, job.cost) == ("FAILED", Decimal("0.000100"))
+    # What ran past the cap was not charged: the batches' priced sum is at least the cap.
+    assert expected_cost(ijob) >= job.cost
+    assert 0 < InferenceOutput.objects.filter(job=ijob).count() < 1000000
+    # The whole hold went to charges: nothing is left held.
+    credits = client_for(alice).get("/api/credits/").json()
+    assert (credits["held"], credits["spent"]) == ("0.000000", "0.000100")
+
+
+def test_cancelling_its_billing_job_stops_an_inference_job(inference_server, make_user):
+    """`dmarket jobs cancel` on the job that carries an inference job's money (what a user
+    sees in `jobs list`) stops it like `infer cancel`."""
+    share_workers(inference_server, make_user)
+    alice = make_user("alice")
+    ijob = submit(alice, model="lenet", data="synthetic:1000000", batch_size=4)
+    drive(lambda: InferenceOutput.objects.filter(job=ijob).count() >= 20, timeout=300)
+    response = client_for(alice).post(f"/api/jobs/{ijob.job_id}/cancel/")
+    assert response.status_code == 202, response.json()
+    drive(finished(ijob), timeout=120)
+    assert (ijob.status, ijob.status_reason) == (InferenceJob.CANCELLED,
+                                                 "cancelled by its owner")
+    ijob.job.refresh_from_db()
+    assert ijob.job.status == "CANCELLED" and ijob.job.cost == expected_cost(ijob) > 0
+
+
+def test_inceptionv3_with_weights_from_the_store_over_png_images(inference_server, make_user,
+                                                                  tmp_path):
+    """A built-in model takes its weights from a stored file (a broadcast to the executors)
+    and images go to them as their bytes: the outputs are those of the same model with those
+    weights, on the same images, here."""
+    import numpy as np
+
+    from dmarket.files.tests.util import uploaded
+    from dmarket.inference import tasks
+
+    tf = pytest.importorskip("tensorflow")
+    share_workers(inference_server, make_user)
+    alice = make_user("alice")
+    model = tf.keras.applications.InceptionV3(weights=None, input_shape=(75, 75, 3))
+    model.save_weights(tmp_path / "inception.h5")
+    uploaded(alice, "weights/inception.h5", (tmp_path / "inception.h5").read_bytes())
+    images = np.random.default_rng(3).integers(0, 256, (3, 20, 30, 3), dtype=np.uint8)
+    pngs = [tf.io.encode_png(image).numpy() for image in images]
+    for name, png in zip("abc", pngs):
+        uploaded(alice, f"images/{name}.png", png)
+
+    ijob = submit(alice, model="inceptionv3:75", weights="weights/inception.h5",
+                  data="dmarket://images/*.png", batch_size=2)
+    drive(finished(ijob))
+
+    assert ijob.status == InferenceJob.SUCCEEDED, (ijob.status_reason, driver_log())
+    assert ijob.weights == "dmarket://weights/inception.h5@1"
+    outputs = list(InferenceOutput.objects.filter(job=ijob).order_by("index"))
+    assert [o.name for o in outputs] == ["images/a.png", "images/b.png", "images/c.png"]
+    x = np.stack([tasks.read_input(("image", png), (75, 75, 3)) for png in pngs])
+    expected = model(x, training=False).numpy()
+    got = np.array([o.output for o in outputs])
+    # Softmax over 1,000 classes from random weights: every value is near 0.001, so the
+    # comparison is relative, and another set of weights must fail it.
+    assert np.allclose(got, expected, rtol=1e-3, atol=1e-8)
+    other = tf.keras.applications.InceptionV3(weights=None, input_shape=(75, 75, 3))
+    assert not np.allclose(got, other(x, training=False).numpy(), rtol=1e-3, atol=1e-8)
