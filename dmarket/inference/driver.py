@@ -284,7 +284,8 @@ class Controller:
             return progress[runner] + count <= min(progress.values()) + slack
 
     def runners(self):
-        return [r for r in self.server.runners.values() if not r.finished]
+        # A snapshot: the main thread adds and removes runners while runner threads ask.
+        return [r for r in list(self.server.runners.values()) if not r.finished]
 
     def report(self):
         """Every 5 s, the jobs' rates over the last 10 s, into the driver's log."""

@@ -45,6 +45,7 @@ from .resolve import (
 # Pinned files per data reference: each is a JobInput row.
 MAX_DATA_FILES = 100_000
 WILDCARDS = ("*", "?")
+INPUT_NAME = r"\.(" + "|".join(s.lstrip(".") for s in INPUT_SUFFIXES) + r")$"
 
 
 class RefError(ValueError):
@@ -119,7 +120,7 @@ def data_resolve(user, data):
         raise RefError(f"{uri} names no input files ({', '.join(INPUT_SUFFIXES)}) that you "
                        "may read")
     if len(found) > MAX_DATA_FILES:
-        raise RefError(f"{uri} names {len(found)} files; at most {MAX_DATA_FILES}")
+        raise RefError(f"{uri} names more than {MAX_DATA_FILES} input files")
     return [[name, pinned] for name, pinned, _ in found], {p: pin for _, p, pin in found}
 
 
@@ -142,9 +143,10 @@ def stored_files(user, rest):
                 raise RefError(f"{SCHEME}{rest}: no such file that you may read") from None
         # Not a file: a folder.
         text = text.rstrip("/") + "/*"
-    # Locked until the job that pins them exists, as input_resolve locks a single file.
-    versions = files_latest(user, owner, text).select_for_update(of=("self",))[
-        :MAX_DATA_FILES + 1]
+    # Only input files, before the limit; locked until the job that pins them exists, in
+    # name order (two submits lock alike), and never a model file (pinned first, apart).
+    versions = (files_latest(user, owner, text).filter(file__name__iregex=INPUT_NAME)
+                .select_for_update(of=("self",))[:MAX_DATA_FILES + 1])
     found = []
     for version in versions:
         ref = FileRef(owner, version.file.name, version.version)
@@ -182,7 +184,8 @@ def result_files(user, uri):
         dirs.sort()
         for name in sorted(files):
             relative = Path(directory, name).relative_to(root).as_posix()
-            if regex.match(relative) and result_file(job, relative) is not None:
+            if (regex.match(relative) and relative.lower().endswith(INPUT_SUFFIXES)
+                    and result_file(job, relative) is not None):
                 found.append((f"{job_part}/results/{relative}", ResultRef(job.pk, relative).uri(),
                               {"result_job": job, "result_path": relative}))
             if len(found) > MAX_DATA_FILES:

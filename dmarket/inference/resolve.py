@@ -93,9 +93,13 @@ def inference_resolve_model(ref, weights="", path_of=None):
             "name": file_name(ref)}
 
 
-def csv_rows(path):
-    with open(path, newline="") as f:
-        return max(sum(1 for line in f if line.strip()) - 1, 0)
+def csv_rows(path, name):
+    """Rows after the header, blank lines aside (as the driver's parser counts them)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return max(sum(1 for line in f if line.strip()) - 1, 0)
+    except UnicodeDecodeError:
+        raise BadRef(f"{name} is not a text CSV file") from None
 
 
 def inference_resolve_data(ref, files=None):
@@ -124,7 +128,10 @@ def inference_resolve_data(ref, files=None):
             raise BadRef(f"{name} is gone from the server")
         lower = name.lower()
         if lower.endswith(".csv"):
-            inputs += [(f"{name}:{row}", ("csv", file, row)) for row in range(csv_rows(file))]
+            rows = csv_rows(file, name)
+            if len(inputs) + rows > MAX_INPUTS:
+                raise BadRef(f"{ref!r}: more than {MAX_INPUTS} inputs")
+            inputs += [(f"{name}:{row}", ("csv", file, row)) for row in range(rows)]
         elif lower.endswith(".npy"):
             inputs.append((name, ("npy", file)))
         else:
@@ -156,7 +163,8 @@ class InputReader:
 
                 columns = csv_feature_columns(read_csv_header(path))
                 # One file at a time: inputs come in order, file by file.
-                self.csv = {path: np.loadtxt(path, delimiter=",", skiprows=1,
+                # No comment lines: every non-blank row is an input, as csv_rows counted.
+                self.csv = {path: np.loadtxt(path, delimiter=",", skiprows=1, comments=None,
                                              usecols=columns, dtype=np.float32, ndmin=2)}
             return ("values", self.csv[path][row])
         with open(locator[1], "rb") as f:

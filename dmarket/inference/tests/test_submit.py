@@ -104,6 +104,15 @@ def test_operators_may_name_files_on_the_server(staff, tmp_path):
     assert (ijob.input_count, ijob.data_files) == (2, [])
 
 
+def test_a_csv_that_is_not_text_is_a_400_naming_it(alice):
+    uploaded(alice, "data/x.csv", b"\x89PNG\r\n\x1a\n\xff\xfe binary")
+    response = client_for(alice).post(URL, {"model": "lenet", "data": "dmarket://data",
+                                            "batch_size": 1}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"data": ["data/x.csv is not a text CSV file"]}
+    assert not InferenceJob.objects.exists() and not JobInput.objects.exists()
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("model", "alexnet", ("'alexnet' is neither a built-in model (lenet, resnet50, "
                           "inceptionv3) nor a .keras or .h5 model file in the file store "

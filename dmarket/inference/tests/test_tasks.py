@@ -65,3 +65,30 @@ def test_npy_and_image_inputs_go_as_their_bytes_and_are_decoded_to_the_models_sh
     assert np.array_equal(tasks.read_input(payloads[0], (2, 2, 3)), array)
     image = tasks.read_input(payloads[1], (4, 4, 3))
     assert image.shape == (4, 4, 3) and 0 <= image.min() and image.max() <= 1
+
+
+def test_an_evicted_model_is_freed_although_loaded_models_are_frozen(monkeypatch):
+    """Loaded models are frozen out of the collections; one evicted must be collectable
+    again. A model here is an object in a reference cycle (only the collector frees those),
+    built by a stand-in for build_model."""
+    import gc
+    import weakref
+
+    from dmarket.inference import tasks
+
+    class Model:
+        def __init__(self):
+            self.me = self
+
+    monkeypatch.setattr(tasks, "_models", {})
+    monkeypatch.setattr(tasks, "MODELS_KEPT", 1)
+    monkeypatch.setattr(tasks, "build_model", lambda spec, blobs: Model())
+    try:
+        ref = weakref.ref(tasks.model_for("a", {}, {}))
+        assert gc.get_freeze_count() > 0
+        tasks.model_for("b", {}, {})
+        gc.collect()
+        assert ref() is None
+        assert list(tasks._models) == ["b"]
+    finally:
+        gc.unfreeze()
