@@ -42,10 +42,10 @@ echo "   LeNet: inference job $lenet; ResNet50: inference job $resnet"
   "$DMARKET" cluster status ) &
 setter=$!
 # Not left behind if the watch fails.
-trap 'pkill -P "$setter" 2>/dev/null; kill "$setter" 2>/dev/null || true' EXIT
+trap 'pkill -P "$setter" 2>/dev/null || true; kill "$setter" 2>/dev/null || true' EXIT
 echo "== following both (each line: job, state, outputs, batch size, 10 s rate; max/min of the rates)"
 "$DMARKET" infer watch "$lenet" "$resnet" --interval 2
-pkill -P "$setter" 2>/dev/null; kill "$setter" 2>/dev/null || true
+pkill -P "$setter" 2>/dev/null || true; kill "$setter" 2>/dev/null || true
 
 echo
 echo "== statistics (query time in ms: a query's time is its batch's)"
