@@ -242,6 +242,7 @@ def result_file(job, path):
         # resolve() follows links and "..": whatever it ends at must still be inside root.
         found = target.is_relative_to(root) and target != root and target.is_file()
     except (OSError, ValueError):
+        # A NUL in the path (ValueError) or a name too long for the file system.
         found = False
     return target if found else None
 

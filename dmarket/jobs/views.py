@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from dmarket.common.api import (PaymentRequired, choice_param, int_param, list_all_param,
                                 visible_to)
 from dmarket.credits.services import InsufficientCredits
+from dmarket.files.services import result_file
 
 from .models import Job
 from .serializers import (JobSerializer, JobSubmitSerializer, LogSerializer,
@@ -170,15 +171,8 @@ class JobResultFileView(APIView):
                    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, pk, path):
         job = job_for(request, pk)
-        root = job.output_dir.resolve()
-        try:
-            target = (root / path).resolve()
-            # resolve() follows links and "..": whatever it ends at must still be inside root.
-            found = target.is_relative_to(root) and target != root and target.is_file()
-        except (OSError, ValueError):
-            # A NUL in the path (ValueError) or a name too long for the file system.
-            found = False
-        if not found:
+        target = result_file(job, path)
+        if target is None:
             raise Http404("No such result file.")
         return FileResponse(open(target, "rb"), as_attachment=True, filename=target.name)
 
