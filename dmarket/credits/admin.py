@@ -7,6 +7,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.shortcuts import render
 
+from dmarket.common.admin import ReadOnlyAdmin
+
 from .models import QUANTUM, LedgerEntry
 from .services import InsufficientCredits, credits_adjust
 
@@ -14,23 +16,14 @@ User = get_user_model()
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    # Append-only: operators move credits with the "grant credits" action on users.
     list_display = ["id", "created_at", "user", "kind", "amount", "held", "balance_after",
                     "job", "machine", "memo"]
     list_filter = ["kind", "created_at"]
     search_fields = ["user__username", "memo", "key"]
     list_select_related = ["user", "job", "machine"]
     date_hierarchy = "created_at"
-
-    # Append-only: operators move credits with the "grant credits" action on users.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class GrantForm(forms.Form):

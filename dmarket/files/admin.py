@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from dmarket.common.admin import ReadOnlyAdmin
+
 from .models import FileVersion, JobInput
 
 
 @admin.register(FileVersion)
-class FileVersionAdmin(admin.ModelAdmin):
+class FileVersionAdmin(ReadOnlyAdmin):
     """Who stores what: operators look; files change only through the API's rules (quota,
     atomic uploads, no deleting what an unfinished job uses)."""
 
@@ -26,27 +28,9 @@ class FileVersionAdmin(admin.ModelAdmin):
     def public(self, version):
         return version.file.public
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(JobInput)
-class JobInputAdmin(admin.ModelAdmin):
+class JobInputAdmin(ReadOnlyAdmin):
     list_display = ["id", "job", "uri", "version", "result_job", "result_path"]
     search_fields = ["uri", "job__id"]
     list_select_related = ["job", "version__file", "result_job"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
