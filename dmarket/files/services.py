@@ -247,15 +247,22 @@ def result_file(job, path):
     return target if found else None
 
 
+def finished_job(user, job_id):
+    """The job whose results a ref names, if the user may read them and they are final;
+    BadInput otherwise."""
+    job = visible_to(Job.objects.all(), user).filter(pk=job_id).first()
+    if job is None:
+        raise BadInput(f"no job {job_id} whose results you may read")
+    if not job.is_finished:
+        raise BadInput(f"job {job.pk} has not finished ({job.status}); its results are "
+                       "not final yet")
+    return job
+
+
 def input_resolve(user, ref):
     """(pinned URI, JobInput fields) for a ref the user may read; BadInput otherwise."""
     if isinstance(ref, ResultRef):
-        job = visible_to(Job.objects.all(), user).filter(pk=ref.job_id).first()
-        if job is None:
-            raise BadInput(f"no job {ref.job_id} whose results you may read")
-        if not job.is_finished:
-            raise BadInput(f"job {job.pk} has not finished ({job.status}); its results are "
-                           "not final yet")
+        job = finished_job(user, ref.job_id)
         if result_file(job, ref.path) is None:
             raise BadInput(f"job {job.pk} has no result file {ref.path}")
         return ref.uri(), {"result_job": job, "result_path": ref.path}

@@ -17,18 +17,17 @@ from pathlib import Path
 
 from rest_framework.exceptions import ValidationError
 
-from dmarket.common.api import visible_to
 from dmarket.files.models import JobInput
 from dmarket.files.names import SCHEME, BadName, FileRef, ResultRef, parse_ref, parse_uri
 from dmarket.files.services import (
     BadInput,
     files_latest,
+    finished_job,
     glob_regex,
     input_resolve,
     job_input_file,
     result_file,
 )
-from dmarket.jobs.models import Job
 
 from .resolve import (
     BUILTIN,
@@ -62,7 +61,7 @@ def store_uri(ref):
     return ref if ref.startswith(SCHEME) else SCHEME + ref
 
 
-def server_path(user, ref, what):
+def operator_only(user, ref, what):
     if not user.is_staff:
         raise RefError(f"{ref!r}: only operators may name files on the server; put the {what} "
                        "into the file store (dmarket files put) and name it dmarket://NAME")
@@ -87,7 +86,7 @@ def model_resolve(user, model, weights):
     pins = {}
     if is_builtin(model) or model.startswith("/"):
         if model.startswith("/"):
-            server_path(user, model, "model")
+            operator_only(user, model, "model")
     elif not file_name(store_uri(model)).lower().endswith(MODEL_SUFFIXES):
         raise RefError(f"{model!r} is neither a built-in model ({', '.join(BUILTIN_MODELS)}) "
                        "nor a .keras or .h5 model file in the file store (dmarket://NAME)")
@@ -96,7 +95,7 @@ def model_resolve(user, model, weights):
         pins[model] = pin
     if weights:
         if weights.startswith("/"):
-            server_path(user, weights, "weights")
+            operator_only(user, weights, "weights")
         else:
             weights, pin = file_pin(user, weights, (), "weights")
             pins[weights] = pin
@@ -106,7 +105,7 @@ def model_resolve(user, model, weights):
 def data_resolve(user, data):
     """The data field's files as [(input name, pinned URI or server path)] in name order, and
     their pins; [] for synthetic data."""
-    if SYNTHETIC.match(data) or data.startswith("/") and server_path(user, data, "data"):
+    if SYNTHETIC.match(data) or data.startswith("/") and operator_only(user, data, "data"):
         return [], {}
     uri = store_uri(data)
     rest = uri[len(SCHEME):]
@@ -169,12 +168,10 @@ def result_files(user, uri):
         job_id = parse_uri(f"{SCHEME}{job_part}/results/x").job_id
     except BadName as e:
         raise RefError(f"{uri}: {e}") from None
-    job = visible_to(Job.objects.all(), user).filter(pk=job_id).first()
-    if job is None:
-        raise RefError(f"{uri}: no job {job_id} whose results you may read")
-    if not job.is_finished:
-        raise RefError(f"{uri}: job {job.pk} has not finished ({job.status}); its results are "
-                       "not final yet")
+    try:
+        job = finished_job(user, job_id)
+    except BadInput as e:
+        raise RefError(f"{uri}: {e}") from None
     regex = re.compile(glob_regex(pattern))
     root = job.output_dir
     found = []
