@@ -193,7 +193,7 @@ class Runner(threading.Thread):
                         0.8 * self.batch_wall + 0.2 * wall)
                 with self.lock:
                     for r in results:
-                        end = now - r.get("after_ms", 0) / 1000
+                        end = now - r["after_ms"] / 1000
                         self.completions.append((end - r["wall_ms"] / 1000, end, r["size"]))
                     if self.first_completion is None:
                         self.first_completion = now
@@ -417,8 +417,8 @@ def main():
 
 
 if __name__ == "__main__":
-    # --py-files puts the executors' copy of dmarket (tasks and resolve only) on the path
-    # too; the driver needs the whole of it.
+    # --py-files puts the executors' copy of dmarket (tasks.py only) on the path too; the
+    # driver needs the whole of it.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
     for name in [m for m in sys.modules if m == "dmarket" or m.startswith("dmarket.")]:

@@ -6,7 +6,7 @@ the central server) or an absolute path on the server (operators only). The driv
 files; the executors get the model as a Spark broadcast and each batch's inputs in the batch
 (see input_payload), so no file system is shared with them.
 
-No Django here: the inference server's driver uses it too.
+No Django here (refs.py is the Django side): the tests and the bench use it on its own.
 """
 
 import csv

@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 LENET = REPO / "sample" / "mnist" / "mnist_common.py"
-# The executors' side: tasks.py and resolve.py, as a package of their own (no Django).
-SHIPPED = ["dmarket/__init__.py", "dmarket/inference/__init__.py", "dmarket/inference/tasks.py",
-           "dmarket/inference/resolve.py"]
+# The executors' side: tasks.py, as a package of its own (no Django). The driver sends the
+# inputs in the batches, so the executors no longer need resolve.py.
+SHIPPED = ["dmarket/__init__.py", "dmarket/inference/__init__.py", "dmarket/inference/tasks.py"]
 
 _child = None
 

@@ -108,14 +108,15 @@ def inference_record(ijob, results, inputs, machine_of):
     for result in results:
         outputs += [InferenceOutput(job=ijob, index=index, name=inputs[index][0], output=values)
                     for index, values in result["outputs"]]
+        # The executor tells how long before its task's end the batch ended: placed on this
+        # clock (the machines' clocks may differ).
+        finished = now - timedelta(milliseconds=result["after_ms"])
         batches.append(InferenceBatch(
             job=ijob, first_index=result["first"], size=result["size"],
             processing_ms=result["processing_ms"], core_ms=result["core_ms"],
             executor=result["executor"], host=result["host"],
-            machine=machine_of(result["executor"], result["host"]),
-            finished_at=now - timedelta(milliseconds=result.get("after_ms", 0)),
-            started_at=now - timedelta(milliseconds=result.get("after_ms", 0)
-                                       + result["wall_ms"])))
+            machine=machine_of(result["executor"], result["host"]), finished_at=finished,
+            started_at=finished - timedelta(milliseconds=result["wall_ms"])))
     with transaction.atomic():
         before = InferenceOutput.objects.filter(job=ijob).count()
         InferenceOutput.objects.bulk_create(outputs, ignore_conflicts=True)
