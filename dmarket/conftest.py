@@ -50,7 +50,7 @@ def pytest_runtest_call(item):
 @pytest.fixture
 def make_user(db):
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    from dmarket.accounts.models import ApiToken
 
     User = get_user_model()
     counter = {"n": 0}
@@ -59,7 +59,7 @@ def make_user(db):
         counter["n"] += 1
         user = User.objects.create_user(username or f"user{counter['n']}", "u@example.org",
                                         "a long test password 1", is_staff=staff)
-        user.token = Token.objects.create(user=user).key
+        user.token = ApiToken.issue(user, name="test")[1]
         return user
 
     return make

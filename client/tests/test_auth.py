@@ -22,8 +22,8 @@ def test_register_saves_the_server_and_token(dmarket, server, config_file):
     assert len(saved["token"]) == 40
     assert stat.S_IMODE(os.stat(config_file).st_mode) == 0o600
 
-    from rest_framework.authtoken.models import Token
-    assert Token.objects.get(key=saved["token"]).user.email == "ada@example.org"
+    from dmarket.accounts.models import ApiToken, key_digest
+    assert ApiToken.objects.get(digest=key_digest(saved["token"])).user.email == "ada@example.org"
 
 
 def test_register_prompts_for_the_password_twice(dmarket, server):
@@ -66,8 +66,13 @@ def test_login_saves_a_token(dmarket, user, server, config_file):
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f"Logged in as ada on {server}.\n"
     saved = json.loads(config_file.read_text())
-    assert saved == {"server": server, "username": "ada", "token": user.token}
+    # A new token (the server keeps only digests, so it cannot give back register's).
+    assert saved == {"server": server, "username": "ada", "token": saved["token"]}
+    assert len(saved["token"]) == 40 and saved["token"] != user.token
     assert stat.S_IMODE(os.stat(config_file).st_mode) == 0o600
+    result = dmarket("whoami", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["username"] == "ada"
 
 
 def test_login_prompts(dmarket, user, server):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
+from dmarket.accounts.models import ApiToken
 from dmarket.files.models import FileVersion
 from dmarket.jobs.models import Job
 
@@ -33,7 +33,7 @@ def local(tmp_path):
 def other(db):
     """bob, another user, as DMARKET_TOKEN for the CLI's env."""
     bob = get_user_model().objects.create_user("bob", "b@example.org", "a long password 1")
-    return {"DMARKET_TOKEN": Token.objects.create(user=bob).key}
+    return {"DMARKET_TOKEN": ApiToken.issue(bob)[1]}
 
 
 def test_put_prints_the_new_version(dmarket, user, local):

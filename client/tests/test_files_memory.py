@@ -15,8 +15,8 @@ import pytest
 import requests
 from django.contrib.auth import get_user_model
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
+from dmarket.accounts.models import ApiToken
 from dmarket.cluster.testing import free_port, wait_for
 from dmarket.files.models import FileVersion
 
@@ -106,7 +106,7 @@ def run_client(url, token, tmp_path, *args):
 def test_300_mb_round_trip_in_bounded_memory(gunicorn, tmp_path):
     url, worker = gunicorn
     user = get_user_model().objects.create_user("ada", "a@example.org", "a long password 1")
-    token = Token.objects.create(user=user).key
+    token = ApiToken.issue(user)[1]
     big = tmp_path / "big.bin"
     digest = hashlib.sha256()
     with open(big, "wb") as f:

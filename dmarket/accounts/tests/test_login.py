@@ -1,9 +1,9 @@
-"""POST /api/auth/login/: a username and password buy the user's API token."""
+"""POST /api/auth/login/: a username and password buy a new API token of the user's."""
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
+from dmarket.accounts.models import ApiToken, key_digest
 from dmarket.conftest import client_for
 from dmarket.credits.models import Account, LedgerEntry
 
@@ -17,14 +17,18 @@ pytestmark = pytest.mark.django_db
 
 def row_counts():
     return {model.__name__: model.objects.count()
-            for model in (User, Token, Account, LedgerEntry)}
+            for model in (User, ApiToken, Account, LedgerEntry)}
 
 
 def login(body):
     return client_for().post(URL, body, format="json")
 
 
-def test_login_returns_the_token_register_gave():
+def whoami(key):
+    return client_for().get("/api/auth/me/", HTTP_AUTHORIZATION=f"Token {key}")
+
+
+def test_login_issues_a_new_token_beside_the_one_register_gave():
     registered = client_for().post("/api/auth/register/",
                                    {"username": "carol", "password": "correct horse battery"},
                                    format="json")
@@ -33,16 +37,26 @@ def test_login_returns_the_token_register_gave():
     response = login({"username": "carol", "password": "correct horse battery"})
 
     assert response.status_code == 200
-    assert response.json() == {"token": registered.json()["token"]}
+    key = response.json()["token"]
+    assert response.json() == {"token": key}
+    assert key != registered.json()["token"]
+    carol = User.objects.get(username="carol")
+    token = ApiToken.objects.get(digest=key_digest(key))
+    assert (token.user, token.name, token.prefix) == (carol, "login", key[:8])
+    for key in (key, registered.json()["token"]):
+        assert whoami(key).status_code == 200
+        assert whoami(key).json()["username"] == "carol"
 
 
-def test_login_twice_gives_the_same_token(alice):
+def test_login_twice_gives_two_tokens_both_valid(alice):
     first = login({"username": "alice", "password": PASSWORD})
     second = login({"username": "alice", "password": PASSWORD})
 
     assert first.status_code == second.status_code == 200
-    assert first.json() == second.json() == {"token": alice.token}
-    assert Token.objects.filter(user=alice).count() == 1
+    keys = {first.json()["token"], second.json()["token"], alice.token}
+    assert len(keys) == 3
+    assert ApiToken.objects.filter(user=alice).count() == 3
+    assert {whoami(key).json()["username"] for key in keys} == {"alice"}
 
 
 def test_login_creates_a_token_for_a_user_without_one(db):
@@ -52,15 +66,17 @@ def test_login_creates_a_token_for_a_user_without_one(db):
     response = login({"username": "dave", "password": PASSWORD})
 
     assert response.status_code == 200
-    assert response.json() == {"token": Token.objects.get(user=user).key}
+    key = response.json()["token"]
+    assert len(key) == 40
+    assert ApiToken.objects.get(user=user).digest == key_digest(key)
 
 
-def test_login_writes_no_ledger_rows(alice):
+def test_login_writes_one_token_and_no_ledger_rows(alice):
     before = row_counts()
 
     login({"username": "alice", "password": PASSWORD})
 
-    assert row_counts() == before
+    assert row_counts() == before | {"ApiToken": before["ApiToken"] + 1}
 
 
 @pytest.mark.parametrize("body", [

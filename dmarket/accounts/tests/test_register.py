@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils.dateparse import parse_datetime
-from rest_framework.authtoken.models import Token
 
+from dmarket.accounts.models import ApiToken, key_digest
 from dmarket.conftest import client_for
 from dmarket.credits.models import Account, LedgerEntry
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 def row_counts():
     return {model.__name__: model.objects.count()
-            for model in (User, Token, Account, LedgerEntry)}
+            for model in (User, ApiToken, Account, LedgerEntry)}
 
 
 def register(body):
@@ -40,8 +40,11 @@ def test_register_returns_the_user_and_a_token():
     assert body == {
         "user": {"id": user.pk, "username": "carol", "email": "carol@example.org",
                  "is_staff": False, "date_joined": body["user"]["date_joined"]},
-        "token": Token.objects.get(user=user).key,
+        "token": body["token"],
     }
+    token = ApiToken.objects.get(user=user)
+    assert (token.digest, token.prefix, token.name) == (
+        key_digest(body["token"]), body["token"][:8], "register")
     assert parse_datetime(body["user"]["date_joined"]) == user.date_joined
     assert user.check_password(PASSWORD)
     assert not user.is_staff and not user.is_superuser
@@ -64,7 +67,7 @@ def test_email_is_optional():
 
 
 def test_new_user_gets_the_signup_grant_once():
-    register({"username": "carol", "password": PASSWORD})
+    key = register({"username": "carol", "password": PASSWORD}).json()["token"]
 
     user = User.objects.get(username="carol")
     rows = list(LedgerEntry.objects.filter(user=user).values_list("kind", "amount", "held", "key"))
@@ -72,8 +75,7 @@ def test_new_user_gets_the_signup_grant_once():
     account = Account.objects.get(user=user)
     assert (account.balance, account.held, account.earned, account.spent) == (
         Decimal("100"), Decimal("0"), Decimal("0"), Decimal("0"))
-    response = client_for().get("/api/credits/",
-                                HTTP_AUTHORIZATION=f"Token {Token.objects.get(user=user).key}")
+    response = client_for().get("/api/credits/", HTTP_AUTHORIZATION=f"Token {key}")
     assert response.json()["balance"] == "100.000000"
 
 

@@ -1,0 +1,33 @@
+import hmac
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
+
+from .models import ApiToken, key_digest
+
+# last_used_at is written at most this often per token, not on every request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class ApiTokenAuthentication(TokenAuthentication):
+    """`Authorization: Token <key>`, as DRF's own, against ApiToken's digests."""
+
+    keyword = "Token"
+    model = ApiToken
+
+    def authenticate_credentials(self, key):
+        digest = key_digest(key)
+        token = ApiToken.objects.select_related("user").filter(digest=digest).first()
+        # The lookup already matched; the constant-time comparison is there for a database
+        # whose comparison might not be exact (a collation, trailing spaces).
+        if token is None or not hmac.compare_digest(token.digest, digest):
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            token.last_used_at = now
+        return token.user, token
