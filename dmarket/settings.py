@@ -134,7 +134,32 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dmarket.common.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # The throttles' client address: REMOTE_ADDR when 0 (a client's own X-Forwarded-For
+    # would otherwise buy it a fresh allowance on every request); behind N proxies of the
+    # operator's, the address the Nth from the end saw.
+    "NUM_PROXIES": int(os.environ.get("DMARKET_NUM_PROXIES", "0")),
 }
+
+# Django's default (memory of each process) for anything that may be lost, and a table in the
+# database for the throttles' request histories: gunicorn runs several workers, and limits
+# kept per process would let a client through that many times; the database is already
+# shared by every process (and every host of the server), so no new service is needed. The
+# table is made by migrate (dmarket/accounts/apps.py runs createcachetable after it).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "dmarket_throttle_cache",
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
+    },
+}
+# Rates of the sign-up and login throttles (dmarket/accounts/throttles.py), as DRF writes
+# them: "<requests>/<s|min|hour|day>"; past one, 429 with Retry-After. Empty: no limit.
+# Sign-ups per client address; login attempts per client address, and per username from any
+# address (slow password guessing from many addresses), successful ones included.
+DMARKET_REGISTER_RATE = os.environ.get("DMARKET_REGISTER_RATE", "10/hour")
+DMARKET_LOGIN_RATE = os.environ.get("DMARKET_LOGIN_RATE", "10/min")
+DMARKET_LOGIN_USERNAME_RATE = os.environ.get("DMARKET_LOGIN_USERNAME_RATE", "20/hour")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "dmarket API",

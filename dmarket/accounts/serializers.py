@@ -41,6 +41,10 @@ class LoginSerializer(StrictSerializer):
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
 
 
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
 

@@ -1,6 +1,6 @@
 from django.contrib.auth import authenticate, get_user_model
 from django.db import IntegrityError, transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.permissions import AllowAny
@@ -8,8 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .models import ApiToken
-from .serializers import (LoginSerializer, RegisteredSerializer, RegisterSerializer,
-                          TokenSerializer, UserSerializer)
+from .serializers import (DetailSerializer, LoginSerializer, RegisteredSerializer,
+                          RegisterSerializer, TokenSerializer, UserSerializer)
+from .throttles import LoginThrottle, LoginUsernameThrottle, RegisterThrottle
 
 User = get_user_model()
 
@@ -21,11 +22,21 @@ class WrongCredentials(APIException):
     default_code = "wrong_credentials"
 
 
+# The 429 of a throttled sign-up or login, and its header, in the OpenAPI document.
+THROTTLED = OpenApiResponse(
+    DetailSerializer, description="Too many attempts: the Retry-After header and the detail "
+                                  "say after how many seconds to try again.")
+RETRY_AFTER = OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, response=[429],
+                               description="Seconds to wait before trying again.")
+
+
 class RegisterView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [RegisterThrottle]
 
-    @extend_schema(request=RegisterSerializer, responses={201: RegisteredSerializer})
+    @extend_schema(request=RegisterSerializer, parameters=[RETRY_AFTER],
+                   responses={201: RegisteredSerializer, 429: THROTTLED})
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -48,8 +59,10 @@ class LoginView(APIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle, LoginUsernameThrottle]
 
-    @extend_schema(request=LoginSerializer, responses={200: TokenSerializer})
+    @extend_schema(request=LoginSerializer, parameters=[RETRY_AFTER],
+                   responses={200: TokenSerializer, 429: THROTTLED})
     def post(self, request):
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

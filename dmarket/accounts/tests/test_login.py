@@ -1,7 +1,9 @@
-"""POST /api/auth/login/: a username and password buy a new API token of the user's."""
+"""POST /api/auth/login/: a username and password buy a new API token of the user's;
+attempts are limited per client address and per username."""
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import caches
 
 from dmarket.accounts.models import ApiToken, key_digest
 from dmarket.conftest import client_for
@@ -20,8 +22,8 @@ def row_counts():
             for model in (User, ApiToken, Account, LedgerEntry)}
 
 
-def login(body):
-    return client_for().post(URL, body, format="json")
+def login(body, address="127.0.0.1"):
+    return client_for().post(URL, body, format="json", REMOTE_ADDR=address)
 
 
 def whoami(key):
@@ -148,3 +150,95 @@ def test_other_methods_are_not_allowed(method):
 
     assert response.status_code == 405
     assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
+
+
+# --- Throttling -----------------------------------------------------------------------------
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The throttles' time, stopped (so that the waits they give are exact) at clock[0]."""
+    from rest_framework.throttling import SimpleRateThrottle
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(SimpleRateThrottle, "timer", lambda self: now[0])
+    return now
+
+
+@pytest.fixture
+def rates(settings, clock):
+    """Low limits, from an empty history."""
+    settings.DMARKET_LOGIN_RATE = "3/min"
+    settings.DMARKET_LOGIN_USERNAME_RATE = "5/hour"
+    caches["throttle"].clear()
+    return settings
+
+
+def throttled(response, wait):
+    assert response.status_code == 429
+    assert response["Retry-After"] == str(wait)
+    assert response.json() == {
+        "detail": f"Request was throttled. Expected available in {wait} seconds."}
+    return True
+
+
+def test_logins_past_the_rate_from_one_address_are_429(rates, alice, bob):
+    before = row_counts()
+    # Right or wrong, every attempt counts, whichever the username.
+    bodies = [{"username": "alice", "password": PASSWORD},
+              {"username": "bob", "password": "not the password"},
+              {"username": "nobody", "password": PASSWORD}]
+    assert [login(body).status_code for body in bodies] == [200, 401, 401]
+
+    response = login({"username": "bob", "password": PASSWORD})
+
+    assert throttled(response, 60)
+    assert row_counts() == before | {"ApiToken": before["ApiToken"] + 1}
+    # Another address has its own allowance.
+    assert login({"username": "bob", "password": PASSWORD}, "192.0.2.7").status_code == 200
+
+
+def test_logins_to_one_username_from_many_addresses_are_429(rates, alice, bob):
+    for n in range(5):
+        response = login({"username": "alice", "password": f"guess {n}"}, f"192.0.2.{n}")
+        assert response.status_code == 401
+
+    response = login({"username": "alice", "password": PASSWORD}, "198.51.100.1")
+
+    assert throttled(response, 3600)
+    # Whatever its case: to sign-up, ALICE is alice.
+    assert throttled(login({"username": "ALICE", "password": PASSWORD}, "198.51.100.2"), 3600)
+    # The limit is the username's: another account logs in from the same address.
+    assert login({"username": "bob", "password": PASSWORD}, "198.51.100.1").status_code == 200
+
+
+def test_the_wait_is_until_the_oldest_attempt_leaves_the_window(rates, clock, alice):
+    for step in (0, 10, 20):
+        clock[0] = 1_000_000.0 + step
+        assert login({"username": "alice", "password": PASSWORD}).status_code == 200
+
+    clock[0] = 1_000_045.0
+    assert throttled(login({"username": "alice", "password": PASSWORD}), 15)
+
+    clock[0] = 1_000_060.0
+    assert login({"username": "alice", "password": PASSWORD}).status_code == 200
+
+
+def test_a_forwarded_for_header_does_not_buy_a_new_allowance(rates, alice):
+    for n in range(3):
+        response = client_for().post(URL, {"username": "alice", "password": PASSWORD},
+                                     format="json", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}")
+        assert response.status_code == 200
+
+    response = client_for().post(URL, {"username": "alice", "password": PASSWORD},
+                                 format="json", HTTP_X_FORWARDED_FOR="203.0.113.9")
+
+    assert throttled(response, 60)
+
+
+def test_an_empty_rate_turns_the_limits_off(rates, alice):
+    rates.DMARKET_LOGIN_RATE = rates.DMARKET_LOGIN_USERNAME_RATE = ""
+
+    statuses = {login({"username": "alice", "password": PASSWORD}).status_code
+                for _ in range(8)}
+
+    assert statuses == {200}

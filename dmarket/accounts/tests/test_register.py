@@ -1,9 +1,11 @@
-"""POST /api/auth/register/: anyone may sign up; a refused sign-up writes nothing."""
+"""POST /api/auth/register/: anyone may sign up, so many times per client address; a refused
+sign-up writes nothing."""
 
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import caches
 from django.utils.dateparse import parse_datetime
 
 from dmarket.accounts.models import ApiToken, key_digest
@@ -22,8 +24,8 @@ def row_counts():
             for model in (User, ApiToken, Account, LedgerEntry)}
 
 
-def register(body):
-    return client_for().post(URL, body, format="json")
+def register(body, address="127.0.0.1"):
+    return client_for().post(URL, body, format="json", REMOTE_ADDR=address)
 
 
 def bad_request(field, *messages):
@@ -262,3 +264,33 @@ def test_other_methods_are_not_allowed(method):
 
     assert response.status_code == 405
     assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
+
+
+# --- Throttling -----------------------------------------------------------------------------
+
+@pytest.fixture
+def rate(settings, monkeypatch):
+    """Two sign-ups an hour per address, from an empty history, the throttles' clock stopped
+    (so that the wait they give is exact)."""
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "timer", lambda self: 1_000_000.0)
+    settings.DMARKET_REGISTER_RATE = "2/hour"
+    caches["throttle"].clear()
+
+
+def test_signups_past_the_rate_from_one_address_are_429(rate):
+    # Refused sign-ups count too.
+    assert register({"username": "carol", "password": PASSWORD}).status_code == 201
+    assert register({"username": "carol", "password": PASSWORD}).status_code == 400
+    before = row_counts()
+
+    response = register({"username": "dave", "password": PASSWORD})
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "3600"
+    assert response.json() == {
+        "detail": "Request was throttled. Expected available in 3600 seconds."}
+    assert row_counts() == before
+    # Another address has its own allowance.
+    assert register({"username": "dave", "password": PASSWORD}, "192.0.2.1").status_code == 201

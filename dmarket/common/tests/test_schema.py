@@ -120,3 +120,18 @@ def test_schema_is_read_only(method):
     # The schema view speaks OpenAPI's YAML, its errors included.
     assert response.status_code == 405
     assert yaml.safe_load(response.content) == {"detail": f'Method "{method.upper()}" not allowed.'}
+
+
+@pytest.mark.parametrize("path", ["/api/auth/register/", "/api/auth/login/"])
+def test_schema_documents_the_throttles_429(path):
+    responses = get_json_schema()["paths"][path]["post"]["responses"]
+
+    assert responses["429"]["description"].startswith("Too many attempts")
+    assert responses["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    (content,) = responses["429"]["content"].values()
+    assert content["schema"] == {"$ref": "#/components/schemas/Detail"}
+
+
+def test_schema_documents_the_detail_body():
+    assert get_json_schema()["components"]["schemas"]["Detail"] == {
+        "type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
