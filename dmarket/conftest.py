@@ -88,7 +88,14 @@ def staff(make_user):
 
 
 @pytest.fixture
-def entry_file(tmp_path):
+def entry_file():
+    """An entry file that any user may name (a path on the server is for operators only)."""
+    return "https://example.org/apps/app.py"
+
+
+@pytest.fixture
+def server_file(tmp_path):
+    """A readable file on the server, app.py: an operator's job may name its path."""
     path = tmp_path / "app.py"
     path.write_text("print('hello')\n")
     return str(path)

@@ -97,3 +97,13 @@ def parse_uri(uri):
     if rest.startswith("jobs/"):
         raise BadName(f"{uri!r}: write a job's result as {SCHEME}jobs/ID/results/PATH")
     return parse_ref(rest)
+
+
+def server_file_refusal(user, ref, what, upload="dmarket files put"):
+    """Why `user` may not name `ref`, a file by its path on the server or its machines (a
+    path, file:// or local:), or None: only operators may. Anyone else would have the market
+    read, and ship to their job, whatever the server can read."""
+    if getattr(user, "is_staff", False):
+        return None
+    return (f"{ref!r}: only operators may name files on the server; put the {what} into the "
+            f"file store ({upload}) and name it dmarket://NAME")

@@ -18,7 +18,8 @@ from pathlib import Path
 from rest_framework.exceptions import ValidationError
 
 from dmarket.files.models import JobInput
-from dmarket.files.names import SCHEME, BadName, FileRef, ResultRef, parse_ref, parse_uri
+from dmarket.files.names import (SCHEME, BadName, FileRef, ResultRef, parse_ref, parse_uri,
+                                 server_file_refusal)
 from dmarket.files.services import (
     BadInput,
     files_latest,
@@ -62,9 +63,9 @@ def store_uri(ref):
 
 
 def operator_only(user, ref, what):
-    if not user.is_staff:
-        raise RefError(f"{ref!r}: only operators may name files on the server; put the {what} "
-                       "into the file store (dmarket files put) and name it dmarket://NAME")
+    refusal = server_file_refusal(user, ref, what)
+    if refusal:
+        raise RefError(refusal)
     return ref
 
 

@@ -58,11 +58,13 @@ class AppParamsField(serializers.Field):
 
 
 def uri_validator(role):
-    def validate(value):
+    def validate(value, field):
         try:
-            check_uri(value, role)
+            # Server paths only for an operator: the view gives the submitter as "user".
+            check_uri(value, role, field.context.get("user"))
         except BadURI as e:
             raise serializers.ValidationError(str(e)) from None
+    validate.requires_context = True
     return validate
 
 

@@ -1,16 +1,22 @@
 """Checks on the files a job names: its entry file, libs, archives and files.
 
 They reach spark-submit as single argv entries, so the checks are about giving the user a
-clear error now rather than a failed job later, not about shell safety.
+clear error now rather than a failed job later, not about shell safety. Files on the server
+or its machines (a path, file:// or local:) are for operators only: Spark would ship
+whatever the server can read to the job; users name dmarket:// files (`dmarket jobs submit`
+uploads local files into their store) or remote URIs.
 """
 
 import os
 import re
 from urllib.parse import urlsplit
 
-from dmarket.files.names import SCHEME, BadName, parse_uri
+from dmarket.files.names import SCHEME, BadName, parse_uri, server_file_refusal
 
 REMOTE_SCHEMES = {"http", "https", "hdfs", "s3a", "gs", "abfs", "abfss", "local"}
+# A path on the server (none, file:) or on every worker (local:).
+SERVER_SCHEMES = {"", "file", "local"}
+UPLOAD = "dmarket files put, or let dmarket jobs submit upload it"
 ALIAS = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 EXTENSIONS = {
     "entry_file": (".py", ".jar"),
@@ -37,8 +43,9 @@ def split_alias(uri):
     return base, alias
 
 
-def check_uri(uri, role):
-    """Return the URI unchanged, or raise BadURI with a message a person can act on."""
+def check_uri(uri, role, user=None):
+    """Return the URI unchanged, or raise BadURI with a message a person can act on. Files on
+    the server or its machines only for an operator `user`."""
     if not uri or uri != uri.strip():
         raise BadURI("must be a non-empty path or URI without surrounding spaces")
     if any(ord(c) < 32 for c in uri):
@@ -46,6 +53,9 @@ def check_uri(uri, role):
     base = split_alias(uri)[0] if role in ALIASED else uri
     parts = urlsplit(base)
     scheme = parts.scheme.lower()
+    # Before any look at the path: a user learns nothing of the server's files.
+    if scheme in SERVER_SCHEMES and (refusal := server_file_refusal(user, uri, "file", UPLOAD)):
+        raise BadURI(refusal)
     if base.startswith(SCHEME):
         # Whether the file exists and the submitter may read it is checked at submission
         # (dmarket.files.services.job_inputs_resolve); here only its shape.

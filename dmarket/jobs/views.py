@@ -62,7 +62,7 @@ class JobListView(generics.ListCreateAPIView):
     @extend_schema(request=JobSubmitSerializer,
                    responses={201: JobSerializer, 200: JobSerializer})
     def post(self, request):
-        serializer = JobSubmitSerializer(data=request.data)
+        serializer = JobSubmitSerializer(data=request.data, context={"user": request.user})
         serializer.is_valid(raise_exception=True)
         try:
             job, created = job_submit(request.user, serializer.validated_data)

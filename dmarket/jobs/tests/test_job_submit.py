@@ -36,12 +36,10 @@ def test_minimal_submit_is_201_with_the_exact_job(alice, entry_file):
     assert_created_at(body)
 
 
-def test_submit_with_every_field_is_201_with_the_exact_job(alice, entry_file, tmp_path):
-    lib = tmp_path / "helpers.zip"
-    lib.write_bytes(b"PK")
+def test_submit_with_every_field_is_201_with_the_exact_job(alice, entry_file):
     fields = {
         "name": "train resnet",
-        "libs": [str(lib), "hdfs://nn/libs/util.py"],
+        "libs": ["https://example.org/helpers.zip", "hdfs://nn/libs/util.py"],
         "archives": ["hdfs://nn/a.zip#env", "https://example.org/data.tar.gz"],
         "app_params": ["--epochs", "3"],
         "cores": 8,
@@ -111,11 +109,11 @@ def test_remote_archive_with_alias_is_stored_verbatim(alice, entry_file):
     assert Job.objects.get().archives == ["hdfs://nn/a.zip#env"]
 
 
-def test_file_uri_entry_file_is_accepted(alice, entry_file):
-    response = submit(alice, entry_file, entry_file=f"file://{entry_file}")
+def test_file_uri_entry_file_is_accepted_from_an_operator(staff, server_file):
+    response = submit(staff, f"file://{server_file}")
 
     assert response.status_code == 201
-    assert response.json()["entry_file"] == f"file://{entry_file}"
+    assert response.json()["entry_file"] == f"file://{server_file}"
 
 
 def test_anonymous_submit_is_401_and_writes_nothing(entry_file, db):
@@ -195,6 +193,9 @@ NOT_ABSOLUTE = ("{v!r} is not an absolute path; give the full path of a file the
 UNREADABLE = "{v} is not a file the server can read"
 ENTRY_EXT = "{v!r} should end with one of .py, .jar"
 LIB_EXT = "{v!r} should end with one of .py, .zip, .egg, .jar"
+SERVER_FILE = ("{v!r}: only operators may name files on the server; put the file into the "
+               "file store (dmarket files put, or let dmarket jobs submit upload it) and name "
+               "it dmarket://NAME")
 BAD_ALIAS = ("{v!r}: the alias after '#' may hold only letters, digits, '.', '_' and '-'")
 ID_CHARS = "Use 1 to 128 letters, digits, '.', '_', ':' or '-'."
 MISSING = object()
@@ -210,11 +211,8 @@ BAD_FIELDS = [
     ("name", "a\x00b", "Null characters are not allowed."),
     ("entry_file", MISSING, "This field is required."),
     ("entry_file", "", "This field may not be blank."),
-    ("entry_file", "app.py", NOT_ABSOLUTE),
-    ("entry_file", "file:app.py", NOT_ABSOLUTE),
-    ("entry_file", "{tmp}/missing.py", UNREADABLE),
-    ("entry_file", "{tmp}/a-directory.py", UNREADABLE),
-    ("entry_file", "{tmp}/notes.txt", ENTRY_EXT),
+    ("entry_file", "app.py", SERVER_FILE),
+    ("entry_file", "https://example.org/notes.txt", ENTRY_EXT),
     ("entry_file", "ftp://x/y.py", "{v!r}: unsupported scheme 'ftp'; use a path, file://, "
                                    "dmarket://, http(s)://, hdfs:// or another Hadoop file "
                                    "system"),
@@ -228,7 +226,7 @@ BAD_FIELDS = [
      "Ensure this field has no more than 2000 characters."),
     ("libs", "{tmp}/app.py", 'Expected a list of items but got type "str".'),
     ("libs", {"a": "{tmp}/app.py"}, 'Expected a list of items but got type "dict".'),
-    ("libs", ["{tmp}/app.py"] * 101, "Ensure this field has no more than 100 elements."),
+    ("libs", ["hdfs://nn/a.py"] * 101, "Ensure this field has no more than 100 elements."),
     ("archives", "hdfs://nn/a.zip", 'Expected a list of items but got type "str".'),
     ("archives", ["hdfs://nn/a.zip"] * 101, "Ensure this field has no more than 100 elements."),
     ("app_params", {"a": "b"}, "Give a list of strings, or one string to be split shell-style."),
@@ -280,10 +278,17 @@ def fill(value, tmp):
     return value
 
 
-@pytest.mark.parametrize("field, value, message", BAD_FIELDS,
-                         ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(BAD_FIELDS)])
-def test_bad_field_is_400_naming_it_and_writes_nothing(alice, entry_file, tmp_path,
-                                                       field, value, message):
+# An operator's entry file may be a path on the server, checked there.
+OPERATOR_BAD_FIELDS = [
+    ("entry_file", "app.py", NOT_ABSOLUTE),
+    ("entry_file", "file:app.py", NOT_ABSOLUTE),
+    ("entry_file", "{tmp}/missing.py", UNREADABLE),
+    ("entry_file", "{tmp}/a-directory.py", UNREADABLE),
+    ("entry_file", "{tmp}/notes.txt", ENTRY_EXT),
+]
+
+
+def assert_bad_field_is_400(user, tmp_path, entry_file, field, value, message):
     (tmp_path / "a-directory.py").mkdir()
     (tmp_path / "notes.txt").write_text("not code")
     body = {"name": "job", "entry_file": entry_file}
@@ -294,22 +299,36 @@ def test_bad_field_is_400_naming_it_and_writes_nothing(alice, entry_file, tmp_pa
         body[field] = value
     message = message.format(v=value) if "{v" in message else message
 
-    response = client_for(alice).post("/api/jobs/", body, format="json")
+    response = client_for(user).post("/api/jobs/", body, format="json")
 
     assert response.status_code == 400
     assert response.json() == {"detail": f"{field}: {message}", "errors": {field: [message]}}
-    assert_nothing_written(alice)
+    assert_nothing_written(user)
+
+
+@pytest.mark.parametrize("field, value, message", BAD_FIELDS,
+                         ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(BAD_FIELDS)])
+def test_bad_field_is_400_naming_it_and_writes_nothing(alice, entry_file, tmp_path,
+                                                       field, value, message):
+    assert_bad_field_is_400(alice, tmp_path, entry_file, field, value, message)
+
+
+@pytest.mark.parametrize("field, value, message", OPERATOR_BAD_FIELDS,
+                         ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(OPERATOR_BAD_FIELDS)])
+def test_operators_bad_server_path_is_400_naming_it(staff, server_file, tmp_path,
+                                                   field, value, message):
+    assert_bad_field_is_400(staff, tmp_path, server_file, field, value, message)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
-def test_entry_file_the_server_cannot_read_is_400(alice, tmp_path):
+def test_entry_file_the_server_cannot_read_is_400(staff, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
     path = locked / "app.py"
     path.write_text("print(1)\n")
     locked.chmod(0)
     try:
-        response = submit(alice, str(path))
+        response = submit(staff, str(path))
     finally:
         locked.chmod(0o700)
 
@@ -317,17 +336,67 @@ def test_entry_file_the_server_cannot_read_is_400(alice, tmp_path):
     assert response.status_code == 400
     assert response.json() == {"detail": f"entry_file: {message}",
                                "errors": {"entry_file": [message]}}
+    assert_nothing_written(staff)
+
+
+# --- Files on the server or its machines: operators only -----------------------------------
+
+# (field, value): a path, file:// and local: for each field; {tmp} holds app.py, util.py,
+# data.zip and conf.txt, and refusing them says nothing of whether they exist.
+SERVER_PATHS = [
+    (field, value)
+    for field, name in (("entry_file", "app.py"), ("libs", "util.py"),
+                        ("archives", "data.zip#data"), ("files", "conf.txt#conf"))
+    for value in (f"{{tmp}}/{name}", f"file://{{tmp}}/{name}", f"local:/opt/{name}",
+                  f"{{tmp}}/missing/{name}")
+] + [("files", "/etc/passwd"), ("libs", "file:///etc/passwd")]
+
+
+@pytest.fixture
+def server_files(tmp_path):
+    for name in ("app.py", "util.py", "data.zip", "conf.txt"):
+        (tmp_path / name).write_text("x")
+    return tmp_path
+
+
+@pytest.mark.parametrize("field, value", SERVER_PATHS)
+def test_a_users_server_path_is_400_naming_the_field(alice, entry_file, server_files,
+                                                     field, value):
+    value = fill(value, server_files)
+    message = SERVER_FILE.format(v=value)
+
+    if field == "entry_file":
+        response = submit(alice, value)
+        expected = {"detail": f"entry_file: {message}", "errors": {"entry_file": [message]}}
+    else:
+        response = submit(alice, entry_file, **{field: ["hdfs://nn/ok.zip", value]})
+        expected = {"detail": f"{field}.1: {message}", "errors": {field: {"1": [message]}}}
+
+    assert response.status_code == 400
+    assert response.json() == expected
     assert_nothing_written(alice)
+
+
+def test_an_operator_may_name_files_on_the_server_and_its_machines(staff, server_files):
+    tmp = server_files
+    fields = {"libs": [str(tmp / "util.py"), f"file://{tmp}/util.py", "local:/opt/util.py"],
+              "archives": [f"file://{tmp}/data.zip#data", "local:/opt/data.zip#d"],
+              "files": [f"{tmp}/conf.txt#conf", "local:/etc/hosts"]}
+
+    response = submit(staff, str(tmp / "app.py"), **fields)
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body == job_json(body["id"], "operator", str(tmp / "app.py"), body["created_at"],
+                            **fields)
 
 
 @pytest.mark.parametrize("field, extension_message", [
     ("libs", LIB_EXT),
     ("archives", "{v!r} should end with one of .zip, .tar.gz, .tgz, .tar, .jar"),
 ])
-def test_bad_list_item_is_named_by_its_index(alice, entry_file, tmp_path, field,
-                                             extension_message):
-    bad = str(tmp_path / "notes.txt")
-    (tmp_path / "notes.txt").write_text("not code")
+def test_bad_list_item_is_named_by_its_index(alice, entry_file, field, extension_message):
+    bad = "https://example.org/notes.txt"
 
     response = submit(alice, entry_file, **{field: [bad, "hdfs://nn/ok.zip", bad]})
 
