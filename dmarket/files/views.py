@@ -51,12 +51,21 @@ class FileListView(generics.ListAPIView):
         return {**super().get_serializer_context(), "user": self.request.user}
 
     def get_queryset(self):
-        return files_latest(self.request.user, self.request.query_params.get("owner"),
-                            self.request.query_params.get("pattern"))
+        params = self.request.query_params
+        found = files_latest(self.request.user, params.get("owner"), params.get("pattern"))
+        sha256 = params.get("sha256")
+        if sha256 is not None:
+            if not SHA256.match(sha256.lower()):
+                raise ValidationError({"sha256": ["Give 64 hexadecimal digits."]})
+            found = found.filter(sha256=sha256.lower())
+        return found
 
     @extend_schema(operation_id="files_list", parameters=[
         OpenApiParameter("pattern", OpenApiTypes.STR,
                          description="Only names matching this pattern (* and ?)."),
+        OpenApiParameter("sha256", OpenApiTypes.STR,
+                         description="Only files whose latest version has these bytes (their "
+                                     "SHA-256 in hex): whether the store holds them already."),
         OWNER,
     ])
     def get(self, request):
