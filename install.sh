@@ -29,6 +29,30 @@ if [ -z "$java_major" ] || [ "$java_major" -lt 17 ]; then
   fi
 fi
 
+# Every job's driver runs in a bubblewrap sandbox (doc/security.md). As root: Debian's
+# bubblewrap and nftables, and the unprivileged system user the drivers run as.
+SANDBOX_USER=${DMARKET_SANDBOX_USER:-dmarket-job}
+if [ "${DMARKET_SANDBOX:-auto}" != off ]; then
+  if [ "$(id -u)" = 0 ]; then
+    missing=""
+    command -v bwrap >/dev/null || missing="$missing bubblewrap"
+    command -v nft >/dev/null || missing="$missing nftables"
+    command -v setpriv >/dev/null || missing="$missing util-linux"
+    if [ -n "$missing" ] && command -v apt-get >/dev/null; then
+      say "installing the sandbox's packages:$missing"
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+    fi
+    if ! id "$SANDBOX_USER" >/dev/null 2>&1; then
+      say "creating the system user $SANDBOX_USER that jobs' drivers run as"
+      useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin "$SANDBOX_USER"
+    fi
+  elif ! command -v bwrap >/dev/null; then
+    say "warning: bubblewrap is not installed: no job's driver can start here until it is"
+    say "  (apt-get install bubblewrap), or an operator sets DMARKET_SANDBOX=off"
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   say "creating the virtual environment in .venv ($($PYTHON --version))"
   "$PYTHON" -m venv .venv

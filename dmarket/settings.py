@@ -255,3 +255,30 @@ DMARKET_INFERENCE_EXECUTOR_MEMORY_MB = int(
     os.environ.get("DMARKET_INFERENCE_EXECUTOR_MEMORY_MB", "1024"))
 DMARKET_INFERENCE_IDLE = float(os.environ.get("DMARKET_INFERENCE_IDLE", "60"))
 DMARKET_INFERENCE_POLL = float(os.environ.get("DMARKET_INFERENCE_POLL", "1"))
+# The sandbox every driver runs in (dmarket/cluster/sandbox.py, doc/security.md). "auto":
+# bubblewrap, as the system user DMARKET_SANDBOX_USER when the server runs as root, in a user
+# namespace otherwise; "off" (an operator's explicit choice): drivers run unsandboxed. Where
+# no sandbox can be made, the launcher starts no driver.
+DMARKET_SANDBOX = os.environ.get("DMARKET_SANDBOX", "auto")
+DMARKET_SANDBOX_USER = os.environ.get("DMARKET_SANDBOX_USER", "dmarket-job")
+# Limits of each driver's sandbox: its memory is the job's driver memory plus this overhead
+# (the Python driver beside the JVM's heap), processes and threads, open files per process,
+# the private /tmp (in memory), and the job's results and log together.
+DMARKET_DRIVER_MEMORY_MB = int(os.environ.get("DMARKET_DRIVER_MEMORY_MB", "1024"))
+DMARKET_MAX_DRIVER_MEMORY_MB = int(os.environ.get("DMARKET_MAX_DRIVER_MEMORY_MB", "8192"))
+DMARKET_DRIVER_MEMORY_OVERHEAD_MB = int(
+    os.environ.get("DMARKET_DRIVER_MEMORY_OVERHEAD_MB", "1536"))
+DMARKET_SANDBOX_MAX_PROCS = int(os.environ.get("DMARKET_SANDBOX_MAX_PROCS", "2048"))
+DMARKET_SANDBOX_MAX_OPEN_FILES = int(os.environ.get("DMARKET_SANDBOX_MAX_OPEN_FILES", "4096"))
+DMARKET_SANDBOX_TMP_MB = int(os.environ.get("DMARKET_SANDBOX_TMP_MB", "1024"))
+DMARKET_JOB_DISK_QUOTA_MB = int(os.environ.get("DMARKET_JOB_DISK_QUOTA_MB", "2048"))
+# Wall-clock limit of a job's run, in seconds: the default a job gets and the most it may ask.
+DMARKET_JOB_MAX_RUNTIME = int(os.environ.get("DMARKET_JOB_MAX_RUNTIME", "21600"))
+DMARKET_MAX_JOB_RUNTIME = int(os.environ.get("DMARKET_MAX_JOB_RUNTIME", "604800"))
+# More read-only paths drivers see (a Java outside /usr, say), and more environment variables
+# they get from the launcher's (names only; nothing else of its environment reaches them).
+DMARKET_SANDBOX_RO_PATHS = env_list("DMARKET_SANDBOX_RO_PATHS", [])
+DMARKET_SANDBOX_PASS_ENV = env_list("DMARKET_SANDBOX_PASS_ENV", [])
+# host:port addresses a job's driver may not connect to, besides the database, the master's
+# and the history server's web UIs (enforced with nftables when the server runs as root).
+DMARKET_SANDBOX_BLOCKED = env_list("DMARKET_SANDBOX_BLOCKED", [])

@@ -4,6 +4,7 @@ No launcher runs here (no Spark): the tests play the driver's part by writing it
 results into the job's directory and changing its state in the database.
 """
 
+import hashlib
 import json
 import os
 import threading
@@ -69,13 +70,15 @@ def test_submit_with_every_option(dmarket, dmarket_json, user, tmp_path, monkeyp
                  "--cores", "3", "--executor-memory", "2g", "--machine-type", "gpu",
                  "--max-credits", "12.5", "--submission-id", "run-1", "--", *SHELL_PARAMS)
     row = Job.objects.get()
+    # The local files were uploaded into ada's store (see test_job_uploads.py).
+    x = "dmarket://job-files/" + hashlib.sha256(b"x").hexdigest()[:16]
     assert job == {
         "id": row.pk, "owner": "ada", "name": "every option",
-        "entry_file": str(tmp_path / "app.py"),
-        "libs": [str(tmp_path / "dep.py"), str(tmp_path / "bundle.zip"),
+        "entry_file": f"{x}/app.py@1",
+        "libs": [f"{x}/dep.py@1", f"{x}/bundle.zip@1",
                  "hdfs://namenode:8020/libs/x.zip", "https://example.org/y.py"],
-        "archives": [str(tmp_path / "data.tar.gz") + "#data", "https://example.org/z.zip#zz"],
-        "files": [str(tmp_path / "conf.json") + "#c", "hdfs://namenode:8020/f.txt"],
+        "archives": [f"{x}/data.tar.gz@1#data", "https://example.org/z.zip#zz"],
+        "files": [f"{x}/conf.json@1#c", "hdfs://namenode:8020/f.txt"],
         "app_params": SHELL_PARAMS,
         "cores": 3, "executor_memory_mb": 2048, "machine_type": "gpu",
         "max_credits": "12.500000", "submission_id": "run-1",
@@ -102,6 +105,7 @@ def test_submit_prints_the_job(dmarket, user, entry_file):
     result = dmarket("jobs", "submit", entry_file, "--name", "pi", "--", "a b", "c")
     assert result.exit_code == 0, result.stderr
     job = Job.objects.get()
+    assert job.entry_file.startswith("dmarket://job-files/")  # uploaded
     assert result.stdout == (
         f"id                   {job.pk}\n"
         "name                 pi\n"
@@ -109,7 +113,7 @@ def test_submit_prints_the_job(dmarket, user, entry_file):
         "status               QUEUED\n"
         "status_reason        \n"
         "cancel_requested     no\n"
-        f"entry_file           {entry_file}\n"
+        f"entry_file           {job.entry_file}\n"
         "libs                 \n"
         "archives             \n"
         "files                \n"
@@ -155,25 +159,28 @@ def test_executor_memory_below_the_minimum_is_refused_by_the_server(dmarket, use
                              "or equal to 512.\n")
 
 
-def test_relative_paths_are_made_absolute(dmarket_json, user, tmp_path, monkeypatch):
+def test_relative_paths_are_read_from_here(dmarket_json, user, tmp_path, monkeypatch):
     (tmp_path / "app.py").write_text("x")
     monkeypatch.chdir(tmp_path)
-    assert submit(dmarket_json, "app.py")["entry_file"] == str(tmp_path / "app.py")
-    assert submit(dmarket_json, "./x/../app.py")["entry_file"] == str(tmp_path / "app.py")
+    stored = f"dmarket://job-files/{hashlib.sha256(b'x').hexdigest()[:16]}/app.py@1"
+    assert submit(dmarket_json, "app.py")["entry_file"] == stored
+    assert submit(dmarket_json, "./x/../app.py")["entry_file"] == stored
 
 
 def test_uris_are_passed_unchanged(dmarket_json, user):
     for uri in ("https://example.org/apps/app.py", "hdfs://nn:8020/a/app.py",
-                "local:/opt/app.py", "s3a://bucket/app.jar"):
+                "gs://bucket/app.py", "s3a://bucket/app.jar"):
         assert submit(dmarket_json, uri)["entry_file"] == uri
 
 
-def test_the_servers_refusal_of_a_file_is_shown(dmarket, user, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = dmarket("jobs", "submit", "missing.py")
+def test_the_servers_refusal_of_a_file_is_shown(dmarket, user):
+    # local: is a path on every worker: for operators only.
+    result = dmarket("jobs", "submit", "local:/opt/app.py")
     assert result.exit_code == 1
-    assert result.stderr == f"dmarket: entry_file: {tmp_path}/missing.py is not a file the " \
-                            "server can read\n"
+    assert result.stderr == ("dmarket: entry_file: 'local:/opt/app.py': only operators may "
+                             "name files on the server; put the file into the file store "
+                             "(dmarket files put, or let dmarket jobs submit upload it) and "
+                             "name it dmarket://NAME\n")
 
 
 def test_submission_id_retry_returns_the_same_job(dmarket, dmarket_json, user, entry_file):

@@ -2,9 +2,11 @@
 it to its end, and stops it on cancel.
 
 Several launchers (one per host) may share the queue: a job is claimed by a conditional UPDATE
-that only one of them can win. Drivers run in sessions of their own through
-dmarket.cluster.wrapper, which writes the exit code to the job's directory, so they outlive a
-launcher that dies and a restarted launcher picks up where it left off.
+that only one of them can win. Drivers run in sandboxes (dmarket.cluster.sandbox), in sessions
+of their own through dmarket.cluster.wrapper, which writes the exit code to the job's
+directory, so they outlive a launcher that dies and a restarted launcher picks up where it
+left off. The launcher enforces what the sandbox cannot: a job's wall-clock limit, the quota
+of its results and log, and that it runs one application, its verified one.
 """
 
 import logging
@@ -21,7 +23,7 @@ from django.utils import timezone
 
 from dmarket.jobs.models import Job
 
-from . import spark, wrapper
+from . import sandbox, spark
 from .billing import job_settle
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,13 @@ log = logging.getLogger(__name__)
 _children = {}
 # When a cancel's SIGTERM was sent, per job: SIGKILL follows after DMARKET_CANCEL_GRACE.
 _term_sent = {}
+# When each job's disk use was last measured (a walk of its directory).
+_disk_checked = {}
+DISK_CHECK_INTERVAL = 2.0
+# Seconds an application showing a job's tag may run before its event log is in the job's
+# directory; then it is not the job's own (or the job hid its log) and is killed.
+APP_LOG_GRACE = 20.0
+_sandbox_warned = {}
 
 
 def process_alive(pid, job_dir):
@@ -76,26 +85,66 @@ def launcher_claim(launcher_id):
     for user_id in order:
         now = timezone.now()
         won = Job.objects.filter(pk=first[user_id], status=Job.QUEUED).update(
-            status=Job.STARTING, launcher=launcher_id, started_at=now)
+            status=Job.STARTING, status_reason="", launcher=launcher_id, started_at=now)
         if won:
             return Job.objects.get(pk=first[user_id])
     return None
 
 
+def server_paths(job):
+    """The paths on this host an operator's job names (users' jobs may not name any)."""
+    from urllib.parse import urlsplit
+
+    from dmarket.jobs.uris import split_alias
+
+    paths = []
+    for uri in [job.entry_file, *job.libs, *job.archives, *job.files]:
+        base = split_alias(uri)[0] if "#" in uri else uri
+        path = urlsplit(base).path if base.startswith("file:") else base
+        if path.startswith("/"):
+            paths.append(path)
+    return paths
+
+
+def job_profile(job):
+    """What the job's driver sandbox sees and may do."""
+    return sandbox.Profile(
+        name=f"job-{job.pk}", env=spark.driver_env(job), chdir=job.home_dir,
+        readable=[job.work_dir, *server_paths(job)], writable=[job.output_dir, job.events_dir, job.home_dir],
+        memory_mb=job.driver_memory + settings.DMARKET_DRIVER_MEMORY_OVERHEAD_MB,
+        max_procs=settings.DMARKET_SANDBOX_MAX_PROCS,
+        max_open_files=settings.DMARKET_SANDBOX_MAX_OPEN_FILES,
+        max_file_mb=settings.DMARKET_JOB_DISK_QUOTA_MB, tmp_mb=settings.DMARKET_SANDBOX_TMP_MB)
+
+
+def sandbox_note(profile, unlimited):
+    mode, _ = sandbox.check()
+    if mode == "off":
+        return "dmarket: the driver runs WITHOUT a sandbox (DMARKET_SANDBOX=off)\n"
+    who = (f"user {settings.DMARKET_SANDBOX_USER}" if mode == "root" else "a user namespace")
+    note = (f"dmarket: the driver runs in a sandbox ({who}): memory {profile.memory_mb} MB, "
+            f"{profile.max_procs} processes, {profile.max_open_files} open files, results and "
+            f"log {settings.DMARKET_JOB_DISK_QUOTA_MB} MB, /tmp {profile.tmp_mb} MB")
+    if unlimited:
+        note += f"; not limited here (no cgroup): {', '.join(unlimited)}"
+    return note + "\n"
+
+
 def job_start(job):
-    """Start the claimed job's driver; a job that cannot start fails with the reason."""
-    job.output_dir.mkdir(parents=True, exist_ok=True)
+    """Start the claimed job's driver in its sandbox; a job that cannot start fails with the
+    reason."""
+    job.work_dir.mkdir(parents=True, exist_ok=True)
     settings.DMARKET_EVENT_LOG_DIR.mkdir(parents=True, exist_ok=True)
-    # By path, not -m: the wrapper must not depend on the driver's working directory.
-    argv = [sys.executable, wrapper.__file__, str(job.work_dir), "--", *spark.submit_argv(job)]
     try:
-        with open(job.log_path, "ab") as output:
-            child = subprocess.Popen(argv, env=spark.driver_env(job), cwd=job.work_dir,
-                                     stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                                     start_new_session=True)
-    except OSError as e:
+        sandbox.give_to_sandbox(job.output_dir, job.events_dir, job.home_dir)
+        profile = job_profile(job)
+        child, _, unlimited = sandbox.start(profile, spark.submit_argv(job), job.work_dir,
+                                            job.log_path)
+    except (OSError, KeyError, sandbox.Unavailable) as e:
         job_finish(job, Job.FAILED, f"the driver could not start: {e}")
         return
+    with open(job.log_path, "ab") as output:
+        output.write(sandbox_note(profile, unlimited).encode())
     _children[child.pid] = child
     job.driver_pid = child.pid
     job.save(update_fields=["driver_pid"])
@@ -110,7 +159,121 @@ def job_finish(job, status, reason, exit_code=None):
     job.refresh_from_db()
     if changed:
         log.info("job %s: %s (%s)", job.pk, status, reason)
+    if job.spark_app_id:
+        event_log_link(job)
     job_settle(job)
+
+
+def job_request_stop(job, status, reason):
+    """Ask for the job's stop with the outcome to record (once: a stop already asked for keeps
+    its own)."""
+    Job.objects.filter(pk=job.pk, status__in=(Job.STARTING, Job.RUNNING),
+                       cancel_requested=False).update(
+        cancel_requested=True, stop_status=status, status_reason=reason[:500])
+    job.refresh_from_db()
+
+
+def job_disk_use(job):
+    """Bytes of the job's directory (results, event log, home, driver log); links and files
+    in other places count as what they are, never followed."""
+    total, stack = 0, [str(job.work_dir)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+def job_limits(job):
+    """Stop a job past its wall-clock limit or its disk quota."""
+    if job.cancel_requested:
+        return
+    if job.started_at and (timezone.now() - job.started_at).total_seconds() > job.runtime_limit:
+        job_request_stop(job, Job.FAILED, f"the job ran past its max_runtime of "
+                                          f"{job.runtime_limit} s")
+        return
+    now = time.monotonic()
+    if now - _disk_checked.get(job.pk, 0) < DISK_CHECK_INTERVAL:
+        return
+    _disk_checked[job.pk] = now
+    quota = settings.DMARKET_JOB_DISK_QUOTA_MB
+    if job_disk_use(job) > quota * 1024 * 1024:
+        job_request_stop(job, Job.FAILED, f"its results and log passed their quota of "
+                                          f"{quota} MB")
+
+
+def event_log_link(job):
+    """Link the job's verified application's event log into the history server's directory
+    (the only way an event log gets there: a job's own directory is its sandbox's)."""
+    log_path = spark.event_logs(job).get(job.spark_app_id)
+    if log_path is None:
+        return
+    history = settings.DMARKET_EVENT_LOG_DIR
+    target = history / log_path.name
+    try:
+        if target.exists() and os.path.samefile(target, log_path):
+            return
+        for other in history.glob(f"{job.spark_app_id}*"):
+            other.unlink()
+        try:
+            os.link(log_path, target)
+        except OSError:
+            # Another file system: a copy, refreshed while it runs and once at its end.
+            import shutil
+
+            shutil.copyfile(log_path, target)
+    except OSError as e:
+        log.warning("job %s: could not link its event log: %s", job.pk, e)
+
+
+def master_state():
+    """The master's state once per iteration (None on YARN or when it does not answer)."""
+    if spark.is_yarn():
+        return None
+    try:
+        return spark.master_state()
+    except spark.SparkUnavailable:
+        return None
+
+
+def job_app_check(job, state):
+    """Verify the job's application from the master, and kill every other application the
+    job runs or that shows its tag: a job owns one application, billed and cancellable."""
+    if state is None:
+        return
+    mine, impostors = spark.job_apps(job, state)
+    if not job.spark_app_id and mine:
+        app_id = mine[0]["id"]
+        # One job per application: a claim on an id another job holds is refused.
+        if not Job.objects.filter(spark_app_id=app_id).exclude(pk=job.pk).exists():
+            Job.objects.filter(pk=job.pk, spark_app_id="").update(spark_app_id=app_id)
+            Job.objects.filter(pk=job.pk, status=Job.STARTING).update(status=Job.RUNNING)
+            job.refresh_from_db()
+            log.info("job %s: running as %s (verified)", job.pk, app_id)
+    active = spark.active_app_ids(state)
+    # The master lists an application a moment before its driver writes its event log.
+    now_ms = time.time() * 1000
+    late = [a for a in impostors if now_ms - a.get("starttime", now_ms) > APP_LOG_GRACE * 1000]
+    for app in mine + late:
+        if app["id"] != job.spark_app_id and app["id"] in active:
+            log.warning("job %s: killing application %s, which is not its verified one",
+                        job.pk, app["id"])
+            with open(job.log_path, "ab") as output:
+                output.write(f"dmarket: application {app['id']} killed: a job runs one "
+                             f"application ({job.spark_app_id or 'not yet verified'})\n"
+                             .encode())
+            spark.master_kill_app(app["id"])
+    if job.spark_app_id:
+        event_log_link(job)
 
 
 def job_signal(job, sig):
@@ -138,6 +301,7 @@ def driver_reap(job, kill):
 
     Only while the wrapper was seen alive: once it is gone, its pid may be another's."""
     _term_sent.pop(job.pk, None)
+    _disk_checked.pop(job.pk, None)
     if kill:
         job_signal(job, signal.SIGKILL)
     child = _children.pop(job.driver_pid, None)
@@ -146,26 +310,35 @@ def driver_reap(job, kill):
             child.wait(timeout=10)
         except subprocess.TimeoutExpired:
             log.warning("job %s: the driver's wrapper (pid %s) did not exit", job.pk, child.pid)
+    sandbox.cgroups_remove(sandbox.cgroup_dirs(f"job-{job.pk}").values())
+
+
+def exit_reason(job, code):
+    if sandbox.cgroup_oom(sandbox.cgroup_dirs(f"job-{job.pk}").values()):
+        return (f"the driver passed its memory limit of {job.driver_memory} MB "
+                f"(+{settings.DMARKET_DRIVER_MEMORY_OVERHEAD_MB} MB for its Python) and was "
+                f"killed (exit code {code})")
+    return f"the driver exited with code {code}"
 
 
 def stopped_status(job):
     return (job.stop_status or Job.CANCELLED, job.status_reason or "cancelled")
 
 
-def job_follow(job):
+def job_follow(job, state=None):
     """One look at a starting or running job: its application id, its end, a cancel."""
     # Alive first, then the exit code: the wrapper writes the code before it exits, so a
     # wrapper gone without a code really vanished.
     alive = job.driver_pid is not None and process_alive(job.driver_pid, job.work_dir)
     code = read_exit_code(job)
     if code is not None:
-        driver_reap(job, kill=alive)
         if job.cancel_requested:
             status, reason = stopped_status(job)
         elif code == 0:
             status, reason = Job.SUCCEEDED, "the driver exited with code 0"
         else:
-            status, reason = Job.FAILED, f"the driver exited with code {code}"
+            status, reason = Job.FAILED, exit_reason(job, code)
+        driver_reap(job, kill=alive)
         job_finish(job, status, reason, exit_code=code)
         return
     if not alive:
@@ -175,27 +348,45 @@ def job_follow(job):
         else:
             job_finish(job, Job.LOST, "the driver vanished without an exit code")
         return
-    if not job.spark_app_id:
-        app_id = spark.app_id_from_log(job.log_path)
-        if app_id:
-            Job.objects.filter(pk=job.pk).update(spark_app_id=app_id)
-            Job.objects.filter(pk=job.pk, status=Job.STARTING).update(status=Job.RUNNING)
-            job.refresh_from_db()
-            log.info("job %s: running as %s", job.pk, app_id)
+    job_app_check(job, state)
+    job_limits(job)
     if job.cancel_requested:
         job_stop(job)
+
+
+def launcher_sandbox_ready():
+    """Whether drivers can start here; when not, says so in the log and on queued jobs."""
+    mode, problem = sandbox.check()
+    if not problem:
+        net = sandbox.network_apply()
+        if net and time.monotonic() - _sandbox_warned.get("net", -1e9) > 300:
+            _sandbox_warned["net"] = time.monotonic()
+            log.warning("sandbox network: %s", net)
+        return True
+    reason = f"waiting: no driver can start: {problem}"[:500]
+    if time.monotonic() - _sandbox_warned.get("sandbox", -1e9) > 60:
+        _sandbox_warned["sandbox"] = time.monotonic()
+        log.error("no sandbox can be made, so no driver starts (DMARKET_SANDBOX=off runs them "
+                  "unsandboxed): %s", problem)
+    Job.objects.filter(status=Job.QUEUED).exclude(status_reason=reason).update(
+        status_reason=reason)
+    return False
 
 
 def launcher_tick(launcher_id=None):
     """One iteration: follow this launcher's jobs, settle finished ones, start queued ones."""
     launcher_id = launcher_id or settings.DMARKET_LAUNCHER_ID
-    active = Job.objects.filter(launcher=launcher_id, status__in=(Job.STARTING, Job.RUNNING))
+    active = list(Job.objects.filter(launcher=launcher_id,
+                                     status__in=(Job.STARTING, Job.RUNNING)))
+    state = master_state() if active else None
     for job in active:
-        job_follow(job)
+        job_follow(job, state)
     for job in Job.objects.filter(launcher=launcher_id, status__in=Job.FINISHED,
                                   settled_at__isnull=True, finished_at__isnull=False):
         job_settle(job)
     started = 0
+    if not launcher_sandbox_ready():
+        return started
     running = Job.objects.filter(launcher=launcher_id,
                                  status__in=(Job.STARTING, Job.RUNNING)).count()
     while running < settings.DMARKET_DRIVER_SLOTS:

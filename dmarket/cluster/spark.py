@@ -13,8 +13,8 @@ from django.conf import settings
 
 from dmarket.files.services import job_input_urls
 
-APP_ID_LINE = re.compile(rb"Connected to Spark cluster with app ID (app-[\w-]+)")
-YARN_APP_ID_LINE = re.compile(rb"Submitted application (application_[\w-]+)")
+# Spark's event log names: the application id, a codec, and .inprogress while it runs.
+EVENT_LOG = re.compile(r"^((?:app|application)[-_][0-9]+[-_][0-9]+)(\.[a-z0-9]+)?(\.inprogress)?$")
 HTTP_TIMEOUT = 3
 
 
@@ -49,7 +49,15 @@ def submit_argv(job):
     conf = {
         "spark.cores.max": job.cores,
         "spark.eventLog.enabled": "true",
-        "spark.eventLog.dir": settings.DMARKET_EVENT_LOG_DIR.as_uri(),
+        # Into the job's own directory, which only its sandbox writes: the launcher links the
+        # log of its verified application into the history server's directory.
+        "spark.eventLog.dir": job.events_dir.as_uri(),
+        "spark.eventLog.compress": "false",
+        # One file (Spark 4 rolls into a directory by default), which the launcher can link.
+        "spark.eventLog.rolling.enabled": "false",
+        # The master shows this as the application's user: with the event log in the job's
+        # own directory, it is how the launcher knows the application is the job's.
+        "spark.driver.extraJavaOptions": f"-Duser.name={job.tag}",
         # Billing reads every executor's lifetime from the history; keep them all.
         "spark.ui.retainedDeadExecutors": 100000,
         "spark.dmarket.job": job.pk,
@@ -64,7 +72,8 @@ def submit_argv(job):
             "--deploy-mode", "client",
             "--name", f"{job.name} [{job.tag}]",
             "--executor-cores", str(executor_cores),
-            "--executor-memory", f"{job.executor_memory_mb}m"]
+            "--executor-memory", f"{job.executor_memory_mb}m",
+            "--driver-memory", f"{job.driver_memory}m"]
     if is_yarn():
         # YARN has no spark.cores.max: ask for as many executors as make the cores.
         argv += ["--num-executors", str(math.ceil(job.cores / executor_cores))]
@@ -82,32 +91,57 @@ def submit_argv(job):
 
 
 def driver_env(job):
-    """The driver's environment: the server's own, less its secrets, plus the job's."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SECRET_KEY", "DATABASE_URL", "DJANGO_SUPERUSER_PASSWORD")}
+    """The driver's environment: an allowlist (dmarket.cluster.sandbox.base_env), the job's
+    settings, and nothing else of the server's."""
+    from .sandbox import base_env
+
+    env = base_env()
     env.update(settings.DMARKET_JOB_ENV)
     env.update({
+        "HOME": str(job.home_dir),
         "SPARK_HOME": str(spark_home()),
+        "SPARK_USER": job.tag,
         "PYSPARK_PYTHON": settings.DMARKET_EXECUTOR_PYTHON,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "DMARKET_JOB_ID": str(job.pk),
         "DMARKET_OUTPUT_DIR": str(job.output_dir),
-        "PYTHONUNBUFFERED": "1",
     })
     if settings.DMARKET_SPARK_CONF_DIR:
         env["SPARK_CONF_DIR"] = str(settings.DMARKET_SPARK_CONF_DIR)
     return env
 
 
-def app_id_from_log(path):
-    """The application id the driver printed when it connected to the cluster, if it has."""
+def event_logs(job):
+    """{application id: its event log's path} in the job's own event directory, the final log
+    preferred to an .inprogress one."""
+    found = {}
     try:
-        with open(path, "rb") as f:
-            head = f.read(4 * 1024 * 1024)
+        entries = list(os.scandir(job.events_dir))
     except FileNotFoundError:
-        return ""
-    match = APP_ID_LINE.search(head) or YARN_APP_ID_LINE.search(head)
-    return match.group(1).decode() if match else ""
+        return found
+    for entry in entries:
+        match = EVENT_LOG.match(entry.name)
+        if match and entry.is_file(follow_symlinks=False):
+            if match.group(1) not in found or not match.group(3):
+                found[match.group(1)] = Path(entry.path)
+    return found
+
+
+def job_apps(job, state):
+    """The master's applications that are this job's, oldest first: each shows the job's tag
+    as its user and has its event log in the job's own directory. A job cannot make another's
+    application show its tag, nor write into another's directory; what it prints counts for
+    nothing. Also returns the applications showing its tag without such a log."""
+    apps = (state or {}).get("activeapps", []) + (state or {}).get("completedapps", [])
+    logs = event_logs(job)
+    tagged = sorted((a for a in apps if a.get("user") == job.tag),
+                    key=lambda a: (a.get("starttime", 0), a.get("id", "")))
+    return ([a for a in tagged if a.get("id") in logs],
+            [a for a in tagged if a.get("id") not in logs])
+
+
+def active_app_ids(state):
+    return {a.get("id") for a in (state or {}).get("activeapps", [])}
 
 
 def _get(url):

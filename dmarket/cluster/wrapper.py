@@ -1,6 +1,10 @@
 """Runs one job's driver (spark-submit) and keeps its exit code in a file.
 
-    python -m dmarket.cluster.wrapper JOB_DIR -- spark-submit ARGS...
+    python dmarket/cluster/wrapper.py [--cgroup DIR]... [--rlimit NAME=N]... JOB_DIR -- COMMAND...
+
+COMMAND is the sandbox (dmarket.cluster.sandbox) around spark-submit. The wrapper itself runs
+outside it, as the launcher's user: the job cannot write its exit code. It joins the job's
+cgroups and sets the rlimits on itself first, so that everything it starts inherits them.
 
 The launcher starts it in a session of its own, so the driver outlives a launcher that dies,
 and a restarted launcher finds the outcome in JOB_DIR/exit_code. Its output goes to
@@ -8,6 +12,7 @@ JOB_DIR/driver.log. Plain Python, no Django: it must start fast and hold nothing
 """
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -47,11 +52,46 @@ def end_group(grace=3.0):
             pass
 
 
-def main(argv):
+RLIMITS = {"nofile": resource.RLIMIT_NOFILE, "fsize": resource.RLIMIT_FSIZE,
+           "nproc": resource.RLIMIT_NPROC, "as": resource.RLIMIT_AS}
+
+
+def join(cgroups):
+    for path in cgroups:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+
+def limiter(rlimits):
+    """Set in the child only (the wrapper writes the exit code past a job's file limit)."""
+    def apply():
+        for name, value in rlimits:
+            resource.setrlimit(RLIMITS[name], (value, value))
+    return apply
+
+
+def parse(argv):
+    cgroups, rlimits = [], []
+    while len(argv) >= 2 and argv[0] in ("--cgroup", "--rlimit"):
+        if argv[0] == "--cgroup":
+            cgroups.append(argv[1])
+        else:
+            name, _, value = argv[1].partition("=")
+            rlimits.append((name, int(value)))
+        argv = argv[2:]
     if len(argv) < 3 or argv[1] != "--":
-        sys.stderr.write("usage: python -m dmarket.cluster.wrapper JOB_DIR -- COMMAND...\n")
+        return None
+    return cgroups, rlimits, argv[0], argv[2:]
+
+
+def main(argv):
+    parsed = parse(argv)
+    if parsed is None:
+        sys.stderr.write("usage: wrapper.py [--cgroup DIR]... [--rlimit NAME=N]... JOB_DIR -- "
+                         "COMMAND...\n")
         return 2
-    job_dir, command = argv[0], argv[2:]
+    cgroups, rlimits, job_dir, command = parsed
+    join(cgroups)
     # A cancel signals the whole process group; the wrapper lives on to record the outcome.
     # A handler (unlike SIG_IGN) is reset to the default in the child by exec.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
@@ -59,7 +99,8 @@ def main(argv):
     with open(os.path.join(job_dir, "driver.log"), "ab", buffering=0) as log:
         try:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, cwd=job_dir)
+                                     stderr=subprocess.STDOUT, cwd=job_dir,
+                                     preexec_fn=limiter(rlimits))
         except OSError as e:
             log.write(f"dmarket: could not start the driver: {e}\n".encode())
             code = 127

@@ -29,6 +29,11 @@ class Job(models.Model):
     app_params = models.JSONField(default=list, blank=True)
     cores = models.PositiveIntegerField(default=1)
     executor_memory_mb = models.PositiveIntegerField(default=1024)
+    # The driver's JVM heap (--driver-memory); its sandbox may hold this plus
+    # DMARKET_DRIVER_MEMORY_OVERHEAD_MB. Null: DMARKET_DRIVER_MEMORY_MB.
+    driver_memory_mb = models.PositiveIntegerField(null=True, blank=True)
+    # Seconds the job may run before the launcher stops it. Null: DMARKET_JOB_MAX_RUNTIME.
+    max_runtime = models.PositiveIntegerField(null=True, blank=True)
     machine_type = models.CharField(max_length=32, default="cpu")
     max_credits = credit_field()
     submission_id = models.CharField(max_length=128, null=True, blank=True)
@@ -93,3 +98,21 @@ class Job(models.Model):
     @property
     def output_dir(self):
         return self.work_dir / "output"
+
+    # The sandbox writes only output_dir, events_dir (its Spark event log) and home_dir (its
+    # HOME and working directory); the rest of work_dir (the exit code) is the launcher's.
+    @property
+    def events_dir(self):
+        return self.work_dir / "events"
+
+    @property
+    def home_dir(self):
+        return self.work_dir / "home"
+
+    @property
+    def driver_memory(self):
+        return self.driver_memory_mb or settings.DMARKET_DRIVER_MEMORY_MB
+
+    @property
+    def runtime_limit(self):
+        return self.max_runtime or settings.DMARKET_JOB_MAX_RUNTIME

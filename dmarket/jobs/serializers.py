@@ -87,6 +87,10 @@ class JobSubmitSerializer(StrictSerializer):
     app_params = AppParamsField(required=False, default=list)
     cores = serializers.IntegerField(min_value=1, default=1)
     executor_memory_mb = serializers.IntegerField(min_value=512, default=1024)
+    driver_memory_mb = serializers.IntegerField(min_value=512, required=False, allow_null=True,
+                                                default=None)
+    max_runtime = serializers.IntegerField(min_value=1, required=False, allow_null=True,
+                                           default=None, help_text="Seconds the job may run.")
     machine_type = serializers.CharField(max_length=32, default="cpu",
                                          validators=[validate_machine_type])
     max_credits = serializers.DecimalField(max_digits=20, decimal_places=6, required=False,
@@ -108,6 +112,19 @@ class JobSubmitSerializer(StrictSerializer):
                 f"{settings.DMARKET_MAX_EXECUTOR_MEMORY_MB}.")
         return value
 
+    def validate_driver_memory_mb(self, value):
+        if value is not None and value > settings.DMARKET_MAX_DRIVER_MEMORY_MB:
+            raise serializers.ValidationError(
+                "Ensure this value is less than or equal to "
+                f"{settings.DMARKET_MAX_DRIVER_MEMORY_MB}.")
+        return value
+
+    def validate_max_runtime(self, value):
+        if value is not None and value > settings.DMARKET_MAX_JOB_RUNTIME:
+            raise serializers.ValidationError(
+                f"Ensure this value is less than or equal to {settings.DMARKET_MAX_JOB_RUNTIME}.")
+        return value
+
     def validate_submission_id(self, value):
         if value is not None and not SUBMISSION_ID.match(value):
             raise serializers.ValidationError(
@@ -118,6 +135,11 @@ class JobSubmitSerializer(StrictSerializer):
         attrs = super().validate(attrs)
         if attrs["max_credits"] is None:
             attrs["max_credits"] = settings.DMARKET_DEFAULT_JOB_CAP
+        # Fixed at submission, like the cap: a later change of the defaults leaves it alone.
+        if attrs.get("driver_memory_mb") is None:
+            attrs["driver_memory_mb"] = settings.DMARKET_DRIVER_MEMORY_MB
+        if attrs.get("max_runtime") is None:
+            attrs["max_runtime"] = settings.DMARKET_JOB_MAX_RUNTIME
         return attrs
 
 
@@ -125,10 +147,14 @@ def submission_digest(fields):
     """What a retry must repeat to count as the same submission."""
     # Quantized: an omitted cap (the default, e.g. Decimal("10")) and the same cap given
     # explicitly (parsed to 6 places) are the same submission.
-    # No files is left out: such a submission digests as it did before jobs had files.
+    # No files, and the default driver memory and runtime, are left out: such a submission
+    # digests as it did before jobs had them.
+    defaults = {"driver_memory_mb": settings.DMARKET_DRIVER_MEMORY_MB,
+                "max_runtime": settings.DMARKET_JOB_MAX_RUNTIME}
     canonical = {k: str(Decimal(v).quantize(QUANTUM)) if k == "max_credits" else v
                  for k, v in fields.items()
-                 if k != "submission_id" and not (k == "files" and not v)}
+                 if k != "submission_id" and not (k == "files" and not v)
+                 and not (k in defaults and v in (None, defaults[k]))}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
@@ -142,8 +168,8 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = ["id", "owner", "name", "entry_file", "libs", "archives", "files", "app_params",
-                  "cores", "executor_memory_mb", "machine_type", "max_credits",
-                  "submission_id", "status", "status_reason", "cancel_requested",
+                  "cores", "executor_memory_mb", "driver_memory_mb", "max_runtime",
+                  "machine_type", "max_credits", "submission_id", "status", "status_reason", "cancel_requested",
                   "price_per_core_hour", "premium_rate", "cost", "spark_app_id", "exit_code",
                   "created_at", "started_at", "finished_at", "settled_at"]
         read_only_fields = [f for f in fields if f not in ("owner", "app_params", "libs",

@@ -251,6 +251,10 @@ BAD_FIELDS = [
     ("executor_memory_mb", 511, "Ensure this value is greater than or equal to 512."),
     ("executor_memory_mb", 1048577, "Ensure this value is less than or equal to 1048576."),
     ("executor_memory_mb", "lots", "A valid integer is required."),
+    ("driver_memory_mb", 511, "Ensure this value is greater than or equal to 512."),
+    ("driver_memory_mb", 8193, "Ensure this value is less than or equal to 8192."),
+    ("max_runtime", 0, "Ensure this value is greater than or equal to 1."),
+    ("max_runtime", 604801, "Ensure this value is less than or equal to 604800."),
     ("machine_type", "tpu", "Unknown machine type 'tpu'; known: cpu, gpu."),
     ("machine_type", "", "This field may not be blank."),
     ("max_credits", 0, "Ensure this value is greater than or equal to 0.000001."),
@@ -266,6 +270,17 @@ BAD_FIELDS = [
     ("submission_id", "", "This field may not be blank."),
     ("colour", "red", "Unknown field."),
 ]
+
+
+def test_driver_memory_and_max_runtime_are_kept_and_default_from_the_settings(
+        alice, entry_file, settings):
+    settings.DMARKET_DRIVER_MEMORY_MB = 2048
+    settings.DMARKET_JOB_MAX_RUNTIME = 600
+    given = submit(alice, entry_file, driver_memory_mb=4096, max_runtime=30).json()
+    default = submit(alice, entry_file).json()
+
+    assert (given["driver_memory_mb"], given["max_runtime"]) == (4096, 30)
+    assert (default["driver_memory_mb"], default["max_runtime"]) == (2048, 600)
 
 
 def fill(value, tmp):

@@ -35,6 +35,8 @@ def job_json(job_id, owner, entry_file, created_at, **changes):
         "app_params": [],
         "cores": 1,
         "executor_memory_mb": 1024,
+        "driver_memory_mb": 1024,
+        "max_runtime": 21600,
         "machine_type": "cpu",
         "max_credits": "10.000000",
         "submission_id": None,

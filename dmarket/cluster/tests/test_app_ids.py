@@ -1,0 +1,127 @@
+"""Which applications are a job's (fast: the master's JSON as it answers, no cluster), and
+what a driver's sandbox is made of."""
+
+import pytest
+
+from dmarket.cluster import sandbox, spark
+from dmarket.cluster.launcher import job_profile
+from dmarket.jobs.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+def app(app_id, user, start=1):
+    return {"id": app_id, "user": user, "name": "innocent", "starttime": start}
+
+
+def a_job(make_user, entry_file):
+    return Job.objects.create(user=make_user("mallory"), name="j", entry_file=entry_file,
+                              price_per_core_hour=1)
+
+
+def log_of(job, name):
+    job.events_dir.mkdir(parents=True, exist_ok=True)
+    (job.events_dir / name).write_text("{}\n")
+
+
+def test_an_application_is_the_jobs_when_it_shows_its_tag_and_its_log_is_in_its_directory(
+        make_user, entry_file):
+    job = a_job(make_user, entry_file)
+    log_of(job, "app-20261203000000-0001.inprogress")
+    state = {"activeapps": [app("app-20261203000000-0001", job.tag)], "completedapps": []}
+
+    mine, impostors = spark.job_apps(job, state)
+
+    assert [a["id"] for a in mine] == ["app-20261203000000-0001"]
+    assert impostors == []
+
+
+def test_a_log_named_after_another_jobs_application_does_not_make_it_the_jobs(
+        make_user, entry_file):
+    job = a_job(make_user, entry_file)
+    # The job wrote a file named after the victim's application into its own directory.
+    log_of(job, "app-20261203000000-0007")
+    state = {"activeapps": [app("app-20261203000000-0007", "dmarket-job-999")]}
+
+    assert spark.job_apps(job, state) == ([], [])
+
+
+def test_an_application_showing_the_jobs_tag_without_its_log_is_an_impostor(
+        make_user, entry_file):
+    job = a_job(make_user, entry_file)
+    state = {"activeapps": [app("app-20261203000000-0003", job.tag)]}
+
+    mine, impostors = spark.job_apps(job, state)
+
+    assert mine == [] and [a["id"] for a in impostors] == ["app-20261203000000-0003"]
+
+
+def test_of_two_applications_the_oldest_comes_first(make_user, entry_file):
+    job = a_job(make_user, entry_file)
+    log_of(job, "app-20261203000000-0005")
+    log_of(job, "app-20261203000000-0004.inprogress")
+    state = {"activeapps": [app("app-20261203000000-0004", job.tag, start=5)],
+             "completedapps": [app("app-20261203000000-0005", job.tag, start=2)]}
+
+    mine, _ = spark.job_apps(job, state)
+
+    assert [a["id"] for a in mine] == ["app-20261203000000-0005", "app-20261203000000-0004"]
+
+
+def test_event_logs_prefer_the_final_log_and_ignore_links_and_other_names(
+        make_user, entry_file, tmp_path):
+    job = a_job(make_user, entry_file)
+    log_of(job, "app-20261203000000-0001.inprogress")
+    log_of(job, "app-20261203000000-0001")
+    log_of(job, "notes.txt")
+    (job.events_dir / "app-20261203000000-0002").symlink_to(tmp_path)
+
+    assert spark.event_logs(job) == {
+        "app-20261203000000-0001": job.events_dir / "app-20261203000000-0001"}
+
+
+def test_the_driver_environment_is_an_allowlist(make_user, entry_file, monkeypatch, settings):
+    monkeypatch.setenv("SECRET_KEY", "s3cret")
+    monkeypatch.setenv("DATABASE_URL", "postgres://x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "k")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    settings.DMARKET_SANDBOX_PASS_ENV = ["MY_VAR"]
+    monkeypatch.setenv("MY_VAR", "1")
+    job = a_job(make_user, entry_file)
+
+    env = spark.driver_env(job)
+
+    assert not {"SECRET_KEY", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY"} & set(env)
+    assert (env["LANG"], env["MY_VAR"], env["SPARK_USER"], env["HOME"]) == (
+        "C.UTF-8", "1", job.tag, str(job.home_dir))
+
+
+def test_a_jobs_sandbox_binds_its_own_directories_and_no_data_directory(
+        make_user, entry_file, settings):
+    job = a_job(make_user, entry_file)
+    job.work_dir.mkdir(parents=True)
+    argv = sandbox.bwrap_argv(job_profile(job))
+    pairs = {(argv[i], argv[i + 1]) for i in range(len(argv) - 1)}
+
+    for path in (job.output_dir, job.events_dir, job.home_dir):
+        assert ("--bind", str(path)) in pairs
+    assert ("--ro-bind", str(job.work_dir)) in pairs
+    binds = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--bind", "--ro-bind")]
+    for secret in (settings.DMARKET_FILES_DIR, settings.DATA_DIR, settings.DMARKET_EVENT_LOG_DIR):
+        assert all(not b.startswith(str(secret)) or b.startswith(str(job.work_dir))
+                   for b in binds), (secret, binds)
+    assert "--unshare-pid" in argv and "--die-with-parent" in argv
+
+
+def test_the_network_rules_refuse_the_database_and_the_spark_uis(settings):
+    settings.DMARKET_SPARK_MASTER_UI = "http://127.0.0.1:8080"
+    settings.DMARKET_HISTORY_URL = "http://10.1.2.3:18080"
+    settings.DMARKET_SANDBOX_BLOCKED = ["127.0.0.1:6379"]
+    rules = sandbox.nft_rules(999, sandbox.blocked_addresses())
+
+    assert "meta skuid 999 ct state established,related accept" in rules
+    assert "meta skuid 999 tcp dport 8080 reject with tcp reset" in rules
+    assert "meta skuid 999 ip daddr 10.1.2.3 tcp dport 18080 reject with tcp reset" in rules
+    assert "meta skuid 999 tcp dport 6379 reject with tcp reset" in rules
+    db_port = settings.DATABASES["default"]["PORT"] or 5432
+    assert f"meta skuid 999 tcp dport {db_port} reject with tcp reset" in rules

@@ -1,0 +1,170 @@
+"""Hostile jobs on the real cluster, submitted by a user (not an operator) as stored files:
+each thing a job must not reach, tried from its driver, fails; what it prints or writes about
+applications counts for nothing."""
+
+import json
+import os
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings as django_settings
+
+from dmarket.cluster import spark
+from dmarket.cluster.launcher import launcher_tick
+from dmarket.cluster.billing import billing_tick
+from dmarket.credits.models import LedgerEntry
+from dmarket.files.tests.util import uploaded
+from dmarket.jobs.models import Job
+from dmarket.jobs.services import job_cancel
+
+from .conftest import APPS
+from .util import read_log, settled, share_workers, submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SURVIVOR = "313373.5"
+# What a driver's environment may hold: the sandbox's allowlist and the job's own.
+ALLOWED_ENV = {"PATH", "HOME", "TMPDIR", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+               "SPARK_HOME", "SPARK_USER", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON",
+               "DMARKET_JOB_ID", "DMARKET_OUTPUT_DIR", "TF_USE_LEGACY_KERAS", "LANG", "LC_ALL",
+               "LC_CTYPE", "TZ", "JAVA_HOME", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+               "OMP_NUM_THREADS", "SPARK_CONF_DIR",
+               # Set by spark-submit and PySpark themselves for the Python driver.
+               "PYTHONPATH", "PYTHONHASHSEED", "SPARK_ENV_LOADED", "SPARK_SCALA_VERSION",
+               "PYSPARK_GATEWAY_PORT", "PYSPARK_GATEWAY_SECRET", "SPARK_AUTH_SOCKET_TIMEOUT",
+               "SPARK_BUFFER_SIZE", "PYSPARK_PIN_THREAD", "_SPARK_CMD_USAGE", "SPARK_CONNECT_MODE",
+               "SPARK_CONNECT_MODE_ENABLED", "PYTHONSTARTUP", "SPARK_LOCAL_IP",
+               "SPARK_PREFER_IPV6", "PWD", "SHLVL", "_", "OLDPWD", "LC_NUMERIC", "MASTER",
+               "SPARK_BEELINE_OPTS"}
+
+
+def run(*jobs, until, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        launcher_tick()
+        billing_tick()
+        for job in jobs:
+            job.refresh_from_db()
+        if until():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out: " + "; ".join(
+        f"job {j.pk} {j.status}:\n{read_log(j)[-3000:]}" for j in jobs))
+
+
+def address(url):
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}"
+
+
+def hostile_job(user, targets, **fields):
+    uploaded(user, "hostile.py", (APPS / "hostile.py").read_bytes())
+    return submit(user, entry_file="dmarket://hostile.py", app_params=[json.dumps(targets)],
+                  cores=1, **fields)
+
+
+def report_of(job):
+    return json.loads((job.output_dir / "report.json").read_text())
+
+
+def has_executor(job):
+    try:
+        executors = spark.history_executors(job.spark_app_id) or []
+    except spark.SparkUnavailable:
+        return False
+    return any(e["id"] != "driver" for e in executors)
+
+
+def survivors():
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if SURVIVOR.encode() in f.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_hostile_job_reaches_nothing_of_the_server_nor_of_others(
+        cluster, make_user, live_server, settings, jobs_dir):
+    settings.DMARKET_PUBLIC_URL = live_server.url
+    share_workers(cluster, make_user)
+    bob, mallory = make_user("bob"), make_user("mallory")
+    uploaded(bob, "private/model.h5", b"bob's model")
+    other = jobs_dir / "999" / "output"
+    other.mkdir(parents=True)
+    (other / "result.txt").write_text("another job's result")
+    secret = django_settings.DATA_DIR / "secret_key"
+    db = settings.DATABASES["default"]
+    targets = {
+        "read": [str(secret), str(other / "result.txt"), "/etc/shadow"],
+        "list": [str(settings.DMARKET_FILES_DIR), str(django_settings.DATA_DIR),
+                 str(other), str(settings.DMARKET_EVENT_LOG_DIR)],
+        "write": [str(jobs_dir / "1" / "exit_code"), str(jobs_dir / "999" / "output" / "x"),
+                  str(settings.DMARKET_EVENT_LOG_DIR / "app-20260101000000-0000")],
+        "signal": [os.getpid(), cluster.processes["master"].pid],
+        "connect": [f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}",
+                    address(cluster.master_ui), address(cluster.history_url),
+                    # Allowed: the master itself and the file store, which every job needs.
+                    address(cluster.master_url), address(live_server.url)],
+        "survivor": SURVIVOR,
+    }
+    assert secret.exists() and any(settings.DMARKET_FILES_DIR.iterdir())
+
+    job = hostile_job(mallory, targets)
+    assert job.pk == 1  # its own exit code is among the targets
+    run(job, until=lambda: job.settled_at is not None)
+
+    assert job.status == Job.SUCCEEDED, read_log(job)
+    report = report_of(job)
+    assert report["uid"] != os.getuid()
+    assert all(not r["ok"] for r in report["read"].values()), report["read"]
+    assert all(not r["ok"] for r in report["list"].values()), report["list"]
+    assert report["jobs"] == ["1"]  # of the jobs' directory, it sees its own
+    assert all(not r["ok"] for r in report["write"].values()), report["write"]
+    assert all(not r["ok"] for r in report["signal"].values()), report["signal"]
+    assert all(not r["ok"] for r in report["environ"].values()), report["environ"]
+    connect = report["connect"]
+    blocked, allowed = targets["connect"][:3], targets["connect"][3:]
+    assert [connect[a]["ok"] for a in blocked] == [False, False, False], connect
+    assert [connect[a]["ok"] for a in allowed] == [True, True], connect
+    assert set(report["env"]) <= ALLOWED_ENV, set(report["env"]) - ALLOWED_ENV
+    assert "DATABASE_URL" not in report["env"] and "SECRET_KEY" not in report["env"]
+    # Its own processes only: the sandbox's init, spark-submit's JVM, the Python driver...
+    assert len(report["proc"]) < 10 and os.getpid() not in report["proc"]
+    # The process it started in a session of its own ended with the job.
+    assert survivors() == []
+    assert (job.work_dir / "exit_code").read_text() == "0\n"
+    assert not (settings.DMARKET_EVENT_LOG_DIR / "app-20260101000000-0000").exists()
+
+
+def test_a_job_claiming_another_jobs_application_can_neither_cancel_it_nor_be_billed_for_it(
+        cluster, make_user, live_server, settings):
+    settings.DMARKET_PUBLIC_URL = live_server.url
+    share_workers(cluster, make_user)
+    bob, mallory = make_user("bob"), make_user("mallory")
+    victim = submit(bob, cores=1, app_params=["--seconds", "25", "--tasks", "2"])
+    run(victim, until=lambda: bool(victim.spark_app_id))
+
+    hostile = hostile_job(mallory, {
+        "read": [], "list": [], "write": [], "signal": [], "connect": [],
+        "survivor": SURVIVOR, "foreign_app": victim.spark_app_id,
+        "events_dir": str(Job(pk=victim.pk + 1).events_dir), "spark": True, "seconds": 60})
+    run(victim, hostile, until=lambda: bool(hostile.spark_app_id))
+
+    assert hostile.spark_app_id != victim.spark_app_id
+    assert f"Connected to Spark cluster with app ID {victim.spark_app_id}" in read_log(hostile)
+    # Cancelled once it has an executor, which it pays for.
+    run(victim, hostile, until=lambda: has_executor(hostile))
+    job_cancel(hostile)
+    run(victim, hostile, until=lambda: settled(victim) and settled(hostile))
+
+    assert hostile.status == Job.CANCELLED
+    assert victim.status == Job.SUCCEEDED, read_log(victim)
+    charges = LedgerEntry.objects.filter(job=hostile, kind=LedgerEntry.CHARGE)
+    assert charges.exists()
+    assert all(f":{hostile.spark_app_id}:" in row.key for row in charges)
+    assert not LedgerEntry.objects.filter(job=hostile, key__contains=victim.spark_app_id)
