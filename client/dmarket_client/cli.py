@@ -285,17 +285,6 @@ def jobs():
 URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-def absolute(value, alias=False):
-    """A local path made absolute (the server needs absolute paths); URIs unchanged.
-
-    With alias, a '#name' suffix (Spark's name for an unpacked archive) is kept as it is.
-    """
-    if not value or URI_SCHEME.match(value):
-        return value
-    base, sep, name = value.rpartition("#") if alias and "#" in value else (value, "", "")
-    return os.path.abspath(os.path.expanduser(base)) + sep + name
-
-
 @jobs.command(context_settings=CONTEXT)
 @click.argument("entry_file")
 @click.argument("params", nargs=-1)
@@ -328,26 +317,33 @@ def submit(ctx, entry_file, params, name, libs, archives, files, cores, executor
 
         dmarket jobs submit pi.py --cores 4 -- 1000 --verbose
 
-    Local paths are made absolute (the server reads them); URIs such as dmarket://NAME
-    (a file in the market's store, see `dmarket files`), hdfs:// or https:// are passed
-    unchanged. With --watch and --json only the final job is printed.
+    Local files (the entry file, --lib, --archive, --file) are uploaded into your file
+    store first, under job-files/, and the job names them as dmarket://NAME@VERSION; a file
+    whose bytes your store already holds under the same file name is not sent again. URIs
+    such as dmarket://NAME (see `dmarket files`), hdfs:// or https:// are passed unchanged
+    (and file:///PATH, a path on the server, for operators). With --watch and --json only
+    the final job is printed.
     """
-    entry = absolute(entry_file)
+    client = ctx.client()
+    named = ([("'ENTRY_FILE'", entry_file, False)] + [("'--lib'", lib, False) for lib in libs]
+             + [("'--archive'", archive, True) for archive in archives]
+             + [("'--file'", f, True) for f in files])
+    uris = job_files_upload(client, named)
+    entry, uris = uris[0], uris[1:]
     body = {
         "name": name if name is not None else (
             PurePosixPath(entry_file.split("?")[0].rstrip("/")).stem or "job"),
         "entry_file": entry,
-        "libs": [absolute(lib) for lib in libs],
-        "archives": [absolute(archive, alias=True) for archive in archives],
+        "libs": uris[:len(libs)],
+        "archives": uris[len(libs):len(libs) + len(archives)],
         "app_params": list(params),
     }
     if files:
-        body["files"] = [absolute(f, alias=True) for f in files]
+        body["files"] = uris[len(libs) + len(archives):]
     optional = {"cores": cores, "executor_memory_mb": executor_memory,
                 "machine_type": machine_type, "max_credits": max_credits,
                 "submission_id": submission_id}
     body.update({k: v for k, v in optional.items() if v is not None})
-    client = ctx.client()
     job = client.post("jobs/", body)
     if watch:
         if not ctx.as_json:
@@ -647,7 +643,7 @@ cli.add_command(infer)
 cli.add_command(cluster)
 
 # Last: the files commands use this module's helpers, so it must be complete before they load.
-from .files_cli import files  # noqa: E402
+from .files_cli import files, job_files_upload  # noqa: E402
 
 cli.add_command(files)
 

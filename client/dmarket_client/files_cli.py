@@ -4,6 +4,7 @@ as dmarket://NAME[@VERSION] and every machine of the cluster fetches them from t
 import glob
 import hashlib
 import os
+import re
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
@@ -11,7 +12,7 @@ import click
 import requests
 
 from .api import file_sha256
-from .cli import (CONTEXT, Failure, Group, StatusLine, for_people, human_size,
+from .cli import (CONTEXT, URI_SCHEME, Failure, Group, StatusLine, for_people, human_size,
                   progress_display)
 from .context import pass_context
 from .output import emit, emit_json, fields, json_option, table
@@ -99,6 +100,67 @@ def put_one(client, local, name, public, line):
         line.close(keep=False)
 
 
+# Where `dmarket jobs submit` keeps the local files a job names: one name per content (the
+# first 16 hex digits of its SHA-256) and file name, which Spark gives the fetched copy.
+JOB_FILES = "job-files"
+SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+
+def job_file_name(sha256, basename):
+    return f"{JOB_FILES}/{sha256[:16]}/{basename}"
+
+
+def held_version(client, sha256, basename):
+    """A version of one of the user's files with these bytes and this file name (the
+    job-files name first), or None: the store holds them already."""
+    rows = [r for r in client.pages("files/", page_size=500, sha256=sha256)
+            if PurePosixPath(r["name"]).name == basename]
+    rows.sort(key=lambda r: r["name"] != job_file_name(sha256, basename))
+    return rows[0] if rows else None
+
+
+def job_files_upload(client, named):
+    """The job's files as the server takes them: each local file (a path; '#alias' kept)
+    uploaded into the user's store unless a file there holds its bytes already, and named
+    dmarket://NAME@VERSION; URIs (dmarket://, https://, hdfs://, file://...) unchanged.
+
+    `named` is [(option, value, aliased)]; returns the values in the same order."""
+    local = {}  # path -> (size, sha256, basename, the version if held)
+    plan = []
+    for option, value, aliased in named:
+        if not value or URI_SCHEME.match(value):
+            plan.append((value, None, ""))
+            continue
+        base, sep, alias = value.rpartition("#") if aliased and "#" in value else (value, "", "")
+        path = os.path.abspath(os.path.expanduser(base))
+        if path not in local:
+            if not os.path.isfile(path):
+                raise click.BadParameter(
+                    f"{base}: no such file here (a local file is uploaded into your store; a "
+                    "URI such as dmarket://NAME or https://... is passed as it is)",
+                    param_hint=option)
+            basename = os.path.basename(path)
+            if not SEGMENT.match(basename):
+                raise click.BadParameter(
+                    f"{base}: the file store cannot keep the name {basename!r} (letters, "
+                    "digits, '.', '_' and '-' only); rename the file", param_hint=option)
+            try:
+                size, sha256 = os.path.getsize(path), file_sha256(path)
+            except OSError as e:
+                raise Failure(f"cannot read {path}: {e}") from None
+            local[path] = (size, sha256, basename, held_version(client, sha256, basename))
+        plan.append((None, path, sep + alias))
+    missing = {p: info for p, info in local.items() if info[3] is None}
+    if missing:
+        check_room(client, sum(info[0] for info in missing.values()))
+    line = StatusLine()
+    for path, (size, sha256, basename, _) in missing.items():
+        version = put_one(client, path, job_file_name(sha256, basename), None, line)
+        local[path] = (size, sha256, basename, version)
+    return [value if path is None else local[path][3]["uri"] + alias
+            for value, path, alias in plan]
+
+
 @click.group(cls=Group, context_settings=CONTEXT, short_help="Store code and data for jobs.")
 @json_option
 def files():
@@ -110,7 +172,8 @@ def files():
         dmarket files put train.py mnist/train.py
         dmarket jobs submit dmarket://mnist/train.py --archive dmarket://mnist/data.zip#data
 
-    Another user's public file is ~USER/NAME (dmarket://~USER/NAME in jobs).
+    Another user's public file is ~USER/NAME (dmarket://~USER/NAME in jobs). `dmarket jobs
+    submit` puts the local files a job names here itself, under job-files/.
     """
 
 
