@@ -23,7 +23,7 @@ from .context import Context, pass_context
 from .infer_cli import cluster, infer
 from .machine_cli import machine
 from .output import emit, emit_json, fields, json_option, table
-from .units import MemorySize
+from .units import Duration, MemorySize
 
 # Seconds between polls of `jobs log --follow` and `jobs watch`.
 POLL_INTERVAL = 1.0
@@ -123,7 +123,7 @@ def stderr_is_tty():
 
 JOB_FIELDS = ["id", "name", "owner", "status", "status_reason", "cancel_requested", "entry_file",
               "libs", "archives", "files", "app_params", "cores", "executor_memory_mb",
-              "machine_type",
+              "driver_memory_mb", "max_runtime", "machine_type",
               "max_credits", "cost", "price_per_core_hour", "premium_rate", "submission_id",
               "spark_app_id", "exit_code", "created_at", "started_at", "finished_at",
               "settled_at"]
@@ -298,6 +298,12 @@ URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 @click.option("--cores", type=click.IntRange(min=1), help="Cores in all (default 1).")
 @click.option("--executor-memory", type=MemorySize(),
               help="Memory of each executor: 512m, 4g, or megabytes (default 1g).")
+@click.option("--driver-memory", type=MemorySize(),
+              help="The driver's heap: 512m, 2g... (default: the market's, 1g); its sandbox "
+                   "holds this plus an overhead for its Python.")
+@click.option("--max-runtime", type=Duration(),
+              help="Stop the job (as failed) after this long: 90, 30m, 2h, 1d (default: the "
+                   "market's).")
 @click.option("--machine-type", help="The type of machine to run on (default cpu; "
               "see `dmarket prices`).")
 @click.option("--max-credits", metavar="CREDITS",
@@ -309,7 +315,7 @@ URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 @json_option
 @pass_context
 def submit(ctx, entry_file, params, name, libs, archives, files, cores, executor_memory,
-           machine_type, max_credits, submission_id, watch):
+           driver_memory, max_runtime, machine_type, max_credits, submission_id, watch):
     """Submit a job: ENTRY_FILE (a .py or .jar) run with PARAMS as its arguments.
 
     Put the application's own arguments after `--`; they reach it exactly as given (never
@@ -341,6 +347,7 @@ def submit(ctx, entry_file, params, name, libs, archives, files, cores, executor
     if files:
         body["files"] = uris[len(libs) + len(archives):]
     optional = {"cores": cores, "executor_memory_mb": executor_memory,
+                "driver_memory_mb": driver_memory, "max_runtime": max_runtime,
                 "machine_type": machine_type, "max_credits": max_credits,
                 "submission_id": submission_id}
     body.update({k: v for k, v in optional.items() if v is not None})

@@ -29,3 +29,19 @@ class MemorySize(click.ParamType):
         if mb != mb.to_integral_value():
             self.fail(f"{value!r} is not a whole number of megabytes.", param, ctx)
         return int(mb)
+
+
+class Duration(click.ParamType):
+    """90, 90s, 30m, 2h, 1d -> whole seconds."""
+
+    name = "DURATION"
+    UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", value)
+        unit = match.group(2).lower() if match else None
+        if unit not in self.UNITS:
+            self.fail(f"{value!r} is not a duration such as 90, 30m, 2h or 1d.", param, ctx)
+        return int(match.group(1)) * self.UNITS[unit]

@@ -80,7 +80,8 @@ def test_submit_with_every_option(dmarket, dmarket_json, user, tmp_path, monkeyp
         "archives": [f"{x}/data.tar.gz@1#data", "https://example.org/z.zip#zz"],
         "files": [f"{x}/conf.json@1#c", "hdfs://namenode:8020/f.txt"],
         "app_params": SHELL_PARAMS,
-        "cores": 3, "executor_memory_mb": 2048, "machine_type": "gpu",
+        "cores": 3, "executor_memory_mb": 2048, "driver_memory_mb": 1024, "max_runtime": 21600,
+        "machine_type": "gpu",
         "max_credits": "12.500000", "submission_id": "run-1",
         "status": "QUEUED", "status_reason": "", "cancel_requested": False,
         "price_per_core_hour": "4.000000", "premium_rate": "2.0000", "cost": "0.000000",
@@ -120,6 +121,8 @@ def test_submit_prints_the_job(dmarket, user, entry_file):
         "app_params           'a b' c\n"
         "cores                1\n"
         "executor_memory_mb   1024\n"
+        "driver_memory_mb     1024\n"
+        "max_runtime          21600\n"
         "machine_type         cpu\n"
         "max_credits          10.000000\n"
         "cost                 0.000000\n"
@@ -133,6 +136,17 @@ def test_submit_prints_the_job(dmarket, user, entry_file):
         "finished_at          \n"
         "settled_at           \n"
     )
+
+
+def test_driver_memory_and_max_runtime_options(dmarket_json, user, entry_file):
+    job = submit(dmarket_json, entry_file, "--driver-memory", "2g", "--max-runtime", "30m")
+    assert (job["driver_memory_mb"], job["max_runtime"]) == (2048, 1800)
+
+
+def test_a_max_runtime_that_is_no_duration_is_refused(dmarket, user, entry_file):
+    result = dmarket("jobs", "submit", entry_file, "--max-runtime", "soon")
+    assert result.exit_code == 2
+    assert "'soon' is not a duration such as 90, 30m, 2h or 1d." in result.stderr
 
 
 @pytest.mark.parametrize("size, megabytes", [

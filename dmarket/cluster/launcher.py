@@ -138,13 +138,11 @@ def job_start(job):
     try:
         sandbox.give_to_sandbox(job.output_dir, job.events_dir, job.home_dir)
         profile = job_profile(job)
-        child, _, unlimited = sandbox.start(profile, spark.submit_argv(job), job.work_dir,
-                                            job.log_path)
+        child, _, _ = sandbox.start(profile, spark.submit_argv(job), job.work_dir, job.log_path,
+                                    note=lambda unlimited: sandbox_note(profile, unlimited))
     except (OSError, KeyError, sandbox.Unavailable) as e:
         job_finish(job, Job.FAILED, f"the driver could not start: {e}")
         return
-    with open(job.log_path, "ab") as output:
-        output.write(sandbox_note(profile, unlimited).encode())
     _children[child.pid] = child
     job.driver_pid = child.pid
     job.save(update_fields=["driver_pid"])

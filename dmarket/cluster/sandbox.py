@@ -414,13 +414,17 @@ def popen(argv, env, cwd, log_path):
                                 stderr=output, start_new_session=True)
 
 
-def start(profile, command, job_dir, log_path):
+def start(profile, command, job_dir, log_path, note=None):
     """Start `command` in the profile's sandbox under the wrapper, which writes its exit code
     to job_dir. Returns (the wrapper's Popen, its cgroup directories, what is not limited).
+    note(what is not limited), if given, is written to the log first.
     Raises Unavailable when no sandbox can be made (and the operator did not turn it off)."""
     if enabled():
         require()
     cgroups, unlimited = cgroups_create(profile) if enabled() else ([], [])
+    if note is not None:
+        with open(log_path, "ab") as output:
+            output.write(note(unlimited).encode())
     env = {name: str(value) for name, value in profile.env.items()}
     argv = wrapped_argv(profile, command, job_dir, cgroups)
     try:

@@ -298,3 +298,37 @@ def test_restarted_launcher_marks_a_vanished_driver_lost_and_releases_its_hold(
     assert [r.kind for r in LedgerEntry.objects.filter(job=job).order_by("id")] == [
         "hold", "release"]
     assert client_for(alice).get("/api/credits/").json()["held"] == "0.000000"
+
+
+def test_where_no_sandbox_can_be_made_no_driver_starts_and_queued_jobs_say_why(
+        make_user, entry_file, settings):
+    settings.DMARKET_SANDBOX_USER = "no-such-sandbox-user"
+    job = submit(make_user("alice"), entry_file=entry_file)
+
+    assert launcher_tick("launcher-x") == 0
+
+    job.refresh_from_db()
+    assert job.status == Job.QUEUED and job.driver_pid is None
+    if os.geteuid() == 0:
+        assert job.status_reason == (
+            "waiting: no driver can start: the sandbox user 'no-such-sandbox-user' does not "
+            "exist: run ./install.sh as root, or useradd --system no-such-sandbox-user")
+    else:
+        assert job.status_reason.startswith("waiting: no driver can start: ")
+
+
+@pytest.mark.spark
+def test_with_the_sandbox_off_the_driver_log_says_so(make_user, server_file, settings):
+    settings.DMARKET_SANDBOX = "off"
+    settings.DMARKET_SANDBOX_USER = "no-such-sandbox-user"
+    alice = make_user("alice", staff=True)
+    job = submit(alice, entry_file=server_file)
+
+    assert launcher_tick("launcher-x") == 1
+
+    job.refresh_from_db()
+    assert job.status == Job.STARTING and job.status_reason == ""
+    assert read_log(job).startswith("dmarket: the driver runs WITHOUT a sandbox "
+                                    "(DMARKET_SANDBOX=off)\n")
+    wait_for(lambda: (job.work_dir / "exit_code").exists(), 60, what="the driver's end")
+    launcher_tick("launcher-x")
