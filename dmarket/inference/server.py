@@ -2,21 +2,21 @@
 dmarket/inference/driver.py runs under spark-submit in client mode (as the launcher runs
 jobs' drivers); the driver stops itself once it has been idle for DMARKET_INFERENCE_IDLE.
 
-The driver is the market's own code, not a user's: it gets the server's environment (the
-database included), and it takes a PostgreSQL advisory lock, so that two keepers on two hosts
-cannot both serve.
+The driver is the market's own code, not a user's (users' models run only in the executors):
+it starts through dmarket.cluster.sandbox like every driver, as the server's own identity with
+the database in its environment, seeing the system, the code and the data directory; and it
+takes a PostgreSQL advisory lock, so that two keepers on two hosts cannot both serve.
 """
 
 import logging
 import os
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 from django.conf import settings
 
-from dmarket.cluster import spark
+from dmarket.cluster import sandbox, spark
 
 from . import driver as driver_module
 from .models import InferenceJob
@@ -82,7 +82,12 @@ def server_argv():
 
 
 def server_env():
-    env = dict(os.environ)
+    env = sandbox.base_env()
+    for name in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DMARKET_DATA_DIR", "PYTHONPATH"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    env["SECRET_KEY"] = settings.SECRET_KEY
+    env["HOME"] = str(server_dir())
     env.update(settings.DMARKET_JOB_ENV)
     env.update({
         "SPARK_HOME": str(spark.spark_home()),
@@ -118,13 +123,24 @@ def server_alive():
     return state != b"Z" and driver_module.__file__.encode() in cmdline
 
 
+def server_profile():
+    data = Path(settings.DATA_DIR)
+    writable = [server_dir()]
+    # SQLite writes its journal beside the database file.
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        writable.append(Path(settings.DATABASES["default"]["NAME"]).parent)
+    return sandbox.Profile(name="inference", env=server_env(), chdir=server_dir(),
+                           identity="server", readable=[REPO, data, settings.DMARKET_FILES_DIR],
+                           writable=writable, max_open_files=settings.DMARKET_SANDBOX_MAX_OPEN_FILES,
+                           tmp_mb=settings.DMARKET_SANDBOX_TMP_MB)
+
+
 def server_start():
     global _child
     directory = server_dir()
-    with open(directory / "driver.log", "ab") as output:
-        _child = subprocess.Popen(server_argv(), env=server_env(), cwd=directory,
-                                  stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                                  start_new_session=True)
+    (directory / "exit_code").unlink(missing_ok=True)
+    _child, _, _ = sandbox.start(server_profile(), server_argv(), directory,
+                                 directory / "driver.log")
     (directory / "driver.pid").write_text(str(_child.pid))
     log.info("inference server started (pid %s)", _child.pid)
 
