@@ -4,6 +4,7 @@ applications counts for nothing."""
 
 import json
 import os
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -168,3 +169,23 @@ def test_a_job_claiming_another_jobs_application_can_neither_cancel_it_nor_be_bi
     assert charges.exists()
     assert all(f":{hostile.spark_app_id}:" in row.key for row in charges)
     assert not LedgerEntry.objects.filter(job=hostile, key__contains=victim.spark_app_id)
+
+
+def test_a_job_runs_one_application_a_second_one_is_killed(
+        cluster, make_user, live_server, settings):
+    settings.DMARKET_PUBLIC_URL = live_server.url
+    share_workers(cluster, make_user)
+    job = hostile_job(make_user("mallory"), {
+        "read": [], "list": [], "write": [], "signal": [], "connect": [],
+        "survivor": SURVIVOR, "spark": True, "second": True})
+    run(job, until=lambda: job.settled_at is not None)
+
+    log = read_log(job)
+    first = re.search(r"^started (app-\S+)$", log, re.M).group(1)
+    # Killed as soon as the master lists it, often before its session is even up.
+    second = re.search(r"^dmarket: application (app-\S+) killed", log, re.M).group(1)
+    assert job.spark_app_id == first != second
+    assert f"dmarket: application {second} killed: a job runs one application ({first})" in log
+    assert job.status == Job.FAILED
+    completed = {a["id"]: a["state"] for a in spark.master_state()["completedapps"]}
+    assert completed[second] == "KILLED"

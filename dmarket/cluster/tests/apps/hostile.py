@@ -65,6 +65,14 @@ def main():
         spark.sparkContext.parallelize(range(2), 2).map(lambda x: time.sleep(1) or x).collect()
         time.sleep(float(targets.get("seconds", 0)))
         spark.stop()
+    if targets.get("second"):
+        # A second application of its own, after the first: it would run unbilled.
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.builder.appName("second").getOrCreate()
+        print(f"second {spark.sparkContext.applicationId}", flush=True)
+        for _ in range(60):
+            spark.sparkContext.parallelize(range(2), 2).map(lambda x: time.sleep(1) or x).collect()
 
 
 if __name__ == "__main__":
