@@ -15,6 +15,11 @@ through the market's API, and prints:
 - driver exit -> final state in the API, and driver exit -> bill in the API (settled_at set).
 - whole: from start (POST) until the result is known (bare: spark-submit exits; market: the
   API shows the job finished and billed).
+
+The market runs each job twice per run: with its driver in the sandbox (the default) and with
+DMARKET_SANDBOX=off (the launcher restarted between them, and up before the submit), so the
+sandbox's cost is the ratio of the two in the same run. The application goes into the bench
+user's file store first, as a user's job names it (dmarket://).
 """
 
 import argparse
@@ -76,6 +81,7 @@ def main():
     cluster = LocalCluster(data / "spark").start(workers=[("127.0.0.2", 2, 2048)])
     port = free_port()
     env = dict(os.environ, DMARKET_SPARK_MASTER_URL=cluster.master_url,
+               DMARKET_PUBLIC_URL=f"http://127.0.0.1:{port}",
                DMARKET_SPARK_MASTER_UI=cluster.master_ui, DMARKET_HISTORY_URL=cluster.history_url,
                DMARKET_EVENT_LOG_DIR=str(cluster.events), DMARKET_BILLING_POLL="2",
                DJANGO_SUPERUSER_USERNAME="admin", DJANGO_SUPERUSER_PASSWORD="bench-admin-pw")
@@ -90,8 +96,6 @@ def main():
         subprocess.Popen([str(ROOT / ".venv" / "bin" / "gunicorn"), "dmarket.wsgi", "--bind",
                           f"127.0.0.1:{port}", "--workers", "2"], cwd=ROOT, env=env,
                          stdout=open(logs / "web.log", "wb"), stderr=subprocess.STDOUT),
-        subprocess.Popen(manage + ["launcher", "--loop"], env=env,
-                         stdout=open(logs / "launcher.log", "wb"), stderr=subprocess.STDOUT),
         subprocess.Popen(manage + ["billing", "--loop"], env=env,
                          stdout=open(logs / "billing.log", "wb"), stderr=subprocess.STDOUT),
     ]
@@ -107,17 +111,29 @@ def main():
             "username": "bench", "password": "bench password 123"}).json()["token"]
         session = requests.Session()
         session.headers["Authorization"] = f"Token {token}"
+        app = Path(options.app)
+        stored = session.put(f"{api}/files/bench/{app.name}", data=app.read_bytes())
+        assert stored.status_code in (200, 201), stored.text
+        options.entry = f"dmarket://bench/{app.name}"
         bare_argv = [str(spark_home() / "bin" / "spark-submit"), "--master", cluster.master_url,
                      "--conf", "spark.cores.max=2", "--executor-cores", "1",
                      "--executor-memory", "512m", "--conf", "spark.eventLog.enabled=true",
                      "--conf", f"spark.eventLog.dir={cluster.events.as_uri()}",
                      "--conf", "spark.driver.host=127.0.0.1", options.app, *options.args]
-        rows = {"bare": [], "market": []}
+        rows = {"bare": [], "unsandboxed": [], "market": []}
         for run in range(options.runs):
             rows["bare"].append(bare_run(bare_argv, data / f"bare-{run}"))
-            rows["market"].append(market_run(session, api, options, settings, run))
-            print(f"run {run + 1}/{options.runs}: bare {rows['bare'][-1]}, "
-                  f"market {rows['market'][-1]}", flush=True)
+            for kind, mode in (("unsandboxed", "off"), ("market", "auto")):
+                launcher = start_launcher(manage, dict(env, DMARKET_SANDBOX=mode),
+                                          logs / f"launcher-{kind}-{run}.log")
+                try:
+                    rows[kind].append(market_run(session, api, options, settings,
+                                                 f"{kind}-{run}"))
+                finally:
+                    launcher.send_signal(signal.SIGTERM)
+                    launcher.wait(timeout=60)
+            print(f"run {run + 1}/{options.runs}: " + ", ".join(
+                f"{kind} {rows[kind][-1]}" for kind in rows), flush=True)
         report(rows)
     finally:
         for process in daemons:
@@ -125,6 +141,17 @@ def main():
         for process in daemons:
             process.wait(timeout=30)
         cluster.cleanup()
+
+
+def start_launcher(manage, env, log_path):
+    """The launcher, up (its loop started) before anything is submitted to it."""
+    process = subprocess.Popen(manage + ["launcher", "--loop"], env=env,
+                               stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    for _ in range(300):
+        if b"launcher: started" in log_path.read_bytes():
+            return process
+        time.sleep(0.1)
+    raise RuntimeError(f"the launcher did not start: {log_path.read_text()[-2000:]}")
 
 
 def bare_run(argv, out):
@@ -145,7 +172,7 @@ def bare_run(argv, out):
 
 
 def market_run(session, api, options, settings, run):
-    body = {"name": f"bench-{run}", "entry_file": options.app, "app_params": options.args,
+    body = {"name": f"bench-{run}", "entry_file": options.entry, "app_params": options.args,
             "cores": 2, "executor_memory_mb": 512, "max_credits": "5"}
     t0 = time.time()
     job = session.post(api + "/jobs/", json=body).json()
@@ -177,17 +204,21 @@ def report(rows):
 
     print()
     print(f"{'median over runs, seconds':34} {'bare':>8} {'market':>8} {'overhead':>9} "
-          f"{'ratio':>6}")
+          f"{'ratio':>6}   {'no sandbox':>10} {'sandbox/none':>12}")
     for key, label in (("picked", "submit -> driver starting"),
                        ("registered", "start -> application registered"),
                        ("exit_to_state", "driver exit -> final state in API"),
                        ("exit_to_bill", "driver exit -> bill in API"),
                        ("whole", "whole job, submit -> result known")):
         bare, market = median("bare", key), median("market", key)
+        plain = median("unsandboxed", key)
         bare_text = f"{bare:8.2f}" if bare is not None else f"{'-':>8}"
         overhead = market - (bare or 0)
         ratio = f"{market / bare:6.2f}" if bare else f"{'-':>6}"
-        print(f"{label:34} {bare_text} {market:8.2f} {overhead:+9.2f} {ratio}")
+        sandbox_ratio = f"{market / plain:12.2f}" if plain else f"{'-':>12}"
+        plain_text = f"{plain:10.2f}" if plain is not None else f"{'-':>10}"
+        print(f"{label:34} {bare_text} {market:8.2f} {overhead:+9.2f} {ratio}   {plain_text} "
+              f"{sandbox_ratio}")
 
 
 if __name__ == "__main__":
