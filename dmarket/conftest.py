@@ -72,6 +72,17 @@ def client_for(user=None):
     return client
 
 
+def machine_client(machine):
+    """A client with a new machine token of `machine`'s (as its agent holds); .key is it."""
+    from dmarket.accounts.models import ApiToken
+
+    _, key = ApiToken.issue(machine.user, name="machine", machine=machine)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    client.key = key
+    return client
+
+
 @pytest.fixture
 def alice(make_user):
     return make_user("alice")

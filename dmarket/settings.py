@@ -127,7 +127,8 @@ STATIC_ROOT = DATA_DIR / "static"
 REST_FRAMEWORK = {
     # DRF's `Authorization: Token <key>`, against keys stored as digests (dmarket/accounts).
     "DEFAULT_AUTHENTICATION_CLASSES": ["dmarket.accounts.authentication.ApiTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A machine agent's token only on its machine's routes (dmarket/accounts/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": ["dmarket.accounts.permissions.IsUser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["dmarket.common.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "dmarket.common.api.Pagination",

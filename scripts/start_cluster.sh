@@ -75,6 +75,12 @@ PY
 machine=${machine##*$'\n'}
 state=$([ -n "$machine" ] && "$PY" -m dmarket_client --server "$server" machine status "$machine" --json 2>/dev/null \
         | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["state"])' || true)
+if [ -n "$state" ] && [ "$state" != REMOVED ] \
+   && ! grep -q '"token"' "$DMARKET_STATE_DIR/machine-$machine/machine.json"; then
+  # Added by a client older than machine tokens: its agent needs one, so it is shared anew.
+  "$PY" -m dmarket_client --server "$server" machine remove "$machine"
+  state=REMOVED
+fi
 if [ -n "$state" ] && [ "$state" != REMOVED ]; then
   "$PY" -m dmarket_client --server "$server" machine run "$machine" --detach
 else

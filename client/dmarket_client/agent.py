@@ -4,6 +4,10 @@ exactly the cores and memory its owner offered, and tells the market it is alive
 It restarts the worker when it dies, stops it outside the sharing window (the server then
 shows the machine PAUSED), and stops it gracefully when the agent is told to stop (SIGTERM):
 Spark then reruns the worker's tasks elsewhere.
+
+It authenticates with its machine's token (issued with the registration, kept in the
+machine's state file, mode 600), which is good for that machine's heartbeat and details only;
+the owner's own token is never in its environment, nor in its worker's and executors'.
 """
 
 import json
@@ -22,6 +26,17 @@ from urllib.parse import urlsplit
 import requests
 
 from .api import ApiError
+
+
+# Variables of the client's that hold a secret: kept from the agent and its worker.
+SECRET_ENV = ("DMARKET_TOKEN",)
+
+
+def agent_env(environ=None):
+    """The environment for the agent and its worker (whose executors run strangers' code):
+    this process's, without the owner's token."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k not in SECRET_ENV}
 
 
 def parse_window(text):
@@ -105,7 +120,7 @@ class Agent:
         address = self.machine["address"]
         self.work_dir.mkdir(parents=True, exist_ok=True)
         port = free_port(address)
-        env = dict(os.environ, SPARK_LOCAL_IP=address, SPARK_LOCAL_HOSTNAME=address,
+        env = dict(agent_env(), SPARK_LOCAL_IP=address, SPARK_LOCAL_HOSTNAME=address,
                    PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable))
         env.update(self.settings.get("executor_env") or {})
         argv = [str(self.spark_class), "org.apache.spark.deploy.worker.Worker",
@@ -183,7 +198,8 @@ class Agent:
                 try:
                     reply = self.step()
                 except ApiError as e:
-                    if e.status in (404, 409):
+                    # 401: its machine token was revoked (the machine was removed).
+                    if e.status in (401, 403, 404, 409):
                         self.log(f"the server no longer knows this machine: {e.detail}")
                         return 1
                     self.log(f"heartbeat failed: {e.detail}")
@@ -236,7 +252,14 @@ def agent_stop(state_dir, machine_id, timeout=30):
 
 
 def save_machine(state_dir, machine):
+    """The registration answer, with the machine token, readable by its owner only."""
     paths = agent_paths(state_dir, machine["id"])
-    paths["dir"].mkdir(parents=True, exist_ok=True)
-    paths["machine"].write_text(json.dumps(machine, indent=2))
+    paths["dir"].mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = paths["machine"].with_suffix(".tmp")
+    # Created 0600 from the start: the token is never readable by others, not even briefly.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(machine, f, indent=2)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, paths["machine"])
     return paths

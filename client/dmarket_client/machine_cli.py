@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 import click
 
 from . import config
-from .agent import Agent, agent_paths, agent_pid, agent_stop, local_address, save_machine
+from .agent import (SECRET_ENV, Agent, agent_env, agent_paths, agent_pid, agent_stop,
+                    local_address, save_machine)
+from .api import Client
 from .context import pass_context
 from .output import emit, json_option
 from .units import MemorySize
@@ -53,7 +55,10 @@ def machine():
 @pass_context
 def add(ctx, cores, memory, machine_type, share_for, share_between, address, name, detach,
         spark_home):
-    """Register this machine and start its Spark worker with exactly what is offered."""
+    """Register this machine and start its Spark worker with exactly what is offered.
+
+    Your token is used for the registration only: the agent gets the machine's own token
+    (good for its heartbeat only), kept in the machine's state file."""
     if share_for and share_between:
         raise click.UsageError("give --share-for or --share-between, not both")
     client = ctx.client()
@@ -63,13 +68,20 @@ def add(ctx, cores, memory, machine_type, share_for, share_between, address, nam
     if share_for:
         body["share_until"] = (datetime.now(timezone.utc) + duration(share_for)).isoformat()
     registered = client.post("machines/", body)
-    paths = save_machine(config.state_dir(), registered)
+    token = registered.pop("token", None)
+    if not token:
+        client.delete(f"machines/{registered['id']}/")
+        raise click.ClickException("the server issued no machine token (it is older than this "
+                                   "client); the machine was not added")
+    paths = save_machine(config.state_dir(), {**registered, "token": token})
     if not detach:
         if not ctx.as_json:
             click.echo(f"machine {registered['id']} registered; sharing it (Ctrl-C to stop)")
         else:
             emit(ctx, registered)
-        sys.exit(run_agent(ctx, registered, spark_home))
+        # The agent runs in this process's place, without the owner's token (in memory here,
+        # perhaps in the environment).
+        exec_agent(client.server, registered["id"], spark_home)
     registered["agent_pid"] = spawn_agent(client.server, registered["id"], spark_home)
     registered["agent_log"] = str(paths["log"])
     if ctx.as_json:
@@ -79,25 +91,53 @@ def add(ctx, cores, memory, machine_type, share_for, share_between, address, nam
                    f"(pid {registered['agent_pid']}, log {paths['log']})")
 
 
-def spawn_agent(server, machine_id, spark_home=None):
-    """The agent as a background service: its own session, a pid file and a log."""
-    paths = agent_paths(config.state_dir(), machine_id)
+def agent_argv(server, machine_id, spark_home=None):
     argv = [sys.executable, "-m", "dmarket_client", "--server", server,
             "machine", "run", str(machine_id)]
     if spark_home:
         argv += ["--spark-home", spark_home]
+    return argv
+
+
+def spawn_agent(server, machine_id, spark_home=None):
+    """The agent as a background service: its own session, a pid file and a log; its
+    environment without the owner's token."""
+    paths = agent_paths(config.state_dir(), machine_id)
     with open(paths["log"], "ab") as log:
-        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+        child = subprocess.Popen(agent_argv(server, machine_id, spark_home), env=agent_env(),
+                                 stdin=subprocess.DEVNULL, stdout=log,
                                  stderr=subprocess.STDOUT, start_new_session=True)
     paths["pid"].write_text(f"{child.pid}\n")
     return child.pid
 
 
+def exec_agent(server, machine_id, spark_home=None):
+    """The agent in the foreground, in this process's place (same pid, terminal and signals),
+    with its environment without the owner's token. Does not return."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, agent_argv(server, machine_id, spark_home), agent_env())
+
+
+def machine_token(machine_id, registered):
+    """The machine token in a machine's state file."""
+    token = registered.get("token")
+    if not token:
+        raise click.ClickException(
+            f"machine {machine_id} was added by an older client and has no machine token: run "
+            f"`dmarket machine remove {machine_id}`, then `dmarket machine add` again")
+    return token
+
+
 def run_agent(ctx, registered, spark_home=None):
+    """The agent, here, with the machine's token only."""
+    token = machine_token(registered["id"], registered)
+    registered = {k: v for k, v in registered.items() if k != "token"}
     paths = agent_paths(config.state_dir(), registered["id"])
     paths["pid"].write_text(f"{os.getpid()}\n")
     try:
-        agent = Agent(ctx.client(), registered, paths["dir"], spark_home=spark_home,
+        client = ctx.closing(Client(ctx.server, token))
+        agent = Agent(client, registered, paths["dir"], spark_home=spark_home,
                       log=lambda m: click.echo(f"{datetime.now():%H:%M:%S} {m}", err=True))
         return agent.run()
     except RuntimeError as e:
@@ -124,11 +164,16 @@ def run(ctx, machine_id, detach, spark_home):
             click.echo(f"machine {machine_id}'s agent runs already (pid {running})")
             return
         raise click.ClickException(f"machine {machine_id}'s agent runs already (pid {running})")
+    registered = json.loads(path.read_text())
+    machine_token(machine_id, registered)
     if detach:
         pid = spawn_agent(ctx.server, machine_id, spark_home)
         click.echo(f"machine {machine_id}'s agent running in the background (pid {pid})")
         return
-    sys.exit(run_agent(ctx, json.loads(path.read_text()), spark_home))
+    if any(name in os.environ for name in SECRET_ENV):
+        # Started from a shell that holds the owner's token: the agent runs without it.
+        exec_agent(ctx.server, machine_id, spark_home)
+    sys.exit(run_agent(ctx, registered, spark_home))
 
 
 @machine.command(name="list")

@@ -9,12 +9,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
     deleting them. No key is anywhere to show, and none is made here: a user logs in for one,
     the operator runs `manage.py operator_token` for theirs."""
 
-    list_display = ["key_prefix", "name", "user", "created_at", "last_used_at"]
+    list_display = ["key_prefix", "name", "user", "machine", "created_at", "last_used_at"]
     list_filter = ["name", "created_at", "last_used_at"]
     search_fields = ["user__username", "prefix", "name"]
-    list_select_related = ["user"]
+    list_select_related = ["user", "machine"]
     date_hierarchy = "created_at"
-    fields = ["key_prefix", "name", "user", "created_at", "last_used_at"]
+    fields = ["key_prefix", "name", "user", "machine", "created_at", "last_used_at"]
     readonly_fields = fields
 
     @admin.display(description="key", ordering="prefix")

@@ -12,17 +12,24 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class ApiTokenAuthentication(TokenAuthentication):
-    """`Authorization: Token <key>`, as DRF's own, against ApiToken's digests."""
+    """`Authorization: Token <key>`, as DRF's own, against ApiToken's digests. request.user is
+    the token's user and request.auth the ApiToken: a machine token (auth.machine_id set) is
+    the machine owner's, and the permission class refuses it outside its machine's routes."""
 
     keyword = "Token"
     model = ApiToken
 
     def authenticate_credentials(self, key):
         digest = key_digest(key)
-        token = ApiToken.objects.select_related("user").filter(digest=digest).first()
+        token = (ApiToken.objects.select_related("user", "machine").filter(digest=digest)
+                 .first())
         # The lookup already matched; the constant-time comparison is there for a database
         # whose comparison might not be exact (a collation, trailing spaces).
         if token is None or not hmac.compare_digest(token.digest, digest):
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        # A machine's removal deletes its tokens; this covers one written past it (an update in
+        # the database).
+        if token.machine is not None and token.machine.state == token.machine.REMOVED:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")

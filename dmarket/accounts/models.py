@@ -18,7 +18,11 @@ def key_digest(key):
 
 class ApiToken(models.Model):
     """An API key of a user's, sent as `Authorization: Token <key>`. The key itself is shown
-    once, when it is issued; a copy of this table authenticates nobody."""
+    once, when it is issued; a copy of this table authenticates nobody.
+
+    A machine token (`machine` set) is its machine agent's: issued with the machine's
+    registration, deleted when the machine is removed, and good only for that machine's own
+    routes (dmarket/accounts/permissions.py); everywhere else it is refused with 403."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                              related_name="api_tokens")
@@ -27,6 +31,9 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=PREFIX_LENGTH, editable=False,
                               help_text="The key's first characters; not a secret.")
     digest = models.CharField(max_length=64, unique=True, editable=False)
+    machine = models.ForeignKey("machines.Machine", models.CASCADE, null=True, blank=True,
+                                editable=False, related_name="tokens",
+                                help_text="A machine token: its agent's, for this machine only.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -38,9 +45,10 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.user})"
 
     @classmethod
-    def issue(cls, user, name=""):
-        """A new token of user's: (the saved row, its key). The key is nowhere else."""
+    def issue(cls, user, name="", machine=None):
+        """A new token of user's (with machine: that machine's token): (the saved row, its
+        key). The key is nowhere else."""
         key = secrets.token_hex(20)
         token = cls.objects.create(user=user, name=name, prefix=key[:PREFIX_LENGTH],
-                                   digest=key_digest(key))
+                                   digest=key_digest(key), machine=machine)
         return token, key

@@ -81,9 +81,13 @@ class MachineStateChangeSerializer(serializers.ModelSerializer):
 
 class MachineRegisteredSerializer(MachineSerializer):
     agent = AgentSettingsSerializer(read_only=True)
+    token = serializers.CharField(
+        read_only=True, help_text="The machine token, for its agent (shown only here): good "
+                                  "for this machine's heartbeat and details only, revoked when "
+                                  "the machine is removed.")
 
     class Meta(MachineSerializer.Meta):
-        fields = MachineSerializer.Meta.fields + ["agent"]
+        fields = MachineSerializer.Meta.fields + ["agent", "token"]
 
 
 class HeartbeatSerializer(StrictSerializer):

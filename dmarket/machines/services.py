@@ -12,7 +12,8 @@ def machine_set_state(machine, state, reason=""):
     """Move the machine to `state` and record it in its history; no row if unchanged.
 
     REMOVED is final: a caller that read the machine before a concurrent removal (a heartbeat,
-    an operator's action) must not bring it back.
+    an operator's action) must not bring it back. Removal deletes the machine's tokens (its
+    agent's): they authenticate nobody from then on.
     """
     with transaction.atomic():
         locked = Machine.objects.select_for_update().get(pk=machine.pk)
@@ -25,6 +26,7 @@ def machine_set_state(machine, state, reason=""):
         if state == Machine.REMOVED:
             locked.removed_at = timezone.now()
             fields.append("removed_at")
+            locked.tokens.all().delete()
         locked.save(update_fields=fields)
         MachineStateChange.objects.create(machine=locked, state=state, reason=reason)
     machine.state = locked.state

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
@@ -8,6 +9,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dmarket.accounts.models import ApiToken
 from dmarket.common.api import Conflict, choice_param, list_all_param, visible_to
 from dmarket.credits.models import ZERO, LedgerEntry
 
@@ -61,7 +63,10 @@ class MachineListView(generics.ListCreateAPIView):
         serializer = MachineCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        machine = Machine.objects.create(user=request.user, **data)
+        with transaction.atomic():
+            machine = Machine.objects.create(user=request.user, **data)
+            # The agent's own token: this machine's routes only, deleted with its removal.
+            _, machine.token = ApiToken.issue(request.user, name="machine", machine=machine)
         machine.earned = ZERO
         machine.agent = agent_settings()
         return Response(MachineRegisteredSerializer(machine).data,
@@ -69,6 +74,9 @@ class MachineListView(generics.ListCreateAPIView):
 
 
 class MachineDetailView(APIView):
+    # The machine's own token (its agent's) may read it, not remove it.
+    machine_token_methods = ("GET",)
+
     @extend_schema(responses={200: MachineSerializer})
     def get(self, request, pk):
         machine = get_object_or_404(visible_to(machines_with_earnings(), request.user), pk=pk)
@@ -84,6 +92,8 @@ class MachineDetailView(APIView):
 
 
 class MachineHeartbeatView(APIView):
+    machine_token_methods = ("POST",)
+
     @extend_schema(request=HeartbeatSerializer, responses={200: HeartbeatReplySerializer})
     def post(self, request, pk):
         # Only the machine's owner (its agent) may speak for it, staff included.

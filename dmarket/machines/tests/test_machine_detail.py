@@ -5,7 +5,9 @@ from decimal import Decimal
 import pytest
 from django.utils.dateparse import parse_datetime
 
-from dmarket.conftest import client_for
+from dmarket.accounts.models import ApiToken
+from dmarket.accounts.permissions import MACHINE_TOKEN_REFUSED
+from dmarket.conftest import client_for, machine_client
 from dmarket.credits.services import Usage, job_bill_usage, job_hold
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine, MachineStateChange
@@ -98,6 +100,27 @@ def test_non_numeric_id_is_a_json_404(alice):
 
     assert response.status_code == 404
     assert response.json() == {"detail": "No such page: /api/machines/abc/"}
+
+
+def test_the_machine_token_gets_its_machine(alice):
+    machine = make_machine(alice)
+
+    response = machine_client(machine).get(url(machine))
+
+    assert response.status_code == 200
+    assert response.json() == expected(machine)
+
+
+@pytest.mark.parametrize("whose", ["same owner", "another user"])
+def test_the_machine_token_on_another_machine_is_403(alice, bob, whose):
+    machine = make_machine(alice)
+    other = make_machine(alice if whose == "same owner" else bob, name="other")
+
+    response = machine_client(machine).get(url(other))
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": f"This token is machine {machine.pk}'s; it cannot act for another machine."}
 
 
 def test_earned_sums_only_the_machines_earnings(alice, bob):
@@ -201,6 +224,42 @@ def test_anonymous_cannot_remove_it(alice):
 
     assert response.status_code == 401
     assert response.json() == {"detail": "Authentication credentials were not provided."}
+    machine.refresh_from_db()
+    assert machine.state == Machine.ONLINE
+    assert history(machine) == []
+
+
+def test_removal_revokes_the_machines_tokens_only(alice):
+    machine, other = make_machine(alice), make_machine(alice, name="other")
+    agent, other_agent = machine_client(machine), machine_client(other)
+
+    response = client_for(alice).delete(url(machine))
+
+    assert response.status_code == 204
+    assert agent.get(url(machine)).status_code == 401
+    assert agent.get(url(machine)).json() == {"detail": "Invalid token."}
+    assert list(ApiToken.objects.exclude(machine=None).values_list("machine", flat=True)) == [
+        other.pk]
+    assert other_agent.get(url(other)).status_code == 200
+    assert client_for(alice).get(url(machine)).status_code == 200
+
+
+def test_staff_removal_revokes_the_machines_token(alice, staff):
+    machine = make_machine(alice)
+    agent = machine_client(machine)
+
+    assert client_for(staff).delete(url(machine)).status_code == 204
+
+    assert agent.get(url(machine)).status_code == 401
+
+
+def test_the_machine_token_cannot_remove_its_machine(alice):
+    machine = make_machine(alice, state=Machine.ONLINE)
+
+    response = machine_client(machine).delete(url(machine))
+
+    assert response.status_code == 403
+    assert response.json() == {"detail": MACHINE_TOKEN_REFUSED}
     machine.refresh_from_db()
     assert machine.state == Machine.ONLINE
     assert history(machine) == []

@@ -5,9 +5,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from dmarket.conftest import client_for
+from dmarket.accounts.models import ApiToken
+from dmarket.accounts.permissions import MACHINE_TOKEN_REFUSED
+from dmarket.conftest import client_for, machine_client
 from dmarket.machines.models import Machine, MachineStateChange
-from dmarket.machines.services import machine_heartbeat
+from dmarket.machines.services import machine_heartbeat, machine_set_state
 
 NOT_FOUND = {"detail": "No Machine matches the given query."}
 
@@ -198,6 +200,104 @@ def test_staff_heartbeats_their_own_machine(staff):
 
     assert response.status_code == 200
     assert response.json() == reply("ONLINE")
+
+
+# --- the machine's own token (its agent's) -----------------------------------------------------
+
+def test_the_machine_token_heartbeats_its_machine(alice):
+    machine = make_machine(alice)
+
+    response = machine_client(machine).post(url(machine), {"worker_state": "ALIVE"},
+                                            format="json")
+
+    assert response.status_code == 200
+    assert response.json() == reply("ONLINE")
+    machine.refresh_from_db()
+    assert (machine.state, machine.worker_state) == (Machine.ONLINE, "ALIVE")
+    assert history(machine) == [("ONLINE", "heartbeat")]
+
+
+def test_the_owners_token_still_heartbeats_beside_the_machine_token(alice):
+    # Agents started before machine tokens send their owner's token: it keeps working.
+    machine = make_machine(alice)
+    machine_client(machine)
+
+    response = client_for(alice).post(url(machine), {}, format="json")
+
+    assert response.status_code == 200
+    assert response.json() == reply("ONLINE")
+
+
+@pytest.mark.parametrize("whose", ["same owner", "another user"])
+def test_the_machine_token_on_another_machine_is_403(alice, bob, whose):
+    machine = make_machine(alice)
+    other = make_machine(alice if whose == "same owner" else bob, address="192.0.2.11")
+    before = snapshot(other)
+
+    response = machine_client(machine).post(url(other), {}, format="json")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": f"This token is machine {machine.pk}'s; it cannot act for another machine."}
+    assert snapshot(other) == before
+
+
+def test_the_machine_token_on_a_missing_machine_is_403(alice):
+    machine = make_machine(alice)
+
+    response = machine_client(machine).post(url(999999), {}, format="json")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": f"This token is machine {machine.pk}'s; it cannot act for another machine."}
+
+
+def test_removing_the_machine_revokes_its_token(alice):
+    machine = make_machine(alice)
+    agent = machine_client(machine)
+    assert agent.post(url(machine), {}, format="json").status_code == 200
+
+    assert client_for(alice).delete(f"/api/machines/{machine.pk}/").status_code == 204
+    response = agent.post(url(machine), {"worker_state": "ALIVE"}, format="json")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token."}
+    assert not ApiToken.objects.filter(machine=machine).exists()
+    assert snapshot(machine)[0] == Machine.REMOVED
+
+
+def test_a_removal_by_the_monitor_revokes_the_token_too(alice):
+    # Every way to REMOVED (the monitor's cleanup, an operator) goes through machine_set_state.
+    machine = make_machine(alice)
+    agent = machine_client(machine)
+
+    machine_set_state(machine, Machine.REMOVED, "offline for more than 60 s")
+    response = agent.post(url(machine), {}, format="json")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token."}
+
+
+def test_a_token_left_on_a_removed_machine_is_401(alice):
+    # A removal written past machine_set_state (in the database): its token is refused too.
+    machine = make_machine(alice)
+    agent = machine_client(machine)
+    Machine.objects.filter(pk=machine.pk).update(state=Machine.REMOVED)
+
+    response = agent.post(url(machine), {}, format="json")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token."}
+
+
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
+def test_the_machine_token_with_other_methods_is_403(alice, method):
+    machine = make_machine(alice)
+
+    response = getattr(machine_client(machine), method)(url(machine))
+
+    assert response.status_code == 403
+    assert response.json() == {"detail": MACHINE_TOKEN_REFUSED}
 
 
 def test_anonymous_is_401(alice):

@@ -1,6 +1,7 @@
 """GET /api/machines/{id}/history/: when the machine was online, offline, paused, removed."""
 
-from dmarket.conftest import client_for
+from dmarket.accounts.permissions import MACHINE_TOKEN_REFUSED
+from dmarket.conftest import client_for, machine_client
 from dmarket.machines.models import Machine
 from dmarket.machines.services import machine_set_state
 
@@ -31,3 +32,13 @@ def test_authorization(alice, bob, staff):
     assert client_for(staff).get(url).status_code == 200
     assert client_for().get(url).status_code == 401
     assert client_for(alice).get("/api/machines/999999/history/").status_code == 404
+
+
+def test_the_machine_token_is_403(alice):
+    # Its agent needs no history: a machine token is for the heartbeat and the machine.
+    machine = make_machine(alice)
+
+    response = machine_client(machine).get(f"/api/machines/{machine.pk}/history/")
+
+    assert response.status_code == 403
+    assert response.json() == {"detail": MACHINE_TOKEN_REFUSED}

@@ -1,12 +1,16 @@
 """GET and POST /api/machines/: a user's shared machines, and registering a new one."""
 
+import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from dmarket.conftest import client_for
+from dmarket.accounts.models import ApiToken, key_digest
+from dmarket.accounts.permissions import MACHINE_TOKEN_REFUSED
+from dmarket.conftest import client_for, machine_client
 from dmarket.machines.models import Machine, MachineStateChange
 
 URL = "/api/machines/"
@@ -27,7 +31,8 @@ def agent_settings(settings):
 
 
 def row_counts():
-    return (Machine.objects.count(), MachineStateChange.objects.count())
+    return (Machine.objects.count(), MachineStateChange.objects.count(),
+            ApiToken.objects.count())
 
 
 def make_machine(user, **fields):
@@ -77,9 +82,52 @@ def test_register_machine_returns_it_with_the_agents_settings(alice):
         "agent": {"master_url": "spark://master.example.org:7077", "heartbeat_interval": 7,
                   "heartbeat_timeout": 21,
                       "executor_env": {"TF_USE_LEGACY_KERAS": "1"}},
+        "token": body["token"],
     }
     assert parse_datetime(body["created_at"]) == machine.created_at
     assert machine.user == alice and machine.state == Machine.OFFLINE
+
+
+def test_register_machine_issues_its_machine_token_kept_as_a_digest(alice):
+    response = client_for(alice).post(URL, VALID, format="json")
+
+    key = response.json()["token"]
+    assert re.fullmatch(r"[0-9a-f]{40}", key)
+    machine = Machine.objects.get()
+    token = ApiToken.objects.get(machine=machine)
+    assert (token.user, token.name, token.prefix, token.digest) == (
+        alice, "machine", key[:8], key_digest(key))
+    # The row holds the digest and the first 8 characters only, never the key.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {ApiToken._meta.db_table} WHERE id = %s", [token.pk])
+        assert not any(key in str(value) for value in cursor.fetchone())
+    # It is the agent's: its machine's heartbeat, not the owner's other routes.
+    heartbeat = client_for().post(f"{URL}{machine.pk}/heartbeat/", {}, format="json",
+                                  HTTP_AUTHORIZATION=f"Token {key}")
+    assert heartbeat.status_code == 200
+    me = client_for().get("/api/auth/me/", HTTP_AUTHORIZATION=f"Token {key}")
+    assert (me.status_code, me.json()) == (403, {"detail": MACHINE_TOKEN_REFUSED})
+    # The owner's own token is unchanged and still the only one of theirs.
+    assert list(ApiToken.objects.filter(user=alice, machine=None).values_list(
+        "digest", flat=True)) == [key_digest(alice.token)]
+
+
+def test_each_registration_has_its_own_machine_token(alice):
+    first = client_for(alice).post(URL, VALID, format="json").json()
+    second = client_for(alice).post(URL, VALID, format="json").json()
+
+    assert first["token"] != second["token"]
+    assert {t.machine_id: t.digest for t in ApiToken.objects.exclude(machine=None)} == {
+        first["id"]: key_digest(first["token"]), second["id"]: key_digest(second["token"])}
+
+
+def test_a_refused_registration_issues_no_token(alice):
+    before = row_counts()
+
+    response = client_for(alice).post(URL, {**VALID, "cores": 0}, format="json")
+
+    assert response.status_code == 400
+    assert row_counts() == before
 
 
 def test_register_machine_with_every_field(alice):
@@ -257,7 +305,7 @@ def test_list_shows_own_machines_newest_first(alice, bob):
 
 def test_list_matches_what_register_returned(alice):
     created = client_for(alice).post(URL, VALID, format="json").json()
-    del created["agent"]
+    del created["agent"], created["token"]
 
     response = client_for(alice).get(URL)
 
@@ -403,6 +451,19 @@ def test_bad_token_is_401(method):
     assert response.status_code == 401
     assert response.json() == {"detail": "Invalid token."}
     assert Machine.objects.count() == 0
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_machine_token_is_403(alice, method):
+    # An agent neither lists its owner's machines nor registers new ones.
+    client = machine_client(make_machine(alice))
+    before = row_counts()
+
+    response = getattr(client, method)(URL, VALID, format="json")
+
+    assert response.status_code == 403
+    assert response.json() == {"detail": MACHINE_TOKEN_REFUSED}
+    assert row_counts() == before
 
 
 @pytest.mark.parametrize("method", ["put", "patch", "delete"])

@@ -1,0 +1,278 @@
+"""dmarket machine add / run / remove and the agent's token: the agent gets its machine's own
+token (kept in its state file, mode 600), never the owner's, and neither token reaches the
+worker's environment. No Spark here: the agent's processes are recorded, not started."""
+
+import json
+import stat
+import sys
+
+import pytest
+
+from dmarket.accounts.models import ApiToken, key_digest
+from dmarket.machines.models import Machine
+from dmarket_client import agent as agent_module
+from dmarket_client import machine_cli
+from dmarket_client.agent import Agent
+from dmarket_client.api import ApiError, Client
+
+# Past any pid_max: no process has it, so no agent of the machine seems to run.
+NO_PID = 2 ** 31 - 1
+ADD = ["machine", "add", "--cores", "2", "--memory", "1g", "--address", "127.0.0.9"]
+
+
+@pytest.fixture
+def state_dir(tmp_path, monkeypatch):
+    path = tmp_path / "state"
+    monkeypatch.setenv("DMARKET_STATE_DIR", str(path))
+    return path
+
+
+class Spawned:
+    """subprocess.Popen as machine_cli uses it, recorded: the agent is not started."""
+
+    def __init__(self):
+        self.calls = []
+
+    pid = NO_PID
+
+    def __call__(self, argv, env=None, **kwargs):
+        self.calls.append({"argv": argv, "env": env, **kwargs})
+        return self
+
+
+@pytest.fixture
+def spawned(monkeypatch):
+    spawned = Spawned()
+    monkeypatch.setattr(machine_cli.subprocess, "Popen", spawned)
+    return spawned
+
+
+@pytest.fixture
+def execed(monkeypatch):
+    """os.execve recorded: the command that would replace the process ends there (exit 0)."""
+    calls = []
+
+    def execve(path, argv, env):
+        calls.append({"path": path, "argv": argv, "env": env})
+        raise SystemExit(0)
+
+    monkeypatch.setattr(machine_cli.os, "execve", execve)
+    return calls
+
+
+def state_file(state_dir, machine_id):
+    return state_dir / f"machine-{machine_id}" / "machine.json"
+
+
+def heartbeat(server, key, machine_id):
+    return Client(server, key).post(f"machines/{machine_id}/heartbeat/", {})
+
+
+def files_under(path):
+    return [p for p in path.rglob("*") if p.is_file()]
+
+
+# --- machine add ------------------------------------------------------------------------------
+
+def test_add_keeps_the_machine_token_and_not_the_owners(dmarket, server, user, state_dir,
+                                                        spawned):
+    result = dmarket("--json", *ADD, "--detach")
+
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(result.stdout)
+    machine = Machine.objects.get(pk=shown["id"])
+    assert "token" not in shown
+    saved = json.loads(state_file(state_dir, machine.pk).read_text())
+    token = ApiToken.objects.get(digest=key_digest(saved["token"]))
+    assert (token.machine, token.user, token.name) == (machine, user.model, "machine")
+    assert saved["token"] != user.token
+    assert {k: v for k, v in saved.items() if k != "token"} == {
+        k: v for k, v in shown.items() if k not in ("agent_pid", "agent_log")}
+    # Its owner's token is in none of the agent's files.
+    assert all(user.token not in p.read_text() for p in files_under(state_dir))
+    # The state file and its directory are the owner's only.
+    assert stat.S_IMODE(state_file(state_dir, machine.pk).stat().st_mode) == 0o600
+    assert stat.S_IMODE(state_file(state_dir, machine.pk).parent.stat().st_mode) == 0o700
+    # The token is good for the machine's heartbeat.
+    assert heartbeat(server, saved["token"], machine.pk)["state"] == "ONLINE"
+
+
+def test_add_detached_starts_the_agent_without_the_owners_token(dmarket, server, user,
+                                                                state_dir, spawned):
+    result = dmarket("--json", *ADD, "--detach", env={"DMARKET_TOKEN": user.token,
+                                                      "DMARKET_OTHER": "kept"})
+
+    assert result.exit_code == 0, result.stderr
+    machine_id = json.loads(result.stdout)["id"]
+    (call,) = spawned.calls
+    assert call["argv"] == [sys.executable, "-m", "dmarket_client", "--server", server,
+                            "machine", "run", str(machine_id)]
+    assert "DMARKET_TOKEN" not in call["env"]
+    assert user.token not in call["env"].values()
+    assert call["env"]["DMARKET_OTHER"] == "kept"
+    assert call["env"]["DMARKET_STATE_DIR"] == str(state_dir)
+
+
+def test_add_in_the_foreground_becomes_the_agent_without_the_owners_token(
+        dmarket, server, user, state_dir, execed):
+    result = dmarket(*ADD, env={"DMARKET_TOKEN": user.token})
+
+    assert result.exit_code == 0, result.stderr
+    machine = Machine.objects.get()
+    assert result.stdout == f"machine {machine.pk} registered; sharing it (Ctrl-C to stop)\n"
+    (call,) = execed
+    assert (call["path"], call["argv"]) == (
+        sys.executable, [sys.executable, "-m", "dmarket_client", "--server", server,
+                         "machine", "run", str(machine.pk)])
+    assert "DMARKET_TOKEN" not in call["env"]
+    assert "token" in json.loads(state_file(state_dir, machine.pk).read_text())
+
+
+def test_add_without_a_login_registers_nothing(dmarket, config_file, state_dir, spawned):
+    result = dmarket(*ADD, "--detach")
+
+    assert result.exit_code == 1
+    assert Machine.objects.count() == 0
+    assert not state_dir.exists()
+    assert spawned.calls == []
+
+
+# --- machine run ------------------------------------------------------------------------------
+
+class OneHeartbeat(Agent):
+    """The agent with its client as machine_cli gives it, for one heartbeat; no worker."""
+
+    seen = []
+
+    def __init__(self, client, machine, work_dir, spark_home=None, log=None):
+        self.client, self.machine = client, machine
+
+    def run(self):
+        OneHeartbeat.seen.append({"authorization": self.client.session.headers.get(
+            "Authorization"), "machine": self.machine})
+        self.client.post(f"machines/{self.machine['id']}/heartbeat/", {})
+        return 0
+
+
+@pytest.fixture
+def added(dmarket, user, state_dir, spawned):
+    """A machine added from here (its agent not started): its state file's contents."""
+    result = dmarket("--json", *ADD, "--detach")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(state_file(state_dir, json.loads(result.stdout)["id"]).read_text())
+
+
+def test_run_heartbeats_with_the_machine_token_only(dmarket, added, monkeypatch):
+    OneHeartbeat.seen = []
+    monkeypatch.setattr(machine_cli, "Agent", OneHeartbeat)
+
+    result = dmarket("machine", "run", added["id"])
+
+    assert result.exit_code == 0, result.stderr
+    (seen,) = OneHeartbeat.seen
+    assert seen["authorization"] == f"Token {added['token']}"
+    assert "token" not in seen["machine"]
+    machine = Machine.objects.get(pk=added["id"])
+    assert (machine.state, machine.last_heartbeat is not None) == (Machine.ONLINE, True)
+
+
+def test_run_with_the_owners_token_in_the_environment_runs_without_it(
+        dmarket, user, added, execed, server):
+    result = dmarket("machine", "run", added["id"], env={"DMARKET_TOKEN": user.token})
+
+    assert result.exit_code == 0, result.stderr
+    (call,) = execed
+    assert call["argv"] == [sys.executable, "-m", "dmarket_client", "--server", server,
+                            "machine", "run", str(added["id"])]
+    assert "DMARKET_TOKEN" not in call["env"]
+
+
+def test_run_detached_spawns_the_agent_without_the_owners_token(dmarket, user, added, spawned):
+    result = dmarket("machine", "run", added["id"], "--detach",
+                     env={"DMARKET_TOKEN": user.token})
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (f"machine {added['id']}'s agent running in the background "
+                             f"(pid {NO_PID})\n")
+    assert "DMARKET_TOKEN" not in spawned.calls[-1]["env"]
+
+
+def test_run_of_a_machine_added_by_an_older_client_says_what_to_do(dmarket, added, state_dir,
+                                                                   spawned):
+    path = state_file(state_dir, added["id"])
+    path.write_text(json.dumps({k: v for k, v in added.items() if k != "token"}))
+    before = len(spawned.calls)
+
+    result = dmarket("machine", "run", added["id"], "--detach")
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"dmarket: machine {added['id']} was added by an older client and has no machine token: "
+        f"run `dmarket machine remove {added['id']}`, then `dmarket machine add` again\n")
+    assert len(spawned.calls) == before
+
+
+# --- machine remove ---------------------------------------------------------------------------
+
+def test_remove_revokes_the_machine_token(dmarket, server, user, added):
+    assert heartbeat(server, added["token"], added["id"])["state"] == "ONLINE"
+
+    result = dmarket("machine", "remove", added["id"])
+
+    assert result.exit_code == 0, result.stderr
+    with pytest.raises(ApiError) as refused:
+        heartbeat(server, added["token"], added["id"])
+    assert (refused.value.status, refused.value.detail) == (401, "Invalid token.")
+    assert not ApiToken.objects.filter(machine_id=added["id"]).exists()
+    # The owner's token is untouched.
+    assert ApiToken.objects.filter(digest=key_digest(user.token)).exists()
+
+
+# --- the agent --------------------------------------------------------------------------------
+
+@pytest.fixture
+def spark_home(tmp_path):
+    home = tmp_path / "spark"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "spark-class").write_text("#!/bin/sh\n")
+    return home
+
+
+def test_the_worker_gets_no_token(server, added, spark_home, tmp_path, monkeypatch):
+    started = []
+
+    class Worker:
+        pid = 4343
+
+        def __init__(self, argv, env=None, **kwargs):
+            started.append(env)
+
+    monkeypatch.setattr(agent_module.subprocess, "Popen", Worker)
+    monkeypatch.setenv("DMARKET_TOKEN", "the-owners-token")
+    machine = {k: v for k, v in added.items() if k != "token"}
+    agent = Agent(Client(server, added["token"]), machine, tmp_path / "work",
+                  spark_home=spark_home, log=lambda message: None)
+
+    agent.start_worker()
+
+    (env,) = started
+    assert "DMARKET_TOKEN" not in env
+    assert not {"the-owners-token", added["token"]} & set(env.values())
+    assert env["SPARK_LOCAL_IP"] == "127.0.0.9"
+    assert env["TF_USE_LEGACY_KERAS"] == "1"   # the executors' environment, from the server
+
+
+def test_an_agent_whose_token_was_revoked_stops(dmarket, server, added, spark_home, tmp_path,
+                                                monkeypatch):
+    assert dmarket("machine", "remove", added["id"]).exit_code == 0
+    monkeypatch.setattr(Agent, "start_worker", lambda self: None)
+    # Not this process's handlers: the agent's own, for SIGTERM and SIGINT.
+    monkeypatch.setattr(agent_module.signal, "signal", lambda signum, handler: None)
+    logged = []
+    machine = {k: v for k, v in added.items() if k != "token"}
+    agent = Agent(Client(server, added["token"]), machine, tmp_path / "work",
+                  spark_home=spark_home, log=logged.append)
+
+    assert agent.run() == 1
+
+    assert logged == ["the server no longer knows this machine: Invalid token."]
