@@ -273,6 +273,12 @@ DMARKET_SANDBOX_MAX_PROCS = int(os.environ.get("DMARKET_SANDBOX_MAX_PROCS", "204
 DMARKET_SANDBOX_MAX_OPEN_FILES = int(os.environ.get("DMARKET_SANDBOX_MAX_OPEN_FILES", "4096"))
 DMARKET_SANDBOX_TMP_MB = int(os.environ.get("DMARKET_SANDBOX_TMP_MB", "1024"))
 DMARKET_JOB_DISK_QUOTA_MB = int(os.environ.get("DMARKET_JOB_DISK_QUOTA_MB", "2048"))
+DMARKET_JOB_MAX_FILES = int(os.environ.get("DMARKET_JOB_MAX_FILES", "100000"))
+# The launchers police the cluster: every DMARKET_POLICE_INTERVAL seconds they kill each
+# application older than DMARKET_APP_GRACE seconds that is no running job's verified one nor
+# the inference server's.
+DMARKET_POLICE_INTERVAL = float(os.environ.get("DMARKET_POLICE_INTERVAL", "2"))
+DMARKET_APP_GRACE = float(os.environ.get("DMARKET_APP_GRACE", "10"))
 # Wall-clock limit of a job's run, in seconds: the default a job gets and the most it may ask.
 DMARKET_JOB_MAX_RUNTIME = int(os.environ.get("DMARKET_JOB_MAX_RUNTIME", "21600"))
 DMARKET_MAX_JOB_RUNTIME = int(os.environ.get("DMARKET_MAX_JOB_RUNTIME", "604800"))

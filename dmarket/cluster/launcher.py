@@ -11,7 +11,9 @@ of its results and log, and that it runs one application, its verified one.
 
 import logging
 import os
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -35,9 +37,7 @@ _term_sent = {}
 # When each job's disk use was last measured (a walk of its directory).
 _disk_checked = {}
 DISK_CHECK_INTERVAL = 2.0
-# Seconds an application showing a job's tag may run before its event log is in the job's
-# directory; then it is not the job's own (or the job hid its log) and is killed.
-APP_LOG_GRACE = 20.0
+
 _sandbox_warned = {}
 
 
@@ -171,24 +171,25 @@ def job_request_stop(job, status, reason):
     job.refresh_from_db()
 
 
-def job_disk_use(job):
-    """Bytes of the job's directory (results, event log, home, driver log); links and files
-    in other places count as what they are, never followed."""
-    total, stack = 0, [str(job.work_dir)]
-    while stack:
+def job_disk_use(job, max_entries):
+    """(bytes, entries) of the job's directory (results, event log, home, driver log),
+    directories included; links count as what they are, never followed. Stops counting past
+    max_entries, so that a job of a million empty files cannot stall the launcher."""
+    total, count, stack = 0, 0, [str(job.work_dir)]
+    while stack and count <= max_entries:
         try:
             entries = list(os.scandir(stack.pop()))
         except OSError:
             continue
         for entry in entries:
+            count += 1
             try:
+                total += entry.stat(follow_symlinks=False).st_blocks * 512
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
-                else:
-                    total += entry.stat(follow_symlinks=False).st_blocks * 512
             except OSError:
                 continue
-    return total
+    return total, count
 
 
 def job_limits(job):
@@ -203,10 +204,13 @@ def job_limits(job):
     if now - _disk_checked.get(job.pk, 0) < DISK_CHECK_INTERVAL:
         return
     _disk_checked[job.pk] = now
-    quota = settings.DMARKET_JOB_DISK_QUOTA_MB
-    if job_disk_use(job) > quota * 1024 * 1024:
+    quota, most = settings.DMARKET_JOB_DISK_QUOTA_MB, settings.DMARKET_JOB_MAX_FILES
+    used, entries = job_disk_use(job, most)
+    if used > quota * 1024 * 1024:
         job_request_stop(job, Job.FAILED, f"its results and log passed their quota of "
                                           f"{quota} MB")
+    elif entries > most:
+        job_request_stop(job, Job.FAILED, f"its directory passed {most} files")
 
 
 def event_log_link(job):
@@ -218,19 +222,39 @@ def event_log_link(job):
     history = settings.DMARKET_EVENT_LOG_DIR
     target = history / log_path.name
     try:
-        if target.exists() and os.path.samefile(target, log_path):
+        # The job may swap its file for a link at any moment: only the regular file opened
+        # here, without following links, may end up linked.
+        fd = os.open(log_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        log.warning("job %s: its event log cannot be opened: %s", job.pk, e)
+        return
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
             return
+        try:
+            current = os.stat(target, follow_symlinks=False)
+            if (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino):
+                return
+        except FileNotFoundError:
+            pass
         for other in history.glob(f"{job.spark_app_id}*"):
             other.unlink()
         try:
             os.link(log_path, target)
         except OSError:
-            # Another file system: a copy, refreshed while it runs and once at its end.
-            import shutil
-
-            shutil.copyfile(log_path, target)
+            # Another file system: a copy from the opened file, refreshed at each look.
+            with open(target, "wb") as out, os.fdopen(os.dup(fd), "rb") as source:
+                shutil.copyfileobj(source, out)
+        else:
+            linked = os.stat(target, follow_symlinks=False)
+            if (linked.st_dev, linked.st_ino) != (opened.st_dev, opened.st_ino):
+                # Swapped between the open and the link: not the file that was checked.
+                target.unlink()
     except OSError as e:
         log.warning("job %s: could not link its event log: %s", job.pk, e)
+    finally:
+        os.close(fd)
 
 
 def master_state():
@@ -260,7 +284,8 @@ def job_app_check(job, state):
     active = spark.active_app_ids(state)
     # The master lists an application a moment before its driver writes its event log.
     now_ms = time.time() * 1000
-    late = [a for a in impostors if now_ms - a.get("starttime", now_ms) > APP_LOG_GRACE * 1000]
+    late = [a for a in impostors
+            if now_ms - a.get("starttime", now_ms) > settings.DMARKET_APP_GRACE * 1000]
     for app in mine + late:
         if app["id"] != job.spark_app_id and app["id"] in active:
             log.warning("job %s: killing application %s, which is not its verified one",
@@ -352,14 +377,27 @@ def job_follow(job, state=None):
         job_stop(job)
 
 
+_worker_uis = {"at": -1e9, "urls": ()}
+
+
+def worker_uis():
+    """The web UIs of the master's workers (their executors' logs), looked up every 10 s."""
+    if time.monotonic() - _worker_uis["at"] > 10:
+        state = master_state() or {}
+        _worker_uis.update(at=time.monotonic(), urls=tuple(sorted(
+            w.get("webuiaddress", "") for w in state.get("workers", [])
+            if w.get("webuiaddress"))))
+    return _worker_uis["urls"]
+
+
 def launcher_sandbox_ready():
     """Whether drivers can start here; when not, says so in the log and on queued jobs."""
     mode, problem = sandbox.check()
     if not problem:
-        net = sandbox.network_apply()
-        if net and time.monotonic() - _sandbox_warned.get("net", -1e9) > 300:
-            _sandbox_warned["net"] = time.monotonic()
-            log.warning("sandbox network: %s", net)
+        problem = sandbox.network_apply(worker_uis())
+        if problem:
+            problem = f"the sandbox's network cannot be filtered: {problem}"
+    if not problem:
         return True
     reason = f"waiting: no driver can start: {problem}"[:500]
     if time.monotonic() - _sandbox_warned.get("sandbox", -1e9) > 60:
@@ -371,14 +409,53 @@ def launcher_sandbox_ready():
     return False
 
 
+_policed = {"at": -1e9}
+
+
+def inference_app_id():
+    """The inference server's application (its driver writes it; no job's sandbox can)."""
+    try:
+        return (settings.DMARKET_INFERENCE_DIR / "app_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def cluster_police(state):
+    """Kill every application on the master that is no unfinished job's verified one nor the
+    inference server's, once it is older than DMARKET_APP_GRACE (a job's own needs that long
+    to be verified): whatever starts applications around the market (a job's driver naming
+    itself as no job, a second spark-submit from its sandbox) runs no longer than that."""
+    if state is None:
+        return 0
+    known = set(Job.objects.filter(status__in=(Job.STARTING, Job.RUNNING))
+                .exclude(spark_app_id="").values_list("spark_app_id", flat=True))
+    known.add(inference_app_id())
+    now_ms = time.time() * 1000
+    killed = 0
+    for app in state.get("activeapps", []):
+        age = (now_ms - app.get("starttime", now_ms)) / 1000
+        if app.get("id") in known or age < settings.DMARKET_APP_GRACE:
+            continue
+        log.warning("killing application %s (%r, user %r, %.0f s old): it is no running job's "
+                    "verified application", app.get("id"), app.get("name"), app.get("user"),
+                    age)
+        spark.master_kill_app(app["id"])
+        killed += 1
+    return killed
+
+
 def launcher_tick(launcher_id=None):
     """One iteration: follow this launcher's jobs, settle finished ones, start queued ones."""
     launcher_id = launcher_id or settings.DMARKET_LAUNCHER_ID
     active = list(Job.objects.filter(launcher=launcher_id,
                                      status__in=(Job.STARTING, Job.RUNNING)))
-    state = master_state() if active else None
+    police = time.monotonic() - _policed["at"] > settings.DMARKET_POLICE_INTERVAL
+    state = master_state() if active or police else None
     for job in active:
         job_follow(job, state)
+    if police:
+        _policed["at"] = time.monotonic()
+        cluster_police(state)
     for job in Job.objects.filter(launcher=launcher_id, status__in=Job.FINISHED,
                                   settled_at__isnull=True, finished_at__isnull=False):
         job_settle(job)

@@ -178,11 +178,13 @@ def bwrap_argv(profile):
             args += ["--symlink", os.readlink(target), str(target)]
         elif target.is_dir():
             args += ["--ro-bind", str(target), str(target)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
-    args += ["--perms", "1777"]
-    if profile.tmp_mb:
-        args += ["--size", str(profile.tmp_mb * 1024 * 1024)]
-    args += ["--tmpfs", "/tmp"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    # Both in memory: sized, so that they cannot fill it where no cgroup limits the job.
+    for path in ("/dev/shm", "/tmp"):
+        args += ["--perms", "1777"]
+        if profile.tmp_mb:
+            args += ["--size", str(profile.tmp_mb * 1024 * 1024)]
+        args += ["--tmpfs", path]
     made.add(Path("/tmp"))
     ro = []
     for path in system_paths() + list(profile.readable):
@@ -205,6 +207,10 @@ def bwrap_argv(profile):
              "--chdir", str(profile.chdir)]
     if not is_root():
         args += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+    elif profile.identity == "server":
+        # The market's own code, as root: at least without root's capabilities (no firewall
+        # changes, no modules, no reading past file modes).
+        args += ["--cap-drop", "ALL"]
     # The environment is the profile's alone: the wrapper gets it and passes it on.
     args.append("--")
     if is_root() and profile.identity == "user":
@@ -338,33 +344,46 @@ def rlimit_args(profile):
 
 # --- network ----------------------------------------------------------------------------------
 
-def blocked_addresses():
-    """(host, port) pairs no driver may connect to: the database, the master's and the
-    history server's web UIs (the master's can kill any application), and the operator's."""
-    pairs = []
+def blocked_ports(worker_uis=()):
+    """Ports no driver may connect to, on any address: the database's, the master's and the
+    history server's web UIs (the master's can kill any application; the history shows every
+    application's properties), the local workers' UIs (their executors' logs), and the
+    operator's list."""
+    ports = []
     db = settings.DATABASES["default"]
     if db.get("ENGINE", "").endswith("postgresql"):
-        pairs.append((db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432)))
-    for url in (settings.DMARKET_SPARK_MASTER_UI, settings.DMARKET_HISTORY_URL):
-        parts = urlsplit(url)
-        if parts.port:
-            pairs.append((parts.hostname, parts.port))
+        ports.append(int(db.get("PORT") or 5432))
+    for url in (settings.DMARKET_SPARK_MASTER_UI, settings.DMARKET_HISTORY_URL, *worker_uis):
+        port = urlsplit(url).port
+        if port:
+            ports.append(port)
     for item in settings.DMARKET_SANDBOX_BLOCKED:
-        host, _, port = item.rpartition(":")
+        port = item.rpartition(":")[2]
         if port.isdigit():
-            pairs.append((host.strip("[]") or "127.0.0.1", int(port)))
-    return pairs
+            ports.append(int(port))
+    return sorted(set(ports))
 
 
-def nft_rules(uid, pairs):
+def served_ports():
+    """Ports of the market's services, which the sandbox may reach but never listen on (a
+    driver holding the master's or the web server's port while it restarts would answer the
+    launcher in its place)."""
+    ports = [urlsplit(settings.DMARKET_SPARK_MASTER_URL.replace("spark://", "http://")).port,
+             urlsplit(settings.DMARKET_PUBLIC_URL).port or 80]
+    return sorted({p for p in ports if p})
+
+
+def nft_rules(uid, ports, served=()):
+    """Refused to the sandbox user: connecting to `ports` on any address (a service on this
+    host listens on all its addresses; a host name would tie the rule to DNS), and answering
+    from `ports` or `served` (taking a service's place)."""
     lines = [f"table inet {NFT_TABLE} {{", "  chain output {",
-             "    type filter hook output priority 0; policy accept;",
-             f"    meta skuid {uid} ct state established,related accept"]
-    for host, port in sorted(set(pairs), key=str):
-        local = host in ("localhost", "") or host.startswith("127.") or host == "::1"
-        # A local service listens on every local address too: block the port on them all.
-        target = "" if local else (f"ip6 daddr {host} " if ":" in host else f"ip daddr {host} ")
-        lines.append(f"    meta skuid {uid} {target}tcp dport {port} reject with tcp reset")
+             "    type filter hook output priority 0; policy accept;"]
+    for port in sorted(set(ports) | set(served)):
+        lines.append(f"    meta skuid {uid} tcp sport {port} drop")
+    lines.append(f"    meta skuid {uid} ct state established,related accept")
+    for port in sorted(set(ports)):
+        lines.append(f"    meta skuid {uid} tcp dport {port} reject with tcp reset")
     lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
 
@@ -372,15 +391,16 @@ def nft_rules(uid, pairs):
 _applied = {}
 
 
-def network_apply():
-    """Install (or refresh) the nftables rules for the sandbox user; returns a problem or ""."""
+def network_apply(worker_uis=()):
+    """Install (or refresh) the nftables rules for the sandbox user; returns a problem or ""
+    (as root; not as root the network cannot be filtered, which doc/security.md says)."""
     if not (is_root() and enabled()):
-        return "" if not enabled() else "not filtered: the server does not run as root"
+        return ""
     nft = shutil.which("nft")
     if not nft:
-        return "not filtered: nftables (nft) is not installed"
+        return "nftables (nft) is not installed: apt-get install nftables"
     uid, _ = sandbox_ids()
-    rules = nft_rules(uid, blocked_addresses())
+    rules = nft_rules(uid, blocked_ports(worker_uis), served_ports())
     if _applied.get("rules") == rules:
         return ""
     script = f"table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n{rules}"

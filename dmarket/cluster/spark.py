@@ -58,6 +58,9 @@ def submit_argv(job):
         # The master shows this as the application's user: with the event log in the job's
         # own directory, it is how the launcher knows the application is the job's.
         "spark.driver.extraJavaOptions": f"-Duser.name={job.tag}",
+        # No driver UI: nothing of the market reads it, and every job's sandbox could reach
+        # another's (its properties carry file URLs; its kill buttons, other jobs' stages).
+        "spark.ui.enabled": "false",
         # Billing reads every executor's lifetime from the history; keep them all.
         "spark.ui.retainedDeadExecutors": 100000,
         "spark.dmarket.job": job.pk,
@@ -208,15 +211,24 @@ def parse_time(text):
 LOG_HEADER = re.compile(r"^==== Bytes (\d+)-(\d+) of (\d+) of .*? ====\n")
 
 
-def worker_log(log_url, offset, length):
+def worker_log(log_url, offset, length, workers, app_id, executor_id):
     """Part of an executor's log, from the worker that ran it: (text, start, end, total).
 
-    The worker's /log/ endpoint serves the file in its work directory; the URL is the one the
-    history server gives (…/logPage/?appId=…&executorId=…&logType=…)."""
-    parts = log_url.split("/logPage/?", 1)
-    if len(parts) != 2:
-        raise SparkUnavailable(f"not a worker log URL: {log_url}")
-    url = f"{parts[0]}/log/?{parts[1]}&offset={offset}&byteLength={length}"
+    The worker's /log/ endpoint serves the file in its work directory. The history server's
+    URL (…/logPage/?appId=…&executorId=…&logType=…) comes from the event log, which the job's
+    own driver writes: only its worker's address and log type are taken from it, the worker
+    must be one the master lists, and the application and executor are the caller's."""
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    parts = urlsplit(log_url)
+    known = {urlsplit(w.get("webuiaddress", "")).netloc for w in workers or []}
+    kind = parse_qs(parts.query).get("logType", [""])[0]
+    if (parts.scheme not in ("http", "https") or parts.netloc not in known
+            or not parts.path.endswith("/logPage/") or kind not in ("stdout", "stderr")):
+        raise SparkUnavailable(f"not the log URL of a worker of the cluster: {log_url}")
+    query = urlencode({"appId": app_id, "executorId": executor_id, "logType": kind,
+                       "offset": offset, "byteLength": length})
+    url = f"{parts.scheme}://{parts.netloc}/log/?{query}"
     try:
         response = requests.get(url, timeout=HTTP_TIMEOUT)
     except requests.RequestException as e:

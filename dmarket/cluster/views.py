@@ -82,7 +82,8 @@ class ExecutorLogView(APIView):
         if not url:
             raise NotFound(f"Executor {executor_id} has no {kind} log.")
         try:
-            text, begin, end, total = spark.worker_log(url, start, size)
+            text, begin, end, total = spark.worker_log(url, start, size, master_workers(),
+                                                       job.spark_app_id, executor_id)
         except spark.SparkUnavailable as e:
             raise SparkUnavailableError(
                 f"The worker that ran executor {executor_id} does not answer ({e}); its logs "

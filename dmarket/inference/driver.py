@@ -395,6 +395,12 @@ def main():
 
     session = SparkSession.builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
+    # The launchers spare this application when they police the cluster (only this driver
+    # writes the inference directory).
+    app_file = os.path.join(os.environ["DMARKET_INFERENCE_DIR"], "app_id")
+    with open(app_file + ".tmp", "w") as f:
+        f.write(session.sparkContext.applicationId)
+    os.replace(app_file + ".tmp", app_file)
     server = Server(session.sparkContext)
     def terminate(*_):
         server.stopping.set()

@@ -64,6 +64,8 @@ def server_argv():
         # Batches are short: waiting for a preferred executor only delays them.
         "spark.locality.wait": "0s",
         "spark.dmarket.inference": "true",
+        # Its UI stays (the driver reads its executors there), without the kill buttons.
+        "spark.ui.killEnabled": "false",
     }
     if settings.DMARKET_INFERENCE_CORES:
         conf["spark.cores.max"] = settings.DMARKET_INFERENCE_CORES

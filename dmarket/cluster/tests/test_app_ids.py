@@ -1,6 +1,9 @@
 """Which applications are a job's (fast: the master's JSON as it answers, no cluster), and
 what a driver's sandbox is made of."""
 
+import os
+import time
+
 import pytest
 
 from dmarket.cluster import sandbox, spark
@@ -116,12 +119,88 @@ def test_a_jobs_sandbox_binds_its_own_directories_and_no_data_directory(
 def test_the_network_rules_refuse_the_database_and_the_spark_uis(settings):
     settings.DMARKET_SPARK_MASTER_UI = "http://127.0.0.1:8080"
     settings.DMARKET_HISTORY_URL = "http://10.1.2.3:18080"
+    settings.DMARKET_SPARK_MASTER_URL = "spark://127.0.0.1:7077"
+    settings.DMARKET_PUBLIC_URL = "http://127.0.0.1:8000"
     settings.DMARKET_SANDBOX_BLOCKED = ["127.0.0.1:6379"]
-    rules = sandbox.nft_rules(999, sandbox.blocked_addresses())
+    rules = sandbox.nft_rules(999, sandbox.blocked_ports(["http://127.0.0.2:8081"]),
+                              sandbox.served_ports()).splitlines()
+    db_port = int(settings.DATABASES["default"]["PORT"] or 5432)
 
-    assert "meta skuid 999 ct state established,related accept" in rules
-    assert "meta skuid 999 tcp dport 8080 reject with tcp reset" in rules
-    assert "meta skuid 999 ip daddr 10.1.2.3 tcp dport 18080 reject with tcp reset" in rules
-    assert "meta skuid 999 tcp dport 6379 reject with tcp reset" in rules
-    db_port = settings.DATABASES["default"]["PORT"] or 5432
-    assert f"meta skuid 999 tcp dport {db_port} reject with tcp reset" in rules
+    body = [line.strip() for line in rules[3:-2]]
+    blocked = sorted({8080, 18080, 8081, 6379, db_port})
+    # Answering from a service's port is dropped first, then what it connected to is let
+    # through, then connecting to a refused port is reset.
+    assert body == (
+        [f"meta skuid 999 tcp sport {p} drop" for p in sorted(set(blocked) | {7077, 8000})]
+        + ["meta skuid 999 ct state established,related accept"]
+        + [f"meta skuid 999 tcp dport {p} reject with tcp reset" for p in blocked])
+
+
+def test_the_police_kills_what_is_no_running_jobs_application_once_past_the_grace(
+        make_user, entry_file, settings, monkeypatch, tmp_path):
+    from dmarket.cluster import launcher
+
+    settings.DMARKET_INFERENCE_DIR = tmp_path
+    (tmp_path / "app_id").write_text("app-inference")
+    job = a_job(make_user, entry_file)
+    Job.objects.filter(pk=job.pk).update(status=Job.RUNNING, spark_app_id="app-mine")
+    killed = []
+    monkeypatch.setattr(spark, "master_kill_app", killed.append)
+    old, young = 1000, (time.time() - 2) * 1000
+    state = {"activeapps": [app("app-mine", job.tag, old), app("app-inference", "root", old),
+                            app("app-rogue", "root", old), app("app-finished-job", "x", old),
+                            app("app-new", "root", young)]}
+
+    assert launcher.cluster_police(state) == 2
+    assert killed == ["app-rogue", "app-finished-job"]
+
+
+def test_an_event_log_swapped_for_a_link_is_not_linked(make_user, entry_file, settings,
+                                                        tmp_path):
+    from dmarket.cluster.launcher import event_log_link
+
+    settings.DMARKET_EVENT_LOG_DIR = tmp_path / "history"
+    settings.DMARKET_EVENT_LOG_DIR.mkdir()
+    secret = tmp_path / "secret"
+    secret.write_text("server secret")
+    job = a_job(make_user, entry_file)
+    job.spark_app_id = "app-20261203000000-0001"
+    job.events_dir.mkdir(parents=True)
+    (job.events_dir / "app-20261203000000-0001").symlink_to(secret)
+    event_log_link(job)
+    assert list(settings.DMARKET_EVENT_LOG_DIR.iterdir()) == []
+
+    (job.events_dir / "app-20261203000000-0001").unlink()
+    (job.events_dir / "app-20261203000000-0001.inprogress").write_text("{}\n")
+    event_log_link(job)
+    linked = settings.DMARKET_EVENT_LOG_DIR / "app-20261203000000-0001.inprogress"
+    assert not linked.is_symlink() and linked.read_text() == "{}\n"
+    assert os.path.samefile(linked, job.events_dir / "app-20261203000000-0001.inprogress")
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:18080/api/v1/applications/app-VICTIM/environment#/logPage/?logType=stderr",
+    "http://127.0.0.9:8081/logPage/?appId=app-1&executorId=0&logType=stderr",
+    "http://127.0.0.2:8081/logPage/?appId=app-1&executorId=0&logType=../../etc",
+    "file:///etc/passwd",
+])
+def test_an_executor_log_url_that_is_no_workers_is_refused(url):
+    workers = [{"webuiaddress": "http://127.0.0.2:8081"}]
+    with pytest.raises(spark.SparkUnavailable, match="not the log URL of a worker"):
+        spark.worker_log(url, 0, 100, workers, "app-1", "0")
+
+
+def test_an_executor_log_url_is_rebuilt_with_the_jobs_own_application(monkeypatch):
+    asked = []
+
+    class Answer:
+        status_code, text = 200, "==== Bytes 0-2 of 2 of x ====\nhi"
+
+    monkeypatch.setattr(spark.requests, "get", lambda url, timeout: asked.append(url) or Answer)
+    workers = [{"webuiaddress": "http://127.0.0.2:8081"}]
+    text = spark.worker_log("http://127.0.0.2:8081/logPage/?appId=app-OTHER&executorId=7"
+                            "&logType=stdout", 0, 100, workers, "app-1", "0")
+
+    assert asked == ["http://127.0.0.2:8081/log/?appId=app-1&executorId=0&logType=stdout"
+                     "&offset=0&byteLength=100"]
+    assert text == ("hi", 0, 2, 2)

@@ -189,3 +189,21 @@ def test_a_job_runs_one_application_a_second_one_is_killed(
     assert job.status == Job.FAILED
     completed = {a["id"]: a["state"] for a in spark.master_state()["completedapps"]}
     assert completed[second] == "KILLED"
+
+
+def test_an_application_a_job_starts_under_another_name_is_killed_within_the_grace(
+        cluster, make_user, live_server, settings):
+    settings.DMARKET_PUBLIC_URL = live_server.url
+    settings.DMARKET_APP_GRACE = 5
+    share_workers(cluster, make_user)
+    job = hostile_job(make_user("mallory"), {
+        "read": [], "list": [], "write": [], "signal": [], "connect": [],
+        "survivor": SURVIVOR, "spark": True, "rogue": True})
+    run(job, until=lambda: job.settled_at is not None, timeout=240)
+
+    apps = spark.master_state()["completedapps"]
+    rogue = [a for a in apps if a["name"] == "rogue" and a["user"] == "nobody-at-all"]
+    assert [a["state"] for a in rogue] == ["KILLED"], apps
+    # Killed once older than the grace, at the police's next look (every 2 s).
+    assert rogue[0]["duration"] < (5 + 2 + 5) * 1000
+    assert job.status == Job.SUCCEEDED and job.spark_app_id != rogue[0]["id"]

@@ -32,6 +32,27 @@ def write(path):
     return path
 
 
+ROGUE = """
+import time
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.getOrCreate()
+for _ in range(120):
+    spark.sparkContext.parallelize(range(1), 1).map(lambda x: time.sleep(1) or x).collect()
+"""
+
+
+def rogue_run(master):
+    """A second application from the sandbox, under a name no job has: unbilled if it ran."""
+    path = "/tmp/rogue.py"
+    with open(path, "w") as f:
+        f.write(ROGUE)
+    submit = os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit")
+    subprocess.run([submit, "--master", master, "--name", "rogue", "--conf",
+                    "spark.driver.extraJavaOptions=-Duser.name=nobody-at-all", "--conf",
+                    "spark.cores.max=1", "--conf", "spark.ui.enabled=false", path],
+                   timeout=300)
+
+
 def main():
     targets = json.loads(sys.argv[1])
     out = os.environ["DMARKET_OUTPUT_DIR"]
@@ -63,6 +84,8 @@ def main():
         spark = SparkSession.builder.appName("innocent").getOrCreate()
         print(f"started {spark.sparkContext.applicationId}", flush=True)
         spark.sparkContext.parallelize(range(2), 2).map(lambda x: time.sleep(1) or x).collect()
+        if targets.get("rogue"):
+            rogue_run(spark.sparkContext.master)
         time.sleep(float(targets.get("seconds", 0)))
         spark.stop()
     if targets.get("second"):
