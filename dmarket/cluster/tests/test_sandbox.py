@@ -104,7 +104,7 @@ def test_a_hostile_job_reaches_nothing_of_the_server_nor_of_others(
         "read": [str(secret), str(other / "result.txt"), "/etc/shadow"],
         "list": [str(settings.DMARKET_FILES_DIR), str(django_settings.DATA_DIR),
                  str(other), str(settings.DMARKET_EVENT_LOG_DIR)],
-        "write": [str(jobs_dir / "1" / "exit_code"), str(jobs_dir / "999" / "output" / "x"),
+        "write": [str(jobs_dir / "999" / "output" / "x"),
                   str(settings.DMARKET_EVENT_LOG_DIR / "app-20260101000000-0000")],
         "signal": [os.getpid(), cluster.processes["master"].pid],
         "connect": [f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}",
@@ -116,7 +116,6 @@ def test_a_hostile_job_reaches_nothing_of_the_server_nor_of_others(
     assert secret.exists() and any(settings.DMARKET_FILES_DIR.iterdir())
 
     job = hostile_job(mallory, targets)
-    assert job.pk == 1  # its own exit code is among the targets
     run(job, until=lambda: job.settled_at is not None)
 
     assert job.status == Job.SUCCEEDED, read_log(job)
@@ -124,7 +123,8 @@ def test_a_hostile_job_reaches_nothing_of_the_server_nor_of_others(
     assert report["uid"] != os.getuid()
     assert all(not r["ok"] for r in report["read"].values()), report["read"]
     assert all(not r["ok"] for r in report["list"].values()), report["list"]
-    assert report["jobs"] == ["1"]  # of the jobs' directory, it sees its own
+    assert report["jobs"] == [str(job.pk)]  # of the jobs' directory, it sees its own
+    assert not report["own_exit_code"]["ok"], report["own_exit_code"]
     assert all(not r["ok"] for r in report["write"].values()), report["write"]
     assert all(not r["ok"] for r in report["signal"].values()), report["signal"]
     assert all(not r["ok"] for r in report["environ"].values()), report["environ"]

@@ -60,7 +60,9 @@ def main():
               "proc": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())}
     report["read"] = {p: attempt(lambda p=p: open(p, "rb").read(64)) for p in targets["read"]}
     report["list"] = {p: attempt(lambda p=p: os.listdir(p)) for p in targets["list"]}
-    report["jobs"] = sorted(os.listdir(os.path.dirname(os.path.dirname(out))))
+    job_dir = os.path.dirname(out)
+    report["jobs"] = sorted(os.listdir(os.path.dirname(job_dir)))
+    report["own_exit_code"] = attempt(lambda: write(os.path.join(job_dir, "exit_code")))
     report["write"] = {p: attempt(lambda p=p: write(p)) for p in targets["write"]}
     report["signal"] = {str(pid): attempt(lambda pid=pid: os.kill(pid, 0))
                         for pid in targets["signal"]}
