@@ -274,10 +274,10 @@ def _write(path, value):
 def cgroups_create(profile):
     """Make the profile's cgroups; returns (the directories to join, what could not be
     limited). Never raises: what cannot be limited is said, and rlimits stay."""
-    dirs, missing = [], []
+    dirs = []
     wanted = {"memory": profile.memory_mb, "pids": profile.max_procs}
     if not any(wanted.values()):
-        return dirs, missing
+        return dirs, []
     for kind, path in cgroup_dirs(profile.name).items():
         try:
             path.mkdir(exist_ok=True)
@@ -333,7 +333,8 @@ def cgroup_oom(dirs):
 
 
 def rlimit_args(profile):
-    """The wrapper's --rlimit options (it sets them on itself before starting the sandbox)."""
+    """The wrapper's --rlimit options (it sets them in the sandbox's first process, not on
+    itself: it writes the exit code past a job's file limit)."""
     out = []
     if profile.max_open_files:
         out += ["--rlimit", f"nofile={profile.max_open_files}"]
@@ -415,7 +416,7 @@ def network_apply(worker_uis=()):
 
 def wrapped_argv(profile, command, job_dir, cgroups):
     """The whole argv: the wrapper (outside: it records the exit code, joins the cgroups,
-    sets the rlimits), bubblewrap, and the command."""
+    sets the rlimits of what it starts), bubblewrap, and the command."""
     from . import wrapper
 
     argv = [sys.executable, wrapper.__file__]

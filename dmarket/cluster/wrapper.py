@@ -4,7 +4,8 @@
 
 COMMAND is the sandbox (dmarket.cluster.sandbox) around spark-submit. The wrapper itself runs
 outside it, as the launcher's user: the job cannot write its exit code. It joins the job's
-cgroups and sets the rlimits on itself first, so that everything it starts inherits them.
+cgroups itself, so that everything it starts is in them, and sets the rlimits in the command's
+process only (its own exit code is written past a job's file limit).
 
 The launcher starts it in a session of its own, so the driver outlives a launcher that dies,
 and a restarted launcher finds the outcome in JOB_DIR/exit_code. Its output goes to
