@@ -209,6 +209,15 @@ DMARKET_HISTORY_URL = os.environ.get("DMARKET_HISTORY_URL", "http://127.0.0.1:18
 # Empty: the bin/ of the installed pyspark package.
 DMARKET_SPARK_HOME = os.environ.get("DMARKET_SPARK_HOME", "")
 DMARKET_SPARK_CONF_DIR = os.environ.get("DMARKET_SPARK_CONF_DIR", "")
+# The closed cluster (doc/security.md): Spark's shared-secret authentication on the master,
+# the workers and every driver, with a secret this server generates and keeps in its database
+# (DMARKET_SPARK_SECRET sets it instead, e.g. from a vault, for several central servers);
+# RPC encryption (AES-GCM between every JVM) and the encryption of what executors spill and
+# shuffle to local disks, each on unless turned off here. A local[*] master needs none.
+DMARKET_SPARK_AUTHENTICATE = os.environ.get("DMARKET_SPARK_AUTHENTICATE", "on") != "off"
+DMARKET_SPARK_SECRET = os.environ.get("DMARKET_SPARK_SECRET", "")
+DMARKET_SPARK_RPC_ENCRYPTION = os.environ.get("DMARKET_SPARK_RPC_ENCRYPTION", "on") != "off"
+DMARKET_SPARK_IO_ENCRYPTION = os.environ.get("DMARKET_SPARK_IO_ENCRYPTION", "on") != "off"
 DMARKET_EVENT_LOG_DIR = Path(
     os.environ.get("DMARKET_EVENT_LOG_DIR", DATA_DIR / "spark-events")).resolve()
 # Where executors reach the drivers the launcher runs (client mode).
@@ -276,9 +285,13 @@ DMARKET_JOB_DISK_QUOTA_MB = int(os.environ.get("DMARKET_JOB_DISK_QUOTA_MB", "204
 DMARKET_JOB_MAX_FILES = int(os.environ.get("DMARKET_JOB_MAX_FILES", "100000"))
 # The launchers police the cluster: every DMARKET_POLICE_INTERVAL seconds they kill each
 # application older than DMARKET_APP_GRACE seconds that is no running job's verified one nor
-# the inference server's.
-DMARKET_POLICE_INTERVAL = float(os.environ.get("DMARKET_POLICE_INTERVAL", "2"))
-DMARKET_APP_GRACE = float(os.environ.get("DMARKET_APP_GRACE", "10"))
+# the inference server's (a starting job's own gets DMARKET_APP_VERIFY_GRACE to show its
+# event log), record it (admin: Policed applications) and fail the job whose sandbox runs
+# its driver. An application is killed at most grace + interval + one master request after
+# it registered.
+DMARKET_POLICE_INTERVAL = float(os.environ.get("DMARKET_POLICE_INTERVAL", "1"))
+DMARKET_APP_GRACE = float(os.environ.get("DMARKET_APP_GRACE", "3"))
+DMARKET_APP_VERIFY_GRACE = float(os.environ.get("DMARKET_APP_VERIFY_GRACE", "10"))
 # Wall-clock limit of a job's run, in seconds: the default a job gets and the most it may ask.
 DMARKET_JOB_MAX_RUNTIME = int(os.environ.get("DMARKET_JOB_MAX_RUNTIME", "21600"))
 DMARKET_MAX_JOB_RUNTIME = int(os.environ.get("DMARKET_MAX_JOB_RUNTIME", "604800"))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts a local Spark standalone cluster in the background: the master, the history server
+# Starts a local Spark standalone cluster in the background, closed (doc/security.md: Spark
+# authentication with the central server's secret, RPC encryption): the master, the history server
 # (reading the jobs' event logs under the data directory) and one worker on its own loopback
 # address, shared through the machine agent (`dmarket machine add`) as a machine of the
 # operator account, like the seed's initial master node. The agent needs the central server,
@@ -35,8 +36,9 @@ start() {
     return
   fi
   # maxRetries=0: a port in use is an error, not a silent move to the next port. No REST
-  # submission server: jobs go through the market.
-  SPARK_LOCAL_IP=$address SPARK_LOCAL_HOSTNAME=$address SPARK_DAEMON_JAVA_OPTS="-Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false" \
+  # submission server: jobs go through the market. The cluster's security settings (none of
+  # them secret; the secret itself comes in _SPARK_AUTH_SECRET, for the master only).
+  SPARK_LOCAL_IP=$address SPARK_LOCAL_HOSTNAME=$address SPARK_DAEMON_JAVA_OPTS="-Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false $DMARKET_SPARK_SECURITY_OPTS" \
     setsid nohup "$SPARK_HOME/bin/spark-class" "$@" >"$DMARKET_LOG_DIR/spark-$name.log" 2>&1 </dev/null &
   echo $! >"$RUN/$name.pid"
   echo "$name started (pid $!, log $DMARKET_LOG_DIR/spark-$name.log)"
@@ -52,7 +54,12 @@ wait_http() {
   return 1
 }
 
-start master "$MASTER_HOST" org.apache.spark.deploy.master.Master \
+# The central server first: it keeps the cluster's secret (made on first use), which the
+# master needs to start closed, and the agent its registration.
+scripts/start_central_server.sh
+DMARKET_SPARK_SECURITY_OPTS="" _SPARK_AUTH_SECRET=""
+eval "$("$PY" manage.py cluster_secret --shell)"
+_SPARK_AUTH_SECRET=$_SPARK_AUTH_SECRET start master "$MASTER_HOST" org.apache.spark.deploy.master.Master \
   --host "$MASTER_HOST" --port "$MASTER_PORT" --webui-port "$MASTER_UI_PORT"
 SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file://$EVENTS -Dspark.history.fs.update.interval=1s -Dspark.history.ui.port=$HISTORY_PORT" \
   start history 127.0.0.1 org.apache.spark.deploy.history.HistoryServer
@@ -60,7 +67,6 @@ wait_http "http://$MASTER_HOST:$MASTER_UI_PORT/json/" master
 wait_http "http://127.0.0.1:$HISTORY_PORT/api/v1/applications" history
 
 # The first worker: this machine, shared by the operator through the agent.
-scripts/start_central_server.sh
 export DMARKET_STATE_DIR=$DMARKET_DATA_DIR/agent DMARKET_CONFIG=$DMARKET_DATA_DIR/agent/config.json
 DMARKET_TOKEN=$("$PY" manage.py operator_token)
 export DMARKET_TOKEN

@@ -30,13 +30,16 @@ from .api import ApiError
 
 # Variables of the client's that hold a secret: kept from the agent and its worker.
 SECRET_ENV = ("DMARKET_TOKEN",)
+# Where Spark daemons read the cluster's secret (never a command line, which every process of
+# the computer can read); the worker passes it on to its executors the same way.
+SPARK_SECRET_ENV = "_SPARK_AUTH_SECRET"
 
 
 def agent_env(environ=None):
     """The environment for the agent and its worker (whose executors run strangers' code):
     this process's, without the owner's token."""
     environ = os.environ if environ is None else environ
-    return {k: v for k, v in environ.items() if k not in SECRET_ENV}
+    return {k: v for k, v in environ.items() if k not in SECRET_ENV + (SPARK_SECRET_ENV,)}
 
 
 def parse_window(text):
@@ -97,11 +100,26 @@ def free_port(address):
         return s.getsockname()[1]
 
 
+def worker_security_env(settings):
+    """The worker's part of the closed cluster: its secret and Spark's security properties."""
+    env = {}
+    if settings.get("spark_secret"):
+        env[SPARK_SECRET_ENV] = settings["spark_secret"]
+    opts = " ".join(f"-D{k}={v}" for k, v in sorted((settings.get("spark_conf") or {}).items()))
+    if opts:
+        env["SPARK_WORKER_OPTS"] = opts
+    return env
+
+
 class Agent:
-    def __init__(self, client, machine, work_dir, spark_home=None, log=None):
+    def __init__(self, client, machine, work_dir, spark_home=None, log=None,
+                 save_settings=None):
         self.client = client
         self.machine = machine
         self.settings = machine.get("agent") or {}
+        # Called with the agent settings when the server changed them (a rotated secret), so
+        # that a restarted agent starts its worker with the current ones.
+        self.save_settings = save_settings
         self.work_dir = Path(work_dir)
         self.spark_class = spark_class(spark_home)
         self.log = log or (lambda message: print(message, flush=True))
@@ -123,6 +141,7 @@ class Agent:
         env = dict(agent_env(), SPARK_LOCAL_IP=address, SPARK_LOCAL_HOSTNAME=address,
                    PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable))
         env.update(self.settings.get("executor_env") or {})
+        env.update(worker_security_env(self.settings))
         argv = [str(self.spark_class), "org.apache.spark.deploy.worker.Worker",
                 self.settings["master_url"], "--host", address,
                 "--cores", str(self.machine["cores"]),
@@ -182,7 +201,23 @@ class Agent:
         reply = self.client.post(f"machines/{self.machine['id']}/heartbeat/",
                                  {"worker_state": self.worker_state(),
                                   "worker_id": self.worker_id})
+        self.security_update(reply or {})
         return reply
+
+    def security_update(self, reply):
+        """A heartbeat answer with another secret (or security settings): the cluster's was
+        rotated, and the worker joins the restarted master only with the new one."""
+        changed = {k: reply[k] for k in ("spark_secret", "spark_conf")
+                   if k in reply and reply[k] != self.settings.get(k)}
+        if not changed:
+            return
+        self.settings = {**self.settings, **changed}
+        if self.save_settings is not None:
+            self.save_settings(self.settings)
+        if self.worker_running():
+            self.log("the cluster's secret changed; restarting the worker with it")
+            self.stop_worker()
+            self.start_worker()
 
     def run(self):
         """Until SIGTERM/SIGINT, or until the server says the machine was removed."""

@@ -137,8 +137,13 @@ def run_agent(ctx, registered, spark_home=None):
     paths["pid"].write_text(f"{os.getpid()}\n")
     try:
         client = ctx.closing(Client(ctx.server, token))
+        def save_settings(agent_settings):
+            save_machine(config.state_dir(), {**registered, "agent": agent_settings,
+                                              "token": token})
+
         agent = Agent(client, registered, paths["dir"], spark_home=spark_home,
-                      log=lambda m: click.echo(f"{datetime.now():%H:%M:%S} {m}", err=True))
+                      log=lambda m: click.echo(f"{datetime.now():%H:%M:%S} {m}", err=True),
+                      save_settings=save_settings)
         return agent.run()
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None

@@ -144,7 +144,7 @@ class OneHeartbeat(Agent):
 
     seen = []
 
-    def __init__(self, client, machine, work_dir, spark_home=None, log=None):
+    def __init__(self, client, machine, work_dir, spark_home=None, log=None, save_settings=None):
         self.client, self.machine = client, machine
 
     def run(self):
@@ -276,3 +276,49 @@ def test_an_agent_whose_token_was_revoked_stops(dmarket, server, added, spark_ho
     assert agent.run() == 1
 
     assert logged == ["the server no longer knows this machine: Invalid token."]
+
+
+# --- the cluster's secret, in the agent ---------------------------------------------------------
+
+def test_the_worker_gets_the_secret_in_its_environment_never_the_agents_own():
+    settings = {"spark_secret": "s3cret", "spark_conf": {"spark.authenticate": "true",
+                                                         "spark.network.crypto.enabled": "true"}}
+
+    assert agent_module.worker_security_env(settings) == {
+        "_SPARK_AUTH_SECRET": "s3cret",
+        "SPARK_WORKER_OPTS": "-Dspark.authenticate=true -Dspark.network.crypto.enabled=true"}
+    # One the agent was started with is not passed on (only the server's reaches the worker).
+    assert "_SPARK_AUTH_SECRET" not in agent_module.agent_env({"_SPARK_AUTH_SECRET": "x",
+                                                               "DMARKET_TOKEN": "t", "A": "1"})
+
+
+def test_a_rotated_secret_in_the_heartbeat_answer_restarts_the_worker_and_is_saved(tmp_path):
+    saved, events = [], []
+
+    class Rotating(Agent):
+        def __init__(self):
+            self.settings = {"master_url": "spark://m:7077", "spark_secret": "old",
+                             "spark_conf": {"spark.authenticate": "true"}}
+            self.save_settings = saved.append
+            self.log = events.append
+
+        def worker_running(self):
+            return True
+
+        def stop_worker(self, grace=15):
+            events.append("stop")
+
+        def start_worker(self):
+            events.append(f"start with {self.settings['spark_secret']}")
+
+    agent = Rotating()
+    agent.security_update({"state": "ONLINE", "spark_secret": "old",
+                           "spark_conf": {"spark.authenticate": "true"}})
+    assert (saved, events) == ([], [])
+
+    agent.security_update({"state": "ONLINE", "spark_secret": "new",
+                           "spark_conf": {"spark.authenticate": "true"}})
+    assert saved == [{"master_url": "spark://m:7077", "spark_secret": "new",
+                      "spark_conf": {"spark.authenticate": "true"}}]
+    assert events == ["the cluster's secret changed; restarting the worker with it", "stop",
+                      "start with new"]

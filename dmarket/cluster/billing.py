@@ -103,6 +103,29 @@ def job_usage(job, app, executors, workers):
     return usages, running_cost
 
 
+def policed_usage(job):
+    """What the applications the police killed for the job (started from its sandbox) held:
+    each executor the workers showed, its cores from the application's start to its kill (the
+    longest it can have run), on the machine whose worker ran it."""
+    usages = []
+    for record in job.policed_apps.exclude(started_at=None):
+        span_ms = max(0, int((record.killed_at - record.started_at)
+                             / timedelta(milliseconds=1)))
+        for executor in record.executors:
+            machine = (Machine.objects.filter(worker_id=executor.get("worker") or "-")
+                       .order_by("-id").first()
+                       or Machine.objects.filter(address=executor.get("host") or "-")
+                       .order_by("-id").first())
+            if machine is None:
+                log.warning("job %s: policed application %s ran on no registered machine",
+                            job.pk, record.app_id)
+                continue
+            usages.append(Usage(key=f"policed:{record.app_id}:{executor.get('executor')}",
+                                machine=machine,
+                                core_ms=int(executor.get("cores") or 0) * span_ms))
+    return usages
+
+
 def master_workers():
     try:
         state = spark.master_state()
@@ -148,6 +171,7 @@ def job_settle(job, workers=None):
             workers = master_workers()
         usages, _ = job_usage(job, app, executors, workers)
         job_bill_usage(job, usages)
+    job_bill_usage(job, policed_usage(job))
     job_release(job)
     Job.objects.filter(pk=job.pk, settled_at__isnull=True).update(settled_at=timezone.now())
     job.refresh_from_db()

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from dmarket.jobs.models import Job
 
-from . import sandbox, spark
+from . import police, sandbox, security, spark
 from .billing import job_settle
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,8 @@ def job_start(job):
     settings.DMARKET_EVENT_LOG_DIR.mkdir(parents=True, exist_ok=True)
     try:
         sandbox.give_to_sandbox(job.output_dir, job.events_dir, job.home_dir)
+        # Readable by the driver alone: it must hold the cluster's secret to join.
+        security.write_properties(spark.properties_path(job), owner=sandbox.sandbox_owner())
         profile = job_profile(job)
         child, _, _ = sandbox.start(profile, spark.submit_argv(job), job.work_dir, job.log_path,
                                     note=lambda unlimited: sandbox_note(profile, unlimited))
@@ -411,50 +413,18 @@ def launcher_sandbox_ready():
 _policed = {"at": -1e9}
 
 
-def inference_app_id():
-    """The inference server's application (its driver writes it; no job's sandbox can)."""
-    try:
-        return (settings.DMARKET_INFERENCE_DIR / "app_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def cluster_police(state):
-    """Kill every application on the master that is no unfinished job's verified one nor the
-    inference server's, once it is older than DMARKET_APP_GRACE (a job's own needs that long
-    to be verified): whatever starts applications around the market (a job's driver naming
-    itself as no job, a second spark-submit from its sandbox) runs no longer than that."""
-    if state is None:
-        return 0
-    known = set(Job.objects.filter(status__in=(Job.STARTING, Job.RUNNING))
-                .exclude(spark_app_id="").values_list("spark_app_id", flat=True))
-    known.add(inference_app_id())
-    now_ms = time.time() * 1000
-    killed = 0
-    for app in state.get("activeapps", []):
-        age = (now_ms - app.get("starttime", now_ms)) / 1000
-        if app.get("id") in known or age < settings.DMARKET_APP_GRACE:
-            continue
-        log.warning("killing application %s (%r, user %r, %.0f s old): it is no running job's "
-                    "verified application", app.get("id"), app.get("name"), app.get("user"),
-                    age)
-        spark.master_kill_app(app["id"])
-        killed += 1
-    return killed
-
-
 def launcher_tick(launcher_id=None):
     """One iteration: follow this launcher's jobs, settle finished ones, start queued ones."""
     launcher_id = launcher_id or settings.DMARKET_LAUNCHER_ID
     active = list(Job.objects.filter(launcher=launcher_id,
                                      status__in=(Job.STARTING, Job.RUNNING)))
-    police = time.monotonic() - _policed["at"] > settings.DMARKET_POLICE_INTERVAL
-    state = master_state() if active or police else None
+    policing = time.monotonic() - _policed["at"] > settings.DMARKET_POLICE_INTERVAL
+    state = master_state() if active or policing else None
     for job in active:
         job_follow(job, state)
-    if police:
+    if policing:
         _policed["at"] = time.monotonic()
-        cluster_police(state)
+        police.cluster_police(state, launcher_id)
     for job in Job.objects.filter(launcher=launcher_id, status__in=Job.FINISHED,
                                   settled_at__isnull=True, finished_at__isnull=False):
         job_settle(job)

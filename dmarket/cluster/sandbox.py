@@ -119,6 +119,11 @@ def sandbox_ids():
     return entry.pw_uid, entry.pw_gid
 
 
+def sandbox_owner():
+    """(uid, gid) the sandbox's files are given to, or None where they stay the server's."""
+    return sandbox_ids() if is_root() and enabled() else None
+
+
 def give_to_sandbox(*paths):
     """Make directories the sandbox writes into its identity's (as root; otherwise they are
     already the server's uid, which the user namespace maps)."""

@@ -34,6 +34,19 @@ def is_yarn():
     return settings.DMARKET_SPARK_MASTER_URL.startswith("yarn")
 
 
+def properties_args(path):
+    """spark-submit's options for the properties file `security.write_properties` made (the
+    cluster's secret and security settings), keeping the operator's spark-defaults.conf."""
+    args = ["--properties-file", str(path)]
+    if settings.DMARKET_SPARK_CONF_DIR:
+        args.append("--load-spark-defaults")
+    return args
+
+
+def properties_path(job):
+    return job.work_dir / "spark.conf"
+
+
 def submit_argv(job):
     """spark-submit's argv for the job: every user value is one list item, never a shell word.
 
@@ -73,6 +86,7 @@ def submit_argv(job):
     argv = [str(spark_home() / "bin" / "spark-submit"),
             "--master", settings.DMARKET_SPARK_MASTER_URL,
             "--deploy-mode", "client",
+            *properties_args(properties_path(job)),
             "--name", f"{job.name} [{job.tag}]",
             "--executor-cores", str(executor_cores),
             "--executor-memory", f"{job.executor_memory_mb}m",

@@ -1,7 +1,9 @@
 """A real local Spark standalone cluster for tests and benchmarks: a master, a history server
-and workers, each on its own 127.0.0.x address and on free ports."""
+and workers, each on its own 127.0.0.x address and on free ports, closed as the market's is
+(Spark authentication with a secret of its own, RPC encryption unless turned off)."""
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -32,9 +34,12 @@ def wait_for(predicate, timeout, interval=0.2, what="condition"):
 
 
 class LocalCluster:
-    def __init__(self, root, host="127.0.0.1"):
+    def __init__(self, root, host="127.0.0.1", rpc_encryption=True):
         # The master's and history server's address (workers reach the master there).
         self.host = host
+        # What the server's settings must hold for its drivers to join (DMARKET_SPARK_SECRET).
+        self.secret = secrets.token_hex(32)
+        self.rpc_encryption = rpc_encryption
         self.root = Path(root)
         self.events = self.root / "events"
         self.logs = self.root / "logs"
@@ -62,14 +67,25 @@ class LocalCluster:
             raise RuntimeError(f"Spark {name} exited with {process.returncode}:\n{log}")
         return True
 
-    def _start(self, name, address, *args, env=None, prefix=()):
-        """Start a daemon; `prefix` goes before the command (e.g. ip netns exec NAME)."""
+    def security_opts(self):
+        opts = "-Dspark.authenticate=true"
+        if self.rpc_encryption:
+            opts += " -Dspark.network.crypto.enabled=true"
+        return opts
+
+    def _start(self, name, address, *args, env=None, prefix=(), secret=True):
+        """Start a daemon; `prefix` goes before the command (e.g. ip netns exec NAME);
+        secret=False: without the cluster's secret (as an outsider's worker would be)."""
         self.logs.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ, SPARK_HOME=str(spark_home()), SPARK_LOCAL_IP=address,
                         SPARK_LOCAL_HOSTNAME=address, PYSPARK_PYTHON=sys.executable,
                         SPARK_DAEMON_JAVA_OPTS="-Dspark.port.maxRetries=0 "
-                                               "-Dspark.master.rest.enabled=false",
+                                               "-Dspark.master.rest.enabled=false "
+                                               + self.security_opts(),
                         **(env or {}))
+        full_env.pop("_SPARK_AUTH_SECRET", None)
+        if secret:
+            full_env["_SPARK_AUTH_SECRET"] = self.secret
         with open(self.logs / f"{name}.log", "ab") as log:
             process = subprocess.Popen(
                 [*prefix, str(spark_home() / "bin" / "spark-class"), *args], env=full_env,
@@ -98,9 +114,10 @@ class LocalCluster:
                  what="the Spark history server")
         return self
 
-    def start_worker(self, address, cores, memory_mb, netns=None):
+    def start_worker(self, address, cores, memory_mb, netns=None, secret=True, wait=True):
         """Start a worker on `address`; with netns, inside that network namespace (where
-        `address` lives), so that it reaches the master and the server only over the network."""
+        `address` lives), so that it reaches the master and the server only over the network.
+        secret=False: without the cluster's secret; wait=False: do not wait for it to join."""
         work_dir = self.root / "work" / address
         work_dir.mkdir(parents=True, exist_ok=True)
         prefix = ("ip", "netns", "exec", netns) if netns else ()
@@ -109,7 +126,9 @@ class LocalCluster:
         self._start(f"worker-{address}", address, "org.apache.spark.deploy.worker.Worker",
                     self.master_url, "--host", address, "--cores", str(cores),
                     "--memory", f"{memory_mb}m", "--work-dir", str(work_dir),
-                    "--webui-port", str(ui_port), prefix=prefix)
+                    "--webui-port", str(ui_port), prefix=prefix, secret=secret)
+        if not wait:
+            return
         wait_for(lambda: self._alive(f"worker-{address}") and self.worker(address), 90,
                  what=f"worker {address} to register")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from dmarket.cluster import sandbox, spark
+from dmarket.cluster import sandbox, security, spark
 
 from . import driver as driver_module
 from .models import InferenceJob
@@ -74,6 +74,7 @@ def server_argv():
     argv = [str(spark.spark_home() / "bin" / "spark-submit"),
             "--master", settings.DMARKET_SPARK_MASTER_URL,
             "--deploy-mode", "client",
+            *spark.properties_args(security.write_properties(server_dir() / "spark.conf")),
             "--name", "dmarket inference server",
             "--executor-cores", str(settings.DMARKET_EXECUTOR_CORES),
             "--executor-memory", f"{settings.DMARKET_INFERENCE_EXECUTOR_MEMORY_MB}m",

@@ -71,6 +71,12 @@ class AgentSettingsSerializer(serializers.Serializer):
     heartbeat_timeout = serializers.IntegerField()
     executor_env = serializers.DictField(child=serializers.CharField(),
                                          help_text="Environment for the worker's executors.")
+    spark_secret = serializers.CharField(
+        help_text="The Spark cluster's shared secret (spark.authenticate), for the worker "
+                  "(_SPARK_AUTH_SECRET); empty when the cluster runs without authentication.")
+    spark_conf = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Spark properties the worker must run with (-D options), none secret.")
 
 
 class MachineStateChangeSerializer(serializers.ModelSerializer):
@@ -101,3 +107,9 @@ class HeartbeatReplySerializer(serializers.Serializer):
     state = serializers.CharField()
     heartbeat_interval = serializers.IntegerField()
     heartbeat_timeout = serializers.IntegerField()
+    spark_secret = serializers.CharField(
+        help_text="The Spark cluster's shared secret (spark.authenticate), for the worker "
+                  "(_SPARK_AUTH_SECRET); empty when the cluster runs without authentication.")
+    spark_conf = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Spark properties the worker must run with (-D options), none secret.")

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dmarket.accounts.models import ApiToken
+from dmarket.cluster import security
 from dmarket.common.api import Conflict, choice_param, list_all_param, visible_to
 from dmarket.credits.models import ZERO, LedgerEntry
 
@@ -30,12 +31,19 @@ def machines_with_earnings():
             .order_by("-id"))
 
 
+def spark_security():
+    """What the agent's worker needs to join the closed cluster (only its agent sees it: the
+    registration and heartbeat answers)."""
+    return {"spark_secret": security.cluster_secret(), "spark_conf": security.security_conf()}
+
+
 def agent_settings():
     return {
         "master_url": settings.DMARKET_SPARK_MASTER_URL,
         "heartbeat_interval": settings.DMARKET_HEARTBEAT_INTERVAL,
         "heartbeat_timeout": settings.DMARKET_HEARTBEAT_TIMEOUT,
         "executor_env": settings.DMARKET_JOB_ENV,
+        **spark_security(),
     }
 
 
@@ -103,9 +111,11 @@ class MachineHeartbeatView(APIView):
         if machine.state == Machine.REMOVED:
             raise Conflict(f"Machine {pk} was removed; register it again to share it.")
         machine_heartbeat(machine, **serializer.validated_data)
+        # The secret again: a rotated one reaches every agent with its next heartbeat.
         body = {"state": machine.state,
                 "heartbeat_interval": settings.DMARKET_HEARTBEAT_INTERVAL,
-                "heartbeat_timeout": settings.DMARKET_HEARTBEAT_TIMEOUT}
+                "heartbeat_timeout": settings.DMARKET_HEARTBEAT_TIMEOUT,
+                **spark_security()}
         return Response(body)
 
 

@@ -46,6 +46,8 @@ def use_cluster(settings, cluster, launcher_id):
     settings.DMARKET_SPARK_MASTER_UI = cluster.master_ui
     settings.DMARKET_HISTORY_URL = cluster.history_url
     settings.DMARKET_EVENT_LOG_DIR = cluster.events
+    settings.DMARKET_SPARK_SECRET = cluster.secret
+    settings.DMARKET_SPARK_RPC_ENCRYPTION = cluster.rpc_encryption
     settings.DMARKET_SETTLE_GRACE = 5
     settings.DMARKET_CANCEL_GRACE = 5
     settings.DMARKET_LAUNCHER_ID = launcher_id

@@ -136,25 +136,6 @@ def test_the_network_rules_refuse_the_database_and_the_spark_uis(settings):
         + [f"meta skuid 999 tcp dport {p} reject with tcp reset" for p in blocked])
 
 
-def test_the_police_kills_what_is_no_running_jobs_application_once_past_the_grace(
-        make_user, entry_file, settings, monkeypatch, tmp_path):
-    from dmarket.cluster import launcher
-
-    settings.DMARKET_INFERENCE_DIR = tmp_path
-    (tmp_path / "app_id").write_text("app-inference")
-    job = a_job(make_user, entry_file)
-    Job.objects.filter(pk=job.pk).update(status=Job.RUNNING, spark_app_id="app-mine")
-    killed = []
-    monkeypatch.setattr(spark, "master_kill_app", killed.append)
-    old, young = 1000, (time.time() - 2) * 1000
-    state = {"activeapps": [app("app-mine", job.tag, old), app("app-inference", "root", old),
-                            app("app-rogue", "root", old), app("app-finished-job", "x", old),
-                            app("app-new", "root", young)]}
-
-    assert launcher.cluster_police(state) == 2
-    assert killed == ["app-rogue", "app-finished-job"]
-
-
 def test_an_event_log_swapped_for_a_link_is_not_linked(make_user, entry_file, settings,
                                                         tmp_path):
     from dmarket.cluster.launcher import event_log_link

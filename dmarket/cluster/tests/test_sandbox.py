@@ -6,6 +6,7 @@ import json
 import os
 import re
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,6 +15,7 @@ from django.conf import settings as django_settings
 from dmarket.cluster import spark
 from dmarket.cluster.launcher import launcher_tick
 from dmarket.cluster.billing import billing_tick
+from dmarket.cluster.models import PolicedApp
 from dmarket.credits.models import LedgerEntry
 from dmarket.files.tests.util import uploaded
 from dmarket.jobs.models import Job
@@ -191,11 +193,10 @@ def test_a_job_runs_one_application_a_second_one_is_killed(
     assert completed[second] == "KILLED"
 
 
-def test_an_application_a_job_starts_under_another_name_is_killed_within_the_grace(
+def test_a_second_application_a_job_starts_is_killed_within_5_s_billed_to_it_and_fails_it(
         cluster, make_user, live_server, settings):
     settings.DMARKET_PUBLIC_URL = live_server.url
-    settings.DMARKET_APP_GRACE = 5
-    share_workers(cluster, make_user)
+    machines = share_workers(cluster, make_user)
     job = hostile_job(make_user("mallory"), {
         "read": [], "list": [], "write": [], "signal": [], "connect": [],
         "survivor": SURVIVOR, "spark": True, "rogue": True})
@@ -203,7 +204,21 @@ def test_an_application_a_job_starts_under_another_name_is_killed_within_the_gra
 
     apps = spark.master_state()["completedapps"]
     rogue = [a for a in apps if a["name"] == "rogue" and a["user"] == "nobody-at-all"]
+    # It held the secret (its driver's), so it registered; the police killed it.
     assert [a["state"] for a in rogue] == ["KILLED"], apps
-    # Killed once older than the grace, at the police's next look (every 2 s).
-    assert rogue[0]["duration"] < (5 + 2 + 5) * 1000
-    assert job.status == Job.SUCCEEDED and job.spark_app_id != rogue[0]["id"]
+    assert rogue[0]["duration"] < 5000, rogue
+    record = PolicedApp.objects.get(app_id=rogue[0]["id"])
+    assert record.job == job and record.spark_user == "nobody-at-all", record.reason
+    assert record.driver_address and [e["cores"] for e in record.executors] == [1]
+    assert job.status == Job.FAILED and job.spark_app_id != rogue[0]["id"]
+    assert job.status_reason == (f"the job started a second Spark application "
+                                 f"({rogue[0]['id']}), which the market killed; what it ran "
+                                 f"is billed to this job")
+    # Its executor's cores from the application's start to its kill, on the machine that ran
+    # it, and that machine's owner paid the same.
+    span_ms = (record.killed_at - record.started_at) // timedelta(milliseconds=1)
+    charge = LedgerEntry.objects.get(key__startswith=f"charge:job:{job.pk}:policed:")
+    assert charge.memo.endswith(f", {span_ms} core-ms")
+    ran_on = {m.worker_id: m for m in machines.values()}[record.executors[0]["worker"]]
+    earning = LedgerEntry.objects.get(key__startswith=f"earning:job:{job.pk}:policed:")
+    assert (earning.user, earning.amount) == (ran_on.user, -charge.amount)

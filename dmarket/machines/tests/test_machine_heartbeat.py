@@ -1,5 +1,6 @@
 """POST /api/machines/{id}/heartbeat/: the owner's agent says the machine is alive."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -7,6 +8,7 @@ from django.utils import timezone
 
 from dmarket.accounts.models import ApiToken
 from dmarket.accounts.permissions import MACHINE_TOKEN_REFUSED
+from dmarket.cluster import security
 from dmarket.conftest import client_for, machine_client
 from dmarket.machines.models import Machine, MachineStateChange
 from dmarket.machines.services import machine_heartbeat, machine_set_state
@@ -33,7 +35,10 @@ def make_machine(user, **fields):
 
 
 def reply(state):
-    return {"state": state, "heartbeat_interval": 7, "heartbeat_timeout": 21}
+    return {"state": state, "heartbeat_interval": 7, "heartbeat_timeout": 21,
+            "spark_secret": security.cluster_secret(),
+            "spark_conf": {"spark.authenticate": "true",
+                           "spark.network.crypto.enabled": "true"}}
 
 
 def history(machine):
@@ -362,3 +367,37 @@ def test_other_methods_are_not_allowed(alice, method):
 
     assert response.status_code == 405
     assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
+
+
+# --- the cluster's secret -------------------------------------------------------------------
+
+def test_heartbeat_answer_brings_a_rotated_secret_to_the_agent(alice):
+    machine = make_machine(alice)
+    agent = machine_client(machine)
+    first = agent.post(url(machine), {"worker_state": "ALIVE"}, format="json").json()
+
+    security.cluster_secret_rotate()
+    second = agent.post(url(machine), {"worker_state": "ALIVE"}, format="json").json()
+
+    assert re.fullmatch(r"[0-9a-f]{64}", first["spark_secret"])
+    assert second["spark_secret"] == security.cluster_secret() != first["spark_secret"]
+
+
+def test_the_secret_is_only_in_the_agents_answers(alice):
+    machine = make_machine(alice)
+    secret = security.cluster_secret()
+    owner = client_for(alice)
+    for path in (f"/api/machines/{machine.pk}/", "/api/machines/",
+                 f"/api/machines/{machine.pk}/history/"):
+        response = owner.get(path)
+        assert response.status_code == 200
+        assert secret not in response.content.decode()
+
+
+def test_without_authentication_no_secret_is_handed_out(alice, settings):
+    settings.DMARKET_SPARK_AUTHENTICATE = False
+    machine = make_machine(alice)
+
+    body = machine_client(machine).post(url(machine), {}, format="json").json()
+
+    assert (body["spark_secret"], body["spark_conf"]) == ("", {})

@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_datetime
 
 from dmarket.accounts.models import ApiToken, key_digest
 from dmarket.accounts.permissions import MACHINE_TOKEN_REFUSED
+from dmarket.cluster import security
 from dmarket.conftest import client_for, machine_client
 from dmarket.machines.models import Machine, MachineStateChange
 
@@ -81,7 +82,10 @@ def test_register_machine_returns_it_with_the_agents_settings(alice):
         "removed_at": None,
         "agent": {"master_url": "spark://master.example.org:7077", "heartbeat_interval": 7,
                   "heartbeat_timeout": 21,
-                      "executor_env": {"TF_USE_LEGACY_KERAS": "1"}},
+                  "executor_env": {"TF_USE_LEGACY_KERAS": "1"},
+                  "spark_secret": security.cluster_secret(),
+                  "spark_conf": {"spark.authenticate": "true",
+                                 "spark.network.crypto.enabled": "true"}},
         "token": body["token"],
     }
     assert parse_datetime(body["created_at"]) == machine.created_at

@@ -41,13 +41,20 @@ for _ in range(120):
 """
 
 
-def rogue_run(master):
-    """A second application from the sandbox, under a name no job has: unbilled if it ran."""
+def rogue_run(master, conf):
+    """A second application from the sandbox, under a name no job has, with the cluster's
+    secret its own driver holds: unbilled if it ran."""
     path = "/tmp/rogue.py"
     with open(path, "w") as f:
         f.write(ROGUE)
+    props = "/tmp/rogue.conf"
+    with open(props, "w") as f:
+        for key, value in conf:
+            if key.startswith(("spark.authenticate", "spark.network.crypto")):
+                f.write(f"{key} {value}\n")
     submit = os.path.join(os.environ["SPARK_HOME"], "bin", "spark-submit")
-    subprocess.run([submit, "--master", master, "--name", "rogue", "--conf",
+    subprocess.run([submit, "--master", master, "--properties-file", props, "--name", "rogue",
+                    "--conf",
                     "spark.driver.extraJavaOptions=-Duser.name=nobody-at-all", "--conf",
                     "spark.cores.max=1", "--conf", "spark.ui.enabled=false", path],
                    timeout=300)
@@ -87,7 +94,7 @@ def main():
         print(f"started {spark.sparkContext.applicationId}", flush=True)
         spark.sparkContext.parallelize(range(2), 2).map(lambda x: time.sleep(1) or x).collect()
         if targets.get("rogue"):
-            rogue_run(spark.sparkContext.master)
+            rogue_run(spark.sparkContext.master, spark.sparkContext.getConf().getAll())
         time.sleep(float(targets.get("seconds", 0)))
         spark.stop()
     if targets.get("second"):

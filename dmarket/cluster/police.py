@@ -1,0 +1,255 @@
+"""The market polices its cluster: every application on the master that is no running job's
+verified one nor the inference server's is killed, recorded (admin: Policed applications), and,
+when its driver runs in a job's sandbox, failed on that job and billed to it.
+
+Every driver of the market holds the cluster's secret (Spark's standalone authentication has
+one secret for the whole cluster), so a job can start a second application from its sandbox;
+this is what keeps such an application from running free. Which sandbox runs a driver is read
+from this host's sockets: the driver's RPC address (from its executors' command lines on the
+workers) is a port one of the sandbox's processes listens on, or the sandbox holds more
+connections to the master than its one driver does.
+"""
+
+import logging
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone as dt_timezone
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from dmarket.jobs.models import Job
+
+from . import spark
+from .models import PolicedApp
+
+log = logging.getLogger(__name__)
+
+DRIVER_URL = re.compile(r"--driver-url,\s*spark://CoarseGrainedScheduler@([^,\s\]\)]+)")
+TCP_LISTEN, TCP_ESTABLISHED = "0A", "01"
+
+
+# --- which sandbox runs a driver --------------------------------------------------------------
+
+def _descendants(root):
+    """root and every process below it (Linux /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _socket_inodes(pids):
+    inodes = set()
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def tcp_sockets():
+    """{inode: (state, local port, remote port)} of this network namespace's TCP sockets."""
+    out = {}
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10:
+                continue
+            local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
+            out[inode] = (state, int(local.rsplit(":", 1)[1], 16),
+                          int(remote.rsplit(":", 1)[1], 16))
+    return out
+
+
+def sandbox_sockets(wrapper_pid, sockets):
+    """(ports its processes listen on, how many connections they hold to the master)."""
+    master_port = urlsplit(settings.DMARKET_SPARK_MASTER_URL.replace("spark://", "http://")).port
+    listening, to_master = set(), 0
+    for inode in _socket_inodes(_descendants(wrapper_pid)):
+        state, local, remote = sockets.get(inode, ("", 0, 0))
+        if state == TCP_LISTEN:
+            listening.add(local)
+        elif state == TCP_ESTABLISHED and remote == master_port:
+            to_master += 1
+    return listening, to_master
+
+
+def driver_owner(driver_address, jobs, sockets_of):
+    """The job (of `jobs`, this launcher's running ones) whose sandbox runs the driver."""
+    port = driver_address.rpartition(":")[2]
+    for job in jobs:
+        listening, to_master = sockets_of(job)
+        if port.isdigit() and int(port) in listening:
+            return job
+    if not driver_address:
+        # No executor tells its address: a sandbox with more drivers on the master than one.
+        for job in jobs:
+            if sockets_of(job)[1] > 1:
+                return job
+    return None
+
+
+# --- what an application holds on the workers ----------------------------------------------------
+
+def worker_executors(workers, app_ids):
+    """{app id: [{"worker", "host", "executor", "driver": host:port}]} from the JSON of each
+    worker that uses cores (its executors' command lines name their driver)."""
+    busy = [w for w in workers if w.get("coresused") and w.get("webuiaddress")]
+
+    def fetch(worker):
+        try:
+            return worker, requests.get(worker["webuiaddress"].rstrip("/") + "/json/",
+                                        timeout=1).json()
+        except (requests.RequestException, ValueError):
+            return worker, {}
+
+    found = {app_id: [] for app_id in app_ids}
+    with ThreadPoolExecutor(max_workers=min(16, len(busy) or 1)) as pool:
+        for worker, state in pool.map(fetch, busy):
+            for executor in state.get("executors", []):
+                app_id = executor.get("appid")
+                if app_id not in found:
+                    continue
+                match = DRIVER_URL.search(str((executor.get("appdesc") or {}).get("command")))
+                found[app_id].append({
+                    "worker": worker.get("id", ""), "host": worker.get("host", ""),
+                    "executor": str(executor.get("id", "")),
+                    "driver": match.group(1) if match else ""})
+    return found
+
+
+# --- the police ---------------------------------------------------------------------------------
+
+def inference_app_id():
+    """The inference server's application (its driver writes it; no job's sandbox can)."""
+    try:
+        return (settings.DMARKET_INFERENCE_DIR / "app_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def police_candidates(state, running):
+    """The master's active applications to kill now: no running job's verified one nor the
+    inference server's, older than DMARKET_APP_GRACE (DMARKET_APP_VERIFY_GRACE for one that
+    shows a starting job's tag: its driver writes its event log a moment after registering)."""
+    known = {job.spark_app_id for job in running if job.spark_app_id}
+    known.add(inference_app_id())
+    starting = {job.tag for job in running if not job.spark_app_id}
+    now_ms = time.time() * 1000
+    out = []
+    for app in (state or {}).get("activeapps", []):
+        grace = (settings.DMARKET_APP_VERIFY_GRACE if app.get("user") in starting
+                 else settings.DMARKET_APP_GRACE)
+        if app.get("id") not in known and now_ms - app.get("starttime", now_ms) >= grace * 1000:
+            out.append(app)
+    return out
+
+
+def police_record(app, executors, job, reason):
+    started = app.get("starttime")
+    driver = next((e["driver"] for e in executors if e["driver"]), "")
+    if PolicedApp.objects.filter(app_id=app["id"]).exists():
+        return False
+    try:
+        with transaction.atomic():
+            PolicedApp.objects.create(
+                app_id=app["id"], name=str(app.get("name", ""))[:500],
+                spark_user=str(app.get("user", ""))[:200], driver_address=driver[:300],
+                job=job, reason=reason[:500], cores=int(app.get("cores") or 0),
+                executors=[{k: e[k] for k in ("worker", "host", "executor", "cores")}
+                           for e in executors],
+                started_at=(datetime.fromtimestamp(started / 1000, dt_timezone.utc)
+                            if started else None),
+                killed_by=settings.DMARKET_LAUNCHER_ID[:200])
+    except IntegrityError:
+        # Killed already (by this launcher's earlier look or another launcher's).
+        return False
+    return True
+
+
+def cluster_police(state, launcher_id=None):
+    """Kill every application that is no running job's verified one nor the inference
+    server's; record each; fail the job of this launcher whose sandbox runs its driver.
+    Returns how many it killed."""
+    if state is None:
+        return 0
+    from .launcher import job_request_stop, process_alive
+
+    running = list(Job.objects.filter(status__in=(Job.STARTING, Job.RUNNING)))
+    apps = police_candidates(state, running)
+    if not apps:
+        return 0
+    executors = worker_executors(state.get("workers", []), [a["id"] for a in apps])
+    # The kill first: every moment it runs, it runs on contributors' machines.
+    for app in apps:
+        spark.master_kill_app(app["id"])
+    launcher_id = launcher_id or settings.DMARKET_LAUNCHER_ID
+    # Only wrappers seen alive as the job's: a stale pid may be anyone's by now.
+    mine = [job for job in running if job.launcher == launcher_id and job.driver_pid
+            and process_alive(job.driver_pid, job.work_dir)]
+    sockets, cache = tcp_sockets(), {}
+
+    def sockets_of(job):
+        if job.pk not in cache:
+            cache[job.pk] = sandbox_sockets(job.driver_pid, sockets)
+        return cache[job.pk]
+
+    for app in apps:
+        ran = executors.get(app["id"], [])
+        # The workers do not show an executor's cores; the master shows the application's.
+        for executor in ran:
+            executor["cores"] = int(app.get("cores") or 0) // len(ran)
+        driver = next((e["driver"] for e in ran if e["driver"]), "")
+        job = driver_owner(driver, mine, sockets_of)
+        age = (time.time() * 1000 - app.get("starttime", time.time() * 1000)) / 1000
+        if job is None:
+            reason = "no running job's verified application"
+        else:
+            reason = (f"started by job {job.pk}'s driver, which may run one application "
+                      f"(its own{', ' + job.spark_app_id if job.spark_app_id else ''})")
+        if not police_record(app, ran, job, reason):
+            continue
+        log.warning("killed application %s (%r, user %r, %.1f s old, driver %s, %d executors): "
+                    "%s", app["id"], app.get("name"), app.get("user"), age, driver or "?",
+                    len(ran), reason)
+        if job is not None:
+            try:
+                with open(job.log_path, "ab") as output:
+                    output.write(f"dmarket: application {app['id']} killed: the job started "
+                                 f"a Spark application besides its own\n".encode())
+            except OSError:
+                pass
+            job_request_stop(job, Job.FAILED,
+                             f"the job started a second Spark application ({app['id']}), "
+                             f"which the market killed; what it ran is billed to this job")
+    return len(apps)
