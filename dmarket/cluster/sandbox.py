@@ -29,12 +29,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from dmarket_client import isolation
+from dmarket_client.isolation import SYSTEM_RO, cgroup_dirs, cgroup_oom, cgroups_remove  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-# What every sandbox sees read-only where it exists; the merged-/usr links are made as links.
-SYSTEM_RO = ["/usr", "/etc", "/opt"]
-USR_LINKS = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"]
 # The launcher's environment variables a driver may get, none of them secret.
 PASS_ENV = ["LANG", "LC_ALL", "LC_CTYPE", "TZ", "JAVA_HOME", "OPENBLAS_CORETYPE",
             "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"]
@@ -174,15 +173,8 @@ def bwrap_argv(profile):
             args.extend(["--perms", "0755", "--dir", str(parent)])
 
     ro_system = [Path(p) for p in SYSTEM_RO if os.path.isdir(p)]
-    for path in ro_system:
-        args += ["--ro-bind", str(path), str(path)]
-        made.add(path)
-    for name in USR_LINKS:
-        target = Path("/") / name
-        if target.is_symlink():
-            args += ["--symlink", os.readlink(target), str(target)]
-        elif target.is_dir():
-            args += ["--ro-bind", str(target), str(target)]
+    made.update(ro_system)
+    args += isolation.system_args()
     args += ["--proc", "/proc", "--dev", "/dev"]
     # Both in memory: sized, so that they cannot fill it where no cgroup limits the job.
     for path in ("/dev/shm", "/tmp"):
@@ -240,101 +232,11 @@ def base_env():
     return env
 
 
-# --- cgroups ----------------------------------------------------------------------------------
-
-def _own_cgroup(controller):
-    """This process's cgroup path for a v1 controller, or for v2 ("")."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if controller in controllers.split(",") or (controller == "" and controllers == ""):
-            return path
-    return None
-
-
-def cgroup_dirs(name):
-    """Where this sandbox's cgroups go: {"memory": dir, "pids": dir} (v1) or {"v2": dir}."""
-    root = Path("/sys/fs/cgroup")
-    leaf = f"dmarket-{name}"
-    found = {}
-    for controller in ("memory", "pids"):
-        base = root / controller
-        own = _own_cgroup(controller)
-        if own is not None and (base / "cgroup.procs").exists():
-            found[controller] = base / own.lstrip("/") / leaf
-    if not found and (root / "cgroup.controllers").exists():
-        own = _own_cgroup("")
-        if own is not None:
-            found["v2"] = root / own.lstrip("/") / leaf
-    return found
-
-
-def _write(path, value):
-    Path(path).write_text(str(value))
-
+# --- cgroups (dmarket_client.isolation: the workers' sandboxes make theirs the same way) --------
 
 def cgroups_create(profile):
-    """Make the profile's cgroups; returns (the directories to join, what could not be
-    limited). Never raises: what cannot be limited is said, and rlimits stay."""
-    dirs = []
-    wanted = {"memory": profile.memory_mb, "pids": profile.max_procs}
-    if not any(wanted.values()):
-        return dirs, []
-    for kind, path in cgroup_dirs(profile.name).items():
-        try:
-            path.mkdir(exist_ok=True)
-            if kind == "memory" and profile.memory_mb:
-                limit = profile.memory_mb * 1024 * 1024
-                _write(path / "memory.limit_in_bytes", limit)
-                if (path / "memory.memsw.limit_in_bytes").exists():
-                    _write(path / "memory.memsw.limit_in_bytes", limit)
-            elif kind == "pids" and profile.max_procs:
-                _write(path / "pids.max", profile.max_procs)
-            elif kind == "v2":
-                if profile.memory_mb:
-                    _write(path / "memory.max", profile.memory_mb * 1024 * 1024)
-                    if (path / "memory.swap.max").exists():
-                        _write(path / "memory.swap.max", 0)
-                if profile.max_procs:
-                    _write(path / "pids.max", profile.max_procs)
-            dirs.append(path)
-            wanted.pop(kind, None)
-            if kind == "v2":
-                wanted.clear()
-        except OSError as e:
-            log.debug("cgroup %s: %s", path, e)
-            try:
-                path.rmdir()
-            except OSError:
-                pass
-    missing = [kind for kind, value in wanted.items() if value]
-    return dirs, missing
-
-
-def cgroups_remove(dirs):
-    for path in dirs:
-        try:
-            Path(path).rmdir()
-        except OSError:
-            pass
-
-
-def cgroup_oom(dirs):
-    """Whether the kernel killed a process of these cgroups for passing the memory limit."""
-    for path in map(Path, dirs):
-        for name in ("memory.oom_control", "memory.events"):
-            try:
-                text = (path / name).read_text()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                key, _, value = line.partition(" ")
-                if key == "oom_kill" and value.strip() not in ("", "0"):
-                    return True
-    return False
+    """Make the profile's cgroups: (the directories to join, what could not be limited)."""
+    return isolation.cgroups_create(profile.name, profile.memory_mb, profile.max_procs)
 
 
 def rlimit_args(profile):
