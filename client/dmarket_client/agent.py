@@ -113,8 +113,11 @@ def worker_security_env(settings):
 
 class Agent:
     def __init__(self, client, machine, work_dir, spark_home=None, log=None,
-                 save_settings=None):
+                 save_settings=None, sandbox=True):
         self.client = client
+        # False only by the owner's explicit --no-sandbox (machine_cli says what it gives up).
+        self.sandboxed = sandbox
+        self.box = None
         self.machine = machine
         self.settings = machine.get("agent") or {}
         # Called with the agent settings when the server changed them (a rotated secret), so
@@ -147,15 +150,28 @@ class Agent:
                 "--cores", str(self.machine["cores"]),
                 "--memory", f"{self.machine['memory_mb']}m",
                 "--work-dir", str(self.work_dir / "work"), "--webui-port", str(port)]
+        preexec = None
+        if self.sandboxed:
+            from .worker_sandbox import WorkerSandbox
+
+            self.box = WorkerSandbox(self.work_dir, self.machine["memory_mb"], sys.executable,
+                                     env["PYSPARK_PYTHON"])
+            self.box.prepare()
+            argv = self.box.command(argv)
+            env = self.box.env(env, keep=self.settings.get("executor_env") or {})
+            preexec = self.box.preexec
         with open(self.work_dir / "worker.log", "ab") as log:
             self.worker = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                                            stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True)
+                                           start_new_session=True, preexec_fn=preexec)
         (self.work_dir / "worker.pid").write_text(f"{self.worker.pid}\n")
         self.worker_ui = f"http://{address}:{port}"
         self.worker_id = ""
-        self.log(f"worker started (pid {self.worker.pid}): {self.machine['cores']} cores, "
-                 f"{self.machine['memory_mb']} MB, master {self.settings['master_url']}")
+        where = "WITHOUT a sandbox (--no-sandbox)" if self.box is None else "in its sandbox"
+        if self.box is not None and self.box.unlimited:
+            where += f" (not limited here: {', '.join(self.box.unlimited)}; as root they are)"
+        self.log(f"worker started (pid {self.worker.pid}) {where}: {self.machine['cores']} "
+                 f"cores, {self.machine['memory_mb']} MB, master {self.settings['master_url']}")
 
     def stop_worker(self, grace=15):
         if not self.worker_running():
@@ -172,6 +188,8 @@ class Agent:
             pass
         self.worker = None
         self.worker_id = ""
+        if self.box is not None:
+            self.box.cleanup()
 
     def worker_state(self):
         """ALIVE once the worker answers with its id; STARTING before; STOPPED without one."""

@@ -51,10 +51,14 @@ def machine():
 @click.option("--name", default="", help="A name for this machine.")
 @click.option("--detach", is_flag=True, help="Run the agent in the background (pid file, log).")
 @click.option("--spark-home", help="Spark to run the worker from (default: pyspark).")
+@click.option("--no-sandbox", is_flag=True,
+              help="Run the worker, and so strangers' code, WITHOUT its sandbox: as your own "
+                   "user, seeing your home and files, with no memory cap. Only for a machine "
+                   "that holds nothing of yours.")
 @json_option
 @pass_context
 def add(ctx, cores, memory, machine_type, share_for, share_between, address, name, detach,
-        spark_home):
+        spark_home, no_sandbox):
     """Register this machine and start its Spark worker with exactly what is offered.
 
     Your token is used for the registration only: the agent gets the machine's own token
@@ -73,7 +77,8 @@ def add(ctx, cores, memory, machine_type, share_for, share_between, address, nam
         client.delete(f"machines/{registered['id']}/")
         raise click.ClickException("the server issued no machine token (it is older than this "
                                    "client); the machine was not added")
-    paths = save_machine(config.state_dir(), {**registered, "token": token})
+    paths = save_machine(config.state_dir(), {**registered, "token": token,
+                                              "no_sandbox": no_sandbox})
     if not detach:
         if not ctx.as_json:
             click.echo(f"machine {registered['id']} registered; sharing it (Ctrl-C to stop)")
@@ -141,9 +146,15 @@ def run_agent(ctx, registered, spark_home=None):
             save_machine(config.state_dir(), {**registered, "agent": agent_settings,
                                               "token": token})
 
+        if registered.get("no_sandbox"):
+            click.echo("WARNING: this machine's worker runs WITHOUT a sandbox (--no-sandbox): "
+                       "strangers' code runs as your user, can read your home and files, and "
+                       "has no memory cap.", err=True)
+
         agent = Agent(client, registered, paths["dir"], spark_home=spark_home,
                       log=lambda m: click.echo(f"{datetime.now():%H:%M:%S} {m}", err=True),
-                      save_settings=save_settings)
+                      save_settings=save_settings,
+                      sandbox=not registered.get("no_sandbox"))
         return agent.run()
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
@@ -156,8 +167,12 @@ def run_agent(ctx, registered, spark_home=None):
 @click.argument("machine_id", type=int)
 @click.option("--detach", is_flag=True, help="Run the agent in the background (pid file, log).")
 @click.option("--spark-home", help="Spark to run the worker from (default: pyspark).")
+@click.option("--no-sandbox", is_flag=True,
+              help="Run the worker, and so strangers' code, WITHOUT its sandbox: as your own "
+                   "user, seeing your home and files, with no memory cap. Only for a machine "
+                   "that holds nothing of yours.")
 @pass_context
-def run(ctx, machine_id, detach, spark_home):
+def run(ctx, machine_id, detach, spark_home, no_sandbox):
     """Run the agent of a machine added from here before (e.g. after a reboot)."""
     path = agent_paths(config.state_dir(), machine_id)["machine"]
     if not path.exists():
@@ -171,6 +186,9 @@ def run(ctx, machine_id, detach, spark_home):
         raise click.ClickException(f"machine {machine_id}'s agent runs already (pid {running})")
     registered = json.loads(path.read_text())
     machine_token(machine_id, registered)
+    if no_sandbox and not registered.get("no_sandbox"):
+        registered = {**registered, "no_sandbox": True}
+        save_machine(config.state_dir(), registered)
     if detach:
         pid = spawn_agent(ctx.server, machine_id, spark_home)
         click.echo(f"machine {machine_id}'s agent running in the background (pid {pid})")

@@ -1,0 +1,315 @@
+"""The contributor's sandbox: the machine agent runs its Spark worker, and so every executor
+(strangers' code), in bubblewrap, and each executor again in a sandbox of its own.
+
+The worker's sandbox:
+- an unprivileged identity: the system user DMARKET_WORKER_USER (dmarket-job) when the agent
+  runs as root (setpriv, no capabilities), the agent's own uid in a user namespace otherwise;
+- the system, Python, Spark and Java read-only; writable only the worker's work and scratch
+  directories (as root also mounted noexec: nothing written there is ever run); the
+  contributor's home, the agent's state (its machine token) and everything else not there;
+- an environment built from an allowlist;
+- memory and processes in a cgroup (as root): what the owner offered, plus the worker daemon's
+  own allowance; every process ends with the worker (PID namespace, --die-with-parent).
+
+Each executor: the worker starts executors with `$JAVA_HOME/bin/java`; JAVA_HOME is a shim
+(this module, run as a script) that starts the executor in a nested sandbox of its own (its
+own PID namespace, so no other application's processes; the work directory hidden but for its
+own application's directory and its own scratch directories). The real Java is bound where no
+job is told, and every `java` in the system is the shim.
+"""
+
+import os
+import pwd
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import isolation
+
+WORKER_USER = os.environ.get("DMARKET_WORKER_USER", "dmarket-job")
+# What the worker daemon's own JVM (and the agent's view of its processes) may take beyond
+# the memory offered to executors.
+WORKER_OVERHEAD_MB = int(os.environ.get("DMARKET_WORKER_OVERHEAD_MB", "768"))
+WORKER_MAX_PROCS = int(os.environ.get("DMARKET_WORKER_MAX_PROCS", "4096"))
+TMP_MB = int(os.environ.get("DMARKET_WORKER_TMP_MB", "512"))
+# Where the sandbox sees the shim (as JAVA_HOME) and the real Java.
+SHIM_HOME = "/run/dmarket/java"
+EXECUTOR_CLASS = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
+APP_ID = re.compile(r"^app-[0-9]+-[0-9]+$")
+# The agent's environment variables a worker may get, none of them secret.
+PASS_ENV = ["LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS",
+            "PYSPARK_PYTHON", "SPARK_LOCAL_IP", "SPARK_LOCAL_HOSTNAME", "SPARK_WORKER_OPTS",
+            "_SPARK_AUTH_SECRET", "SPARK_HOME"]
+# Set for the shim only; removed before an executor starts.
+SHIM_ENV = ("DMARKET_REAL_JAVA_HOME", "DMARKET_WORKER_WORK", "DMARKET_WORKER_LOCAL",
+            "DMARKET_SHIM_READABLE")
+
+
+class Unavailable(RuntimeError):
+    """No worker sandbox can be made here; the message says why and what to do."""
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+def real_java_home():
+    """The JDK the worker runs: JAVA_HOME, else the one `java` on PATH belongs to."""
+    if os.environ.get("JAVA_HOME") and os.path.isfile(os.path.join(os.environ["JAVA_HOME"],
+                                                                   "bin", "java")):
+        return Path(os.path.realpath(os.environ["JAVA_HOME"]))
+    java = shutil.which("java")
+    if not java:
+        raise Unavailable("Java is not installed (apt-get install openjdk-17-jre-headless)")
+    return Path(os.path.realpath(java)).parent.parent
+
+
+def java_binaries(roots):
+    """Every file named java in a bin/ directory under the read-only trees: each is covered
+    by the shim, so that an application naming its own JAVA_HOME still gets the shim."""
+    found = set()
+    for root in roots:
+        for base in ("/usr/lib/jvm",) if root == "/usr" else (root,):
+            if not os.path.isdir(base):
+                continue
+            for dirpath, dirnames, filenames in os.walk(base):
+                if "java" in filenames and os.path.basename(dirpath) == "bin":
+                    path = os.path.join(dirpath, "java")
+                    if os.path.isfile(path) and not os.path.islink(path):
+                        found.add(path)
+    return sorted(found)
+
+
+def python_paths(python):
+    real = Path(os.path.realpath(python))
+    return sorted({sys.prefix, sys.base_prefix, str(real.parent.parent),
+                   str(Path(python).parent.parent)})
+
+
+def probe():
+    """Why no worker sandbox can be made here ("" when one can): bubblewrap, the identity,
+    and a nested sandbox (the executors') tried for real."""
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
+    inner = [bwrap, "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
+             *isolation.system_args(), "--proc", "/proc", "--dev", "/dev", "--unshare-pid",
+             "--", "true"]
+    outer = [bwrap, *isolation.system_args(), "--bind", "/proc", "/proc", "--dev", "/dev",
+             "--tmpfs", "/tmp", "--unshare-pid"]
+    if is_root():
+        try:
+            pwd.getpwnam(WORKER_USER)
+        except KeyError:
+            return (f"the worker's user {WORKER_USER!r} does not exist: useradd --system "
+                    f"{WORKER_USER} (./install.sh does), or set DMARKET_WORKER_USER")
+        if not shutil.which("setpriv"):
+            return "setpriv (util-linux) is not installed"
+        outer += ["--", *setpriv_argv()]
+    else:
+        outer = [outer[0], "--unshare-user", "--cap-drop", "ALL", *outer[1:], "--"]
+    try:
+        done = subprocess.run(outer + inner, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"bubblewrap does not run here: {e}"
+    if done.returncode != 0:
+        return ("bubblewrap cannot make the workers' nested sandboxes here (unprivileged user "
+                "namespaces may be disabled: sysctl kernel.unprivileged_userns_clone=1): "
+                + done.stderr.decode(errors="replace").strip()[-300:])
+    return ""
+
+
+def bind_args(ro=(), rw=(), made=()):
+    """--ro-bind / --bind for each (source, destination), shortest destination first, each
+    missing parent made 0755 first (bubblewrap would make it untraversable for the sandbox's
+    user). Paths under the read-only system are there already."""
+    args, made = [], {Path(p) for p in made}
+    system = [Path(p) for p in isolation.SYSTEM_RO]
+    pairs = [("--ro-bind", a, b) for a, b in ro] + [("--bind", a, b) for a, b in rw]
+    for flag, source, dest in sorted(pairs, key=lambda t: len(Path(t[2]).parts)):
+        dest = Path(dest)
+        if flag == "--ro-bind" and any(dest == r or r in dest.parents for r in system):
+            continue
+        for parent in reversed(dest.parents):
+            if str(parent) == "/" or parent in made or any(
+                    parent == r or r in parent.parents for r in system):
+                continue
+            made.add(parent)
+            args += ["--perms", "0755", "--dir", str(parent)]
+        args += [flag, str(source), str(dest)]
+        made.add(dest)
+    return args
+
+
+def setpriv_argv():
+    return ["setpriv", f"--reuid={WORKER_USER}", f"--regid={WORKER_USER}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+
+def worker_ids():
+    entry = pwd.getpwnam(WORKER_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+class WorkerSandbox:
+    """The worker's sandbox, for one machine: `command(argv)` wraps the worker's command,
+    `env(env)` filters its environment, `preexec` joins its cgroups in the child."""
+
+    def __init__(self, base_dir, memory_mb, python, executor_python=None):
+        self.base = Path(base_dir)
+        self.executor_python = executor_python or python
+        self.work = self.base / "work"
+        self.local = self.base / "local"
+        self.memory_mb = memory_mb
+        self.python = python
+        self.java_home = real_java_home()
+        # A path no job is told: the real Java inside the sandbox.
+        self.hidden_java = f"/run/dmarket/jdk-{secrets.token_hex(8)}"
+        self.shim_dir = self.base / "shim"
+        self.cgroups = []
+        self.unlimited = []
+
+    def prepare(self):
+        problem = probe()
+        if problem:
+            raise Unavailable(problem)
+        for path in (self.work, self.local):
+            path.mkdir(parents=True, exist_ok=True)
+            if is_root():
+                os.chown(path, *worker_ids())
+        self.shim_dir.joinpath("bin").mkdir(parents=True, exist_ok=True)
+        shim = self.shim_dir / "bin" / "java"
+        shim.write_text(f"#!/bin/sh\nexec {self.python} -I -m dmarket_client.worker_sandbox "
+                        "\"$@\"\n")
+        shim.chmod(0o755)
+        self.cgroups, self.unlimited = [], []
+        if is_root():
+            name = f"worker-{self.base.name}"
+            isolation.cgroups_remove(isolation.cgroup_dirs(name).values())
+            self.cgroups, self.unlimited = isolation.cgroups_create(
+                name, self.memory_mb + WORKER_OVERHEAD_MB, WORKER_MAX_PROCS)
+        else:
+            self.unlimited = ["memory", "pids"]
+
+    def readable(self):
+        from pyspark import __file__ as pyspark_file
+
+        paths = python_paths(self.python) + python_paths(self.executor_python) + [
+            os.path.realpath(Path(pyspark_file).parent),
+                                             str(Path(__file__).resolve().parent.parent)]
+        return sorted({p for p in paths if os.path.exists(p)}, key=lambda p: len(p))
+
+    def command(self, argv):
+        ro = self.readable()
+        # /proc: its own would be covered by bubblewrap's read-only parts, where the
+        # executors' nested sandboxes could not mount theirs; the host's, with the worker's
+        # own PID namespace, shows it the host's process list (not other users' details).
+        args = ["bwrap", *isolation.system_args(), "--bind", "/proc", "/proc", "--dev", "/dev",
+                "--perms", "1777", "--size", str(TMP_MB * 1024 * 1024), "--tmpfs", "/tmp"]
+        args += bind_args(ro=[(p, p) for p in ro] + [(self.java_home, self.hidden_java),
+                                                      (self.shim_dir, SHIM_HOME)],
+                          rw=[(p, p) for p in (self.work, self.local)])
+        shim = str(self.shim_dir / "bin" / "java")
+        for binary in java_binaries(isolation.SYSTEM_RO + ro):
+            args += ["--ro-bind", shim, binary]
+        args += ["--unshare-pid", "--unshare-ipc", "--die-with-parent",
+                 "--chdir", str(self.work)]
+        if is_root():
+            args += ["--"] + setpriv_argv()
+            # Nothing written in the work or scratch directories is ever run, not even by the
+            # worker (an application that names its own JAVA_HOME there).
+            prefix = ["unshare", "--mount", "--propagation", "private", "--",
+                      self.python, "-I", "-m", "dmarket_client.worker_sandbox", "--noexec",
+                      str(self.work), str(self.local), "--"]
+            return prefix + args + list(argv)
+        args = [args[0], "--unshare-user", "--cap-drop", "ALL", *args[1:], "--"]
+        return args + list(argv)
+
+    def env(self, env, keep=()):
+        """The worker's environment: the allowlist, `keep` (the market's executor settings),
+        and what the sandbox sets."""
+        out = {k: v for k, v in env.items() if k in PASS_ENV or k in keep}
+        out.update({
+            "PATH": os.pathsep.join([str(Path(self.python).parent), "/usr/local/bin",
+                                     "/usr/bin", "/bin"]),
+            "HOME": str(self.work), "TMPDIR": "/tmp", "JAVA_HOME": SHIM_HOME,
+            "SPARK_LOCAL_DIRS": str(self.local),
+            "DMARKET_REAL_JAVA_HOME": self.hidden_java,
+            "DMARKET_WORKER_WORK": str(self.work), "DMARKET_WORKER_LOCAL": str(self.local),
+            "DMARKET_SHIM_READABLE": os.pathsep.join(self.readable()),
+        })
+        return out
+
+    def preexec(self):
+        isolation.cgroups_join(self.cgroups)
+
+    def cleanup(self):
+        isolation.cgroups_remove(self.cgroups)
+
+    def oom(self):
+        return isolation.cgroup_oom(self.cgroups)
+
+
+# --- the shim: run as `java` inside the worker's sandbox --------------------------------------
+
+def executor_argv(argv, environ, cwd):
+    """The nested sandbox for one executor (argv: what the worker gave `java`), or None when
+    it is not an executor (the worker itself, Spark's launcher)."""
+    java = os.path.join(environ["DMARKET_REAL_JAVA_HOME"], "bin", "java")
+    if EXECUTOR_CLASS not in argv:
+        return [java, *argv]
+    app_id = argv[argv.index("--app-id") + 1] if "--app-id" in argv else ""
+    work, local = Path(environ["DMARKET_WORKER_WORK"]), Path(environ["DMARKET_WORKER_LOCAL"])
+    app_dir = work / app_id
+    if not APP_ID.match(app_id) or not Path(cwd).resolve().is_relative_to(app_dir):
+        raise SystemExit(f"dmarket: refused an executor of {app_id!r} started in {cwd}")
+    scratch = [p for p in environ.get("SPARK_EXECUTOR_DIRS", "").split(os.pathsep)
+               if p and Path(p).resolve().is_relative_to(local)]
+    hidden = environ["DMARKET_REAL_JAVA_HOME"]
+    readable = [p for p in environ.get("DMARKET_SHIM_READABLE", "").split(os.pathsep) if p]
+    args = ["bwrap", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
+            *isolation.system_args(), "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(TMP_MB * 1024 * 1024), "--tmpfs", "/tmp",
+            *bind_args(ro=[(p, p) for p in readable + [hidden]])]
+    # Other applications' directories are not there; its own are.
+    made = set()
+    for path in (work, local):
+        for parent in reversed(path.parents):
+            if str(parent) != "/" and parent not in made:
+                made.add(parent)
+                args += ["--perms", "0755", "--dir", str(parent)]
+        args += ["--tmpfs", str(path)]
+        made.add(path)
+    args += bind_args(rw=[(app_dir, app_dir)] + [(p, p) for p in scratch], made=made)
+    args += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--chdir", cwd,
+             "--", java, *argv]
+    return args
+
+
+def noexec_then(paths, command):
+    """As root, in a mount namespace of the agent's own: the paths mounted noexec, then exec."""
+    for path in paths:
+        subprocess.run(["mount", "--bind", path, path], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,noexec,nosuid,nodev", path], check=True)
+    os.execvp(command[0], command)
+
+
+def main(argv):
+    if argv[:1] == ["--noexec"]:
+        split = argv.index("--")
+        noexec_then(argv[1:split], argv[split + 1:])
+    if "DMARKET_REAL_JAVA_HOME" not in os.environ:
+        raise SystemExit("dmarket: the worker sandbox's java started outside its worker")
+    command = executor_argv(argv, os.environ, os.getcwd())
+    env = dict(os.environ)
+    if EXECUTOR_CLASS in argv:
+        # The worker itself keeps them (its executors' shims need them); an executor not.
+        env = {k: v for k, v in env.items() if k not in SHIM_ENV}
+    os.execvpe(command[0], command, env)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
