@@ -132,6 +132,30 @@ class LocalCluster:
         wait_for(lambda: self._alive(f"worker-{address}") and self.worker(address), 90,
                  what=f"worker {address} to register")
 
+    def start_sandboxed_worker(self, address, cores, memory_mb):
+        """A worker as a contributor's agent runs it: in its sandbox
+        (dmarket_client.worker_sandbox), every executor in one of its own."""
+        from dmarket_client.agent import spark_class
+        from dmarket_client.worker_sandbox import WorkerSandbox
+
+        box = WorkerSandbox(self.root / "machines" / address, memory_mb, sys.executable)
+        box.prepare()
+        name = f"worker-{address}"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        argv = [str(spark_class()), "org.apache.spark.deploy.worker.Worker", self.master_url,
+                "--host", address, "--cores", str(cores), "--memory", f"{memory_mb}m",
+                "--work-dir", str(box.work), "--webui-port", str(free_port(address))]
+        env = dict(os.environ, SPARK_LOCAL_IP=address, SPARK_LOCAL_HOSTNAME=address,
+                   PYSPARK_PYTHON=sys.executable, _SPARK_AUTH_SECRET=self.secret,
+                   SPARK_WORKER_OPTS=self.security_opts())
+        with open(self.logs / f"{name}.log", "ab") as log:
+            self.processes[name] = subprocess.Popen(
+                box.command(argv), env=box.env(env), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=box.preexec)
+        wait_for(lambda: self._alive(name) and self.worker(address), 90,
+                 what=f"sandboxed worker {address} to register")
+        return box
+
     def worker(self, address):
         """The master's ALIVE entry for the worker on `address`, if any."""
         state = self._get(self.master_ui + "/json/") or {}
