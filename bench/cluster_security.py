@@ -51,6 +51,9 @@ def main():
     options = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmarket.settings")
+    import django
+
+    django.setup()
     from dmarket.cluster.spark import spark_home
     from dmarket.cluster.testing import LocalCluster
 
