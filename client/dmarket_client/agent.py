@@ -151,6 +151,9 @@ class Agent:
                 "--memory", f"{self.machine['memory_mb']}m",
                 "--work-dir", str(self.work_dir / "work"), "--webui-port", str(port)]
         preexec = None
+        if self.box is not None:
+            # What a dead worker left behind (executors out of its process group) ends first.
+            self.box.cleanup()
         if self.sandboxed:
             from .worker_sandbox import WorkerSandbox
 

@@ -9,11 +9,12 @@ The worker's sandbox:
   contributor's home, the agent's state (its machine token) and everything else not there;
 - an environment built from an allowlist;
 - memory and processes in a cgroup (as root): what the owner offered, plus the worker daemon's
-  own allowance; every process ends with the worker (PID namespace, --die-with-parent).
+  own allowance; every process ends with the worker (its process group and cgroup, which the
+  agent empties when it stops the worker).
 
 Each executor: the worker starts executors with `$JAVA_HOME/bin/java`; JAVA_HOME is a shim
 (this module, run as a script) that starts the executor in a nested sandbox of its own (its
-own PID namespace, so no other application's processes; the work directory hidden but for its
+own PID namespace, so no other process of the machine's; the work directory hidden but for its
 own application's directory and its own scratch directories). The real Java is bound where no
 job is told, and every `java` in the system is the shim.
 """
@@ -23,8 +24,10 @@ import pwd
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import isolation
@@ -99,7 +102,7 @@ def probe():
              *isolation.system_args(), "--proc", "/proc", "--dev", "/dev", "--unshare-pid",
              "--", "true"]
     outer = [bwrap, *isolation.system_args(), "--bind", "/proc", "/proc", "--dev", "/dev",
-             "--tmpfs", "/tmp", "--unshare-pid"]
+             "--tmpfs", "/tmp"]
     if is_root():
         try:
             pwd.getpwnam(WORKER_USER)
@@ -205,8 +208,8 @@ class WorkerSandbox:
     def command(self, argv):
         ro = self.readable()
         # /proc: its own would be covered by bubblewrap's read-only parts, where the
-        # executors' nested sandboxes could not mount theirs; the host's, with the worker's
-        # own PID namespace, shows it the host's process list (not other users' details).
+        # executors' nested sandboxes could not mount theirs; the host's shows the worker the
+        # host's process list (not other users' details; executors have their own).
         args = ["bwrap", *isolation.system_args(), "--bind", "/proc", "/proc", "--dev", "/dev",
                 "--perms", "1777", "--size", str(TMP_MB * 1024 * 1024), "--tmpfs", "/tmp"]
         args += bind_args(ro=[(p, p) for p in ro] + [(self.java_home, self.hidden_java),
@@ -215,7 +218,10 @@ class WorkerSandbox:
         shim = str(self.shim_dir / "bin" / "java")
         for binary in java_binaries(isolation.SYSTEM_RO + ro):
             args += ["--ro-bind", shim, binary]
-        args += ["--unshare-pid", "--unshare-ipc", "--die-with-parent",
+        # No PID namespace of its own: the executors' nested bubblewraps read their children
+        # in /proc, which must be the host's to mount their own. Every process of it is in its
+        # cgroup (as root) and its process group, where the agent ends them all.
+        args += ["--unshare-ipc", "--die-with-parent",
                  "--chdir", str(self.work)]
         if is_root():
             args += ["--"] + setpriv_argv()
@@ -247,6 +253,23 @@ class WorkerSandbox:
         isolation.cgroups_join(self.cgroups)
 
     def cleanup(self):
+        """End whatever of the worker's is left (a process that left its process group),
+        then remove its cgroups."""
+        for path in self.cgroups:
+            try:
+                pids = (Path(path) / "cgroup.procs").read_text().split()
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(
+                (Path(p) / "cgroup.procs").exists() and (Path(p) / "cgroup.procs").read_text()
+                .strip() for p in self.cgroups):
+            time.sleep(0.1)
         isolation.cgroups_remove(self.cgroups)
 
     def oom(self):

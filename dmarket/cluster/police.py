@@ -150,6 +150,10 @@ def worker_executors(workers, app_ids):
 
 # --- the police ---------------------------------------------------------------------------------
 
+# The user the inference server's application shows (-Duser.name).
+INFERENCE_USER = "dmarket-inference"
+
+
 def inference_app_id():
     """The inference server's application (its driver writes it; no job's sandbox can)."""
     try:
@@ -161,10 +165,15 @@ def inference_app_id():
 def police_candidates(state, running):
     """The master's active applications to kill now: no running job's verified one nor the
     inference server's, older than DMARKET_APP_GRACE (DMARKET_APP_VERIFY_GRACE for one that
-    shows a starting job's tag: its driver writes its event log a moment after registering)."""
+    shows a starting job's tag, or the inference server's user while it has not recorded its
+    id: a driver shows what verifies it a moment after registering)."""
     known = {job.spark_app_id for job in running if job.spark_app_id}
-    known.add(inference_app_id())
+    inference = inference_app_id()
+    known.add(inference)
     starting = {job.tag for job in running if not job.spark_app_id}
+    if not inference:
+        # The inference server is starting: its driver records its id once registered.
+        starting.add(INFERENCE_USER)
     now_ms = time.time() * 1000
     out = []
     for app in (state or {}).get("activeapps", []):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from dmarket.cluster import sandbox, security, spark
+from dmarket.cluster import police, sandbox, security, spark
 
 from . import driver as driver_module
 from .models import InferenceJob
@@ -66,6 +66,7 @@ def server_argv():
         "spark.dmarket.inference": "true",
         # Its UI stays (the driver reads its executors there), without the kill buttons.
         "spark.ui.killEnabled": "false",
+        "spark.driver.extraJavaOptions": f"-Duser.name={police.INFERENCE_USER}",
     }
     if settings.DMARKET_INFERENCE_CORES:
         conf["spark.cores.max"] = settings.DMARKET_INFERENCE_CORES
@@ -99,6 +100,7 @@ def server_env():
         "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "dmarket.settings"),
         "DMARKET_INFERENCE_DIR": str(server_dir()),
+        "SPARK_USER": police.INFERENCE_USER,
         "PYTHONUNBUFFERED": "1",
     })
     # What this process was configured with, which may differ from its environment (tests).
@@ -142,6 +144,9 @@ def server_start():
     global _child
     directory = server_dir()
     (directory / "exit_code").unlink(missing_ok=True)
+    # The police know its application by this file, which its driver writes once registered;
+    # until then, by its user (police.INFERENCE_USER).
+    (directory / "app_id").unlink(missing_ok=True)
     _child, _, _ = sandbox.start(server_profile(), server_argv(), directory,
                                  directory / "driver.log")
     (directory / "driver.pid").write_text(str(_child.pid))

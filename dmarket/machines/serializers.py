@@ -65,18 +65,22 @@ class MachineSerializer(serializers.ModelSerializer):
                   "last_heartbeat", "cores_in_use", "earned", "created_at", "removed_at"]
 
 
-class AgentSettingsSerializer(serializers.Serializer):
-    master_url = serializers.CharField()
-    heartbeat_interval = serializers.IntegerField()
-    heartbeat_timeout = serializers.IntegerField()
-    executor_env = serializers.DictField(child=serializers.CharField(),
-                                         help_text="Environment for the worker's executors.")
+class SparkSecuritySerializer(serializers.Serializer):
+    """What a machine's worker needs to join the closed cluster (only its agent sees it)."""
     spark_secret = serializers.CharField(
         help_text="The Spark cluster's shared secret (spark.authenticate), for the worker "
                   "(_SPARK_AUTH_SECRET); empty when the cluster runs without authentication.")
     spark_conf = serializers.DictField(
         child=serializers.CharField(),
         help_text="Spark properties the worker must run with (-D options), none secret.")
+
+
+class AgentSettingsSerializer(SparkSecuritySerializer):
+    master_url = serializers.CharField()
+    heartbeat_interval = serializers.IntegerField()
+    heartbeat_timeout = serializers.IntegerField()
+    executor_env = serializers.DictField(child=serializers.CharField(),
+                                         help_text="Environment for the worker's executors.")
 
 
 class MachineStateChangeSerializer(serializers.ModelSerializer):
@@ -103,13 +107,7 @@ class HeartbeatSerializer(StrictSerializer):
                                       default="")
 
 
-class HeartbeatReplySerializer(serializers.Serializer):
+class HeartbeatReplySerializer(SparkSecuritySerializer):
     state = serializers.CharField()
     heartbeat_interval = serializers.IntegerField()
     heartbeat_timeout = serializers.IntegerField()
-    spark_secret = serializers.CharField(
-        help_text="The Spark cluster's shared secret (spark.authenticate), for the worker "
-                  "(_SPARK_AUTH_SECRET); empty when the cluster runs without authentication.")
-    spark_conf = serializers.DictField(
-        child=serializers.CharField(),
-        help_text="Spark properties the worker must run with (-D options), none secret.")

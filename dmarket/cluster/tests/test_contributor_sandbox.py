@@ -58,6 +58,8 @@ def test_a_curious_job_reaches_nothing_of_the_contributor_and_no_more_memory_tha
     # Its own application's directory only.
     app_dir = os.path.basename(os.path.dirname(executor["cwd"]))
     assert json.loads(executor["work"]["got"].replace("'", '"')) == [app_dir]
+    # Its one executor started at the first try (a failed start leaves a directory each).
+    assert os.listdir(state / "work" / app_dir) == ["0"]
     # Its own processes only (its JVM, its Python workers).
     assert len(executor["procs"]) < 10, executor["procs"]
     assert not {"DMARKET_TOKEN", "DMARKET_REAL_JAVA_HOME"} & set(executor["env"])

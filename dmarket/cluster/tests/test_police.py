@@ -211,3 +211,19 @@ def test_worker_executors_reads_the_driver_from_the_executors_command_line(monke
         {"worker": "w1", "host": "127.0.0.2", "executor": "0", "driver": "192.0.2.2:46613"}]}
     # Only the workers that run something are asked.
     assert asked == ["http://127.0.0.2:8081/json/"]
+
+
+def test_the_inference_servers_application_gets_the_longer_grace_until_it_records_its_id(
+        make_user, entry_file, killed, settings, tmp_path):
+    settings.DMARKET_APP_GRACE, settings.DMARKET_APP_VERIFY_GRACE = 3, 10
+    five_s = (time.time() - 5) * 1000
+    state = {"activeapps": [app("app-inference", police.INFERENCE_USER, five_s)]}
+
+    police.cluster_police(state)
+    assert killed == []
+
+    # Once it has recorded its id, another application showing its user is no longer spared.
+    (tmp_path / "app_id").write_text("app-inference")
+    state["activeapps"].append(app("app-impostor", police.INFERENCE_USER, five_s))
+    police.cluster_police(state)
+    assert killed == ["app-impostor"]
