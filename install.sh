@@ -42,11 +42,15 @@ if [ "${DMARKET_SANDBOX:-auto}" != off ]; then
       say "installing the sandbox's packages:$missing"
       apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
     fi
-    if ! id "$SANDBOX_USER" >/dev/null 2>&1; then
-      say "creating the system user $SANDBOX_USER that jobs' drivers run as"
-      useradd --system --user-group --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin "$SANDBOX_USER"
-    fi
+    # Drivers and a shared machine's worker (with its executors) as two users: the
+    # firewall tells them apart (a driver may not answer from a worker's port).
+    for user in "$SANDBOX_USER" "${DMARKET_WORKER_USER:-dmarket-worker}"; do
+      if ! id "$user" >/dev/null 2>&1; then
+        say "creating the system user $user (sandboxes run as it)"
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+          --shell /usr/sbin/nologin "$user"
+      fi
+    done
   elif ! command -v bwrap >/dev/null; then
     say "warning: bubblewrap is not installed: no job's driver can start here until it is"
     say "  (apt-get install bubblewrap), or an operator sets DMARKET_SANDBOX=off"

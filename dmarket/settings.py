@@ -271,6 +271,9 @@ DMARKET_INFERENCE_POLL = float(os.environ.get("DMARKET_INFERENCE_POLL", "1"))
 # no sandbox can be made, the launcher starts no driver.
 DMARKET_SANDBOX = os.environ.get("DMARKET_SANDBOX", "auto")
 DMARKET_SANDBOX_USER = os.environ.get("DMARKET_SANDBOX_USER", "dmarket-job")
+# The user the agent runs a machine's worker as (dmarket_client.worker_sandbox): where one
+# runs on a launcher's host, its executors are refused the same ports as the drivers.
+DMARKET_WORKER_USER = os.environ.get("DMARKET_WORKER_USER", "dmarket-worker")
 # Limits of each driver's sandbox: its memory is the job's driver memory plus this overhead
 # (the Python driver beside the JVM's heap), processes and threads, open files per process,
 # the private /tmp (in memory), and the job's results and log together.

@@ -58,7 +58,10 @@ wait_http() {
 # master needs to start closed, and the agent its registration.
 scripts/start_central_server.sh
 DMARKET_SPARK_SECURITY_OPTS="" _SPARK_AUTH_SECRET=""
-eval "$("$PY" manage.py cluster_secret --shell)"
+# Into a variable first: a failing command inside eval's $(...) would not stop the script,
+# and the master would start open.
+security=$("$PY" manage.py cluster_secret --shell)
+eval "$security"
 _SPARK_AUTH_SECRET=$_SPARK_AUTH_SECRET start master "$MASTER_HOST" org.apache.spark.deploy.master.Master \
   --host "$MASTER_HOST" --port "$MASTER_PORT" --webui-port "$MASTER_UI_PORT"
 SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file://$EVENTS -Dspark.history.fs.update.interval=1s -Dspark.history.ui.port=$HISTORY_PORT" \

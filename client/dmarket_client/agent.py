@@ -160,7 +160,7 @@ class Agent:
             self.box = WorkerSandbox(self.work_dir, self.machine["memory_mb"], sys.executable,
                                      env["PYSPARK_PYTHON"])
             self.box.prepare()
-            argv = self.box.command(argv)
+            argv = self.box.command(argv, env)
             env = self.box.env(env, keep=self.settings.get("executor_env") or {})
             preexec = self.box.preexec
         with open(self.work_dir / "worker.log", "ab") as log:

@@ -78,22 +78,25 @@ def add(ctx, cores, memory, machine_type, share_for, share_between, address, nam
         raise click.ClickException("the server issued no machine token (it is older than this "
                                    "client); the machine was not added")
     paths = save_machine(config.state_dir(), {**registered, "token": token,
-                                              "no_sandbox": no_sandbox})
+                                              **({"no_sandbox": True} if no_sandbox else {})})
+    # The cluster's secret stays in the state file: never on a terminal or in a script's log.
+    shown = {**registered, "agent": {k: v for k, v in (registered.get("agent") or {}).items()
+                                     if k != "spark_secret"}}
     if not detach:
         if not ctx.as_json:
             click.echo(f"machine {registered['id']} registered; sharing it (Ctrl-C to stop)")
         else:
-            emit(ctx, registered)
+            emit(ctx, shown)
         # The agent runs in this process's place, without the owner's token (in memory here,
         # perhaps in the environment).
         exec_agent(client.server, registered["id"], spark_home)
-    registered["agent_pid"] = spawn_agent(client.server, registered["id"], spark_home)
-    registered["agent_log"] = str(paths["log"])
+    shown["agent_pid"] = spawn_agent(client.server, registered["id"], spark_home)
+    shown["agent_log"] = str(paths["log"])
     if ctx.as_json:
-        emit(ctx, registered)
+        emit(ctx, shown)
     else:
         click.echo(f"machine {registered['id']} registered; agent running in the background "
-                   f"(pid {registered['agent_pid']}, log {paths['log']})")
+                   f"(pid {shown['agent_pid']}, log {paths['log']})")
 
 
 def agent_argv(server, machine_id, spark_home=None):

@@ -2,7 +2,7 @@
 (strangers' code), in bubblewrap, and each executor again in a sandbox of its own.
 
 The worker's sandbox:
-- an unprivileged identity: the system user DMARKET_WORKER_USER (dmarket-job) when the agent
+- an unprivileged identity: the system user DMARKET_WORKER_USER (dmarket-worker) when the agent
   runs as root (setpriv, no capabilities), the agent's own uid in a user namespace otherwise;
 - the system, Python, Spark and Java read-only; writable only the worker's work and scratch
   directories (as root also mounted noexec: nothing written there is ever run); the
@@ -19,6 +19,8 @@ own application's directory and its own scratch directories). The real Java is b
 job is told, and every `java` in the system is the shim.
 """
 
+import hashlib
+import json
 import os
 import pwd
 import re
@@ -32,7 +34,7 @@ from pathlib import Path
 
 from . import isolation
 
-WORKER_USER = os.environ.get("DMARKET_WORKER_USER", "dmarket-job")
+WORKER_USER = os.environ.get("DMARKET_WORKER_USER", "dmarket-worker")
 # What the worker daemon's own JVM (and the agent's view of its processes) may take beyond
 # the memory offered to executors.
 WORKER_OVERHEAD_MB = int(os.environ.get("DMARKET_WORKER_OVERHEAD_MB", "768"))
@@ -46,9 +48,12 @@ APP_ID = re.compile(r"^app-[0-9]+-[0-9]+$")
 PASS_ENV = ["LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OMP_NUM_THREADS",
             "PYSPARK_PYTHON", "SPARK_LOCAL_IP", "SPARK_LOCAL_HOSTNAME", "SPARK_WORKER_OPTS",
             "_SPARK_AUTH_SECRET", "SPARK_HOME"]
-# Set for the shim only; removed before an executor starts.
-SHIM_ENV = ("DMARKET_REAL_JAVA_HOME", "DMARKET_WORKER_WORK", "DMARKET_WORKER_LOCAL",
-            "DMARKET_SHIM_READABLE")
+# Where an executor sees the real Java: a path that exists in no worker's sandbox, so that an
+# application naming it as its executors' JAVA_HOME gets nothing started.
+EXECUTOR_JAVA = "/run/dmarket-executor/jdk"
+# What spark-class exports for the daemon it starts; ENV_MARK ends its command in the printout.
+SPARK_CLASS_ENV = ("SPARK_SCALA_VERSION", "SPARK_ENV_LOADED", "SPARK_HOME")
+ENV_MARK = "--dmarket-env--"
 
 
 class Unavailable(RuntimeError):
@@ -172,6 +177,7 @@ class WorkerSandbox:
         # A path no job is told: the real Java inside the sandbox.
         self.hidden_java = f"/run/dmarket/jdk-{secrets.token_hex(8)}"
         self.shim_dir = self.base / "shim"
+        self.spark_env = {}
         self.cgroups = []
         self.unlimited = []
 
@@ -184,14 +190,24 @@ class WorkerSandbox:
             if is_root():
                 os.chown(path, *worker_ids())
         self.shim_dir.joinpath("bin").mkdir(parents=True, exist_ok=True)
+        # The shim's settings are in a file the sandbox only reads: its environment is partly
+        # the applications' (spark.executorEnv.*), so nothing there is trusted.
+        (self.shim_dir / "shim.json").write_text(json.dumps({
+            "java_home": self.hidden_java, "work": str(self.work), "local": str(self.local),
+            "readable": self.readable(), "bwrap": shutil.which("bwrap")}))
         shim = self.shim_dir / "bin" / "java"
         shim.write_text(f"#!/bin/sh\nexec {self.python} -I -m dmarket_client.worker_sandbox "
-                        "\"$@\"\n")
+                        f"--shim {SHIM_HOME}/shim.json \"$@\"\n")
         shim.chmod(0o755)
         self.cgroups, self.unlimited = [], []
         if is_root():
-            name = f"worker-{self.base.name}"
-            isolation.cgroups_remove(isolation.cgroup_dirs(name).values())
+            # Named by its state directory: two agents on one computer (of two markets, or
+            # of one market's test beside its demo) never share one.
+            digest = hashlib.sha256(str(self.base.resolve()).encode()).hexdigest()[:12]
+            name = f"worker-{self.base.name}-{digest}"
+            # What an agent killed before it could stop its worker left there ends now.
+            self.cgroups = list(isolation.cgroup_dirs(name).values())
+            self.cleanup()
             self.cgroups, self.unlimited = isolation.cgroups_create(
                 name, self.memory_mb + WORKER_OVERHEAD_MB, WORKER_MAX_PROCS)
         else:
@@ -205,7 +221,37 @@ class WorkerSandbox:
                                              str(Path(__file__).resolve().parent.parent)]
         return sorted({p for p in paths if os.path.exists(p)}, key=lambda p: len(p))
 
-    def command(self, argv):
+    def worker_java(self, argv, env):
+        """The worker's own java command line, as spark-class makes it (run here, with a
+        `java` that prints the final command instead of running it), with the real Java at
+        its path in the sandbox: the worker runs it directly, and every java it starts itself
+        (executors, drivers) is the shim."""
+        real = self.java_home / "bin" / "java"
+        printer = self.shim_dir / "print-java"
+        (printer / "bin").mkdir(parents=True, exist_ok=True)
+        script = printer / "bin" / "java"
+        script.write_text("#!/bin/sh\nfor a in \"$@\"; do\n"
+                          "  [ \"$a\" = org.apache.spark.launcher.Main ] && "
+                          f"exec {real} \"$@\"\ndone\nprintf '%s\\0' \"$@\" {ENV_MARK} "
+                          + " ".join(f'"{n}=${n}"' for n in SPARK_CLASS_ENV) + "\n")
+        script.chmod(0o755)
+        done = subprocess.run(argv, env={**env, "JAVA_HOME": str(printer)},
+                              capture_output=True, timeout=120)
+        parts = done.stdout.decode().split("\0")
+        if done.returncode != 0 or ENV_MARK not in parts or parts.index(ENV_MARK) < 1:
+            raise Unavailable("spark-class did not give the worker's command: "
+                              + done.stderr.decode(errors="replace")[-300:])
+        mark = parts.index(ENV_MARK)
+        # What spark-class sets for the worker (its launcher library builds the executors'
+        # command lines with it).
+        self.spark_env = dict(p.split("=", 1) for p in parts[mark + 1:] if "=" in p
+                              and not p.endswith("="))
+        return [f"{self.hidden_java}/bin/java", *parts[:mark]]
+
+    def command(self, argv, env=None):
+        """The sandbox around the worker: argv is spark-class's (spark-class, the Worker
+        class and its arguments)."""
+        argv = self.worker_java(list(argv), env or os.environ)
         ro = self.readable()
         # /proc: its own would be covered by bubblewrap's read-only parts, where the
         # executors' nested sandboxes could not mount theirs; the host's shows the worker the
@@ -243,9 +289,7 @@ class WorkerSandbox:
                                      "/usr/bin", "/bin"]),
             "HOME": str(self.work), "TMPDIR": "/tmp", "JAVA_HOME": SHIM_HOME,
             "SPARK_LOCAL_DIRS": str(self.local),
-            "DMARKET_REAL_JAVA_HOME": self.hidden_java,
-            "DMARKET_WORKER_WORK": str(self.work), "DMARKET_WORKER_LOCAL": str(self.local),
-            "DMARKET_SHIM_READABLE": os.pathsep.join(self.readable()),
+            **self.spark_env,
         })
         return out
 
@@ -278,25 +322,25 @@ class WorkerSandbox:
 
 # --- the shim: run as `java` inside the worker's sandbox --------------------------------------
 
-def executor_argv(argv, environ, cwd):
-    """The nested sandbox for one executor (argv: what the worker gave `java`), or None when
-    it is not an executor (the worker itself, Spark's launcher)."""
-    java = os.path.join(environ["DMARKET_REAL_JAVA_HOME"], "bin", "java")
+def executor_argv(argv, config, environ, cwd):
+    """The nested sandbox for one executor (argv: what the worker gave `java`). Anything else
+    the worker starts (a cluster-mode driver) is refused: the market runs none."""
     if EXECUTOR_CLASS not in argv:
-        return [java, *argv]
-    app_id = argv[argv.index("--app-id") + 1] if "--app-id" in argv else ""
-    work, local = Path(environ["DMARKET_WORKER_WORK"]), Path(environ["DMARKET_WORKER_LOCAL"])
+        raise SystemExit("dmarket: this worker starts executors only, not "
+                         + " ".join(a for a in argv if a.startswith("org.apache"))[:200])
+    app_id = argv[argv.index("--app-id") + 1] if "--app-id" in argv[:-1] else ""
+    work, local = Path(config["work"]), Path(config["local"])
     app_dir = work / app_id
     if not APP_ID.match(app_id) or not Path(cwd).resolve().is_relative_to(app_dir):
         raise SystemExit(f"dmarket: refused an executor of {app_id!r} started in {cwd}")
+    # Set by the worker itself, after the application's own variables.
     scratch = [p for p in environ.get("SPARK_EXECUTOR_DIRS", "").split(os.pathsep)
                if p and Path(p).resolve().is_relative_to(local)]
-    hidden = environ["DMARKET_REAL_JAVA_HOME"]
-    readable = [p for p in environ.get("DMARKET_SHIM_READABLE", "").split(os.pathsep) if p]
-    args = ["bwrap", "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
+    args = [config["bwrap"], "--unshare-user", "--disable-userns", "--cap-drop", "ALL",
             *isolation.system_args(), "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--size", str(TMP_MB * 1024 * 1024), "--tmpfs", "/tmp",
-            *bind_args(ro=[(p, p) for p in readable + [hidden]])]
+            *bind_args(ro=[(p, p) for p in config["readable"]]
+                       + [(config["java_home"], EXECUTOR_JAVA)])]
     # Other applications' directories are not there; its own are.
     made = set()
     for path in (work, local):
@@ -308,7 +352,7 @@ def executor_argv(argv, environ, cwd):
         made.add(path)
     args += bind_args(rw=[(app_dir, app_dir)] + [(p, p) for p in scratch], made=made)
     args += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--chdir", cwd,
-             "--", java, *argv]
+             "--", f"{EXECUTOR_JAVA}/bin/java", *argv]
     return args
 
 
@@ -324,14 +368,12 @@ def main(argv):
     if argv[:1] == ["--noexec"]:
         split = argv.index("--")
         noexec_then(argv[1:split], argv[split + 1:])
-    if "DMARKET_REAL_JAVA_HOME" not in os.environ:
-        raise SystemExit("dmarket: the worker sandbox's java started outside its worker")
-    command = executor_argv(argv, os.environ, os.getcwd())
-    env = dict(os.environ)
-    if EXECUTOR_CLASS in argv:
-        # The worker itself keeps them (its executors' shims need them); an executor not.
-        env = {k: v for k, v in env.items() if k not in SHIM_ENV}
-    os.execvpe(command[0], command, env)
+    if argv[:1] != ["--shim"]:
+        raise SystemExit("usage: worker_sandbox.py --shim CONFIG JAVA-ARGS... | --noexec ...")
+    with open(argv[1]) as f:
+        config = json.load(f)
+    command = executor_argv(argv[2:], config, os.environ, os.getcwd())
+    os.execve(command[0], command, dict(os.environ))
 
 
 if __name__ == "__main__":

@@ -86,6 +86,10 @@ def test_add_keeps_the_machine_token_and_not_the_owners(dmarket, server, user, s
     token = ApiToken.objects.get(digest=key_digest(saved["token"]))
     assert (token.machine, token.user, token.name) == (machine, user.model, "machine")
     assert saved["token"] != user.token
+    # The state file keeps the cluster's secret; what is printed does not show it.
+    assert saved["agent"]["spark_secret"] and "spark_secret" not in shown["agent"]
+    assert saved["agent"]["spark_secret"] not in result.stdout + result.stderr
+    saved["agent"].pop("spark_secret")
     assert {k: v for k, v in saved.items() if k != "token"} == {
         k: v for k, v in shown.items() if k not in ("agent_pid", "agent_log")}
     # Its owner's token is in none of the agent's files.
@@ -144,7 +148,8 @@ class OneHeartbeat(Agent):
 
     seen = []
 
-    def __init__(self, client, machine, work_dir, spark_home=None, log=None, save_settings=None):
+    def __init__(self, client, machine, work_dir, spark_home=None, log=None, save_settings=None,
+                 sandbox=True):
         self.client, self.machine = client, machine
 
     def run(self):
@@ -250,8 +255,9 @@ def test_the_worker_gets_no_token(server, added, spark_home, tmp_path, monkeypat
     monkeypatch.setattr(agent_module.subprocess, "Popen", Worker)
     monkeypatch.setenv("DMARKET_TOKEN", "the-owners-token")
     machine = {k: v for k, v in added.items() if k != "token"}
+    # Unsandboxed here (its Popen is faked); the sandbox's own allowlist: the test below.
     agent = Agent(Client(server, added["token"]), machine, tmp_path / "work",
-                  spark_home=spark_home, log=lambda message: None)
+                  spark_home=spark_home, log=lambda message: None, sandbox=False)
 
     agent.start_worker()
 
@@ -260,6 +266,21 @@ def test_the_worker_gets_no_token(server, added, spark_home, tmp_path, monkeypat
     assert not {"the-owners-token", added["token"]} & set(env.values())
     assert env["SPARK_LOCAL_IP"] == "127.0.0.9"
     assert env["TF_USE_LEGACY_KERAS"] == "1"   # the executors' environment, from the server
+
+
+def test_the_worker_sandbox_passes_an_allowlist_and_the_markets_executor_settings(tmp_path):
+    from dmarket_client.worker_sandbox import WorkerSandbox
+
+    box = WorkerSandbox(tmp_path / "machine-1", 1024, sys.executable)
+    env = box.env({"DMARKET_TOKEN": "t", "AWS_SECRET_ACCESS_KEY": "k", "HOME": "/home/carol",
+                   "LANG": "C.UTF-8", "_SPARK_AUTH_SECRET": "s", "TF_USE_LEGACY_KERAS": "1",
+                   "SPARK_WORKER_OPTS": "-Dspark.authenticate=true"},
+                  keep={"TF_USE_LEGACY_KERAS": "1"})
+
+    assert not {"DMARKET_TOKEN", "AWS_SECRET_ACCESS_KEY"} & set(env)
+    assert env["HOME"] == str(box.work) and env["JAVA_HOME"] == "/run/dmarket/java"
+    assert (env["LANG"], env["_SPARK_AUTH_SECRET"], env["TF_USE_LEGACY_KERAS"]) == (
+        "C.UTF-8", "s", "1")
 
 
 def test_an_agent_whose_token_was_revoked_stops(dmarket, server, added, spark_home, tmp_path,

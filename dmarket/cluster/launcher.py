@@ -424,7 +424,10 @@ def launcher_tick(launcher_id=None):
         job_follow(job, state)
     if policing:
         _policed["at"] = time.monotonic()
-        police.cluster_police(state, launcher_id)
+        try:
+            police.cluster_police(state, launcher_id)
+        except Exception:  # noqa: BLE001 - the police must not stop the launcher
+            log.exception("policing the cluster")
     for job in Job.objects.filter(launcher=launcher_id, status__in=Job.FINISHED,
                                   settled_at__isnull=True, finished_at__isnull=False):
         job_settle(job)

@@ -105,47 +105,89 @@ def sandbox_sockets(wrapper_pid, sockets):
 
 
 def driver_owner(driver_address, jobs, sockets_of):
-    """The job (of `jobs`, this launcher's running ones) whose sandbox runs the driver."""
-    port = driver_address.rpartition(":")[2]
+    """The job (of `jobs`, this launcher's running ones) whose sandbox runs the driver: one
+    that holds more connections to the master than its own driver's, and, where executors
+    name the driver's address, listens on it at the drivers' host. An address alone proves
+    nothing (any driver may advertise any host and port); the connections are the kernel's."""
+    host, _, port = driver_address.rpartition(":")
     for job in jobs:
         listening, to_master = sockets_of(job)
-        if port.isdigit() and int(port) in listening:
+        if to_master < 2:
+            continue
+        if not driver_address:
             return job
-    if not driver_address:
-        # No executor tells its address: a sandbox with more drivers on the master than one.
-        for job in jobs:
-            if sockets_of(job)[1] > 1:
-                return job
+        if host == settings.DMARKET_DRIVER_HOST and port.isdigit() and int(port) in listening:
+            return job
     return None
 
 
 # --- what an application holds on the workers ----------------------------------------------------
 
+WORKER_JSON_MAX = 2 * 1024 * 1024
+WORKER_JSON_SECONDS = 1.5
+
+
+def _read_json(url, deadline):
+    """A worker's /json/, read until `deadline` and at most WORKER_JSON_MAX bytes: a worker
+    is a contributor's, and may answer slowly, hugely or wrongly."""
+    import json
+
+    try:
+        with requests.get(url, timeout=0.5, stream=True) as response:
+            body = b""
+            for chunk in response.iter_content(65536):
+                body += chunk
+                if len(body) > WORKER_JSON_MAX or time.monotonic() > deadline:
+                    return {}
+        state = json.loads(body)
+    except (requests.RequestException, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _text(value, limit):
+    return str(value)[:limit] if isinstance(value, (str, int)) else ""
+
+
 def worker_executors(workers, app_ids):
     """{app id: [{"worker", "host", "executor", "driver": host:port}]} from the JSON of each
-    worker that uses cores (its executors' command lines name their driver)."""
-    busy = [w for w in workers if w.get("coresused") and w.get("webuiaddress")]
+    worker that uses cores (its executors' command lines name their driver), within
+    WORKER_JSON_SECONDS altogether; what is not well formed is left out."""
+    from concurrent.futures import wait
 
-    def fetch(worker):
-        try:
-            return worker, requests.get(worker["webuiaddress"].rstrip("/") + "/json/",
-                                        timeout=1).json()
-        except (requests.RequestException, ValueError):
-            return worker, {}
-
+    busy = [w for w in workers if isinstance(w, dict) and w.get("coresused")
+            and isinstance(w.get("webuiaddress"), str)
+            and w["webuiaddress"].startswith(("http://", "https://"))]
     found = {app_id: [] for app_id in app_ids}
-    with ThreadPoolExecutor(max_workers=min(16, len(busy) or 1)) as pool:
-        for worker, state in pool.map(fetch, busy):
-            for executor in state.get("executors", []):
-                app_id = executor.get("appid")
-                if app_id not in found:
-                    continue
-                match = DRIVER_URL.search(str((executor.get("appdesc") or {}).get("command")))
-                found[app_id].append({
-                    "worker": worker.get("id", ""), "host": worker.get("host", ""),
-                    "executor": str(executor.get("id", "")),
-                    "driver": match.group(1) if match else ""})
+    if not busy:
+        return found
+    deadline = time.monotonic() + WORKER_JSON_SECONDS
+    pool = ThreadPoolExecutor(max_workers=min(16, len(busy)))
+    futures = {pool.submit(_read_json, w["webuiaddress"].rstrip("/") + "/json/", deadline): w
+               for w in busy}
+    done, _ = wait(futures, timeout=WORKER_JSON_SECONDS + 0.5)
+    pool.shutdown(wait=False)
+    for future in done:
+        worker, state = futures[future], future.result()
+        executors = state.get("executors")
+        for executor in executors if isinstance(executors, list) else []:
+            if not isinstance(executor, dict) or _text(executor.get("appid"), 100) not in found:
+                continue
+            desc = executor.get("appdesc")
+            command = desc.get("command") if isinstance(desc, dict) else ""
+            match = DRIVER_URL.search(command if isinstance(command, str) else "")
+            found[executor["appid"]].append({
+                "worker": _text(worker.get("id"), 200), "host": _text(worker.get("host"), 200),
+                "executor": _text(executor.get("id"), 40),
+                "driver": match.group(1)[:300] if match else ""})
     return found
+
+
+def split_cores(cores, executors):
+    """The application's cores (the master's count) over its executors, none lost."""
+    count = len(executors)
+    for i, executor in enumerate(executors):
+        executor["cores"] = cores // count + (1 if i < cores % count else 0)
 
 
 # --- the police ---------------------------------------------------------------------------------
@@ -185,41 +227,71 @@ def police_candidates(state, running):
 
 
 def police_record(app, executors, job, reason):
+    """Record the kill once. Returns "new", "claimed" (recorded before with no job, by a
+    launcher that does not run its driver, and this one does) or "" (nothing to do)."""
+    if PolicedApp.objects.filter(app_id=app["id"]).exists():
+        if job is not None and PolicedApp.objects.filter(app_id=app["id"], job=None).update(
+                job=job, reason=reason[:500]):
+            return "claimed"
+        return ""
     started = app.get("starttime")
     driver = next((e["driver"] for e in executors if e["driver"]), "")
-    if PolicedApp.objects.filter(app_id=app["id"]).exists():
-        return False
     try:
         with transaction.atomic():
             PolicedApp.objects.create(
-                app_id=app["id"], name=str(app.get("name", ""))[:500],
-                spark_user=str(app.get("user", ""))[:200], driver_address=driver[:300],
+                app_id=_text(app["id"], 100), name=_text(app.get("name"), 500),
+                spark_user=_text(app.get("user"), 200), driver_address=driver[:300],
                 job=job, reason=reason[:500], cores=int(app.get("cores") or 0),
                 executors=[{k: e[k] for k in ("worker", "host", "executor", "cores")}
                            for e in executors],
                 started_at=(datetime.fromtimestamp(started / 1000, dt_timezone.utc)
-                            if started else None),
+                            if isinstance(started, (int, float)) else None),
                 killed_by=settings.DMARKET_LAUNCHER_ID[:200])
     except IntegrityError:
         # Killed already (by this launcher's earlier look or another launcher's).
-        return False
-    return True
+        return ""
+    return "new"
+
+
+def police_drivers(state):
+    """Kill every driver the master runs: the market runs none in cluster mode (a member
+    holding the secret could submit one, which a worker would run outside any job)."""
+    killed = 0
+    for driver in (state or {}).get("activedrivers") or []:
+        driver_id = _text(driver.get("id") if isinstance(driver, dict) else "", 100)
+        if not driver_id:
+            continue
+        spark.master_kill_driver(driver_id)
+        killed += 1
+        if not PolicedApp.objects.filter(app_id=driver_id).exists():
+            try:
+                with transaction.atomic():
+                    PolicedApp.objects.create(
+                        app_id=driver_id, name=_text(driver.get("mainclass"), 500),
+                        reason="a driver submitted in cluster mode (the market runs none)",
+                        killed_by=settings.DMARKET_LAUNCHER_ID[:200])
+            except IntegrityError:
+                pass
+            log.warning("killed driver %s: submitted in cluster mode", driver_id)
+    return killed
 
 
 def cluster_police(state, launcher_id=None):
     """Kill every application that is no running job's verified one nor the inference
-    server's; record each; fail the job of this launcher whose sandbox runs its driver.
-    Returns how many it killed."""
+    server's, and every cluster-mode driver; record each; fail the job of this launcher whose
+    sandbox runs its driver. Returns how many it killed."""
     if state is None:
         return 0
     from .launcher import job_request_stop, process_alive
 
+    killed = police_drivers(state)
     running = list(Job.objects.filter(status__in=(Job.STARTING, Job.RUNNING)))
     apps = police_candidates(state, running)
     if not apps:
-        return 0
-    executors = worker_executors(state.get("workers", []), [a["id"] for a in apps])
-    # The kill first: every moment it runs, it runs on contributors' machines.
+        return killed
+    # What they hold, read first (once killed, their executors are gone from the workers),
+    # within a bound: the kill must not wait on a worker.
+    executors = worker_executors(state.get("workers") or [], [a["id"] for a in apps])
     for app in apps:
         spark.master_kill_app(app["id"])
     launcher_id = launcher_id or settings.DMARKET_LAUNCHER_ID
@@ -234,31 +306,36 @@ def cluster_police(state, launcher_id=None):
         return cache[job.pk]
 
     for app in apps:
-        ran = executors.get(app["id"], [])
-        # The workers do not show an executor's cores; the master shows the application's.
-        for executor in ran:
-            executor["cores"] = int(app.get("cores") or 0) // len(ran)
-        driver = next((e["driver"] for e in ran if e["driver"]), "")
-        job = driver_owner(driver, mine, sockets_of)
-        age = (time.time() * 1000 - app.get("starttime", time.time() * 1000)) / 1000
-        if job is None:
-            reason = "no running job's verified application"
-        else:
-            reason = (f"started by job {job.pk}'s driver, which may run one application "
-                      f"(its own{', ' + job.spark_app_id if job.spark_app_id else ''})")
-        if not police_record(app, ran, job, reason):
-            continue
-        log.warning("killed application %s (%r, user %r, %.1f s old, driver %s, %d executors): "
-                    "%s", app["id"], app.get("name"), app.get("user"), age, driver or "?",
-                    len(ran), reason)
-        if job is not None:
-            try:
-                with open(job.log_path, "ab") as output:
-                    output.write(f"dmarket: application {app['id']} killed: the job started "
-                                 f"a Spark application besides its own\n".encode())
-            except OSError:
-                pass
-            job_request_stop(job, Job.FAILED,
-                             f"the job started a second Spark application ({app['id']}), "
-                             f"which the market killed; what it ran is billed to this job")
-    return len(apps)
+        try:
+            police_app(app, executors.get(app["id"], []), mine, sockets_of, job_request_stop)
+        except Exception:  # noqa: BLE001 - one application must not keep the others alive
+            log.exception("policing application %s", app.get("id"))
+    return killed + len(apps)
+
+
+def police_app(app, ran, mine, sockets_of, job_request_stop):
+    split_cores(int(app.get("cores") or 0), ran)
+    driver = next((e["driver"] for e in ran if e["driver"]), "")
+    job = driver_owner(driver, mine, sockets_of)
+    age = (time.time() * 1000 - (app.get("starttime") or time.time() * 1000)) / 1000
+    if job is None:
+        reason = "no running job's verified application"
+    else:
+        reason = (f"started by job {job.pk}'s driver, which may run one application "
+                  f"(its own{', ' + job.spark_app_id if job.spark_app_id else ''})")
+    if not police_record(app, ran, job, reason):
+        return
+    log.warning("killed application %s (%r, user %r, %.1f s old, driver %s, %d executors): %s",
+                app["id"], app.get("name"), app.get("user"), age, driver or "?", len(ran),
+                reason)
+    if job is None:
+        return
+    try:
+        with open(job.log_path, "ab") as output:
+            output.write(f"dmarket: application {app['id']} killed: the job started a Spark "
+                         f"application besides its own\n".encode())
+    except OSError:
+        pass
+    job_request_stop(job, Job.FAILED,
+                     f"the job started a second Spark application ({app['id']}), which the "
+                     f"market killed; what it ran is billed to this job")

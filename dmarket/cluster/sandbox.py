@@ -281,10 +281,12 @@ def served_ports():
     return sorted({p for p in ports if p})
 
 
-def nft_rules(uid, ports, served=()):
+def nft_rules(uid, ports, served=(), worker_uid=None):
     """Refused to the sandbox user: connecting to `ports` on any address (a service on this
     host listens on all its addresses; a host name would tie the rule to DNS), and answering
-    from `ports` or `served` (taking a service's place)."""
+    from `ports` or `served` (taking a service's place). To the user of a machine's worker on
+    this host (its executors run users' code), connecting to `ports` too (it answers from its
+    own UI's port, one of them)."""
     lines = [f"table inet {NFT_TABLE} {{", "  chain output {",
              "    type filter hook output priority 0; policy accept;"]
     for port in sorted(set(ports) | set(served)):
@@ -292,6 +294,10 @@ def nft_rules(uid, ports, served=()):
     lines.append(f"    meta skuid {uid} ct state established,related accept")
     for port in sorted(set(ports)):
         lines.append(f"    meta skuid {uid} tcp dport {port} reject with tcp reset")
+    if worker_uid is not None:
+        lines.append(f"    meta skuid {worker_uid} ct state established,related accept")
+        for port in sorted(set(ports)):
+            lines.append(f"    meta skuid {worker_uid} tcp dport {port} reject with tcp reset")
     lines += ["  }", "}"]
     return "\n".join(lines) + "\n"
 
@@ -308,7 +314,11 @@ def network_apply(worker_uis=()):
     if not nft:
         return "nftables (nft) is not installed: apt-get install nftables"
     uid, _ = sandbox_ids()
-    rules = nft_rules(uid, blocked_ports(worker_uis), served_ports())
+    try:
+        worker_uid = pwd.getpwnam(settings.DMARKET_WORKER_USER).pw_uid
+    except KeyError:
+        worker_uid = None
+    rules = nft_rules(uid, blocked_ports(worker_uis), served_ports(), worker_uid)
     if _applied.get("rules") == rules:
         return ""
     script = f"table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n{rules}"

@@ -181,21 +181,29 @@ def master_state():
 CSRF_TOKEN = re.compile(r'name="csrfToken" value="([0-9a-fA-F]+)"')
 
 
+def _master_kill(path, item_id):
+    ui = settings.DMARKET_SPARK_MASTER_UI.rstrip("/")
+    try:
+        # Spark 4.3 wants the per-UI CSRF token that its own kill forms carry.
+        page = requests.get(ui + "/", timeout=HTTP_TIMEOUT).text
+        token = CSRF_TOKEN.search(page)
+        data = {"id": item_id, "terminate": "true"}
+        if token:
+            data["csrfToken"] = token.group(1)
+        requests.post(ui + path, data=data, timeout=HTTP_TIMEOUT, allow_redirects=False)
+    except requests.RequestException:
+        pass
+
+
+def master_kill_driver(driver_id):
+    """Ask the standalone master to kill a cluster-mode driver. Best effort."""
+    _master_kill("/driver/kill/", driver_id)
+
+
 def master_kill_app(app_id):
     """Ask the standalone master to kill the application (and so its executors). Best effort:
     the launcher also signals the driver's process group, and the master notices that."""
-    ui = settings.DMARKET_SPARK_MASTER_UI.rstrip("/")
-    try:
-        # Spark 4.3 wants the per-UI CSRF token that its own kill form carries.
-        page = requests.get(ui + "/", timeout=HTTP_TIMEOUT).text
-        token = CSRF_TOKEN.search(page)
-        data = {"id": app_id, "terminate": "true"}
-        if token:
-            data["csrfToken"] = token.group(1)
-        requests.post(ui + "/app/kill/", data=data, timeout=HTTP_TIMEOUT,
-                      allow_redirects=False)
-    except requests.RequestException:
-        pass
+    _master_kill("/app/kill/", app_id)
 
 
 def history_app(app_id):

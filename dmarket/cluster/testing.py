@@ -150,7 +150,7 @@ class LocalCluster:
                    SPARK_WORKER_OPTS=self.security_opts())
         with open(self.logs / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(
-                box.command(argv), env=box.env(env), stdin=subprocess.DEVNULL, stdout=log,
+                box.command(argv, env), env=box.env(env), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=box.preexec)
         wait_for(lambda: self._alive(name) and self.worker(address), 90,
                  what=f"sandboxed worker {address} to register")

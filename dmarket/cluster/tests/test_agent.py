@@ -27,7 +27,7 @@ from .conftest import use_cluster
 from .util import executors_registered, expected_bill, history_core_ms, ledger_sum, read_log, \
     submit
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.spark]
 ADDRESSES = {"carol": "127.0.0.4", "dave": "127.0.0.5"}
 
 

@@ -185,3 +185,13 @@ def test_an_executor_log_url_is_rebuilt_with_the_jobs_own_application(monkeypatc
     assert asked == ["http://127.0.0.2:8081/log/?appId=app-1&executorId=0&logType=stdout"
                      "&offset=0&byteLength=100"]
     assert text == ("hi", 0, 2, 2)
+
+
+def test_a_workers_executors_on_this_host_are_refused_the_same_ports_but_answer_from_theirs():
+    rules = sandbox.nft_rules(999, [5432, 8081], [7077], worker_uid=998).splitlines()
+
+    body = [line.strip() for line in rules[3:-2]]
+    assert body[-3:] == ["meta skuid 998 ct state established,related accept",
+                         "meta skuid 998 tcp dport 5432 reject with tcp reset",
+                         "meta skuid 998 tcp dport 8081 reject with tcp reset"]
+    assert not any("998 tcp sport" in line for line in body)

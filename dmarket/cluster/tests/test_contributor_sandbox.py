@@ -14,7 +14,7 @@ from .conftest import APPS
 from .test_agent import add_machine, bare_cluster, drive, market, stop_agent  # noqa: F401
 from .util import read_log, submit
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.spark]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the memory cap needs a cgroup (root)")
@@ -35,7 +35,7 @@ def test_a_curious_job_reaches_nothing_of_the_contributor_and_no_more_memory_tha
         (other / "data.csv").write_text("someone else's\n")
         targets = {"read": [str(home / "diary.txt"), str(state / "machine.json"),
                             str(other / "data.csv"), "/etc/shadow"],
-                   "list": [str(home), str(state), str(other)],
+                   "list": [str(home), str(state), str(other), "/run"],
                    # The machine offers 1 GB: 2 GB in one Python worker passes any cap.
                    "allocate_mb": {"within": 256, "past": 2048}}
         job = submit(make_user("mallory"), entry_file=str(APPS / "curious.py"), cores=1,
@@ -43,6 +43,9 @@ def test_a_curious_job_reaches_nothing_of_the_contributor_and_no_more_memory_tha
         job = drive(job, lambda j: j.status in Job.FINISHED, timeout=300)
         assert job.status == Job.SUCCEEDED, read_log(job)[-3000:]
         report = json.loads((job.output_dir / "report.json").read_text())
+        # Its agent reaches its worker's UI (the firewall refuses it to drivers, not to it).
+        machine.refresh_from_db()
+        assert (machine.state, machine.worker_id) == ("ONLINE", market.worker("127.0.0.8")["id"])
     finally:
         stop_agent(carol, tmp_path, machine)
 
@@ -55,6 +58,9 @@ def test_a_curious_job_reaches_nothing_of_the_contributor_and_no_more_memory_tha
     assert "diary.txt" not in listed[str(home)].get("got", "")
     assert "machine.json" not in listed[str(state)].get("got", "")
     assert not listed[str(other)]["ok"], listed
+    # The worker's real Java (an application naming it as JAVA_HOME would escape the shim)
+    # is at a path an executor never sees; its own is at one no worker has.
+    assert listed["/run"]["got"] == "['dmarket-executor']", listed["/run"]
     # Its own application's directory only.
     app_dir = os.path.basename(os.path.dirname(executor["cwd"]))
     assert json.loads(executor["work"]["got"].replace("'", '"')) == [app_dir]

@@ -113,7 +113,7 @@ def sandbox_of():
 
 
 def test_an_application_whose_driver_listens_in_a_jobs_sandbox_fails_that_job(
-        make_user, entry_file, killed, monkeypatch, sandbox_of):
+        make_user, entry_file, killed, monkeypatch, sandbox_of, settings):
     owner = make_user("carol")
     machine = Machine.objects.create(user=owner, cores=2, memory_mb=1024, address="127.0.0.2",
                                      state=Machine.ONLINE, worker_id="worker-1")
@@ -121,7 +121,8 @@ def test_an_application_whose_driver_listens_in_a_jobs_sandbox_fails_that_job(
     credits_grant(alice, 100, "grant:test")
     job = a_job(alice, entry_file, status=Job.RUNNING, spark_app_id="app-mine", max_credits=10)
     job_hold(job)
-    port, _ = sandbox_of(job)
+    port, master_port = sandbox_of(job)
+    settings.DMARKET_SPARK_MASTER_URL = f"spark://127.0.0.1:{master_port}"
     # Its pid is no wrapper of its (pid 1 is every process's ancestor).
     innocent = a_job(make_user("bob"), entry_file, status=Job.RUNNING, spark_app_id="app-b",
                      driver_pid=1)
@@ -189,41 +190,106 @@ def test_an_application_from_no_sandbox_of_this_launcher_fails_no_job(
     assert not job.cancel_requested
 
 
-def test_worker_executors_reads_the_driver_from_the_executors_command_line(monkeypatch):
-    command = ("Command(org.apache.spark.executor.CoarseGrainedExecutorBackend,List("
-               "--driver-url, spark://CoarseGrainedScheduler@192.0.2.2:46613, --executor-id, "
-               "{{EXECUTOR_ID}}),Map(),List())")
+def test_an_address_alone_blames_no_job(make_user, entry_file, killed, monkeypatch,
+                                        sandbox_of):
+    """A driver elsewhere advertising a job's driver port as its own: that job's sandbox holds
+    no second connection to the master, so it is not the driver's."""
+    job = a_job(make_user("alice"), entry_file, status=Job.RUNNING, spark_app_id="app-mine")
+    port, _ = sandbox_of(job)   # its connections go to a port that is not the master's
+    monkeypatch.setattr(police, "worker_executors", lambda workers, ids: {
+        "app-rogue": [{"worker": "w", "host": "h", "executor": "0",
+                       "driver": f"127.0.0.1:{port}"}]})
 
-    class Answer:
-        @staticmethod
-        def json():
-            return {"executors": [{"id": 0, "appid": "app-1", "appdesc": {"command": command}},
-                                  {"id": 3, "appid": "app-other", "appdesc": {}}]}
+    police.cluster_police({"activeapps": [app("app-rogue", "nobody")]})
 
-    asked = []
-    monkeypatch.setattr(police.requests, "get", lambda url, timeout: asked.append(url) or Answer)
-    workers = [{"id": "w1", "host": "127.0.0.2", "webuiaddress": "http://127.0.0.2:8081",
-                "coresused": 1},
-               {"id": "w2", "host": "127.0.0.3", "webuiaddress": "http://127.0.0.3:8081",
-                "coresused": 0}]
+    assert PolicedApp.objects.get().job is None
+    job.refresh_from_db()
+    assert not job.cancel_requested
+
+
+def test_cluster_mode_drivers_are_killed_and_recorded(killed, monkeypatch):
+    drivers = []
+    monkeypatch.setattr(spark, "master_kill_driver", drivers.append)
+    state = {"activeapps": [], "activedrivers": [
+        {"id": "driver-20261203-0001", "mainclass": "org.example.Mine"}, "junk"]}
+
+    assert police.cluster_police(state) == 1
+    assert drivers == ["driver-20261203-0001"]
+    assert list(PolicedApp.objects.values_list("app_id", "name", "reason")) == [
+        ("driver-20261203-0001", "org.example.Mine",
+         "a driver submitted in cluster mode (the market runs none)")]
+
+
+def test_the_cores_of_an_application_are_split_over_its_executors_none_lost():
+    executors = [{}, {}, {}]
+    police.split_cores(5, executors)
+    assert [e["cores"] for e in executors] == [2, 2, 1]
+
+
+COMMAND = ("Command(org.apache.spark.executor.CoarseGrainedExecutorBackend,List("
+           "--driver-url, spark://CoarseGrainedScheduler@192.0.2.2:46613, --executor-id, "
+           "{{EXECUTOR_ID}}),Map(),List())")
+
+
+@pytest.fixture
+def worker_ui():
+    """A real HTTP server standing for workers' UIs: answers(path) -> (delay per byte, body)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answers = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            delay, body = answers.get(self.path.split("/json/")[0], (0, b"{}"))
+            body = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for i in range(0, len(body), 1 if delay else len(body)):
+                    self.wfile.write(body[i:i + (1 if delay else len(body))])
+                    self.wfile.flush()
+                    time.sleep(delay)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    yield base, answers
+    server.shutdown()
+
+
+def test_worker_executors_reads_the_driver_from_the_executors_command_line(worker_ui):
+    base, answers = worker_ui
+    answers["/w1"] = (0, {"executors": [
+        {"id": 0, "appid": "app-1", "appdesc": {"command": COMMAND}},
+        {"id": 3, "appid": "app-other", "appdesc": {}}]})
+    workers = [{"id": "w1", "host": "127.0.0.2", "webuiaddress": base + "/w1", "coresused": 1},
+               {"id": "w2", "host": "127.0.0.3", "webuiaddress": base + "/w2", "coresused": 0}]
 
     assert police.worker_executors(workers, ["app-1"]) == {"app-1": [
         {"worker": "w1", "host": "127.0.0.2", "executor": "0", "driver": "192.0.2.2:46613"}]}
-    # Only the workers that run something are asked.
-    assert asked == ["http://127.0.0.2:8081/json/"]
 
 
-def test_the_inference_servers_application_gets_the_longer_grace_until_it_records_its_id(
-        make_user, entry_file, killed, settings, tmp_path):
-    settings.DMARKET_APP_GRACE, settings.DMARKET_APP_VERIFY_GRACE = 3, 10
-    five_s = (time.time() - 5) * 1000
-    state = {"activeapps": [app("app-inference", police.INFERENCE_USER, five_s)]}
+def test_a_worker_answering_slowly_or_wrongly_neither_stalls_nor_breaks_the_police(worker_ui):
+    base, answers = worker_ui
+    answers["/slow"] = (0.2, {"executors": [{"id": 1, "appid": "app-1"}]})
+    answers["/list"] = (0, [1, 2])
+    answers["/junk"] = (0, {"executors": [1, {"appid": ["x"]}, {"appid": "app-1", "id": "e" * 500,
+                                                                "appdesc": "str"}]})
+    answers["/bytes"] = (0, b"\x00not json")
+    workers = [{"id": name, "host": "h", "webuiaddress": base + "/" + name, "coresused": 1}
+               for name in ("slow", "list", "junk", "bytes")] + ["junk", {"coresused": 1}]
 
-    police.cluster_police(state)
-    assert killed == []
+    started = time.monotonic()
+    found = police.worker_executors(workers, ["app-1"])
 
-    # Once it has recorded its id, another application showing its user is no longer spared.
-    (tmp_path / "app_id").write_text("app-inference")
-    state["activeapps"].append(app("app-impostor", police.INFERENCE_USER, five_s))
-    police.cluster_police(state)
-    assert killed == ["app-impostor"]
+    assert time.monotonic() - started < police.WORKER_JSON_SECONDS + 1
+    assert found == {"app-1": [{"worker": "junk", "host": "h", "executor": "e" * 40,
+                                "driver": ""}]}
