@@ -293,7 +293,7 @@ DMARKET_JOB_MAX_FILES = int(os.environ.get("DMARKET_JOB_MAX_FILES", "100000"))
 # its driver. An application is killed at most grace + interval + one master request after
 # it registered.
 DMARKET_POLICE_INTERVAL = float(os.environ.get("DMARKET_POLICE_INTERVAL", "1"))
-DMARKET_APP_GRACE = float(os.environ.get("DMARKET_APP_GRACE", "3"))
+DMARKET_APP_GRACE = float(os.environ.get("DMARKET_APP_GRACE", "2"))
 DMARKET_APP_VERIFY_GRACE = float(os.environ.get("DMARKET_APP_VERIFY_GRACE", "10"))
 # Wall-clock limit of a job's run, in seconds: the default a job gets and the most it may ask.
 DMARKET_JOB_MAX_RUNTIME = int(os.environ.get("DMARKET_JOB_MAX_RUNTIME", "21600"))

@@ -72,8 +72,23 @@ def _socket_inodes(pids):
     return inodes
 
 
+def _address(hex_address):
+    """/proc/net/tcp's hex address: (ip text, port)."""
+    import ipaddress
+
+    host, port = hex_address.rsplit(":", 1)
+    raw = bytes.fromhex(host)
+    # Each 32-bit word in the host's byte order (little-endian here).
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    ip = ipaddress.ip_address(raw)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return str(ip), int(port, 16)
+
+
 def tcp_sockets():
-    """{inode: (state, local port, remote port)} of this network namespace's TCP sockets."""
+    """{inode: (state, (local ip, port), remote port)} of this network namespace's TCP
+    sockets."""
     out = {}
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -85,18 +100,21 @@ def tcp_sockets():
             fields = line.split()
             if len(fields) < 10:
                 continue
-            local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
-            out[inode] = (state, int(local.rsplit(":", 1)[1], 16),
-                          int(remote.rsplit(":", 1)[1], 16))
+            try:
+                out[int(fields[9])] = (fields[3], _address(fields[1]),
+                                       int(fields[2].rsplit(":", 1)[1], 16))
+            except ValueError:
+                continue
     return out
 
 
 def sandbox_sockets(wrapper_pid, sockets):
-    """(ports its processes listen on, how many connections they hold to the master)."""
+    """((address, port) its processes listen on, how many connections they hold to the
+    master)."""
     master_port = urlsplit(settings.DMARKET_SPARK_MASTER_URL.replace("spark://", "http://")).port
     listening, to_master = set(), 0
     for inode in _socket_inodes(_descendants(wrapper_pid)):
-        state, local, remote = sockets.get(inode, ("", 0, 0))
+        state, local, remote = sockets.get(inode, ("", ("", 0), 0))
         if state == TCP_LISTEN:
             listening.add(local)
         elif state == TCP_ESTABLISHED and remote == master_port:
@@ -107,24 +125,43 @@ def sandbox_sockets(wrapper_pid, sockets):
 def driver_owner(driver_address, jobs, sockets_of):
     """The job (of `jobs`, this launcher's running ones) whose sandbox runs the driver: one
     that holds more connections to the master than its own driver's, and, where executors
-    name the driver's address, listens on it at the drivers' host. An address alone proves
-    nothing (any driver may advertise any host and port); the connections are the kernel's."""
+    name the driver's address, listens on that address and port. An address alone proves
+    nothing (any driver may advertise any host and port); the sockets are the kernel's."""
     host, _, port = driver_address.rpartition(":")
+    addresses = _resolve(host.strip("[]")) if driver_address else set()
     for job in jobs:
         listening, to_master = sockets_of(job)
         if to_master < 2:
             continue
         if not driver_address:
             return job
-        if host == settings.DMARKET_DRIVER_HOST and port.isdigit() and int(port) in listening:
+        if port.isdigit() and any((ip, int(port)) in listening
+                                  for ip in addresses | {"0.0.0.0", "::"}):
             return job
     return None
 
 
+def _resolve(host):
+    """The addresses a driver's advertised host names (it is this host's own name or
+    address when the driver runs here)."""
+    import ipaddress
+    import socket
+
+    try:
+        return {str(ipaddress.ip_address(host))}
+    except ValueError:
+        pass
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return set()
+
+
 # --- what an application holds on the workers ----------------------------------------------------
 
-WORKER_JSON_MAX = 2 * 1024 * 1024
-WORKER_JSON_SECONDS = 1.5
+# A worker keeps its last 1,000 finished executors' command lines (about 3 KB each) there.
+WORKER_JSON_MAX = 32 * 1024 * 1024
+WORKER_JSON_SECONDS = 2.5
 
 
 def _read_json(url, deadline):
@@ -133,7 +170,7 @@ def _read_json(url, deadline):
     import json
 
     try:
-        with requests.get(url, timeout=0.5, stream=True) as response:
+        with requests.get(url, timeout=(1, 1), stream=True) as response:
             body = b""
             for chunk in response.iter_content(65536):
                 body += chunk

@@ -42,10 +42,11 @@ def a_job(user, entry_file, **fields):
 
 
 def test_the_police_kills_what_is_no_running_jobs_application_once_past_the_grace(
-        make_user, entry_file, killed, tmp_path):
+        make_user, entry_file, killed, tmp_path, settings):
+    settings.DMARKET_APP_GRACE = 3
     (tmp_path / "app_id").write_text("app-inference")
     job = a_job(make_user("alice"), entry_file, status=Job.RUNNING, spark_app_id="app-mine")
-    young = (time.time() - 2) * 1000
+    young = (time.time() - 1) * 1000
     state = {"activeapps": [app("app-mine", job.tag), app("app-inference", "root"),
                             app("app-rogue", "root"), app("app-finished-job", "x"),
                             app("app-new", "root", young)]}

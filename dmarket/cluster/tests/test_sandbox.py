@@ -16,6 +16,7 @@ from dmarket.cluster import spark
 from dmarket.cluster.launcher import launcher_tick
 from dmarket.cluster.billing import billing_tick
 from dmarket.cluster.models import PolicedApp
+from dmarket.cluster.testing import wait_for
 from dmarket.credits.models import LedgerEntry
 from dmarket.files.tests.util import uploaded
 from dmarket.jobs.models import Job
@@ -197,6 +198,10 @@ def test_a_second_application_a_job_starts_is_killed_within_5_s_billed_to_it_and
         cluster, make_user, live_server, settings):
     settings.DMARKET_PUBLIC_URL = live_server.url
     machines = share_workers(cluster, make_user)
+    # Both workers' cores free (an earlier test's executors may still be ending): the job
+    # takes one, its second application the other.
+    wait_for(lambda: not (s := spark.master_state())["activeapps"]
+             and all(w["coresused"] == 0 for w in s["workers"]), 60, what="an idle cluster")
     job = hostile_job(make_user("mallory"), {
         "read": [], "list": [], "write": [], "signal": [], "connect": [],
         "survivor": SURVIVOR, "spark": True, "rogue": True})
