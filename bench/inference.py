@@ -116,6 +116,7 @@ def main():
     cluster = LocalCluster(data / "spark").start(
         workers=[("127.0.0.2", options.cores, 1024 * options.cores + 512)])
     settings.DMARKET_SPARK_MASTER_URL = cluster.master_url
+    settings.DMARKET_SPARK_SECRET = cluster.secret
     settings.DMARKET_SPARK_MASTER_UI = cluster.master_ui
     settings.DMARKET_HISTORY_URL = cluster.history_url
     settings.DMARKET_EVENT_LOG_DIR = cluster.events

@@ -84,6 +84,7 @@ def main():
                DMARKET_PUBLIC_URL=f"http://127.0.0.1:{port}",
                DMARKET_SPARK_MASTER_UI=cluster.master_ui, DMARKET_HISTORY_URL=cluster.history_url,
                DMARKET_EVENT_LOG_DIR=str(cluster.events), DMARKET_BILLING_POLL="2",
+               DMARKET_SPARK_SECRET=cluster.secret,
                DJANGO_SUPERUSER_USERNAME="admin", DJANGO_SUPERUSER_PASSWORD="bench-admin-pw")
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run(manage + ["migrate", "-v0"], env=env, check=True)

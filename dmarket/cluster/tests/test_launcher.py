@@ -133,6 +133,7 @@ def test_launcher_killed_and_restarted_mid_job_ends_it_right_and_bills_once(
                DMARKET_SPARK_MASTER_URL=cluster.master_url,
                DMARKET_SPARK_MASTER_UI=cluster.master_ui,
                DMARKET_HISTORY_URL=cluster.history_url,
+               DMARKET_SPARK_SECRET=cluster.secret,
                DMARKET_LAUNCHER_ID=settings.DMARKET_LAUNCHER_ID,
                DMARKET_SETTLE_GRACE="5")
 
