@@ -144,9 +144,13 @@ def test_launcher_killed_and_restarted_mid_job_ends_it_right_and_bills_once(
                                     stderr=subprocess.STDOUT)
 
     first = start_launcher("launcher-1")
-    job = wait_db(job, lambda j: j.status == Job.RUNNING, 120, first, tmp_path / "launcher-1.log")
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    try:
+        job = wait_db(job, lambda j: j.status == Job.RUNNING, 120, first,
+                      tmp_path / "launcher-1.log")
+    finally:
+        # Also when it failed: a launcher left running would claim the next tests' jobs.
+        first.send_signal(signal.SIGKILL)
+        first.wait()
     assert pgid_alive(job.driver_pid), "the driver must outlive its launcher"
 
     second = start_launcher("launcher-2")
