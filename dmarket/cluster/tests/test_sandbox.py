@@ -200,8 +200,10 @@ def test_a_second_application_a_job_starts_is_killed_within_5_s_billed_to_it_and
     machines = share_workers(cluster, make_user)
     # Both workers' cores free (an earlier test's executors may still be ending): the job
     # takes one, its second application the other.
+    # (The master keeps a killed worker's last entry, DEAD, with its cores used.)
     wait_for(lambda: not (s := spark.master_state())["activeapps"]
-             and all(w["coresused"] == 0 for w in s["workers"]), 60, what="an idle cluster")
+             and all(w["coresused"] == 0 for w in s["workers"] if w["state"] == "ALIVE"), 60,
+             what="an idle cluster")
     job = hostile_job(make_user("mallory"), {
         "read": [], "list": [], "write": [], "signal": [], "connect": [],
         "survivor": SURVIVOR, "spark": True, "rogue": True})
