@@ -192,7 +192,9 @@ def worker_executors(workers, app_ids):
     WORKER_JSON_SECONDS altogether; what is not well formed is left out."""
     from concurrent.futures import wait
 
+    # The master keeps a lost worker's entry (DEAD, its last cores used, its UI gone).
     busy = [w for w in workers if isinstance(w, dict) and w.get("coresused")
+            and w.get("state", "ALIVE") == "ALIVE"
             and isinstance(w.get("webuiaddress"), str)
             and w["webuiaddress"].startswith(("http://", "https://"))]
     found = {app_id: [] for app_id in app_ids}
