@@ -316,9 +316,6 @@ class WorkerSandbox:
             time.sleep(0.1)
         isolation.cgroups_remove(self.cgroups)
 
-    def oom(self):
-        return isolation.cgroup_oom(self.cgroups)
-
 
 # --- the shim: run as `java` inside the worker's sandbox --------------------------------------
 
