@@ -10,6 +10,8 @@ class Context:
     def __init__(self, server=None, as_json=False):
         self.server_flag = server
         self.as_json = as_json
+        # A submitting command's --quiet: print only the new job's id.
+        self.quiet = False
 
     @property
     def server(self):

@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from .context import pass_context
-from .output import emit, emit_json, fields, json_option, table
+from .output import emit, emit_json, fields, json_option, quiet_option, table
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
-FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED")
+# LOST as `dmarket jobs` has it (an inference job is not lost today, but watch must end).
+FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED", "LOST")
 JOB_FIELDS = ["id", "name", "owner", "status", "status_reason", "cancel_requested", "model",
               "weights", "data", "batch_size", "input_count", "outputs", "max_credits",
               "cost", "billing_job", "created_at", "started_at", "finished_at", "settled_at"]
@@ -68,15 +69,20 @@ def infer():
 @click.option("--batch-size", required=True, type=click.IntRange(min=1))
 @click.option("--name", help="The job's name.")
 @click.option("--max-credits", metavar="CREDITS", help="The most the job may cost.")
+@quiet_option
 @json_option
 @pass_context
 def submit(ctx, model, weights, data, batch_size, name, max_credits):
-    """Submit an inference job."""
+    """Submit an inference job. With --quiet only its id is printed."""
     body = {"model": absolute(model), "data": absolute(data), "batch_size": batch_size}
     optional = {"weights": absolute(weights) if weights else None, "name": name,
                 "max_credits": max_credits}
     body.update({k: v for k, v in optional.items() if v is not None})
-    show(ctx, ctx.client().post("inference/", body))
+    ijob = ctx.client().post("inference/", body)
+    if ctx.quiet:
+        click.echo(ijob["id"])
+    else:
+        show(ctx, ijob)
 
 
 def show(ctx, ijob):
@@ -166,7 +172,11 @@ def rates(ctx):
 def watch(ctx, job_ids, interval):
     """Follow inference jobs (default: your running ones) until they have all finished: a
     line every interval with each job's outputs so far, its batch size and 10 s rate, and
-    the largest 10 s rate of the running jobs over the smallest. --json: one object a line."""
+    the largest 10 s rate of the running jobs over the smallest. --json: one object a line.
+
+    Exits 0 when every job succeeded (or none was queued or running), 1 when any ended
+    FAILED, LOST or CANCELLED (like `dmarket jobs watch`).
+    """
     client = ctx.client()
     if not job_ids:
         job_ids = [j["id"] for j in client.pages("inference/", page_size=500,
@@ -187,7 +197,8 @@ def watch(ctx, job_ids, interval):
                 f"{r['rate_10s']:.2f}/s" for r in rows)
                 + (f"  |  max/min {ratio:.3f}" if ratio else ""))
         if all(r["status"] in FINISHED for r in rows):
-            return
+            failed = any(r["status"] != "SUCCEEDED" for r in rows)
+            click.get_current_context().exit(1 if failed else 0)
         time.sleep(interval)
 
 
@@ -214,12 +225,13 @@ def set_batch(ctx, job_id, batch_size):
 @json_option
 @pass_context
 def results(ctx, job_id, target, limit):
-    """A job's outputs: one per input, keyed by the input's name."""
+    """A job's outputs: one per input, keyed by the input's name. With --download and
+    --json: the file written, {"path", "size" (bytes), "outputs"}."""
     client = ctx.client()
     if target is not None:
         partial = target.with_name(target.name + ".part")
         try:
-            size = client.download(f"inference/{job_id}/results/download/", partial)
+            size, _ = client.download(f"inference/{job_id}/results/download/", partial)
             os.replace(partial, target)
         finally:
             if partial.exists():
@@ -227,7 +239,7 @@ def results(ctx, job_id, target, limit):
         with open(target) as f:
             count = sum(1 for _ in f)
         if ctx.as_json:
-            emit_json({"path": str(target), "outputs": count, "bytes": size})
+            emit_json({"path": str(target), "size": size, "outputs": count})
         else:
             click.echo(f"{count} outputs saved in {target}.")
         return

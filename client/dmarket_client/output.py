@@ -19,6 +19,20 @@ def json_option(f):
                         callback=set_json, help="Print JSON for scripts.")(f)
 
 
+def quiet_option(f):
+    """--quiet/-q on a command that creates a job: print only the new job's id (a line with
+    the number; nothing else on stdout, even with --json)."""
+
+    def set_quiet(ctx, param, value):
+        if value:
+            ctx.ensure_object(Context).quiet = True
+        return value
+
+    return click.option("--quiet", "-q", "quiet", is_flag=True, expose_value=False,
+                        callback=set_quiet,
+                        help="Print only the new job's id (for scripts).")(f)
+
+
 def emit_json(data):
     click.echo(jsonlib.dumps(data, indent=2, default=str))
 

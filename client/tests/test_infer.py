@@ -6,7 +6,9 @@ and outputs into the database.
 
 import json
 
-from dmarket.inference.models import InferenceOutput
+import pytest
+
+from dmarket.inference.models import InferenceJob, InferenceOutput
 from dmarket.inference.services import inference_claim
 from dmarket.inference.tests.util import add_batch
 from dmarket.machines.models import Machine
@@ -34,6 +36,17 @@ def test_submit_show_list_and_cancel(dmarket, dmarket_json, user):
     assert result.exit_code == 1
     assert result.stderr == (f"dmarket: Inference job {ijob['id']} has already finished "
                              "(CANCELLED).\n")
+
+
+@pytest.mark.parametrize("flags", [["--quiet"], ["-q"], ["-q", "--json"]])
+def test_submit_quiet_prints_only_the_id(dmarket, user, flags):
+    result = dmarket("infer", "submit", "--model", "lenet", "--data", "synthetic:5",
+                     "--batch-size", "2", *flags)
+    assert result.exit_code == 0, result.stderr
+    ijob = InferenceJob.objects.get()
+    assert result.stdout == f"{ijob.pk}\n"
+    assert result.stderr == ""
+    assert (ijob.model, ijob.batch_size) == ("lenet", 2)
 
 
 def test_models_and_data_are_named_in_the_file_store(dmarket, dmarket_json, user, tmp_path,
@@ -100,6 +113,15 @@ def test_results_listed_and_downloaded(dmarket, dmarket_json, user, tmp_path):
     lines = [json.loads(line) for line in target.read_text().splitlines()]
     assert [line["name"] for line in lines] == ["synthetic:0", "synthetic:1", "synthetic:2"]
 
+    # --json: what was written, as JSON (once a Python tuple of the size and the headers).
+    again = tmp_path / "again.jsonl"
+    result = dmarket("infer", "results", ijob.pk, "--download", again, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"path": str(again), "size": again.stat().st_size,
+                                         "outputs": 3}
+    assert again.read_bytes() == target.read_bytes() and again.stat().st_size > 0
+    assert not (tmp_path / "again.jsonl.part").exists()
+
 
 def test_cluster_status(dmarket, dmarket_json, user):
     machine = Machine.objects.create(user=user.model, name="box", cores=4, memory_mb=1,
@@ -152,3 +174,29 @@ def test_watch_prints_a_line_per_interval_until_the_jobs_have_finished(dmarket, 
     body = json.loads(line)
     assert [j["job"] for j in body["jobs"]] == [ids[0]] and body["max_over_min"] is None
     assert body["jobs"][0]["status"] == "SUCCEEDED"
+
+
+def test_watch_exits_1_when_a_job_did_not_succeed(dmarket, dmarket_json, user):
+    from dmarket.inference.services import inference_finish
+
+    ids = [dmarket_json("infer", "submit", "--model", "lenet", "--data", "synthetic:8",
+                        "--batch-size", "4")["id"] for _ in range(3)]
+    jobs = [inference_claim(i) for i in ids[:2]]  # the third stays queued
+    inference_finish(jobs[0], "SUCCEEDED", "done")
+    inference_finish(jobs[1], "FAILED", "the model would not load")
+
+    result = dmarket("infer", "watch", ids[0])
+    assert result.exit_code == 0, result.stderr
+    result = dmarket("infer", "watch", ids[1])
+    assert result.exit_code == 1
+    assert f" {ids[1]} FAI 0/8 b4 " in result.stdout
+    assert result.stderr == ""
+    # Any job that did not succeed makes the exit status 1, with --json too.
+    result = dmarket("--json", "infer", "watch", ids[0], ids[1])
+    assert result.exit_code == 1
+    assert [j["status"] for j in json.loads(result.stdout)["jobs"]] == ["SUCCEEDED", "FAILED"]
+
+    assert dmarket("infer", "cancel", ids[2]).exit_code == 0
+    result = dmarket("infer", "watch", ids[2])
+    assert result.exit_code == 1
+    assert f" {ids[2]} CAN " in result.stdout
