@@ -76,8 +76,13 @@ else
   say "requirements already installed"
 fi
 
-# The dmarket client (its own package in client/), editable so that it follows the tree.
-if ! .venv/bin/python -c 'import dmarket_client' 2>/dev/null; then
+# The dmarket client (its own package in client/, the distribution dmarket-compute), editable
+# so that it follows the tree. It was once called dmarket-client (a stranger's name on PyPI).
+if .venv/bin/python -c 'import importlib.metadata as m; m.distribution("dmarket-client")' 2>/dev/null; then
+  say "uninstalling dmarket-client (the client's old name)"
+  .venv/bin/python -m pip uninstall --quiet --disable-pip-version-check -y dmarket-client
+fi
+if ! .venv/bin/python -c 'import importlib.metadata as m; m.distribution("dmarket-compute"); import dmarket_client' 2>/dev/null; then
   say "installing the dmarket client (client/)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e client
 fi

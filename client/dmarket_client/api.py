@@ -35,7 +35,7 @@ class Client:
                       allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
         for scheme in ("http://", "https://"):
             self.session.mount(scheme, HTTPAdapter(max_retries=retry))
-        self.session.headers["User-Agent"] = f"dmarket-client/{__version__}"
+        self.session.headers["User-Agent"] = f"dmarket-compute/{__version__}"
         if token:
             self.session.headers["Authorization"] = f"Token {token}"
 
