@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 @pytest.fixture(autouse=True)
 def jobs_dir(settings, tmp_path):
     settings.DMARKET_JOBS_DIR = tmp_path / "jobs"
+    settings.DMARKET_ENVS_DIR = tmp_path / "envs"
     return settings.DMARKET_JOBS_DIR
 
 

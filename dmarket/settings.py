@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "dmarket.cluster",
     "dmarket.files",
     "dmarket.inference",
+    "dmarket.envs",
 ]
 
 MIDDLEWARE = [
@@ -243,6 +244,18 @@ DMARKET_SETTLE_GRACE = float(os.environ.get("DMARKET_SETTLE_GRACE", "20"))
 # The file store: every version of every user's files, on this server's disk.
 DMARKET_FILES_DIR = Path(os.environ.get("DMARKET_FILES_DIR", DATA_DIR / "files")).resolve()
 DMARKET_STORAGE_QUOTA_MB = int(os.environ.get("DMARKET_STORAGE_QUOTA_MB", "10240"))
+# Job environments (doc/spark.md): built by the launcher with `pip install --target` in a
+# sandbox, from wheels only (no package's own code runs at build time), one per distinct set of
+# requirements, packed here. The pip options (an index, --find-links DIR --no-index...) and the
+# limits of a build.
+DMARKET_ENVS_DIR = Path(os.environ.get("DMARKET_ENVS_DIR", DATA_DIR / "envs")).resolve()
+DMARKET_ENV_PIP_ARGS = env_list("DMARKET_ENV_PIP_ARGS", ["--only-binary=:all:"])
+DMARKET_ENV_BUILD_TIMEOUT = int(os.environ.get("DMARKET_ENV_BUILD_TIMEOUT", "900"))
+DMARKET_ENV_BUILD_MEMORY_MB = int(os.environ.get("DMARKET_ENV_BUILD_MEMORY_MB", "2048"))
+DMARKET_ENV_MAX_MB = int(os.environ.get("DMARKET_ENV_MAX_MB", "4096"))
+DMARKET_ENV_MAX_REQUIREMENTS = int(os.environ.get("DMARKET_ENV_MAX_REQUIREMENTS", "200"))
+# A job's --working-dir: the largest packed size the client sends, and unpacked.
+DMARKET_WORKDIR_MAX_MB = int(os.environ.get("DMARKET_WORKDIR_MAX_MB", "100"))
 
 
 def _public_url():

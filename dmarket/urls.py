@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from dmarket.accounts import views as accounts
 from dmarket.cluster import views as cluster
 from dmarket.credits import views as credits
+from dmarket.envs import views as envs
 from dmarket.files import views as files
 from dmarket.inference import views as inference
 from dmarket.jobs import views as jobs
@@ -29,6 +30,11 @@ api = [
     path("jobs/<int:pk>/executors/<str:executor_id>/log/", cluster.ExecutorLogView.as_view()),
     path("jobs/<int:pk>/inputs/<int:input_id>/<str:token>/<str:filename>",
          files.JobInputView.as_view()),
+    path("jobs/<int:pk>/environment/<str:token>/<str:filename>",
+         envs.JobEnvironmentView.as_view()),
+    path("envs/", envs.EnvironmentListView.as_view()),
+    path("envs/<str:key>/", envs.EnvironmentDetailView.as_view()),
+    path("envs/<str:key>/save/", envs.EnvironmentSaveView.as_view()),
     path("files/", files.FileListView.as_view()),
     # Before files/<path:name>; no file name ends with '/', so none is shadowed.
     path("files/usage/", files.StorageUsageView.as_view()),

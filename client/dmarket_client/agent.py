@@ -90,7 +90,7 @@ def spark_class(spark_home=None):
     for path in candidates:
         if path.exists():
             return path
-    raise RuntimeError("Spark is not installed here: pip install 'dmarket-client[worker]' "
+    raise RuntimeError("Spark is not installed here: pip install 'dmarket-compute[worker]' "
                        "(and Java 17), or give --spark-home")
 
 
@@ -110,6 +110,15 @@ def worker_security_env(settings):
         env["SPARK_WORKER_OPTS"] = opts
     return env
 
+
+
+def python_platform():
+    """The Python its executors run and its platform: which job environments fit here (the
+    executors run the Python the agent runs, doc/deploy.md)."""
+    import sysconfig
+
+    return {"python": f"{sys.version_info.major}.{sys.version_info.minor}",
+            "platform": sysconfig.get_platform()}
 
 class Agent:
     def __init__(self, client, machine, work_dir, spark_home=None, log=None,
@@ -221,7 +230,7 @@ class Agent:
             self.stop_worker()
         reply = self.client.post(f"machines/{self.machine['id']}/heartbeat/",
                                  {"worker_state": self.worker_state(),
-                                  "worker_id": self.worker_id})
+                                  "worker_id": self.worker_id, **python_platform()})
         self.security_update(reply or {})
         return reply
 

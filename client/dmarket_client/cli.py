@@ -9,6 +9,7 @@ import json as jsonlib
 import os
 import re
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path, PurePosixPath
@@ -22,7 +23,7 @@ from .api import ApiError, Client
 from .context import Context, pass_context
 from .infer_cli import cluster, infer
 from .machine_cli import machine
-from .output import emit, emit_json, fields, json_option, table
+from .output import emit, emit_json, fields, json_option, quiet_option, table
 from .units import Duration, MemorySize
 
 # Seconds between polls of `jobs log --follow` and `jobs watch`.
@@ -118,15 +119,18 @@ def human_size(n):
 
 
 def stderr_is_tty():
-    return click.get_text_stream("stderr").isatty()
+    # sys.stderr, not click.get_text_stream (deprecated in click 8.5, gone in 9).
+    return sys.stderr.isatty()
 
 
 JOB_FIELDS = ["id", "name", "owner", "status", "status_reason", "cancel_requested", "entry_file",
-              "libs", "archives", "files", "app_params", "cores", "executor_memory_mb",
+              "libs", "archives", "files", "app_params", "conf", "main_class", "requirements",
+              "environment", "env", "working_dir", "cores", "executor_memory_mb",
               "driver_memory_mb", "max_runtime", "machine_type",
               "max_credits", "cost", "price_per_core_hour", "premium_rate", "submission_id",
               "spark_app_id", "exit_code", "created_at", "started_at", "finished_at",
               "settled_at"]
+OPTIONAL_FIELDS = ("conf", "main_class", "requirements", "environment", "env", "working_dir")
 TIME_FIELDS = ("created_at", "started_at", "finished_at", "settled_at", "date_joined",
                "modified_at", "ended_at")
 
@@ -143,6 +147,10 @@ def for_people(data):
             shown[key] = ", ".join(str(v) for v in value)
         elif isinstance(value, bool):
             shown[key] = "yes" if value else "no"
+        elif isinstance(value, dict):
+            shown[key] = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif key == "requirements" and value:
+            shown[key] = "; ".join(value.splitlines())
     return shown
 
 
@@ -150,7 +158,9 @@ def show_job(ctx, job):
     if ctx.as_json:
         emit_json(job)
     else:
-        fields(for_people(job), [n for n in JOB_FIELDS if n in job])
+        # What most jobs leave empty is shown only where a job has it.
+        fields(for_people(job), [n for n in JOB_FIELDS if n in job
+                                 and (job[n] or n not in OPTIONAL_FIELDS)])
 
 
 def job_rows(jobs):
@@ -167,7 +177,7 @@ def read_password(password_stdin, username, confirm):
     if password_stdin:
         if username is None:
             raise click.UsageError("--password-stdin needs --username.")
-        text = click.get_text_stream("stdin").read()
+        text = sys.stdin.read()
         if text.endswith("\n"):
             text = text[:-1]
         if text.endswith("\r"):
@@ -285,6 +295,17 @@ def jobs():
 URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
+def spark_properties(ctx, param, values):
+    """--conf KEY=VALUE, repeated: {KEY: VALUE}, a later KEY replacing an earlier one."""
+    conf = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE.")
+        conf[key] = setting
+    return conf
+
+
 @jobs.command(context_settings=CONTEXT)
 @click.argument("entry_file")
 @click.argument("params", nargs=-1)
@@ -295,6 +316,11 @@ URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
               help="An archive unpacked in the executors' working directory (repeatable).")
 @click.option("--file", "files", multiple=True, metavar="PATH|URI[#ALIAS]",
               help="A file put in the executors' working directory (repeatable).")
+@click.option("--conf", "confs", multiple=True, metavar="KEY=VALUE", callback=spark_properties,
+              help="A Spark property of the job's own, from the market's allowlist "
+                   "(repeatable).")
+@click.option("--class", "main_class", metavar="NAME",
+              help="A JAR entry file's main class (default: its manifest's).")
 @click.option("--cores", type=click.IntRange(min=1), help="Cores in all (default 1).")
 @click.option("--executor-memory", type=MemorySize(),
               help="Memory of each executor: 512m, 4g, or megabytes (default 1g).")
@@ -311,11 +337,22 @@ URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
                    "(default: the market's default cap).")
 @click.option("--submission-id", metavar="ID",
               help="Makes the submit safe to retry: the same ID gives back the same job.")
+@click.option("-r", "--requirements", "requirements_file", metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False),
+              help="A requirements.txt: the job runs in an environment with these packages, "
+                   "built by the market (or reused: the same requirements are built once).")
+@click.option("--env", "env_name", metavar="NAME|URI",
+              help="A packed environment in your store (from `dmarket env build`).")
+@click.option("--working-dir", metavar="DIR",
+              help="Ship DIR (less what its .dmarketignore names) as the driver's and "
+                   "executors' working directory, on their sys.path.")
 @click.option("--watch", is_flag=True, help="Then follow the job like `dmarket jobs watch`.")
+@quiet_option
 @json_option
 @pass_context
 def submit(ctx, entry_file, params, name, libs, archives, files, cores, executor_memory,
-           driver_memory, max_runtime, machine_type, max_credits, submission_id, watch):
+           driver_memory, max_runtime, machine_type, max_credits, submission_id,
+           requirements_file, env_name, working_dir, confs, main_class, watch):
     """Submit a job: ENTRY_FILE (a .py or .jar) run with PARAMS as its arguments.
 
     Put the application's own arguments after `--`; they reach it exactly as given (never
@@ -328,13 +365,27 @@ def submit(ctx, entry_file, params, name, libs, archives, files, cores, executor
     whose bytes your store already holds under the same file name is not sent again. URIs
     such as dmarket://NAME (see `dmarket files`), hdfs:// or https:// are passed unchanged
     (and file:///PATH, a path on the server, for operators). With --watch and --json only
-    the final job is printed.
+    the final job is printed. With --quiet only the new job's id is (with --watch too: then
+    the exit status tells how the job ended).
     """
     client = ctx.client()
     named = ([("'ENTRY_FILE'", entry_file, False)] + [("'--lib'", lib, False) for lib in libs]
              + [("'--archive'", archive, True) for archive in archives]
              + [("'--file'", f, True) for f in files])
-    uris = job_files_upload(client, named)
+    if requirements_file and env_name:
+        raise click.UsageError("give --requirements or --env, not both")
+    if working_dir:
+        from .env_cli import workdir_pack
+
+        packed = workdir_pack(working_dir)
+        named.append(("'--working-dir'", packed, False))
+        try:
+            uris = job_files_upload(client, named)
+        finally:
+            shutil.rmtree(os.path.dirname(packed), ignore_errors=True)
+        uris, workdir_uri = uris[:-1], uris[-1]
+    else:
+        uris = job_files_upload(client, named)
     entry, uris = uris[0], uris[1:]
     body = {
         "name": name if name is not None else (
@@ -346,18 +397,28 @@ def submit(ctx, entry_file, params, name, libs, archives, files, cores, executor
     }
     if files:
         body["files"] = uris[len(libs) + len(archives):]
+    if working_dir:
+        body["working_dir"] = workdir_uri
+    if requirements_file:
+        with open(requirements_file) as f:
+            body["requirements"] = f.read()
+    if env_name:
+        body["env"] = env_name if env_name.startswith("dmarket://") else f"dmarket://{env_name}"
     optional = {"cores": cores, "executor_memory_mb": executor_memory,
                 "driver_memory_mb": driver_memory, "max_runtime": max_runtime,
                 "machine_type": machine_type, "max_credits": max_credits,
-                "submission_id": submission_id}
+                "submission_id": submission_id, "conf": confs or None,
+                "main_class": main_class}
     body.update({k: v for k, v in optional.items() if v is not None})
     job = client.post("jobs/", body)
+    if ctx.quiet:
+        click.echo(job["id"])
     if watch:
-        if not ctx.as_json:
+        if not ctx.as_json and not ctx.quiet:
             show_job(ctx, job)
             click.echo()
         watch_job(ctx, client, job["id"])
-    else:
+    elif not ctx.quiet:
         show_job(ctx, job)
 
 
@@ -558,13 +619,15 @@ def watch_job(ctx, client, job_id):
     try:
         while True:
             job = client.get(f"jobs/{job_id}/")
-            status.show(job_status_text(job))
+            if not ctx.quiet:
+                status.show(job_status_text(job))
             if job["status"] in FINISHED and job.get("settled_at"):
                 break
             time.sleep(POLL_INTERVAL)
     finally:
         status.close()
-    show_job(ctx, job)
+    if not ctx.quiet:
+        show_job(ctx, job)
     click.get_current_context().exit(0 if job["status"] == "SUCCEEDED" else 1)
 
 
@@ -575,7 +638,8 @@ def watch_job(ctx, client, job_id):
 def watch(ctx, job_id):
     """Follow a job until it has finished and been billed, then print it.
 
-    Exits 0 when the job succeeded, 1 otherwise.
+    Exits 0 when the job SUCCEEDED, 1 when it ended FAILED, LOST or CANCELLED (like
+    `dmarket infer watch`).
     """
     watch_job(ctx, ctx.client(), job_id)
 
@@ -653,6 +717,10 @@ cli.add_command(cluster)
 from .files_cli import files, job_files_upload  # noqa: E402
 
 cli.add_command(files)
+
+from .env_cli import env  # noqa: E402
+
+cli.add_command(env)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,7 +5,7 @@ The worker's sandbox:
 - an unprivileged identity: the system user DMARKET_WORKER_USER (dmarket-worker) when the agent
   runs as root (setpriv, no capabilities), the agent's own uid in a user namespace otherwise;
 - the system, Python, Spark and Java read-only; writable only the worker's work and scratch
-  directories (as root also mounted noexec: nothing written there is ever run); the
+  directories (as root the scratch one mounted noexec); the
   contributor's home, the agent's state (its machine token) and everything else not there;
 - an environment built from an allowlist;
 - memory and processes in a cgroup (as root): what the owner offered, plus the worker daemon's
@@ -271,11 +271,13 @@ class WorkerSandbox:
                  "--chdir", str(self.work)]
         if is_root():
             args += ["--"] + setpriv_argv()
-            # Nothing written in the work or scratch directories is ever run, not even by the
-            # worker (an application that names its own JAVA_HOME there).
+            # Nothing written in the scratch directory (shuffle and spill files) is ever run.
+            # The work directory stays executable: a job's packed environment, unpacked there,
+            # holds compiled extensions, which the kernel maps executable (executors run
+            # users' code anyway; their boundary is the nested sandbox, not noexec).
             prefix = ["unshare", "--mount", "--propagation", "private", "--",
                       self.python, "-I", "-m", "dmarket_client.worker_sandbox", "--noexec",
-                      str(self.work), str(self.local), "--"]
+                      str(self.local), "--"]
             return prefix + args + list(argv)
         args = [args[0], "--unshare-user", "--cap-drop", "ALL", *args[1:], "--"]
         return args + list(argv)

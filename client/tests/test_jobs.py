@@ -80,6 +80,8 @@ def test_submit_with_every_option(dmarket, dmarket_json, user, tmp_path, monkeyp
         "archives": [f"{x}/data.tar.gz@1#data", "https://example.org/z.zip#zz"],
         "files": [f"{x}/conf.json@1#c", "hdfs://namenode:8020/f.txt"],
         "app_params": SHELL_PARAMS,
+        "conf": {}, "main_class": "", "requirements": "", "environment": None, "env": "",
+        "working_dir": "",
         "cores": 3, "executor_memory_mb": 2048, "driver_memory_mb": 1024, "max_runtime": 21600,
         "machine_type": "gpu",
         "max_credits": "12.500000", "submission_id": "run-1",
@@ -240,6 +242,61 @@ def test_submit_and_watch(dmarket, user, entry_file):
     lines = result.stderr.splitlines()
     assert lines[-1] == f"job {job.pk} (app): SUCCEEDED, cost 0.000000"
     assert f"job {job.pk} (app): RUNNING, cost 0.000000" in lines
+
+
+@pytest.mark.parametrize("flags", [["--quiet"], ["-q"], ["-q", "--json"]])
+def test_submit_quiet_prints_only_the_id(dmarket, user, entry_file, flags):
+    result = dmarket("jobs", "submit", entry_file, *flags, "--", "8")
+    assert result.exit_code == 0, result.stderr
+    job = Job.objects.get()
+    assert result.stdout == f"{job.pk}\n"
+    assert result.stderr == ""
+    assert job.app_params == ["8"]
+
+
+def test_submit_quiet_and_watch_exits_by_the_jobs_end(dmarket, user, entry_file):
+    def fail_it():
+        while not Job.objects.exists():
+            time.sleep(0.01)
+        finish(Job.objects.get().pk, status=Job.FAILED, exit_code=3)
+
+    thread = later(0, fail_it)
+    result = dmarket("jobs", "submit", entry_file, "--watch", "-q")
+    thread.join()
+    assert result.exit_code == 1
+    assert result.stdout == f"{Job.objects.get().pk}\n"
+    assert result.stderr == ""
+
+
+def test_submit_sends_spark_properties_and_a_main_class(dmarket_json, user):
+    jar = "https://example.org/apps/app.jar"
+    job = submit(dmarket_json, jar, "--conf", "spark.sql.shuffle.partitions=8",
+                 "--conf", "spark.sql.session.timeZone=Europe/Paris",
+                 "--conf", "spark.speculation=false", "--conf", "spark.speculation=true",
+                 "--conf", "spark.default.parallelism=", "--conf", "spark.sql.x=a=b c",
+                 "--class", "org.example.Main", "--", "in", "out")
+    row = Job.objects.get()
+    conf = {"spark.sql.shuffle.partitions": "8", "spark.sql.session.timeZone": "Europe/Paris",
+            "spark.speculation": "true", "spark.default.parallelism": "", "spark.sql.x": "a=b c"}
+    assert (job["conf"], job["main_class"], job["app_params"]) == (
+        conf, "org.example.Main", ["in", "out"])
+    assert (row.conf, row.main_class, row.entry_file) == (conf, "org.example.Main", jar)
+
+
+@pytest.mark.parametrize("value", ["spark.sql.shuffle.partitions", "=8", ""])
+def test_submit_conf_without_key_and_value_is_a_usage_error(dmarket, user, entry_file, value):
+    result = dmarket("jobs", "submit", entry_file, "--conf", value)
+    assert result.exit_code == 2
+    assert f"Invalid value for '--conf': {value!r} is not KEY=VALUE." in result.stderr
+    assert not Job.objects.exists()
+
+
+def test_submit_conf_the_market_refuses_names_the_property(dmarket, user, entry_file):
+    result = dmarket("jobs", "submit", entry_file, "--conf", "spark.executor.memory=8g")
+    assert result.exit_code != 0
+    assert ("spark.executor.memory: the market sets this property from the job's "
+            "executor_memory_mb; use --executor-memory instead") in result.stderr
+    assert not Job.objects.exists()
 
 
 # --- list, show, cancel -------------------------------------------------------------------

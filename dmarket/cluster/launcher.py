@@ -19,10 +19,13 @@ import time
 from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
+from dmarket.envs.builder import env_build_tick
+from dmarket.envs.services import BadEnvironment, BadWorkdir
 from dmarket.jobs.models import Job
+from dmarket.machines.models import Machine
 
 from . import police, sandbox, security, spark
 from .billing import job_settle
@@ -62,13 +65,48 @@ def read_exit_code(job):
         return None
 
 
+def online_pythons():
+    """The (Python, platform) pairs some online machine runs."""
+    return set(Machine.objects.filter(state=Machine.ONLINE).exclude(python="")
+               .values_list("python", "platform").distinct())
+
+
+def claimable(queued):
+    """Queued jobs that can start: those without an environment, or with one that is built
+    and fits some online machine (else its executors could run nowhere)."""
+    fits = Q(env_python="")
+    for python, platform in online_pythons():
+        fits |= Q(env_python=python, env_platform=platform)
+    return queued.filter(fits).filter(Q(environment__isnull=True) |
+                                      Q(environment__status="READY"))
+
+
+def env_waiting_reasons():
+    """Say on each queued job that waits for its environment why it waits."""
+    waiting = Job.objects.filter(status=Job.QUEUED).exclude(env_python="")
+    if not waiting.exists():
+        return
+    pythons = online_pythons()
+    for job in waiting.exclude(pk__in=claimable(waiting).values("pk")).select_related(
+            "environment")[:1000]:
+        if job.environment_id and job.environment.status != "READY":
+            reason = "waiting: its environment is being built"
+        elif (job.env_python, job.env_platform) not in pythons:
+            reason = (f"waiting: no online machine runs Python {job.env_python} on "
+                      f"{job.env_platform}, which its environment is for")
+        else:
+            continue
+        if job.status_reason != reason:
+            Job.objects.filter(pk=job.pk, status=Job.QUEUED).update(status_reason=reason)
+
+
 def launcher_claim(launcher_id):
     """Claim the next queued job, round-robin across users; None when there is none.
 
     The user whose last job started longest ago (or never) goes first, with their oldest
     queued job, so one user's hundred jobs cannot starve another's one.
     """
-    queued = list(Job.objects.filter(status=Job.QUEUED, cancel_requested=False)
+    queued = list(claimable(Job.objects.filter(status=Job.QUEUED, cancel_requested=False))
                   .order_by("created_at", "id").values_list("id", "user_id")[:1000])
     if not queued:
         return None
@@ -105,11 +143,15 @@ def server_paths(job):
     return paths
 
 
-def job_profile(job):
-    """What the job's driver sandbox sees and may do."""
+def job_profile(job, site=None):
+    """What the job's driver sandbox sees and may do; `site`: its environment, unpacked."""
+    from dmarket.envs.services import executor_site_file
+
+    extra = ([site] if site else []) + ([executor_site_file().parent] if job.working_dir else [])
     return sandbox.Profile(
-        name=f"job-{job.pk}", env=spark.driver_env(job), chdir=job.home_dir,
-        readable=[job.work_dir, *server_paths(job)], writable=[job.output_dir, job.events_dir, job.home_dir],
+        name=f"job-{job.pk}", env=spark.driver_env(job, site), chdir=job.home_dir,
+        readable=[job.work_dir, *server_paths(job), *extra],
+        writable=[job.output_dir, job.events_dir, job.home_dir],
         memory_mb=job.driver_memory + settings.DMARKET_DRIVER_MEMORY_OVERHEAD_MB,
         max_procs=settings.DMARKET_SANDBOX_MAX_PROCS,
         max_open_files=settings.DMARKET_SANDBOX_MAX_OPEN_FILES,
@@ -138,16 +180,29 @@ def job_start(job):
         sandbox.give_to_sandbox(job.output_dir, job.events_dir, job.home_dir)
         # Readable by the driver alone: it must hold the cluster's secret to join.
         security.write_properties(spark.properties_path(job), owner=sandbox.sandbox_owner())
-        profile = job_profile(job)
+        site = job_runtime_prepare(job)
+        profile = job_profile(job, site)
         child, _, _ = sandbox.start(profile, spark.submit_argv(job), job.work_dir, job.log_path,
                                     note=lambda unlimited: sandbox_note(profile, unlimited))
-    except (OSError, KeyError, sandbox.Unavailable) as e:
+    except (OSError, KeyError, sandbox.Unavailable, BadEnvironment, BadWorkdir) as e:
         job_finish(job, Job.FAILED, f"the driver could not start: {e}")
         return
     _children[child.pid] = child
     job.driver_pid = child.pid
     job.save(update_fields=["driver_pid"])
     log.info("job %s: driver started (pid %s)", job.pk, child.pid)
+
+
+def job_runtime_prepare(job):
+    """Unpack the job's working directory into its home and its environment on this host;
+    returns the environment's site directory (None without one)."""
+    from dmarket.envs.services import (env_unpack, job_env_archive, job_workdir_archive,
+                                       workdir_unpack)
+
+    if job.working_dir:
+        workdir_unpack(job_workdir_archive(job), job.home_dir, owner=sandbox.sandbox_owner())
+    archive = job_env_archive(job)
+    return env_unpack(*archive) if archive else None
 
 
 def job_finish(job, status, reason, exit_code=None):
@@ -434,6 +489,8 @@ def launcher_tick(launcher_id=None):
     started = 0
     if not launcher_sandbox_ready():
         return started
+    env_build_tick(launcher_id)
+    env_waiting_reasons()
     running = Job.objects.filter(launcher=launcher_id,
                                  status__in=(Job.STARTING, Job.RUNNING)).count()
     while running < settings.DMARKET_DRIVER_SLOTS:

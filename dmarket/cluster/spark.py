@@ -12,6 +12,8 @@ import requests
 from django.conf import settings
 
 from dmarket.files.services import job_input_urls
+from dmarket.jobs.conf import allowed as conf_allowed
+from dmarket.jobs.uris import entry_is_jar
 
 # Spark's event log names: the application id, a codec, and .inprogress while it runs.
 EVENT_LOG = re.compile(r"^((?:app|application)[-_][0-9]+[-_][0-9]+)(\.[a-z0-9]+)?(\.inprogress)?$")
@@ -59,6 +61,9 @@ def submit_argv(job):
     jars = [uri for uri in libs if uri.lower().endswith(".jar")]
     archives = [url(uri, "archives") for uri in job.archives]
     files = [url(uri, "files") for uri in job.files]
+    runtime = job_runtime(job, url)
+    archives += runtime["archives"]
+    files += runtime["files"]
     conf = {
         "spark.cores.max": job.cores,
         "spark.eventLog.enabled": "true",
@@ -83,6 +88,8 @@ def submit_argv(job):
     }
     for name, value in settings.DMARKET_JOB_ENV.items():
         conf[f"spark.executorEnv.{name}"] = value
+    if runtime["python_path"]:
+        conf["spark.executorEnv.PYTHONPATH"] = runtime["python_path"]
     argv = [str(spark_home() / "bin" / "spark-submit"),
             "--master", settings.DMARKET_SPARK_MASTER_URL,
             "--deploy-mode", "client",
@@ -94,7 +101,11 @@ def submit_argv(job):
     if is_yarn():
         # YARN has no spark.cores.max: ask for as many executors as make the cores.
         argv += ["--num-executors", str(math.ceil(job.cores / executor_cores))]
-    for name, value in conf.items():
+    # The job's own properties first, the market's over them: each key reaches spark-submit
+    # once, with the market's value, whatever the order spark-submit reads repeated keys in.
+    # The allowlist again: a job queued before a change of it gets what it allows now.
+    user_conf = {k: v for k, v in (job.conf or {}).items() if conf_allowed(k)}
+    for name, value in {**user_conf, **conf}.items():
         argv += ["--conf", f"{name}={value}"]
     if py_files:
         argv += ["--py-files", ",".join(py_files)]
@@ -104,10 +115,36 @@ def submit_argv(job):
         argv += ["--files", ",".join(files)]
     if archives:
         argv += ["--archives", ",".join(archives)]
+    if job.main_class and entry_is_jar(job.entry_file):
+        argv += ["--class", job.main_class]
     return argv + [url(job.entry_file, "entry_file")] + list(job.app_params)
 
 
-def driver_env(job):
+def job_runtime(job, url):
+    """What a job's environment and working directory add for its executors: archives,
+    files, and their PYTHONPATH (relative to each executor's directory, where Spark unpacks
+    the archives)."""
+    from dmarket.envs.services import ALIAS, SITE, WORKDIR_ALIAS, executor_site_file
+
+    out = {"archives": [], "files": [], "python_path": ""}
+    path = []
+    if job.working_dir:
+        out["archives"].append(f"{url(job.working_dir, 'working_dir')}#{WORKDIR_ALIAS}")
+        out["files"].append(str(executor_site_file()))
+        path.append(".")
+    if job.environment_id:
+        base_url = settings.DMARKET_PUBLIC_URL.rstrip("/")
+        out["archives"].append(f"{base_url}/api/jobs/{job.pk}/environment/{job.files_token}/"
+                               f"env-{job.environment.key[:16]}.tar.gz#{ALIAS}")
+    elif job.env:
+        out["archives"].append(f"{url(job.env, 'env')}#{ALIAS}")
+    if job.environment_id or job.env:
+        path.append(f"{ALIAS}/{SITE}")
+    out["python_path"] = ":".join(path)
+    return out
+
+
+def driver_env(job, site=None):
     """The driver's environment: an allowlist (dmarket.cluster.sandbox.base_env), the job's
     settings, and nothing else of the server's."""
     from .sandbox import base_env
@@ -123,6 +160,11 @@ def driver_env(job):
         "DMARKET_JOB_ID": str(job.pk),
         "DMARKET_OUTPUT_DIR": str(job.output_dir),
     })
+    # Its working directory (unpacked in its home, its current directory) and environment
+    # (`site`, unpacked on this host) come first on its sys.path.
+    python_path = ([str(job.home_dir)] if job.working_dir else []) + ([str(site)] if site else [])
+    if python_path:
+        env["PYTHONPATH"] = ":".join(python_path)
     if settings.DMARKET_SPARK_CONF_DIR:
         env["SPARK_CONF_DIR"] = str(settings.DMARKET_SPARK_CONF_DIR)
     return env

@@ -24,7 +24,9 @@ from .names import SCHEME, BadName, ResultRef, parse_uri
 
 CHUNK = 1024 * 1024
 MB = 1024 * 1024
-INPUT_ROLES = ("entry_file", "libs", "archives", "files")
+INPUT_ROLES = ("entry_file", "libs", "archives", "files", "env", "working_dir")
+# Roles naming one file (the others a list); env and working_dir may name none.
+SINGLE_ROLES = ("entry_file", "env", "working_dir")
 ALIASED_ROLES = ("archives", "files")
 
 
@@ -286,8 +288,9 @@ def job_inputs_resolve(user, fields):
     Raises ValidationError naming each field and URI that cannot be read."""
     fields, pins, errors = dict(fields), {}, {}
     for role in INPUT_ROLES:
-        single = role == "entry_file"
-        values = [fields[role]] if single else list(fields.get(role) or [])
+        single = role in SINGLE_ROLES
+        values = ([fields[role]] if fields.get(role) else []) if single \
+            else list(fields.get(role) or [])
         for index, uri in enumerate(values):
             if not uri.startswith(SCHEME):
                 continue
@@ -303,7 +306,8 @@ def job_inputs_resolve(user, fields):
                 continue
             pins[pinned] = pin
             values[index] = pinned + (f"#{alias}" if alias else "")
-        fields[role] = values[0] if single else values
+        if values or not single:
+            fields[role] = values[0] if single else values
     if errors:
         raise ValidationError(errors)
     return fields, pins

@@ -35,6 +35,21 @@ class Job(models.Model):
     # Seconds the job may run before the launcher stops it. Null: DMARKET_JOB_MAX_RUNTIME.
     max_runtime = models.PositiveIntegerField(null=True, blank=True)
     machine_type = models.CharField(max_length=32, default="cpu")
+    # Spark properties of the user's own, from the allowlist of dmarket.jobs.conf.
+    conf = models.JSONField(default=dict, blank=True)
+    # A JAR's entry point (spark-submit --class).
+    main_class = models.CharField(max_length=300, blank=True)
+    # Its Python environment: built from requirements (environment), or a packed one named
+    # by a dmarket:// URI (env); the Python and platform it is for, which some online
+    # machine must run.
+    environment = models.ForeignKey("envs.Environment", models.PROTECT, null=True, blank=True,
+                                    related_name="jobs")
+    env = models.CharField(max_length=2000, blank=True)
+    env_python = models.CharField(max_length=16, blank=True)
+    env_platform = models.CharField(max_length=64, blank=True)
+    # A packed directory (dmarket:// URI of a zip) that is the driver's and executors' working
+    # directory and on their sys.path.
+    working_dir = models.CharField(max_length=2000, blank=True)
     max_credits = credit_field()
     submission_id = models.CharField(max_length=128, null=True, blank=True)
     # A digest of the submitted fields: a retry with the same submission_id must match it.

@@ -10,13 +10,16 @@ from rest_framework import serializers
 
 from dmarket.common.serializers import StrictSerializer, validate_machine_type
 from dmarket.credits.models import QUANTUM
+from dmarket.envs.services import BadRequirements, requirements_normalize
 
+from .conf import BadConf, conf_check
 from .models import Job
-from .uris import BadURI, check_uri
+from .uris import BadURI, check_uri, entry_is_jar
 
 MAX_PARAMS = 1000
 MAX_PARAM_LENGTH = 10000
 SUBMISSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+JAVA_CLASS = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$")
 
 
 @extend_schema_field({"oneOf": [{"type": "array", "items": {"type": "string"}},
@@ -68,6 +71,22 @@ def uri_validator(role):
     return validate
 
 
+def dmarket_uri_validator(role, extensions):
+    """A file the server itself reads (it unpacks it for the driver): dmarket:// only."""
+    def validate(value):
+        if not value:
+            return
+        if not value.startswith("dmarket://"):
+            raise serializers.ValidationError(
+                f"{value!r}: give a dmarket:// file (dmarket files put, or let dmarket jobs "
+                "submit upload it).")
+        base = value.split("@", 1)[0]
+        if not base.lower().endswith(extensions):
+            raise serializers.ValidationError(
+                f"{value!r}: a {role} file must end in {' or '.join(extensions)}.")
+    return validate
+
+
 class JobSubmitSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     entry_file = serializers.CharField(max_length=2000, trim_whitespace=False,
@@ -85,6 +104,25 @@ class JobSubmitSerializer(StrictSerializer):
                                     validators=[uri_validator("files")]),
         max_length=100, required=False, default=list)
     app_params = AppParamsField(required=False, default=list)
+    conf = serializers.DictField(
+        child=serializers.CharField(max_length=1000, trim_whitespace=False, allow_blank=True),
+        required=False, default=dict,
+        help_text="Spark properties of the job's own, from the allowlist in doc/spark.md.")
+    main_class = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, default="",
+        help_text="A JAR entry file's main class (spark-submit --class).")
+    requirements = serializers.CharField(
+        max_length=100000, required=False, allow_blank=True, default="", trim_whitespace=False,
+        help_text="A requirements.txt: the job runs in an environment with these packages.")
+    env = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, default="", trim_whitespace=False,
+        validators=[dmarket_uri_validator("env", (".tar.gz", ".tgz"))],
+        help_text="A packed environment in the store (dmarket://NAME, from dmarket env build).")
+    working_dir = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, default="", trim_whitespace=False,
+        validators=[dmarket_uri_validator("working_dir", (".zip",))],
+        help_text="A zip in the store (dmarket://NAME.zip): the driver's and executors' "
+                  "working directory, on their sys.path.")
     cores = serializers.IntegerField(min_value=1, default=1)
     executor_memory_mb = serializers.IntegerField(min_value=512, default=1024)
     driver_memory_mb = serializers.IntegerField(min_value=512, required=False, allow_null=True,
@@ -131,8 +169,35 @@ class JobSubmitSerializer(StrictSerializer):
                 "Use 1 to 128 letters, digits, '.', '_', ':' or '-'.")
         return value
 
+    def validate_conf(self, value):
+        try:
+            return conf_check(value)
+        except BadConf as e:
+            raise serializers.ValidationError(str(e)) from None
+
+    def validate_main_class(self, value):
+        if value and not JAVA_CLASS.match(value):
+            raise serializers.ValidationError(
+                f"{value!r} is not a Java class name (such as org.example.Main).")
+        return value
+
+    def validate_requirements(self, value):
+        if value:
+            try:
+                requirements_normalize(value)
+            except BadRequirements as e:
+                raise serializers.ValidationError(str(e)) from None
+        return value
+
     def validate(self, attrs):
         attrs = super().validate(attrs)
+        if attrs.get("main_class") and not entry_is_jar(attrs["entry_file"]):
+            raise serializers.ValidationError(
+                {"main_class": ["Only a JAR entry file has a main class; a .py one runs as "
+                                "it is."]})
+        if attrs.get("requirements") and attrs.get("env"):
+            raise serializers.ValidationError(
+                {"env": ["Give requirements or a packed env, not both."]})
         if attrs["max_credits"] is None:
             attrs["max_credits"] = settings.DMARKET_DEFAULT_JOB_CAP
         # Fixed at submission, like the cap: a later change of the defaults leaves it alone.
@@ -141,6 +206,10 @@ class JobSubmitSerializer(StrictSerializer):
         if attrs.get("max_runtime") is None:
             attrs["max_runtime"] = settings.DMARKET_JOB_MAX_RUNTIME
         return attrs
+
+
+# Fields a submission may leave empty: one that does digests as it did before they existed.
+OPTIONAL_EMPTY = ("files", "conf", "main_class", "requirements", "env", "working_dir")
 
 
 def submission_digest(fields):
@@ -153,7 +222,7 @@ def submission_digest(fields):
                 "max_runtime": settings.DMARKET_JOB_MAX_RUNTIME}
     canonical = {k: str(Decimal(v).quantize(QUANTUM)) if k == "max_credits" else v
                  for k, v in fields.items()
-                 if k != "submission_id" and not (k == "files" and not v)
+                 if k != "submission_id" and not (k in OPTIONAL_EMPTY and not v)
                  and not (k in defaults and v in (None, defaults[k]))}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
@@ -165,15 +234,23 @@ class JobSerializer(serializers.ModelSerializer):
     archives = serializers.ListField(child=serializers.CharField(), read_only=True)
     files = serializers.ListField(child=serializers.CharField(), read_only=True)
 
+    conf = serializers.DictField(child=serializers.CharField(), read_only=True)
+    environment = serializers.CharField(source="environment.key", read_only=True, default=None)
+    requirements = serializers.CharField(source="environment.requirements", read_only=True,
+                                         default="")
+
     class Meta:
         model = Job
         fields = ["id", "owner", "name", "entry_file", "libs", "archives", "files", "app_params",
+                  "conf", "main_class", "requirements", "environment", "env", "working_dir",
                   "cores", "executor_memory_mb", "driver_memory_mb", "max_runtime",
-                  "machine_type", "max_credits", "submission_id", "status", "status_reason", "cancel_requested",
+                  "machine_type", "max_credits", "submission_id", "status", "status_reason",
+                  "cancel_requested",
                   "price_per_core_hour", "premium_rate", "cost", "spark_app_id", "exit_code",
                   "created_at", "started_at", "finished_at", "settled_at"]
-        read_only_fields = [f for f in fields if f not in ("owner", "app_params", "libs",
-                                                           "archives", "files")]
+        read_only_fields = [f for f in fields if f not in (
+            "owner", "app_params", "libs", "archives", "files", "conf", "environment",
+            "requirements")]
 
 
 class LogSerializer(serializers.Serializer):

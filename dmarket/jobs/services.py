@@ -1,10 +1,16 @@
+import secrets
+
+from django.conf import settings
 from django.db import transaction
+from rest_framework.exceptions import ValidationError
 from django.utils import timezone
 
 from dmarket.common.api import Conflict
 from dmarket.credits.services import (account_lock, job_hold, job_release, machine_type_price,
                                       market_premium_rate)
-from dmarket.files.services import job_inputs_pin, job_inputs_resolve
+from dmarket.envs.models import Environment
+from dmarket.envs.services import BadEnvironment, archive_manifest, env_request
+from dmarket.files.services import job_inputs_pin, job_inputs_resolve, result_file
 
 from .models import Job
 from .serializers import submission_digest
@@ -33,14 +39,78 @@ def job_submit(user, fields):
                                    f"by job {existing.pk} with different fields.")
                 return existing, False
         fields, pins = job_inputs_resolve(user, fields)
+        fields.update(job_environment(fields, pins))
         job = Job.objects.create(
             user=user, submission_digest=digest,
             price_per_core_hour=machine_type_price(fields["machine_type"]),
             premium_rate=market_premium_rate(extra_jobs=1), **fields,
         )
         job_inputs_pin(job, pins)
+        if job.environment_id and not job.files_token:
+            # Its executors fetch the built environment with the job's credential.
+            job.files_token = secrets.token_hex(32)
+            job.save(update_fields=["files_token"])
         job_hold(job)
     return job, True
+
+
+def job_environment(fields, pins):
+    """The job's environment fields: requirements become the environment built from them
+    (asked for now, built by a launcher before the job starts); a packed one (env) must be
+    one: its manifest says which Python and platform it is for. Raises ValidationError."""
+    requirements = fields.pop("requirements", "")
+    if requirements:
+        env, _ = env_request(requirements)
+        out = {"environment": env, "env_python": env.python, "env_platform": env.platform}
+        if env.status != Environment.READY:
+            out["status_reason"] = "waiting: its environment is being built"
+        return out
+    if fields.get("working_dir"):
+        workdir_check(fields["working_dir"], pin_path(pins[fields["working_dir"]]))
+    if fields.get("env"):
+        path = pin_path(pins[fields["env"]])
+        try:
+            manifest = archive_manifest(path)
+        except BadEnvironment as e:
+            raise ValidationError({"env": [f"{fields['env']}: {e}"]}) from None
+        return {"env_python": manifest["python"], "env_platform": manifest["platform"]}
+    return {}
+
+
+def pin_path(pin):
+    return pin["version"].path if pin.get("version") else result_file(pin["result_job"],
+                                                                      pin["result_path"])
+
+
+def workdir_check(uri, path):
+    """A working directory must be a zip within DMARKET_WORKDIR_MAX_MB unpacked (its table of
+    contents says, without unpacking it)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            size = sum(i.file_size for i in z.infolist())
+    except (OSError, zipfile.BadZipFile) as e:
+        raise ValidationError({"working_dir": [f"{uri}: not a zip ({e})"]}) from None
+    if size > settings.DMARKET_WORKDIR_MAX_MB * 1024 * 1024:
+        raise ValidationError({"working_dir": [
+            f"{uri}: {size} bytes unpacked, more than the {settings.DMARKET_WORKDIR_MAX_MB} MB "
+            "a working directory may hold"]})
+
+
+def job_fail_queued(job, reason):
+    """A queued job that can never start (its environment could not be built) fails at once;
+    it never ran, so nothing is billed and its hold is released."""
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        if locked.status != Job.QUEUED:
+            return False
+        locked.status = Job.FAILED
+        locked.status_reason = reason[:500]
+        locked.finished_at = locked.settled_at = timezone.now()
+        locked.save(update_fields=["status", "status_reason", "finished_at", "settled_at"])
+        job_release(locked)
+    return True
 
 
 def job_cancel(job, reason="cancelled by its owner"):

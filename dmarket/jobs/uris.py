@@ -80,3 +80,9 @@ def check_uri(uri, role, user=None):
     if not path.lower().endswith(EXTENSIONS[role]):
         raise BadURI(f"{uri!r} should end with one of {', '.join(EXTENSIONS[role])}")
     return uri
+
+
+def entry_is_jar(uri):
+    """Whether an entry file that check_uri passed is a JAR (else it is a .py)."""
+    path = parse_uri(uri).basename if uri.startswith(SCHEME) else urlsplit(uri).path
+    return path.lower().endswith(".jar")

@@ -46,6 +46,10 @@ class Machine(models.Model):
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     # Cores of its worker that executors use now, as the Spark master last said.
     cores_in_use = models.PositiveIntegerField(default=0)
+    # The Python its executors run ("3.11") and its platform ("linux-x86_64"), as its agent
+    # reports them: which job environments it can run.
+    python = models.CharField(max_length=16, blank=True)
+    platform = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     removed_at = models.DateTimeField(null=True, blank=True)
 

@@ -62,7 +62,8 @@ class MachineSerializer(serializers.ModelSerializer):
         model = Machine
         fields = ["id", "owner", "name", "cores", "memory_mb", "machine_type", "address",
                   "sharing_window", "share_until", "state", "worker_id", "worker_state",
-                  "last_heartbeat", "cores_in_use", "earned", "created_at", "removed_at"]
+                  "last_heartbeat", "cores_in_use", "python", "platform", "earned",
+                  "created_at", "removed_at"]
 
 
 class SparkSecuritySerializer(serializers.Serializer):
@@ -105,6 +106,12 @@ class HeartbeatSerializer(StrictSerializer):
                                          default="")
     worker_id = serializers.CharField(max_length=200, required=False, allow_blank=True,
                                       default="")
+    python = serializers.RegexField(r"^[0-9]{1,2}\.[0-9]{1,3}$", max_length=16, required=False,
+                                    allow_blank=True, default="",
+                                    help_text="The Python its executors run, e.g. 3.11.")
+    platform = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,64}$", max_length=64, required=False,
+                                      allow_blank=True, default="",
+                                      help_text="Its platform, e.g. linux-x86_64.")
 
 
 class HeartbeatReplySerializer(SparkSecuritySerializer):

@@ -34,17 +34,16 @@ def machine_set_state(machine, state, reason=""):
     return True
 
 
-def machine_heartbeat(machine, worker_state="", worker_id=""):
+def machine_heartbeat(machine, worker_state="", worker_id="", python="", platform=""):
     """Record that the machine's agent is alive; ONLINE while shared, PAUSED outside."""
     now = timezone.now()
     machine.last_heartbeat = now
     fields = ["last_heartbeat"]
-    if worker_state:
-        machine.worker_state = worker_state
-        fields.append("worker_state")
-    if worker_id:
-        machine.worker_id = worker_id
-        fields.append("worker_id")
+    for name, value in (("worker_state", worker_state), ("worker_id", worker_id),
+                        ("python", python), ("platform", platform)):
+        if value:
+            setattr(machine, name, value)
+            fields.append(name)
     machine.save(update_fields=fields)
     if not machine.is_shared_at(now):
         machine_set_state(machine, Machine.PAUSED, "outside its sharing window")

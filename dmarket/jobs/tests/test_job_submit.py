@@ -612,3 +612,226 @@ def test_jobs_without_submission_id_are_never_deduplicated(alice, entry_file):
 
     assert (a.status_code, b.status_code) == (201, 201)
     assert Job.objects.count() == 2
+
+
+# --- Spark properties (conf) and a JAR's main class ----------------------------------------------
+
+JAR = "https://example.org/apps/app.jar"
+NOT_ALLOWED = ("{key}: this property is not one a job may set ({why}); the allowed ones are in "
+               "doc/spark.md")
+MARKET_SETS = "{key}: the market sets this property from the job's {field}; use {option} instead"
+
+
+def assert_bad_conf_is_400(user, conf, message, **fields):
+    response = submit(user, fields.pop("entry_file", "https://example.org/apps/app.py"),
+                      conf=conf, **fields)
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"conf: {message}", "errors": {"conf": [message]}}
+    assert_nothing_written(user)
+
+
+def test_allowed_spark_properties_are_stored_and_shown(alice, entry_file):
+    conf = {"spark.sql.shuffle.partitions": "8", "spark.speculation": "true",
+            "spark.executor.memoryOverhead": "512m", "spark.task.cpus": "1",
+            "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
+            "spark.sql.session.timeZone": "UTC", "spark.default.parallelism": ""}
+
+    response = submit(alice, entry_file, conf=conf)
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body == job_json(body["id"], "alice", entry_file, body["created_at"], conf=conf)
+    assert Job.objects.get().conf == conf
+    shown = client_for(alice).get(f"/api/jobs/{body['id']}/")
+    assert (shown.status_code, shown.json()["conf"]) == (200, conf)
+
+
+@pytest.mark.parametrize("key, message", [
+    ("spark.driver.extraJavaOptions", NOT_ALLOWED.format(
+        key="spark.driver.extraJavaOptions", why="it touches the driver's JVM options")),
+    ("spark.executor.extraJavaOptions", NOT_ALLOWED.format(
+        key="spark.executor.extraJavaOptions", why="it touches the executors' JVM options")),
+    ("spark.authenticate", NOT_ALLOWED.format(
+        key="spark.authenticate", why="it touches the cluster's security")),
+    ("spark.network.crypto.enabled", NOT_ALLOWED.format(
+        key="spark.network.crypto.enabled", why="it touches the cluster's security")),
+    ("spark.io.encryption.enabled", NOT_ALLOWED.format(
+        key="spark.io.encryption.enabled", why="it touches the cluster's security")),
+    ("spark.executorEnv.LD_PRELOAD", NOT_ALLOWED.format(
+        key="spark.executorEnv.LD_PRELOAD", why="it sets the environment of the job's processes")),
+    ("spark.executorEnv.PYSPARK_PYTHON", NOT_ALLOWED.format(
+        key="spark.executorEnv.PYSPARK_PYTHON",
+        why="it sets the environment of the job's processes")),
+    ("spark.pyspark.python", NOT_ALLOWED.format(
+        key="spark.pyspark.python", why="it chooses the program the job's processes run")),
+    ("spark.master", NOT_ALLOWED.format(
+        key="spark.master", why="it chooses the master or how the job is submitted")),
+    ("spark.submit.deployMode", NOT_ALLOWED.format(
+        key="spark.submit.deployMode", why="it chooses the master or how the job is submitted")),
+    ("spark.driver.host", NOT_ALLOWED.format(
+        key="spark.driver.host", why="it sets the driver's address or ports")),
+    ("spark.blockManager.port", NOT_ALLOWED.format(
+        key="spark.blockManager.port", why="it sets the driver's address or ports")),
+    ("spark.driver.extraClassPath", NOT_ALLOWED.format(
+        key="spark.driver.extraClassPath", why="it changes the classpath; give JARs with --lib")),
+    ("spark.jars.packages", NOT_ALLOWED.format(
+        key="spark.jars.packages", why="it changes the classpath; give JARs with --lib")),
+    ("spark.ui.enabled", NOT_ALLOWED.format(
+        key="spark.ui.enabled", why="it touches the driver's web UI, which the market keeps off")),
+    ("spark.eventLog.enabled", NOT_ALLOWED.format(
+        key="spark.eventLog.enabled", why="the market sets the event log, which billing reads")),
+    ("spark.dmarket.job", NOT_ALLOWED.format(
+        key="spark.dmarket.job", why="it is the market's own")),
+    ("spark.dynamicAllocation.enabled", NOT_ALLOWED.format(
+        key="spark.dynamicAllocation.enabled",
+        why="the market gives the job a fixed number of cores, its --cores")),
+    ("spark.executor.resource.gpu.amount", NOT_ALLOWED.format(
+        key="spark.executor.resource.gpu.amount",
+        why="the market assigns resources by the job's --machine-type")),
+    ("spark.plugins", NOT_ALLOWED.format(
+        key="spark.plugins", why="it names plugins, listeners or classes to load")),
+    ("spark.kryo.registrator", NOT_ALLOWED.format(
+        key="spark.kryo.registrator", why="it names plugins, listeners or classes to load")),
+    ("spark.sql.warehouse.dir", NOT_ALLOWED.format(
+        key="spark.sql.warehouse.dir",
+        why="it touches catalogs, the warehouse or the Hive metastore")),
+    ("spark.sql.catalog.evil", NOT_ALLOWED.format(
+        key="spark.sql.catalog.evil",
+        why="it touches catalogs, the warehouse or the Hive metastore")),
+    ("spark.hadoop.fs.s3a.impl", NOT_ALLOWED.format(
+        key="spark.hadoop.fs.s3a.impl", why="it names classes to load")),
+    ("spark.no.such.property", NOT_ALLOWED.format(
+        key="spark.no.such.property", why="it is not on the allowlist")),
+    ("spark.executor.memory", MARKET_SETS.format(
+        key="spark.executor.memory", field="executor_memory_mb", option="--executor-memory")),
+    ("spark.executor.cores", MARKET_SETS.format(
+        key="spark.executor.cores", field="cores", option="--cores")),
+    ("spark.cores.max", MARKET_SETS.format(key="spark.cores.max", field="cores", option="--cores")),
+    ("spark.driver.memory", MARKET_SETS.format(
+        key="spark.driver.memory", field="driver_memory_mb", option="--driver-memory")),
+    ("spark.jars", MARKET_SETS.format(key="spark.jars", field="libs", option="--lib")),
+])
+def test_a_property_a_job_may_not_set_is_400_naming_it(alice, key, message):
+    # With an allowed one beside it: one refused property refuses the submission.
+    assert_bad_conf_is_400(alice, {"spark.sql.shuffle.partitions": "8", key: "x"}, message)
+
+
+@pytest.mark.parametrize("key", ["sql.shuffle.partitions", "spark.", "spark.a b",
+                                 "spark.x=y", "Spark.sql.x", "spark." + "x" * 201])
+def test_a_key_that_is_no_spark_property_is_400(alice, key):
+    assert_bad_conf_is_400(alice, {key: "1"}, f"{key!r}: not a Spark property: give spark. and "
+                                              "then letters, digits, '.', '_' or '-' (at most "
+                                              "200)")
+
+
+def test_more_than_100_properties_is_400(alice):
+    conf = {f"spark.sql.x{i}": "1" for i in range(101)}
+
+    assert_bad_conf_is_400(alice, conf, "at most 100 properties")
+
+
+def test_100_properties_are_accepted(alice, entry_file):
+    conf = {f"spark.sql.x{i}": "1" for i in range(100)}
+
+    assert submit(alice, entry_file, conf=conf).status_code == 201
+
+
+@pytest.mark.parametrize("value, message", [
+    ("a\nb", "spark.sql.x: the value contains a control character"),
+    ("a\x7fb", "spark.sql.x: the value contains a control character"),
+])
+def test_a_value_with_a_control_character_is_400(alice, value, message):
+    assert_bad_conf_is_400(alice, {"spark.sql.x": value}, message)
+
+
+def test_a_value_longer_than_1000_characters_is_400(alice, entry_file):
+    response = submit(alice, entry_file, conf={"spark.sql.x": "x" * 1001})
+
+    message = "Ensure this field has no more than 1000 characters."
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"conf.spark.sql.x: {message}",
+                               "errors": {"conf": {"spark.sql.x": [message]}}}
+    assert_nothing_written(alice)
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "This field may not be null."),
+    (True, "Not a valid string."),
+    (["a"], "Not a valid string."),
+])
+def test_a_value_that_is_no_string_is_400(alice, entry_file, value, message):
+    response = submit(alice, entry_file, conf={"spark.sql.x": value})
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"conf.spark.sql.x: {message}",
+                               "errors": {"conf": {"spark.sql.x": [message]}}}
+    assert_nothing_written(alice)
+
+
+@pytest.mark.parametrize("cores, value", [(1, "2"), (1, "0"), (1, "-1"), (1, "one"), (4, "5"),
+                                          (4, "1.5"), (1, "")])
+def test_task_cpus_past_an_executors_cores_is_400(alice, settings, cores, value):
+    settings.DMARKET_EXECUTOR_CORES = cores
+    plural = "s" if cores != 1 else ""
+    assert_bad_conf_is_400(
+        alice, {"spark.task.cpus": value},
+        f"spark.task.cpus: give a whole number from 1 to {cores}: this market's executors have "
+        f"{cores} core{plural}, and a task that needs more never runs")
+
+
+def test_task_cpus_up_to_an_executors_cores_is_accepted(alice, entry_file, settings):
+    settings.DMARKET_EXECUTOR_CORES = 4
+
+    response = submit(alice, entry_file, conf={"spark.task.cpus": "4"})
+
+    assert (response.status_code, response.json()["conf"]) == (201, {"spark.task.cpus": "4"})
+
+
+def test_only_the_built_in_serializers_are_accepted(alice):
+    assert_bad_conf_is_400(
+        alice, {"spark.serializer": "org.example.Evil"},
+        "spark.serializer: give org.apache.spark.serializer.KryoSerializer or "
+        "org.apache.spark.serializer.JavaSerializer")
+
+
+def test_a_main_class_with_a_jar_entry_file_is_stored(alice):
+    response = submit(alice, JAR, main_class="org.example.spark.Main$App")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body == job_json(body["id"], "alice", JAR, body["created_at"],
+                            main_class="org.example.spark.Main$App")
+    assert Job.objects.get().main_class == "org.example.spark.Main$App"
+
+
+def test_a_main_class_with_a_py_entry_file_is_400(alice, entry_file):
+    response = submit(alice, entry_file, main_class="org.example.Main")
+
+    message = "Only a JAR entry file has a main class; a .py one runs as it is."
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"main_class: {message}",
+                               "errors": {"main_class": [message]}}
+    assert_nothing_written(alice)
+
+
+@pytest.mark.parametrize("name", ["org..Main", "1org.Main", "org.Main.", "org Main", "a-b",
+                                  "org.Main;rm"])
+def test_a_main_class_that_is_no_java_class_name_is_400(alice, name):
+    response = submit(alice, JAR, main_class=name)
+
+    message = f"{name!r} is not a Java class name (such as org.example.Main)."
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"main_class: {message}",
+                               "errors": {"main_class": [message]}}
+    assert_nothing_written(alice)
+
+
+def test_a_main_class_longer_than_300_characters_is_400(alice):
+    response = submit(alice, JAR, main_class="a" * 301)
+
+    message = "Ensure this field has no more than 300 characters."
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"main_class: {message}",
+                               "errors": {"main_class": [message]}}
+    assert_nothing_written(alice)

@@ -39,7 +39,8 @@ def expected(machine, earned="0.000000"):
             "sharing_window": machine.sharing_window, "share_until": iso(machine.share_until),
             "state": machine.state, "worker_id": machine.worker_id,
             "worker_state": machine.worker_state, "last_heartbeat": iso(machine.last_heartbeat),
-            "cores_in_use": machine.cores_in_use,
+            "cores_in_use": machine.cores_in_use, "python": machine.python,
+            "platform": machine.platform,
             "earned": earned, "created_at": iso(machine.created_at),
             "removed_at": iso(machine.removed_at)}
 

@@ -96,6 +96,32 @@ def test_heartbeat_records_the_workers_report(alice):
                                                          "ALIVE")
 
 
+def test_heartbeat_records_the_python_its_executors_run(alice):
+    machine = make_machine(alice)
+
+    response = client_for(alice).post(url(machine), {"python": "3.11",
+                                                     "platform": "linux-x86_64"}, format="json")
+    assert response.status_code == 200
+    client_for(alice).post(url(machine), {}, format="json")
+
+    machine.refresh_from_db()
+    assert (machine.python, machine.platform) == ("3.11", "linux-x86_64")
+
+
+@pytest.mark.parametrize("field, value", [("python", "3.11; rm -rf /"), ("python", "three"),
+                                          ("platform", "linux x86_64"),
+                                          ("platform", "a" * 65)])
+def test_a_malformed_python_or_platform_is_a_400(alice, field, value):
+    machine = make_machine(alice)
+
+    response = client_for(alice).post(url(machine), {field: value}, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [field]
+    machine.refresh_from_db()
+    assert (machine.python, machine.platform, machine.last_heartbeat) == ("", "", None)
+
+
 def test_history_is_written_only_when_the_state_changes(alice):
     machine = make_machine(alice)
     client = client_for(alice)

@@ -49,7 +49,7 @@ def as_listed(machine):
             "machine_type": machine.machine_type, "address": machine.address,
             "sharing_window": machine.sharing_window, "share_until": None,
             "state": machine.state, "worker_id": "", "worker_state": "", "last_heartbeat": None,
-            "cores_in_use": 0,
+            "cores_in_use": 0, "python": "", "platform": "",
             "earned": "0.000000",
             "created_at": machine.created_at.isoformat().replace("+00:00", "Z"),
             "removed_at": (machine.removed_at.isoformat().replace("+00:00", "Z")
@@ -77,7 +77,7 @@ def test_register_machine_returns_it_with_the_agents_settings(alice):
         "id": machine.pk, "owner": "alice", "name": "desk", "cores": 8, "memory_mb": 16384,
         "machine_type": "cpu", "address": "node1.example.org", "sharing_window": "",
         "share_until": None, "state": "OFFLINE", "worker_id": "", "worker_state": "",
-        "last_heartbeat": None, "cores_in_use": 0, "earned": "0.000000",
+        "last_heartbeat": None, "cores_in_use": 0, "python": "", "platform": "", "earned": "0.000000",
         "created_at": body["created_at"],
         "removed_at": None,
         "agent": {"master_url": "spark://master.example.org:7077", "heartbeat_interval": 7,

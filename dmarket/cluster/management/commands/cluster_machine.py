@@ -1,6 +1,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from dmarket_client.agent import python_platform
+
 from dmarket.machines.models import Machine
 from dmarket.machines.services import machine_heartbeat
 
@@ -43,6 +45,7 @@ class Command(BaseCommand):
             for name, value in fields.items():
                 setattr(machine, name, value)
             machine.save(update_fields=list(fields))
-        machine_heartbeat(machine, worker_state="ALIVE")
+        # Its worker runs this host's Python (DMARKET_EXECUTOR_PYTHON).
+        machine_heartbeat(machine, worker_state="ALIVE", **python_platform())
         self.stdout.write(f"Machine {machine.pk} ({machine.address}) of {owner.username}: "
                           f"{machine.state}")

@@ -1,0 +1,281 @@
+"""Job environments: requirements checked and normalised, environments asked for (built once
+per distinct set, then reused), packed archives checked and unpacked for drivers.
+
+An environment is the directory `pip install --target` makes, packed as a tar.gz whose first
+member is `dmarket-env.json` (what it holds and which Python and platform it is for) and whose
+packages are under `site/`. Executors get it as a Spark archive (`#dmarket-env`, on their
+PYTHONPATH as `dmarket-env/site`); drivers read it unpacked on the launcher's host.
+"""
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import tarfile
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from .models import Environment
+
+MANIFEST = "dmarket-env.json"
+SITE = "site"
+# What the executors and the driver call it (the archive's alias, the unpacked directory).
+ALIAS = "dmarket-env"
+WORKDIR_ALIAS = "dmarket-workdir"
+
+
+class BadRequirements(ValueError):
+    pass
+
+
+class BadEnvironment(ValueError):
+    pass
+
+
+def requirements_normalize(text):
+    """The requirements as one canonical text (sorted, names normalised, one per line), so
+    that the same set written differently is the same environment.
+
+    Only package requirements from the market's index: a pip option (-r, -e, --index-url,
+    --find-links...) or a URL or path requirement could read the builder's files or fetch
+    from anywhere, so each is refused with its line number."""
+    lines = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if not line:
+            continue
+        if "\x00" in line:
+            raise BadRequirements(f"line {number}: contains a NUL character")
+        if line.startswith("-"):
+            raise BadRequirements(
+                f"line {number}: {line.split()[0]!r} is a pip option; only package "
+                "requirements are allowed (the index is the market's)")
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as e:
+            raise BadRequirements(f"line {number}: {line!r} is not a requirement ({e})") from None
+        if req.url:
+            raise BadRequirements(f"line {number}: {line!r} names a URL or path; only package "
+                                  "names and versions from the index are allowed")
+        extras = f"[{','.join(sorted(canonicalize_name(e) for e in req.extras))}]" \
+            if req.extras else ""
+        spec = ",".join(sorted(str(s) for s in req.specifier))
+        marker = f"; {req.marker}" if req.marker else ""
+        lines.append(f"{canonicalize_name(req.name)}{extras}{spec}{marker}")
+    if not lines:
+        raise BadRequirements("names no package")
+    if len(lines) > settings.DMARKET_ENV_MAX_REQUIREMENTS:
+        raise BadRequirements(f"at most {settings.DMARKET_ENV_MAX_REQUIREMENTS} requirements")
+    return "\n".join(sorted(set(lines))) + "\n"
+
+
+def builder_python():
+    """(Python version, platform) of the environments this server builds: its executors'
+    Python (DMARKET_EXECUTOR_PYTHON) is the one it runs, doc/deploy.md."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}", sysconfig.get_platform()
+
+
+def env_key(requirements, python, platform):
+    return hashlib.sha256(json.dumps([requirements, python, platform]).encode()).hexdigest()
+
+
+def env_request(requirements_text):
+    """The environment for these requirements: the stored one when it was built before (or
+    is being built), else a new one for the launchers to build; a failed one is built again.
+    Returns (environment, built_before). Raises BadRequirements."""
+    requirements = requirements_normalize(requirements_text)
+    python, platform = builder_python()
+    key = env_key(requirements, python, platform)
+    with transaction.atomic():
+        env, created = Environment.objects.get_or_create(
+            key=key, defaults={"requirements": requirements, "python": python,
+                               "platform": platform})
+        env = Environment.objects.select_for_update().get(pk=env.pk)
+        if env.status == Environment.FAILED:
+            env.status, env.error, env.builder, env.build_started_at = (
+                Environment.BUILDING, "", "", None)
+            env.save(update_fields=["status", "error", "builder", "build_started_at"])
+        Environment.objects.filter(pk=env.pk).update(uses=F("uses") + 1)
+    env.refresh_from_db()
+    return env, not created
+
+
+def manifest(requirements, python, platform):
+    return {"format": 1, "requirements": requirements, "python": python, "platform": platform}
+
+
+def archive_manifest(path):
+    """The manifest of a packed environment, read from its first member (the archive is not
+    read further: a store file may be gigabytes). Raises BadEnvironment."""
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            first = tar.next()
+            if first is None or first.name != MANIFEST or not first.isfile() \
+                    or first.size > 1 << 20:
+                raise BadEnvironment(f"its first member is not {MANIFEST}: not an environment "
+                                     "packed by dmarket env build")
+            data = json.loads(tar.extractfile(first).read())
+    except (OSError, tarfile.TarError, EOFError, ValueError) as e:
+        raise BadEnvironment(f"not a packed environment (a tar.gz from dmarket env build): "
+                             f"{e}") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str)
+                                             for k in ("python", "platform")):
+        raise BadEnvironment(f"its {MANIFEST} names no python and platform")
+    return data
+
+
+def env_pack(site, target, requirements, python, platform):
+    """Pack the directory `site` (what pip installed) into the tar.gz `target`: the manifest
+    first, links stored as links (never followed), at most DMARKET_ENV_MAX_MB unpacked.
+    Returns (size, sha256). Raises BadEnvironment when it is too large."""
+    limit = settings.DMARKET_ENV_MAX_MB * 1024 * 1024
+    total = 0
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+    try:
+        with tarfile.open(tmp, "w:gz", compresslevel=1) as tar:
+            data = json.dumps(manifest(requirements, python, platform), indent=1).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+            def add(info):
+                nonlocal total
+                total += info.size
+                if total > limit:
+                    raise BadEnvironment(f"the environment is larger than "
+                                         f"{settings.DMARKET_ENV_MAX_MB} MB unpacked")
+                if not (info.isfile() or info.isdir() or info.issym()):
+                    return None
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                return info
+
+            tar.add(site, arcname=SITE, recursive=True, filter=add)
+        digest = hashlib.sha256()
+        with open(tmp, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target.stat().st_size, digest.hexdigest()
+
+
+def unpacked_dir(sha256):
+    return Path(settings.DMARKET_ENVS_DIR) / "unpacked" / sha256
+
+
+def env_unpack(archive, sha256):
+    """The environment's `site` directory unpacked on this host (once per archive), for
+    drivers to read: Python's "data" filter refuses members that leave the directory, links
+    pointing out of it and device files; at most DMARKET_ENV_MAX_MB. Raises BadEnvironment."""
+    target = unpacked_dir(sha256)
+    if (target / SITE).is_dir():
+        return target / SITE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{sha256}.{uuid.uuid4().hex}")
+    limit = settings.DMARKET_ENV_MAX_MB * 1024 * 1024
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            total = 0
+            for member in tar:
+                total += member.size
+                if total > limit:
+                    raise BadEnvironment(f"larger than {settings.DMARKET_ENV_MAX_MB} MB "
+                                         "unpacked")
+                if member.name != MANIFEST and not (member.name == SITE or
+                                                   member.name.startswith(SITE + "/")):
+                    continue
+                tar.extract(member, tmp, filter="data")
+        (tmp / SITE).mkdir(exist_ok=True)
+        # Readable by the drivers' sandbox identity, writable by nobody but the server.
+        for root, dirs, files in os.walk(tmp):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o755)
+            for name in files:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):
+                    os.chmod(path, 0o644 | (os.stat(path).st_mode & 0o111))
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / SITE).is_dir():
+                raise
+    except (OSError, tarfile.TarError, EOFError) as e:
+        raise BadEnvironment(f"could not unpack the environment: {e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target / SITE
+
+
+def executor_site_file():
+    return Path(__file__).parent / "executor" / "sitecustomize.py"
+
+
+class BadWorkdir(ValueError):
+    pass
+
+
+def workdir_unpack(archive, target, owner=None):
+    """Unpack a job's working directory (a zip) into `target`, its driver's home: at most
+    DMARKET_WORKDIR_MAX_MB and 100,000 entries unpacked, checked before anything is written;
+    zipfile strips absolute paths and '..', and makes no links. Given to `owner`."""
+    import zipfile
+
+    limit = settings.DMARKET_WORKDIR_MAX_MB * 1024 * 1024
+    try:
+        with zipfile.ZipFile(archive) as z:
+            infos = z.infolist()
+            if len(infos) > 100000:
+                raise BadWorkdir("its working directory holds more than 100,000 entries")
+            if sum(i.file_size for i in infos) > limit:
+                raise BadWorkdir(f"its working directory is larger than "
+                                 f"{settings.DMARKET_WORKDIR_MAX_MB} MB unpacked")
+            z.extractall(target)
+    except (OSError, zipfile.BadZipFile, ValueError) as e:
+        if isinstance(e, BadWorkdir):
+            raise
+        raise BadWorkdir(f"could not unpack its working directory: {e}") from None
+    if owner is not None:
+        for root, dirs, files in os.walk(target):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), *owner)
+
+
+def job_env_archive(job):
+    """(path, sha256) of the job's environment archive on this host, or None."""
+    if job.environment_id:
+        env = job.environment
+        return env.archive_path, env.sha256
+    if job.env:
+        from dmarket.files.models import JobInput
+        from dmarket.files.services import job_input_file
+
+        found = JobInput.objects.filter(job=job, uri=job.env).first()
+        path = job_input_file(job, found.pk) if found else None
+        if path is None:
+            raise BadEnvironment(f"{job.env} is gone")
+        sha = found.version.sha256 if found.version_id else hashlib.sha256(
+            Path(path).read_bytes()).hexdigest()
+        return path, sha
+    return None
+
+
+def job_workdir_archive(job):
+    from dmarket.files.models import JobInput
+    from dmarket.files.services import job_input_file
+
+    found = JobInput.objects.filter(job=job, uri=job.working_dir).first()
+    path = job_input_file(job, found.pk) if found else None
+    if path is None:
+        raise BadWorkdir(f"{job.working_dir} is gone")
+    return path
