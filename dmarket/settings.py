@@ -254,6 +254,8 @@ DMARKET_ENV_BUILD_TIMEOUT = int(os.environ.get("DMARKET_ENV_BUILD_TIMEOUT", "900
 DMARKET_ENV_BUILD_MEMORY_MB = int(os.environ.get("DMARKET_ENV_BUILD_MEMORY_MB", "2048"))
 DMARKET_ENV_MAX_MB = int(os.environ.get("DMARKET_ENV_MAX_MB", "4096"))
 DMARKET_ENV_MAX_REQUIREMENTS = int(os.environ.get("DMARKET_ENV_MAX_REQUIREMENTS", "200"))
+DMARKET_ENV_MAX_BUILDING_PER_USER = int(
+    os.environ.get("DMARKET_ENV_MAX_BUILDING_PER_USER", "3"))
 # A job's --working-dir: the largest packed size the client sends, and unpacked.
 DMARKET_WORKDIR_MAX_MB = int(os.environ.get("DMARKET_WORKDIR_MAX_MB", "100"))
 

@@ -47,7 +47,8 @@ def workdir_pack(directory, limit_mb=WORKDIR_MAX_MB):
         for name in sorted(files):
             rel = rel_dir + name
             path = os.path.join(current, name)
-            if spec.match_file(rel) or not os.path.isfile(path):
+            # A link is left out: it may point at the user's secrets (~/.aws/credentials).
+            if spec.match_file(rel) or os.path.islink(path) or not os.path.isfile(path):
                 continue
             total += os.path.getsize(path)
             if total > limit_mb * 1024 * 1024:

@@ -104,6 +104,9 @@ def test_working_dir_is_packed_without_what_dmarketignore_names(dmarket_json, us
     (work / "__pycache__").mkdir()
     (work / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"\0")
     (work / ".dmarketignore").write_text("*.bin\n")
+    secret = tmp_path / "credentials"
+    secret.write_text("aws_secret_access_key=...\n")
+    (work / "creds").symlink_to(secret)
 
     job = dmarket_json("jobs", "submit", "https://example.org/app.py", "--working-dir", work)
     again = dmarket_json("jobs", "submit", "https://example.org/app.py", "--working-dir", work)

@@ -16,6 +16,7 @@ import signal
 import stat
 import subprocess
 import time
+import zlib
 from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
@@ -184,7 +185,8 @@ def job_start(job):
         profile = job_profile(job, site)
         child, _, _ = sandbox.start(profile, spark.submit_argv(job), job.work_dir, job.log_path,
                                     note=lambda unlimited: sandbox_note(profile, unlimited))
-    except (OSError, KeyError, sandbox.Unavailable, BadEnvironment, BadWorkdir) as e:
+    except (OSError, KeyError, zlib.error, sandbox.Unavailable, BadEnvironment,
+            BadWorkdir) as e:
         job_finish(job, Job.FAILED, f"the driver could not start: {e}")
         return
     _children[child.pid] = child

@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 # Environment id -> (the wrapper's Popen, monotonic start, its cgroups).
 _builds = {}
+# When each build's disk use was last measured.
+_sized = {}
+SIZE_CHECK_INTERVAL = 5.0
 
 
 def build_profile(env):
@@ -79,13 +83,28 @@ def env_build_failed(env, reason):
     from dmarket.jobs.services import job_fail_queued
 
     _builds.pop(env.pk, None)
+    failed_at = timezone.now()
     changed = Environment.objects.filter(pk=env.pk, status=Environment.BUILDING).update(
         status=Environment.FAILED, error=reason[-4000:], builder="")
+    shutil.rmtree(env.build_dir / "site", ignore_errors=True)
+    shutil.rmtree(env.build_dir / "tmp", ignore_errors=True)
     if not changed:
         return
     log.warning("environment %s: the build failed: %s", env.key[:12], reason[-300:])
-    for job in env.jobs.filter(status="QUEUED"):
+    # Not a job submitted after the failure: it asked for the build again.
+    for job in env.jobs.filter(status="QUEUED", created_at__lte=failed_at):
         job_fail_queued(job, f"its environment could not be built: {reason[-400:]}")
+
+
+def build_size(env):
+    total = 0
+    for root, _, files in os.walk(env.build_dir):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def env_build_done(env):
@@ -114,15 +133,22 @@ def env_build_follow(env):
         return
     child, started, cgroups = entry
     if child.poll() is None:
+        problem = ""
         if time.monotonic() - started > settings.DMARKET_ENV_BUILD_TIMEOUT:
+            problem = f"the build took longer than {settings.DMARKET_ENV_BUILD_TIMEOUT} s"
+        elif time.monotonic() - _sized.get(env.pk, 0) > SIZE_CHECK_INTERVAL:
+            # A file's size is capped by its rlimit; their sum only here.
+            _sized[env.pk] = time.monotonic()
+            if build_size(env) > settings.DMARKET_ENV_MAX_MB * 1024 * 1024:
+                problem = f"the build wrote more than {settings.DMARKET_ENV_MAX_MB} MB"
+        if problem:
             try:
                 os.killpg(child.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             child.wait()
             sandbox.cgroups_remove(cgroups)
-            env_build_failed(env, f"the build took longer than "
-                                  f"{settings.DMARKET_ENV_BUILD_TIMEOUT} s")
+            env_build_failed(env, problem)
         return
     sandbox.cgroups_remove(cgroups)
     code = read_exit_code(env)
@@ -143,6 +169,10 @@ def env_build_tick(launcher_id):
             env_build_failed(env, "the build failed on the launcher (see its log)")
     if _builds:
         return
+    # A claim whose launcher went away (every build ends within its timeout) is free again.
+    stale = timezone.now() - timedelta(seconds=settings.DMARKET_ENV_BUILD_TIMEOUT + 60)
+    Environment.objects.filter(status=Environment.BUILDING, build_started_at__lt=stale).exclude(
+        builder="").update(builder="")
     waiting = Environment.objects.filter(status=Environment.BUILDING, builder="")
     for env in waiting.order_by("id")[:10]:
         won = Environment.objects.filter(pk=env.pk, status=Environment.BUILDING,

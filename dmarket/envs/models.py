@@ -28,6 +28,9 @@ class Environment(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     built_at = models.DateTimeField(null=True, blank=True)
+    # Who asked for the build (a user may have DMARKET_ENV_MAX_BUILDING_PER_USER at once).
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True,
+                                     blank=True, related_name="+")
     # How many submits and builds asked for it (the first built it; the rest reused it).
     uses = models.PositiveIntegerField(default=0)
 

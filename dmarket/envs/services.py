@@ -11,11 +11,13 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import sysconfig
 import tarfile
 import uuid
+import zlib
 from pathlib import Path
 
 from django.conf import settings
@@ -31,6 +33,8 @@ SITE = "site"
 # What the executors and the driver call it (the archive's alias, the unpacked directory).
 ALIAS = "dmarket-env"
 WORKDIR_ALIAS = "dmarket-workdir"
+MAX_MEMBERS = 200000
+MAX_ZIP_ENTRIES = 100000
 
 
 class BadRequirements(ValueError):
@@ -55,6 +59,10 @@ def requirements_normalize(text):
             continue
         if "\x00" in line:
             raise BadRequirements(f"line {number}: contains a NUL character")
+        if "\\" in line or "${" in line or "===" in line:
+            # pip joins a line ending in '\\' to the next, expands ${VAR}, and reads what
+            # follows '===' as a path when it is one.
+            raise BadRequirements(f"line {number}: '\\', '${{' and '===' are not allowed")
         if line.startswith("-"):
             raise BadRequirements(
                 f"line {number}: {line.split()[0]!r} is a pip option; only package "
@@ -88,22 +96,44 @@ def env_key(requirements, python, platform):
     return hashlib.sha256(json.dumps([requirements, python, platform]).encode()).hexdigest()
 
 
-def env_request(requirements_text):
+class TooManyBuilds(Exception):
+    pass
+
+
+def builds_check(user):
+    """A user may have DMARKET_ENV_MAX_BUILDING_PER_USER builds waiting or running at once:
+    each takes a launcher's build slot for up to DMARKET_ENV_BUILD_TIMEOUT."""
+    limit = settings.DMARKET_ENV_MAX_BUILDING_PER_USER
+    if user is not None and Environment.objects.filter(
+            requested_by=user, status=Environment.BUILDING).count() >= limit:
+        raise TooManyBuilds(f"You have {limit} environments being built; wait for one to "
+                            "finish.")
+
+
+def env_request(requirements_text, user=None):
     """The environment for these requirements: the stored one when it was built before (or
     is being built), else a new one for the launchers to build; a failed one is built again.
-    Returns (environment, built_before). Raises BadRequirements."""
+    Returns (environment, built_before). Raises BadRequirements, and TooManyBuilds when the
+    user would start one build too many (the caller holds the user's lock)."""
     requirements = requirements_normalize(requirements_text)
     python, platform = builder_python()
     key = env_key(requirements, python, platform)
     with transaction.atomic():
-        env, created = Environment.objects.get_or_create(
-            key=key, defaults={"requirements": requirements, "python": python,
-                               "platform": platform})
-        env = Environment.objects.select_for_update().get(pk=env.pk)
+        env = Environment.objects.select_for_update().filter(key=key).first()
+        created = env is None
+        if created or env.status == Environment.FAILED:
+            builds_check(user)
+        if created:
+            env, created = Environment.objects.get_or_create(
+                key=key, defaults={"requirements": requirements, "python": python,
+                                   "platform": platform, "requested_by": user})
+            env = Environment.objects.select_for_update().get(pk=env.pk)
         if env.status == Environment.FAILED:
             env.status, env.error, env.builder, env.build_started_at = (
                 Environment.BUILDING, "", "", None)
-            env.save(update_fields=["status", "error", "builder", "build_started_at"])
+            env.requested_by = user
+            env.save(update_fields=["status", "error", "builder", "build_started_at",
+                                    "requested_by"])
         Environment.objects.filter(pk=env.pk).update(uses=F("uses") + 1)
     env.refresh_from_db()
     return env, not created
@@ -113,29 +143,42 @@ def manifest(requirements, python, platform):
     return {"format": 1, "requirements": requirements, "python": python, "platform": platform}
 
 
+PYTHON = re.compile(r"^[0-9]{1,2}\.[0-9]{1,3}$")
+PLATFORM = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
 def archive_manifest(path):
-    """The manifest of a packed environment, read from its first member (the archive is not
-    read further: a store file may be gigabytes). Raises BadEnvironment."""
+    """The manifest of a packed environment: its first member, read header by hand (the
+    archive is not read further, and no header of the user's is trusted with a size to
+    allocate). Raises BadEnvironment."""
+    import gzip
+    import zlib
+
     try:
-        with tarfile.open(path, "r:gz") as tar:
-            first = tar.next()
-            if first is None or first.name != MANIFEST or not first.isfile() \
-                    or first.size > 1 << 20:
+        with gzip.open(path, "rb") as f:
+            header = f.read(tarfile.BLOCKSIZE)
+            info = tarfile.TarInfo.frombuf(header, "utf-8", "strict")
+            if info.name != MANIFEST or info.type != tarfile.REGTYPE or info.size > 1 << 20:
                 raise BadEnvironment(f"its first member is not {MANIFEST}: not an environment "
                                      "packed by dmarket env build")
-            data = json.loads(tar.extractfile(first).read())
-    except (OSError, tarfile.TarError, EOFError, ValueError) as e:
+            data = json.loads(f.read(info.size))
+    except BadEnvironment:
+        raise
+    except (OSError, tarfile.TarError, EOFError, ValueError, zlib.error, RecursionError) as e:
         raise BadEnvironment(f"not a packed environment (a tar.gz from dmarket env build): "
                              f"{e}") from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str)
-                                             for k in ("python", "platform")):
-        raise BadEnvironment(f"its {MANIFEST} names no python and platform")
+    if not isinstance(data, dict) or not isinstance(data.get("python"), str) \
+            or not isinstance(data.get("platform"), str) \
+            or not PYTHON.match(data["python"]) or not PLATFORM.match(data["platform"]):
+        raise BadEnvironment(f"its {MANIFEST} names no python (e.g. 3.11) and platform "
+                             "(e.g. linux-x86_64)")
     return data
 
 
 def env_pack(site, target, requirements, python, platform):
     """Pack the directory `site` (what pip installed) into the tar.gz `target`: the manifest
-    first, links stored as links (never followed), at most DMARKET_ENV_MAX_MB unpacked.
+    first, files and directories only (links are left out, never followed), at most
+    DMARKET_ENV_MAX_MB unpacked.
     Returns (size, sha256). Raises BadEnvironment when it is too large."""
     limit = settings.DMARKET_ENV_MAX_MB * 1024 * 1024
     total = 0
@@ -153,7 +196,8 @@ def env_pack(site, target, requirements, python, platform):
                 if total > limit:
                     raise BadEnvironment(f"the environment is larger than "
                                          f"{settings.DMARKET_ENV_MAX_MB} MB unpacked")
-                if not (info.isfile() or info.isdir() or info.issym()):
+                # Files and directories only: unpacking refuses anything else.
+                if not (info.isfile() or info.isdir()):
                     return None
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
@@ -186,21 +230,33 @@ def env_unpack(archive, sha256):
     limit = settings.DMARKET_ENV_MAX_MB * 1024 * 1024
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            total = 0
+            total = count = 0
             for member in tar:
                 total += member.size
+                count += 1
                 if total > limit:
                     raise BadEnvironment(f"larger than {settings.DMARKET_ENV_MAX_MB} MB "
                                          "unpacked")
-                if member.name != MANIFEST and not (member.name == SITE or
-                                                   member.name.startswith(SITE + "/")):
+                if count > MAX_MEMBERS:
+                    raise BadEnvironment(f"more than {MAX_MEMBERS} members")
+                # TarFile keeps every member it read: only the last is needed.
+                tar.members = []
+                parts = member.name.split("/")
+                if member.name != MANIFEST and parts[0] != SITE:
                     continue
+                # pip --target from wheels makes files and directories only; a link or a
+                # device, or a name that climbs, is refused here and by the "data" filter.
+                if not (member.isfile() or member.isdir()) or ".." in parts \
+                        or member.name.startswith("/"):
+                    raise BadEnvironment(f"{member.name!r}: only files and directories below "
+                                         f"{SITE}/ may be in an environment")
                 tar.extract(member, tmp, filter="data")
         (tmp / SITE).mkdir(exist_ok=True)
         # Readable by the drivers' sandbox identity, writable by nobody but the server.
         for root, dirs, files in os.walk(tmp):
             for name in dirs:
-                os.chmod(os.path.join(root, name), 0o755)
+                if not os.path.islink(os.path.join(root, name)):
+                    os.chmod(os.path.join(root, name), 0o755)
             for name in files:
                 path = os.path.join(root, name)
                 if not os.path.islink(path):
@@ -210,7 +266,9 @@ def env_unpack(archive, sha256):
         except OSError:
             if not (target / SITE).is_dir():
                 raise
-    except (OSError, tarfile.TarError, EOFError) as e:
+    except BadEnvironment as e:
+        raise BadEnvironment(f"could not unpack the environment: {e}") from None
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as e:
         raise BadEnvironment(f"could not unpack the environment: {e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -225,23 +283,41 @@ class BadWorkdir(ValueError):
     pass
 
 
+def workdir_size(archive):
+    """The unpacked size of a working directory's zip, from its table of contents, which is
+    read only when the zip is within the limit and names at most MAX_ZIP_ENTRIES entries.
+    Raises BadWorkdir, or zipfile.BadZipFile for what is no zip."""
+    import zipfile
+
+    limit = settings.DMARKET_WORKDIR_MAX_MB * 1024 * 1024
+    too_large = BadWorkdir(f"its working directory is larger than "
+                           f"{settings.DMARKET_WORKDIR_MAX_MB} MB unpacked")
+    if os.path.getsize(archive) > limit:
+        raise too_large
+    with open(archive, "rb") as f:
+        end = zipfile._EndRecData(f)
+    if end is None:
+        raise zipfile.BadZipFile("File is not a zip file")
+    if end[zipfile._ECD_ENTRIES_TOTAL] > MAX_ZIP_ENTRIES:
+        raise BadWorkdir(f"its working directory holds more than {MAX_ZIP_ENTRIES} entries")
+    with zipfile.ZipFile(archive) as z:
+        size = sum(i.file_size for i in z.infolist())
+    if size > limit:
+        raise too_large
+    return size
+
+
 def workdir_unpack(archive, target, owner=None):
     """Unpack a job's working directory (a zip) into `target`, its driver's home: at most
     DMARKET_WORKDIR_MAX_MB and 100,000 entries unpacked, checked before anything is written;
     zipfile strips absolute paths and '..', and makes no links. Given to `owner`."""
     import zipfile
 
-    limit = settings.DMARKET_WORKDIR_MAX_MB * 1024 * 1024
     try:
+        workdir_size(archive)
         with zipfile.ZipFile(archive) as z:
-            infos = z.infolist()
-            if len(infos) > 100000:
-                raise BadWorkdir("its working directory holds more than 100,000 entries")
-            if sum(i.file_size for i in infos) > limit:
-                raise BadWorkdir(f"its working directory is larger than "
-                                 f"{settings.DMARKET_WORKDIR_MAX_MB} MB unpacked")
             z.extractall(target)
-    except (OSError, zipfile.BadZipFile, ValueError) as e:
+    except (OSError, zipfile.BadZipFile, ValueError, zlib.error) as e:
         if isinstance(e, BadWorkdir):
             raise
         raise BadWorkdir(f"could not unpack its working directory: {e}") from None
@@ -264,8 +340,14 @@ def job_env_archive(job):
         path = job_input_file(job, found.pk) if found else None
         if path is None:
             raise BadEnvironment(f"{job.env} is gone")
-        sha = found.version.sha256 if found.version_id else hashlib.sha256(
-            Path(path).read_bytes()).hexdigest()
+        if found.version_id:
+            sha = found.version.sha256
+        else:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            sha = digest.hexdigest()
         return path, sha
     return None
 

@@ -1,13 +1,15 @@
+from django.db import transaction
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, Throttled, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dmarket.common.api import Conflict, PayloadTooLarge
+from dmarket.credits.services import account_lock
 from dmarket.files.names import BadName, check_name
 from dmarket.files.serializers import FileVersionSerializer
 from dmarket.files.services import QuotaExceeded, UploadFailed, file_store, job_input_token_valid
@@ -16,7 +18,7 @@ from dmarket.jobs.models import Job
 from .models import Environment
 from .serializers import (EnvironmentRequestSerializer, EnvironmentSaveSerializer,
                           EnvironmentSerializer)
-from .services import BadRequirements, env_request
+from .services import BadRequirements, TooManyBuilds, env_request
 
 
 def env_of(key):
@@ -35,9 +37,13 @@ class EnvironmentListView(APIView):
         serializer = EnvironmentRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            env, _ = env_request(serializer.validated_data["requirements"])
+            with transaction.atomic():
+                account_lock(request.user)
+                env, _ = env_request(serializer.validated_data["requirements"], request.user)
         except BadRequirements as e:
             raise ValidationError({"requirements": [str(e)]}) from None
+        except TooManyBuilds as e:
+            raise Throttled(detail=str(e)) from None
         code = status.HTTP_202_ACCEPTED if env.status == Environment.BUILDING \
             else status.HTTP_200_OK
         return Response(EnvironmentSerializer(env).data, status=code)

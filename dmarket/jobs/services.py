@@ -2,14 +2,15 @@ import secrets
 
 from django.conf import settings
 from django.db import transaction
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from django.utils import timezone
 
 from dmarket.common.api import Conflict
 from dmarket.credits.services import (account_lock, job_hold, job_release, machine_type_price,
                                       market_premium_rate)
 from dmarket.envs.models import Environment
-from dmarket.envs.services import BadEnvironment, archive_manifest, env_request
+from dmarket.envs.services import (BadEnvironment, BadWorkdir, TooManyBuilds, archive_manifest,
+                                   env_request, workdir_size)
 from dmarket.files.services import job_inputs_pin, job_inputs_resolve, result_file
 
 from .models import Job
@@ -39,7 +40,7 @@ def job_submit(user, fields):
                                    f"by job {existing.pk} with different fields.")
                 return existing, False
         fields, pins = job_inputs_resolve(user, fields)
-        fields.update(job_environment(fields, pins))
+        fields.update(job_environment(user, fields, pins))
         job = Job.objects.create(
             user=user, submission_digest=digest,
             price_per_core_hour=machine_type_price(fields["machine_type"]),
@@ -54,19 +55,22 @@ def job_submit(user, fields):
     return job, True
 
 
-def job_environment(fields, pins):
+def job_environment(user, fields, pins):
     """The job's environment fields: requirements become the environment built from them
     (asked for now, built by a launcher before the job starts); a packed one (env) must be
     one: its manifest says which Python and platform it is for. Raises ValidationError."""
     requirements = fields.pop("requirements", "")
+    if fields.get("working_dir"):
+        workdir_check(fields["working_dir"], pin_path(pins[fields["working_dir"]]))
     if requirements:
-        env, _ = env_request(requirements)
+        try:
+            env, _ = env_request(requirements, user)
+        except TooManyBuilds as e:
+            raise Throttled(detail=str(e)) from None
         out = {"environment": env, "env_python": env.python, "env_platform": env.platform}
         if env.status != Environment.READY:
             out["status_reason"] = "waiting: its environment is being built"
         return out
-    if fields.get("working_dir"):
-        workdir_check(fields["working_dir"], pin_path(pins[fields["working_dir"]]))
     if fields.get("env"):
         path = pin_path(pins[fields["env"]])
         try:
@@ -88,14 +92,11 @@ def workdir_check(uri, path):
     import zipfile
 
     try:
-        with zipfile.ZipFile(path) as z:
-            size = sum(i.file_size for i in z.infolist())
+        workdir_size(path)
+    except BadWorkdir as e:
+        raise ValidationError({"working_dir": [f"{uri}: {e}"]}) from None
     except (OSError, zipfile.BadZipFile) as e:
         raise ValidationError({"working_dir": [f"{uri}: not a zip ({e})"]}) from None
-    if size > settings.DMARKET_WORKDIR_MAX_MB * 1024 * 1024:
-        raise ValidationError({"working_dir": [
-            f"{uri}: {size} bytes unpacked, more than the {settings.DMARKET_WORKDIR_MAX_MB} MB "
-            "a working directory may hold"]})
 
 
 def job_fail_queued(job, reason):

@@ -197,6 +197,44 @@ def test_a_working_dir_must_be_a_zip(alice, files_dir):
                                   "dmarket://wd.zip@1: not a zip (File is not a zip file)")
 
 
+def test_a_packed_env_with_a_bad_manifest_is_a_400(alice, files_dir):
+    import io
+
+    data = json.dumps({"python": "3.11" * 10, "platform": "linux-x86_64"}).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    uploaded(alice, "envs/odd.tar.gz", buffer.getvalue())
+    response = client_for(alice).post("/api/jobs/", {
+        "name": "x", "entry_file": "https://example.org/app.py",
+        "env": "dmarket://envs/odd.tar.gz"}, format="json")
+    assert response.status_code == 400
+    assert response.json() == bad("env", (
+        "dmarket://envs/odd.tar.gz@1: its dmarket-env.json names no python (e.g. 3.11) and "
+        "platform (e.g. linux-x86_64)"))
+
+
+def test_a_user_may_have_so_many_builds_at_once(alice, bob, settings):
+    settings.DMARKET_ENV_MAX_BUILDING_PER_USER = 2
+    assert ask(alice, "a==1\n").status_code == 202
+    assert ask(alice, "a==2\n").status_code == 202
+    third = ask(alice, "a==3\n")
+    assert third.status_code == 429
+    assert third.json() == {"detail": "You have 2 environments being built; wait for one to "
+                                      "finish."}
+    # One being built already costs nothing more; another user has slots of their own.
+    assert ask(alice, "a==1\n").status_code == 202
+    assert ask(bob, "a==3\n").status_code == 202
+    job = client_for(alice).post("/api/jobs/", {
+        "name": "x", "entry_file": "https://example.org/app.py", "requirements": "a==4\n"},
+        format="json")
+    assert job.status_code == 429
+    assert Environment.objects.count() == 3
+    assert Job.objects.count() == 0
+
+
 def test_saving_an_unbuilt_environment_is_a_409(alice):
     key = ask(alice).json()["key"]
     response = client_for(alice).post(f"/api/envs/{key}/save/", {"name": "e.tar.gz"},

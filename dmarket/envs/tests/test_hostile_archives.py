@@ -45,7 +45,7 @@ def test_an_environment_that_leaves_its_directory_is_refused(tmp_path, settings,
     with pytest.raises(BadEnvironment) as e:
         env_unpack(archive, "f" * 64)
 
-    assert str(e.value).startswith("could not unpack the environment")
+    assert str(e.value).startswith("could not unpack the environment: ")
     assert not (tmp_path / "escaped.txt").exists()
     assert not (tmp_path / "envs" / "unpacked" / ("f" * 64)).exists()
 
@@ -70,7 +70,7 @@ def test_an_environment_larger_than_the_limit_is_refused(tmp_path, settings):
 
     with pytest.raises(BadEnvironment) as e:
         env_unpack(archive, "e" * 64)
-    assert str(e.value) == "larger than 1 MB unpacked"
+    assert str(e.value) == "could not unpack the environment: larger than 1 MB unpacked"
 
 
 def test_a_working_dir_cannot_write_outside_the_home(tmp_path):

@@ -30,6 +30,10 @@ def test_extras_and_markers_are_kept():
     ("x @ file:///etc/shadow\n", "line 1: 'x @ file:///etc/shadow' names a URL or path; only "
                                  "package names and versions from the index are allowed"),
     ("# nothing\n\n", "names no package"),
+    ("foo===/../../../../usr/lib/x\n", "line 1: '\\', '${' and '===' are not allowed"),
+    ("foo==1.0 \\\n--index-url http://evil.example/\n",
+     "line 1: '\\', '${' and '===' are not allowed"),
+    ("foo==${SECRET_KEY}\n", "line 1: '\\', '${' and '===' are not allowed"),
 ])
 def test_options_urls_and_empty_sets_are_refused(text, message):
     with pytest.raises(BadRequirements) as e:
