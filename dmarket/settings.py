@@ -237,6 +237,10 @@ DMARKET_JOB_ENV = dict(
 DMARKET_DRIVER_SLOTS = int(os.environ.get("DMARKET_DRIVER_SLOTS", "2"))
 DMARKET_LAUNCHER_POLL = float(os.environ.get("DMARKET_LAUNCHER_POLL", "0.2"))
 DMARKET_LAUNCHER_ID = os.environ.get("DMARKET_LAUNCHER_ID", socket.gethostname())
+# A job that makes a daemon's pass raise is backed off (up to this many seconds) while the
+# others go on, and marked (its status_reason says so) after this many failures in a row.
+DMARKET_ROW_BACKOFF_MAX = float(os.environ.get("DMARKET_ROW_BACKOFF_MAX", "60"))
+DMARKET_ROW_POISON_AFTER = int(os.environ.get("DMARKET_ROW_POISON_AFTER", "5"))
 DMARKET_CANCEL_GRACE = float(os.environ.get("DMARKET_CANCEL_GRACE", "10"))
 # The billing poller: how often, and how long after a driver's exit it waits for the history
 # server to show the application complete before billing executors up to the exit.

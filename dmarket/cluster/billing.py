@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils import timezone
 
+from dmarket.common.daemon import RowGuard
 from dmarket.credits.services import Usage, job_bill_usage, job_release, usage_cost
 from dmarket.jobs.models import Job
+from dmarket.jobs.services import job_mark_stuck
 from dmarket.machines.models import Machine
 
 from . import spark
@@ -182,12 +184,20 @@ def job_settle(job, workers=None):
 def billing_tick():
     """One pass over the market: bill running jobs, settle finished ones. Returns how many
     jobs it settled."""
-    workers = None
-    settled = 0
-    for job in Job.objects.filter(status=Job.RUNNING).exclude(spark_app_id=""):
-        workers = workers if workers is not None else master_workers()
-        job_bill_running(job, workers)
-    for job in Job.objects.filter(status__in=Job.FINISHED, settled_at__isnull=True):
-        workers = workers if workers is not None else master_workers()
-        settled += job_settle(job, workers)
-    return settled
+    cache = {}
+
+    def workers():
+        if "workers" not in cache:
+            cache["workers"] = master_workers()
+        return cache["workers"]
+
+    _guards["bill"].run(Job.objects.filter(status=Job.RUNNING).exclude(spark_app_id=""),
+                        lambda job: job_bill_running(job, workers()))
+    return sum(_guards["settle"].run(
+        Job.objects.filter(status__in=Job.FINISHED, settled_at__isnull=True),
+        lambda job: job_settle(job, workers())))
+
+
+# Each job on its own (dmarket.common.daemon.RowGuard): one that raises is backed off.
+_guards = {"bill": RowGuard("billing", job_mark_stuck("billing")),
+           "settle": RowGuard("billing (settling)", job_mark_stuck("billing"))}

@@ -23,9 +23,11 @@ from django.conf import settings
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from dmarket.common.daemon import RowGuard
 from dmarket.envs.builder import env_build_tick
 from dmarket.envs.services import BadEnvironment, BadWorkdir
 from dmarket.jobs.models import Job
+from dmarket.jobs.services import job_mark_stuck
 from dmarket.machines.models import Machine
 
 from . import police, sandbox, security, spark
@@ -468,6 +470,9 @@ def launcher_sandbox_ready():
 
 
 _policed = {"at": -1e9}
+# Each job on its own in each of the launcher's loops (dmarket.common.daemon.RowGuard).
+_guards = {"follow": RowGuard("launcher", job_mark_stuck("launcher")),
+           "settle": RowGuard("launcher (settling)", job_mark_stuck("launcher"))}
 
 
 def launcher_tick(launcher_id=None):
@@ -477,17 +482,16 @@ def launcher_tick(launcher_id=None):
                                      status__in=(Job.STARTING, Job.RUNNING)))
     policing = time.monotonic() - _policed["at"] > settings.DMARKET_POLICE_INTERVAL
     state = master_state() if active or policing else None
-    for job in active:
-        job_follow(job, state)
+    _guards["follow"].run(active, lambda job: job_follow(job, state))
     if policing:
         _policed["at"] = time.monotonic()
         try:
             police.cluster_police(state, launcher_id)
         except Exception:  # noqa: BLE001 - the police must not stop the launcher
             log.exception("policing the cluster")
-    for job in Job.objects.filter(launcher=launcher_id, status__in=Job.FINISHED,
-                                  settled_at__isnull=True, finished_at__isnull=False):
-        job_settle(job)
+    _guards["settle"].run(Job.objects.filter(launcher=launcher_id, status__in=Job.FINISHED,
+                                             settled_at__isnull=True,
+                                             finished_at__isnull=False), job_settle)
     started = 0
     if not launcher_sandbox_ready():
         return started
@@ -499,7 +503,12 @@ def launcher_tick(launcher_id=None):
         job = launcher_claim(launcher_id)
         if job is None:
             break
-        job_start(job)
+        try:
+            job_start(job)
+        except Exception:  # noqa: BLE001 - the next claims must go on
+            log.exception("job %s: the driver could not start", job.pk)
+            job_finish(job, Job.FAILED, "the driver could not start: an error of the "
+                                        "launcher's (its log has it)")
         running += 1
         started += 1
     return started

@@ -3,6 +3,7 @@
 import logging
 import signal
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -56,3 +57,45 @@ class DaemonCommand(BaseCommand):
             run_loop(lambda: self.tick(options), getattr(settings, self.interval_setting), name)
         else:
             self.stdout.write(self.report.format(self.tick(options)))
+
+
+class RowGuard:
+    """Each row of a daemon's pass handled on its own, as healthchecks' senders do: a row
+    whose handling raises is logged and backed off (1, 2, 4… s, at most
+    DMARKET_ROW_BACKOFF_MAX), the other rows go on; after DMARKET_ROW_POISON_AFTER failures
+    in a row it is marked through `mark(row, error)` (once), and keeps being retried at the
+    longest backoff. One guard per loop and process: the counts live in memory."""
+
+    def __init__(self, name, mark=None):
+        self.name = name
+        self.mark = mark
+        self.failures = {}  # row pk -> (failures in a row, monotonic time of the next try)
+
+    def run(self, rows, handle):
+        """handle(row) for each row not backed off; returns their results."""
+        results = []
+        for row in rows:
+            count, retry_at = self.failures.get(row.pk, (0, 0.0))
+            if time.monotonic() < retry_at:
+                continue
+            try:
+                results.append(handle(row))
+            except Exception as e:  # noqa: BLE001 - one bad row must not stall the others
+                count += 1
+                delay = min(2.0 ** (count - 1), settings.DMARKET_ROW_BACKOFF_MAX)
+                self.failures[row.pk] = (count, time.monotonic() + delay)
+                log.exception("%s: %s failed (%d time(s) in a row; next try in %.0f s)",
+                              self.name, row, count, delay)
+                if count == settings.DMARKET_ROW_POISON_AFTER and self.mark is not None:
+                    try:
+                        self.mark(row, e)
+                    except Exception:  # noqa: BLE001
+                        log.exception("%s: could not mark %s", self.name, row)
+                continue
+            self.failures.pop(row.pk, None)
+        return results
+
+    def backed_off(self):
+        """The rows' pks that wait for their next try."""
+        now = time.monotonic()
+        return {pk for pk, (_, retry_at) in self.failures.items() if retry_at > now}

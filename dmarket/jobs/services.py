@@ -144,3 +144,13 @@ def job_cancel(job, reason="cancelled by its owner"):
             done = False
     job.refresh_from_db()
     return done
+
+
+def job_mark_stuck(daemon):
+    """RowGuard's mark for jobs: its status_reason says which daemon fails on it (the
+    operators' log has each traceback)."""
+    def mark(job, error):
+        Job.objects.filter(pk=job.pk).update(status_reason=(
+            f"the {daemon} fails on this job and retries it: {type(error).__name__}: "
+            f"{error}")[:500])
+    return mark
