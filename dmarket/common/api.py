@@ -75,7 +75,9 @@ def json_404(request, exception=None):
 
 
 def json_500(request):
-    return JsonResponse({"detail": "Internal server error; the operators have the details."},
+    request_id = getattr(request, "request_id", "")
+    return JsonResponse({"detail": "Internal server error; the operators have the details "
+                                   f"(request {request_id}).", "request_id": request_id},
                         status=500)
 
 

@@ -1,3 +1,7 @@
+import contextvars
+import logging
+import re
+import uuid
 from urllib.parse import unquote_to_bytes
 
 from django.http import JsonResponse
@@ -18,3 +22,34 @@ class RejectNulMiddleware:
                                            "character (%00), which no parameter may hold."},
                                 status=400)
         return self.get_response(request)
+
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The request being handled, for log lines (dmarket.common.middleware.RequestIdFilter).
+current_request_id = contextvars.ContextVar("request_id", default="-")
+
+
+class RequestIdMiddleware:
+    """Every request gets an id: the proxy's X-Request-ID when it sends a sane one, else a new
+    one. It is on every log line of the request, in the X-Request-ID response header and in a
+    500's body, so that an operator finds the traceback a user reports."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        given = request.headers.get("X-Request-ID", "")
+        request.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        token = current_request_id.set(request.request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_id.reset(token)
+        response["X-Request-ID"] = request.request_id
+        return response
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record):
+        record.request_id = current_request_id.get()
+        return True
