@@ -3,9 +3,11 @@
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import click
 
@@ -200,6 +202,43 @@ def run(ctx, machine_id, detach, spark_home, no_sandbox):
         # Started from a shell that holds the owner's token: the agent runs without it.
         exec_agent(ctx.server, machine_id, spark_home)
     sys.exit(run_agent(ctx, registered, spark_home))
+
+
+def agent_unit(server, machine_id, spark_home=None):
+    """A systemd user unit running the machine's agent in the foreground, restarted when it
+    fails; SIGTERM (systemctl stop) stops its worker gracefully."""
+    argv = [sys.executable, "-m", "dmarket_client", "--server", server, "machine", "run",
+            str(machine_id)] + (["--spark-home", spark_home] if spark_home else [])
+    env = {name: os.environ[name] for name in ("DMARKET_CONFIG", "DMARKET_STATE_DIR")
+           if name in os.environ}
+    lines = ["[Unit]", f"Description=dmarket agent of machine {machine_id} (a Spark worker)",
+             "After=network-online.target", "Wants=network-online.target", "",
+             "[Service]", "Type=simple",
+             "ExecStart=" + " ".join(shlex.quote(a) for a in argv),
+             *(["Environment=" + " ".join(shlex.quote(f"{k}={v}")
+                                          for k, v in sorted(env.items()))] if env else []),
+             "Restart=on-failure", "RestartSec=10", "KillMode=mixed", "TimeoutStopSec=60", "",
+             "[Install]", "WantedBy=default.target", ""]
+    return "\n".join(lines)
+
+
+@machine.command(name="install-service")
+@click.argument("machine_id", type=int)
+@click.option("--spark-home", help="Spark to run the worker from (default: pyspark).")
+@pass_context
+def install_service(ctx, machine_id, spark_home):
+    """Install a systemd user unit that runs MACHINE_ID's agent at login and restarts it
+    when it fails (`loginctl enable-linger` keeps it running without a login)."""
+    path = agent_paths(config.state_dir(), machine_id)["machine"]
+    if not path.exists():
+        raise click.ClickException(f"machine {machine_id} was not added from this computer "
+                                   f"({path} is missing)")
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    unit = base / "systemd" / "user" / f"dmarket-machine-{machine_id}.service"
+    unit.parent.mkdir(parents=True, exist_ok=True)
+    unit.write_text(agent_unit(ctx.server, machine_id, spark_home))
+    click.echo(f"wrote {unit}; start it with:\n"
+               f"  systemctl --user daemon-reload && systemctl --user enable --now {unit.name}")
 
 
 @machine.command(name="list")

@@ -343,3 +343,37 @@ def test_a_rotated_secret_in_the_heartbeat_answer_restarts_the_worker_and_is_sav
                       "spark_conf": {"spark.authenticate": "true"}}]
     assert events == ["the cluster's secret changed; restarting the worker with it", "stop",
                       "start with new"]
+
+
+def test_install_service_writes_a_user_unit_that_runs_the_agent(dmarket, added, server,
+                                                                state_dir, tmp_path,
+                                                                monkeypatch):
+    import configparser
+    import shlex
+    import sys
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+    result = dmarket("machine", "install-service", added["id"])
+
+    assert result.exit_code == 0, result.stderr
+    unit = tmp_path / "xdg" / "systemd" / "user" / f"dmarket-machine-{added['id']}.service"
+    assert result.stdout.startswith(f"wrote {unit}; start it with:\n")
+    parsed = configparser.ConfigParser(interpolation=None)
+    parsed.optionxform = str
+    parsed.read_string(unit.read_text())
+    service = parsed["Service"]
+    assert shlex.split(service["ExecStart"]) == [
+        sys.executable, "-m", "dmarket_client", "--server", server, "machine", "run",
+        str(added["id"])]
+    assert (service["Restart"], parsed["Install"]["WantedBy"]) == ("on-failure",
+                                                                   "default.target")
+    assert f"DMARKET_STATE_DIR={state_dir}" in shlex.split(service["Environment"])
+    # The unit names no token: the agent reads its machine's from its state file.
+    assert added["token"] not in unit.read_text()
+
+
+def test_install_service_of_a_machine_not_added_here_says_so(dmarket, user, state_dir):
+    result = dmarket("machine", "install-service", 999)
+    assert result.exit_code == 1
+    assert "machine 999 was not added from this computer" in result.stderr
