@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from dmarket.accounts import views as accounts
 from dmarket.cluster import views as cluster
 from dmarket.common.health import HealthView
+from dmarket.common.metrics import MetricsView
 from dmarket.credits import views as credits
 from dmarket.envs import views as envs
 from dmarket.files import views as files
@@ -54,6 +55,7 @@ api = [
     path("credits/transactions/", credits.TransactionListView.as_view()),
     path("prices/", credits.PricesView.as_view()),
     path("health/", HealthView.as_view()),
+    path("metrics/", MetricsView.as_view()),
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[],
                                                permission_classes=[AllowAny])),
 ]

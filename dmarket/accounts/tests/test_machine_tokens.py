@@ -35,6 +35,7 @@ ROUTES = [
     ("get", "jobs/<int:pk>/results/<path:path>"),
     ("get", "jobs/<int:pk>/executors/"),
     ("get", "jobs/<int:pk>/executors/<str:executor_id>/log/"),
+    ("get", "metrics/"),
     ("post", "envs/"),
     ("get", "envs/<str:key>/"),
     ("post", "envs/<str:key>/save/"),
