@@ -171,6 +171,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "dmarket.common.schema.add_error_responses"],
 }
 
 # Every line with its time, level, logger and request id ("-" outside a request; daemons'
