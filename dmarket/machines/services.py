@@ -55,6 +55,23 @@ def machine_heartbeat(machine, worker_state="", worker_id="", python="", platfor
     return machine
 
 
+def machines_offline(queryset, reason):
+    """Mark the machines of `queryset` OFFLINE with a history row each, in three statements
+    however many they are (thousands go silent when a network fails). A machine whose row is
+    locked (a heartbeat writing it: it is alive) is left for the next pass. Returns how many
+    changed."""
+    with transaction.atomic():
+        ids = list(queryset.exclude(state__in=(Machine.OFFLINE, Machine.REMOVED))
+                   .select_for_update(skip_locked=True).values_list("pk", flat=True))
+        if not ids:
+            return 0
+        Machine.objects.filter(pk__in=ids).update(state=Machine.OFFLINE)
+        MachineStateChange.objects.bulk_create(
+            MachineStateChange(machine_id=pk, state=Machine.OFFLINE, reason=reason)
+            for pk in ids)
+    return len(ids)
+
+
 def machines_monitor(workers=None, now=None):
     """The failure detector, one pass: a machine whose heartbeats stopped for the timeout, or
     whose worker the Spark master lost, is OFFLINE. `workers` is the master's worker list
@@ -64,14 +81,12 @@ def machines_monitor(workers=None, now=None):
     changed = 0
     silent = Machine.objects.filter(state__in=(Machine.ONLINE, Machine.PAUSED)).filter(
         Q(last_heartbeat__isnull=True) | Q(last_heartbeat__lt=now - timedelta(seconds=timeout)))
-    for machine in silent:
-        changed += machine_set_state(machine, Machine.OFFLINE, f"no heartbeat for {timeout} s")
+    changed += machines_offline(silent, f"no heartbeat for {timeout} s")
     if workers is not None:
         alive = {w["id"]: w for w in workers if w.get("state") == "ALIVE"}
-        for machine in Machine.objects.filter(state=Machine.ONLINE).exclude(worker_id=""):
-            if machine.worker_id not in alive:
-                changed += machine_set_state(machine, Machine.OFFLINE,
-                                             "the Spark master lost its worker")
+        lost = (Machine.objects.filter(state=Machine.ONLINE).exclude(worker_id="")
+                .exclude(worker_id__in=list(alive)))
+        changed += machines_offline(lost, "the Spark master lost its worker")
         for machine in Machine.objects.exclude(state=Machine.REMOVED).exclude(worker_id=""):
             in_use = alive.get(machine.worker_id, {}).get("coresused", 0)
             if machine.cores_in_use != in_use:

@@ -79,3 +79,25 @@ def test_clean_up_removes_machines_offline_for_longer_than_the_setting(machine, 
     machine.refresh_from_db()
     assert machine.state == Machine.REMOVED
     assert states(machine)[-1] == ("REMOVED", "offline for more than 3600 s")
+
+
+def test_a_thousand_silent_machines_go_offline_in_a_few_statements(
+        make_user, settings, django_assert_max_num_queries):
+    settings.DMARKET_HEARTBEAT_TIMEOUT = 30
+    owner = make_user("fleet")
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Machine.objects.bulk_create(
+        Machine(user=owner, cores=1, memory_mb=512, address=f"10.0.{i // 250}.{i % 250}",
+                worker_id=f"worker-{i}", state=Machine.ONLINE, last_heartbeat=long_ago)
+        for i in range(1000))
+    alive = [{"id": f"worker-{i}", "state": "ALIVE", "coresused": 0} for i in range(1000)]
+
+    with django_assert_max_num_queries(12):
+        changed = machines_monitor(alive)
+
+    assert changed == 1000
+    assert Machine.objects.filter(state=Machine.OFFLINE).count() == 1000
+    assert MachineStateChange.objects.filter(
+        state=Machine.OFFLINE, reason="no heartbeat for 30 s").count() == 1000
+    # A second pass finds nothing to do.
+    assert machines_monitor(alive) == 0
