@@ -427,3 +427,17 @@ def test_without_authentication_no_secret_is_handed_out(alice, settings):
     body = machine_client(machine).post(url(machine), {}, format="json").json()
 
     assert (body["spark_secret"], body["spark_conf"]) == ("", {})
+
+
+def test_a_steady_heartbeat_is_one_update_and_a_change_a_transaction(
+        alice, django_assert_num_queries, django_assert_max_num_queries):
+    machine = make_machine(alice)
+    with django_assert_max_num_queries(8):
+        machine_heartbeat(machine, worker_state="ALIVE", worker_id="w-1")
+    assert Machine.objects.get(pk=machine.pk).state == Machine.ONLINE
+
+    with django_assert_num_queries(1):
+        machine_heartbeat(machine, worker_state="ALIVE", worker_id="w-1")
+    machine.refresh_from_db()
+    assert (machine.state, machine.worker_id) == (Machine.ONLINE, "w-1")
+    assert history(machine) == [("ONLINE", "heartbeat")]
