@@ -61,7 +61,24 @@ def log_tail(env, limit=2000):
         return ""
 
 
+def env_build_orphan_kill(env):
+    """End the build a launcher of this name started before it restarted (its wrapper names
+    the build directory on its command line), so that two pips never share a directory."""
+    from dmarket.cluster.launcher import process_alive
+
+    try:
+        pid = int((env.build_dir / "wrapper.pid").read_text())
+    except (OSError, ValueError):
+        return
+    if process_alive(pid, env.build_dir):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def env_build_start(env):
+    env_build_orphan_kill(env)
     shutil.rmtree(env.build_dir, ignore_errors=True)
     env.build_dir.mkdir(parents=True)
     (env.build_dir / "requirements.txt").write_text(env.requirements)
@@ -75,6 +92,7 @@ def env_build_start(env):
     except (OSError, sandbox.Unavailable) as e:
         env_build_failed(env, f"the build could not start: {e}")
         return
+    (env.build_dir / "wrapper.pid").write_text(str(child.pid))
     _builds[env.pk] = (child, time.monotonic(), cgroups)
     log.info("environment %s: building (pid %s)", env.key[:12], child.pid)
 

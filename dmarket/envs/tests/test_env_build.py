@@ -3,6 +3,7 @@ sandbox, from a local index of wheels made here (no network); the same requireme
 once and then reused; a failed build fails the jobs waiting for it, releasing their holds."""
 
 import json
+import sys
 import tarfile
 
 import pytest
@@ -254,3 +255,24 @@ def test_the_api_needs_a_user(db):
     assert response.status_code == 401
     assert json.loads(response.content) == {
         "detail": "Authentication credentials were not provided."}
+
+
+def test_a_restarted_launcher_ends_its_orphaned_build_before_building_again(alice, index):
+    if sandbox.check()[1]:
+        pytest.skip(f"no sandbox here: {sandbox.check()[1]}")
+    import subprocess
+
+    ask(alice)
+    env = Environment.objects.get()
+    Environment.objects.filter(pk=env.pk).update(builder="test-envs")
+    env.build_dir.mkdir(parents=True)
+    # A process that names the build directory, as the wrapper of a build does.
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)",
+                               str(env.build_dir)], start_new_session=True)
+    (env.build_dir / "wrapper.pid").write_text(str(orphan.pid))
+
+    build_until_done()
+
+    assert orphan.wait(timeout=10) == -9
+    env.refresh_from_db()
+    assert env.status == Environment.READY, env.error
