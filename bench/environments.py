@@ -29,8 +29,7 @@ from dmarket.cluster.tests.conftest import (APPS, WORKERS, cluster, spark_cluste
 from dmarket.conftest import files_dir, jobs_dir, make_user  # noqa: F401
 from dmarket.cluster.tests.util import drive, read_log, settled, share_workers, submit
 from dmarket.envs.models import Environment
-from dmarket.envs.services import builder_python
-from dmarket.envs.testing import local_index, make_wheel
+from dmarket.envs.testing import local_index, machines_run_builder_python, make_wheel
 from dmarket.files.tests.util import uploaded
 from dmarket.jobs.models import Job
 
@@ -55,11 +54,7 @@ def seconds(job):
 
 def test_bench_environments(cluster, make_user, live_server, settings, tmp_path):  # noqa: F811
     settings.DMARKET_PUBLIC_URL = live_server.url
-    machines = share_workers(cluster, make_user)
-    python, platform = builder_python()
-    for machine in machines.values():
-        machine.python, machine.platform = python, platform
-        machine.save(update_fields=["python", "platform"])
+    machines_run_builder_python(share_workers(cluster, make_user).values())
     versions = [f"1.{i}" for i in range(ROUNDS)]
     wheels(tmp_path / "wheels", versions)
     local_index(settings, tmp_path / "wheels")

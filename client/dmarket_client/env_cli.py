@@ -2,6 +2,7 @@
 packing of a job's --working-dir."""
 
 import os
+import shutil
 import tempfile
 import time
 import zipfile
@@ -64,8 +65,8 @@ def workdir_pack(directory, limit_mb=WORKDIR_MAX_MB):
             info = zipfile.ZipInfo(rel, ZIP_TIME)
             info.external_attr = (os.stat(path).st_mode & 0o777 | 0o100000) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            with open(path, "rb") as f:
-                z.writestr(info, f.read())
+            with open(path, "rb") as f, z.open(info, "w") as out:
+                shutil.copyfileobj(f, out)
     return target
 
 

@@ -74,11 +74,12 @@ def online_pythons():
                .values_list("python", "platform").distinct())
 
 
-def claimable(queued):
+def claimable(queued, pythons=None):
     """Queued jobs that can start: those without an environment, or with one that is built
-    and fits some online machine (else its executors could run nowhere)."""
+    and fits some online machine (else its executors could run nowhere). `pythons`: what
+    online_pythons() says, when the caller has it already."""
     fits = Q(env_python="")
-    for python, platform in online_pythons():
+    for python, platform in (online_pythons() if pythons is None else pythons):
         fits |= Q(env_python=python, env_platform=platform)
     return queued.filter(fits).filter(Q(environment__isnull=True) |
                                       Q(environment__status="READY"))
@@ -90,7 +91,7 @@ def env_waiting_reasons():
     if not waiting.exists():
         return
     pythons = online_pythons()
-    for job in waiting.exclude(pk__in=claimable(waiting).values("pk")).select_related(
+    for job in waiting.exclude(pk__in=claimable(waiting, pythons).values("pk")).select_related(
             "environment")[:1000]:
         if job.environment_id and job.environment.status != "READY":
             reason = "waiting: its environment is being built"

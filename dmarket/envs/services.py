@@ -13,13 +13,13 @@ import json
 import os
 import re
 import shutil
-import sys
-import sysconfig
 import tarfile
 import uuid
 import zlib
 from pathlib import Path
 
+from dmarket_client.agent import python_platform
+from dmarket_client.api import file_sha256
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -88,8 +88,10 @@ def requirements_normalize(text):
 
 def builder_python():
     """(Python version, platform) of the environments this server builds: its executors'
-    Python (DMARKET_EXECUTOR_PYTHON) is the one it runs, doc/deploy.md."""
-    return f"{sys.version_info.major}.{sys.version_info.minor}", sysconfig.get_platform()
+    Python (DMARKET_EXECUTOR_PYTHON) is the one it runs, doc/deploy.md. The same pair an
+    agent reports for its machine."""
+    found = python_platform()
+    return found["python"], found["platform"]
 
 
 def env_key(requirements, python, platform):
@@ -152,7 +154,6 @@ def archive_manifest(path):
     archive is not read further, and no header of the user's is trusted with a size to
     allocate). Raises BadEnvironment."""
     import gzip
-    import zlib
 
     try:
         with gzip.open(path, "rb") as f:
@@ -204,14 +205,11 @@ def env_pack(site, target, requirements, python, platform):
                 return info
 
             tar.add(site, arcname=SITE, recursive=True, filter=add)
-        digest = hashlib.sha256()
-        with open(tmp, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
+        sha256 = file_sha256(tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    return target.stat().st_size, digest.hexdigest()
+    return target.stat().st_size, sha256
 
 
 def unpacked_dir(sha256):
@@ -266,9 +264,7 @@ def env_unpack(archive, sha256):
         except OSError:
             if not (target / SITE).is_dir():
                 raise
-    except BadEnvironment as e:
-        raise BadEnvironment(f"could not unpack the environment: {e}") from None
-    except (OSError, tarfile.TarError, EOFError, zlib.error) as e:
+    except (BadEnvironment, OSError, tarfile.TarError, EOFError, zlib.error) as e:
         raise BadEnvironment(f"could not unpack the environment: {e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -333,31 +329,27 @@ def job_env_archive(job):
         env = job.environment
         return env.archive_path, env.sha256
     if job.env:
-        from dmarket.files.models import JobInput
-        from dmarket.files.services import job_input_file
-
-        found = JobInput.objects.filter(job=job, uri=job.env).first()
-        path = job_input_file(job, found.pk) if found else None
-        if path is None:
+        found = job_input_path(job, job.env)
+        if found is None:
             raise BadEnvironment(f"{job.env} is gone")
-        if found.version_id:
-            sha = found.version.sha256
-        else:
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-            sha = digest.hexdigest()
-        return path, sha
+        path, version = found
+        return path, version.sha256 if version is not None else file_sha256(path)
     return None
 
 
 def job_workdir_archive(job):
+    found = job_input_path(job, job.working_dir)
+    if found is None:
+        raise BadWorkdir(f"{job.working_dir} is gone")
+    return found[0]
+
+
+def job_input_path(job, uri):
+    """(path, its FileVersion or None for another job's result) of the job's pinned input
+    `uri`, or None."""
     from dmarket.files.models import JobInput
     from dmarket.files.services import job_input_file
 
-    found = JobInput.objects.filter(job=job, uri=job.working_dir).first()
+    found = JobInput.objects.select_related("version").filter(job=job, uri=uri).first()
     path = job_input_file(job, found.pk) if found else None
-    if path is None:
-        raise BadWorkdir(f"{job.working_dir} is gone")
-    return path
+    return (path, found.version) if path is not None else None

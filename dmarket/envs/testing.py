@@ -39,3 +39,14 @@ def local_index(settings, directory):
     settings.DMARKET_ENV_PIP_ARGS = ["--only-binary=:all:", "--no-index", "--find-links",
                                      str(directory)]
     settings.DMARKET_SANDBOX_RO_PATHS = [*settings.DMARKET_SANDBOX_RO_PATHS, str(directory)]
+
+
+def machines_run_builder_python(machines):
+    """Make the machines report the Python and platform this server builds environments for,
+    as their agents would in a heartbeat."""
+    from .services import builder_python
+
+    python, platform = builder_python()
+    for machine in machines:
+        machine.python, machine.platform = python, platform
+        machine.save(update_fields=["python", "platform"])

@@ -3,7 +3,7 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, PermissionDenied, Throttled, ValidationError
+from rest_framework.exceptions import NotFound, Throttled, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,7 +12,7 @@ from dmarket.common.api import Conflict, PayloadTooLarge
 from dmarket.credits.services import account_lock
 from dmarket.files.names import BadName, check_name
 from dmarket.files.serializers import FileVersionSerializer
-from dmarket.files.services import QuotaExceeded, UploadFailed, file_store, job_input_token_valid
+from dmarket.files.services import QuotaExceeded, UploadFailed, file_store, job_credential_check
 from dmarket.jobs.models import Job
 
 from .models import Environment
@@ -93,11 +93,7 @@ class JobEnvironmentView(APIView):
                    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, auth=[])
     def get(self, request, pk, token, filename):
         job = Job.objects.select_related("environment").filter(pk=pk).first()
-        if job is None or not job_input_token_valid(job, token):
-            raise PermissionDenied("This is not a valid credential for this job's files.")
-        if job.status not in Job.UNFINISHED:
-            raise PermissionDenied(f"This credential expired when job {job.pk} finished "
-                                   f"({job.status}).")
+        job_credential_check(job, token)
         env = job.environment
         if env is None or env.status != Environment.READY:
             raise NotFound(f"Job {job.pk} has no built environment.")

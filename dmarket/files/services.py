@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import OuterRef, Subquery, Sum
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
 from dmarket.common.api import Conflict, visible_to
 from dmarket.jobs.models import Job
@@ -324,6 +324,17 @@ def job_inputs_pin(job, pins):
 def job_input_token_valid(job, token):
     """The job's credential opens only its own files; a job without any has none."""
     return bool(job.files_token) and hmac.compare_digest(job.files_token, token)
+
+
+def job_credential_check(job, token):
+    """What a job's credential in a URL opens: only that job's files (one answer for a wrong
+    credential and a job that does not exist), only while it is unfinished. Raises
+    PermissionDenied."""
+    if job is None or not job_input_token_valid(job, token):
+        raise PermissionDenied("This is not a valid credential for this job's files.")
+    if job.status not in job.UNFINISHED:
+        raise PermissionDenied(f"This credential expired when job {job.pk} finished "
+                               f"({job.status}).")
 
 
 def job_input_urls(job):

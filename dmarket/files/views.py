@@ -4,7 +4,7 @@ from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +17,7 @@ from .names import BadName, FileRef, check_name
 from .serializers import (FileDeletedSerializer, FilePatchSerializer, FileVersionSerializer,
                           StorageUsageSerializer)
 from .services import (QuotaExceeded, UploadFailed, file_delete, file_for, file_publish,
-                       file_store, files_latest, job_input_file, job_input_token_valid,
+                       file_store, files_latest, job_credential_check, job_input_file,
                        storage_summary, version_of)
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -178,12 +178,7 @@ class JobInputView(APIView):
     @extend_schema(operation_id="jobs_inputs_download", responses=BINARY, auth=[])
     def get(self, request, pk, input_id, token, filename):
         job = Job.objects.filter(pk=pk).first()
-        # One answer for a wrong credential and a job that does not exist.
-        if job is None or not job_input_token_valid(job, token):
-            raise PermissionDenied("This is not a valid credential for this job's files.")
-        if job.status not in Job.UNFINISHED:
-            raise PermissionDenied(f"This credential expired when job {job.pk} finished "
-                                   f"({job.status}).")
+        job_credential_check(job, token)
         path = job_input_file(job, input_id)
         if path is None:
             raise Http404(f"Job {job.pk} names no such file.")

@@ -106,12 +106,18 @@ def job_fail_queued(job, reason):
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.status != Job.QUEUED:
             return False
-        locked.status = Job.FAILED
-        locked.status_reason = reason[:500]
-        locked.finished_at = locked.settled_at = timezone.now()
-        locked.save(update_fields=["status", "status_reason", "finished_at", "settled_at"])
-        job_release(locked)
+        queued_end(locked, Job.FAILED, reason[:500])
     return True
+
+
+def queued_end(locked, status, reason):
+    """End a queued job, locked by the caller's transaction: it never ran, so nothing is
+    billed, and its hold is released right here."""
+    locked.status = status
+    locked.status_reason = reason
+    locked.finished_at = locked.settled_at = timezone.now()
+    locked.save(update_fields=["status", "status_reason", "finished_at", "settled_at"])
+    job_release(locked)
 
 
 def job_cancel(job, reason="cancelled by its owner"):
@@ -125,12 +131,7 @@ def job_cancel(job, reason="cancelled by its owner"):
         if locked.is_finished:
             raise Conflict(f"Job {job.pk} has already finished ({locked.status}).")
         if locked.status == Job.QUEUED:
-            locked.status = Job.CANCELLED
-            locked.status_reason = reason
-            # It never ran: nothing to bill, and its hold is released right here.
-            locked.finished_at = locked.settled_at = timezone.now()
-            locked.save(update_fields=["status", "status_reason", "finished_at", "settled_at"])
-            job_release(locked)
+            queued_end(locked, Job.CANCELLED, reason)
             done = True
         elif not locked.cancel_requested:
             # The launcher stops it and records this outcome; a stop already asked for (its

@@ -10,8 +10,7 @@ import pytest
 
 from dmarket.conftest import client_for
 from dmarket.envs.models import Environment
-from dmarket.envs.services import builder_python
-from dmarket.envs.testing import local_index, make_wheel
+from dmarket.envs.testing import local_index, machines_run_builder_python, make_wheel
 from dmarket.files.tests.util import uploaded
 from dmarket.jobs.models import Job
 
@@ -26,11 +25,7 @@ PROBE = "hello from dmkprobe"
 @pytest.fixture
 def market(cluster, make_user, live_server, settings, tmp_path):
     settings.DMARKET_PUBLIC_URL = live_server.url
-    machines = share_workers(cluster, make_user)
-    python, platform = builder_python()
-    for machine in machines.values():
-        machine.python, machine.platform = python, platform
-        machine.save(update_fields=["python", "platform"])
+    machines_run_builder_python(share_workers(cluster, make_user).values())
     make_wheel(tmp_path / "wheels", "dmkprobe", "1.0",
                {"dmkprobe/__init__.py": f"def hello():\n    return {PROBE!r}\n"})
     local_index(settings, tmp_path / "wheels")
