@@ -192,15 +192,21 @@ LOGGING = {
 # Credits are Decimal with 6 places (micro-credits); see dmarket/credits/models.py.
 DMARKET_SIGNUP_GRANT = Decimal(os.environ.get("DMARKET_SIGNUP_GRANT", "100"))
 DMARKET_DEFAULT_JOB_CAP = Decimal(os.environ.get("DMARKET_DEFAULT_JOB_CAP", "10"))
-# Price per core-hour for each machine type; a job pays its machine type's rate times the
-# premium rate fixed at submission.
+# Price per hour of one unit of each resource an executor holds: "core" (a CPU core) and each
+# accelerator Spark schedules ("gpu"). A job pays each executor's cores x time at the core price
+# plus its GPUs x time at the GPU price, times the premium rate, all fixed at submission.
+# "cpu=" is read as "core=" (the setting's old name: a core-hour on a CPU machine).
 DMARKET_PRICES = {
-    name: Decimal(price)
+    ("core" if name.strip() == "cpu" else name.strip()): Decimal(price)
     for name, price in (
         item.split("=", 1)
-        for item in env_list("DMARKET_PRICES", ["cpu=1", "gpu=4"])
+        for item in env_list("DMARKET_PRICES", ["core=1", "gpu=4"])
     )
 }
+DMARKET_PRICES.setdefault("core", Decimal("1"))
+# Machine types are "cpu" (cores only) and each accelerator with a price, which names the
+# Spark resource (spark.worker.resource.<type>.*) its machines offer and its jobs ask for.
+DMARKET_MAX_GPUS = int(os.environ.get("DMARKET_MAX_GPUS", "64"))
 DMARKET_PREMIUM_CAP = Decimal(os.environ.get("DMARKET_PREMIUM_CAP", "2"))
 DMARKET_MAX_JOB_CORES = int(os.environ.get("DMARKET_MAX_JOB_CORES", "1024"))
 DMARKET_MAX_EXECUTOR_MEMORY_MB = int(os.environ.get("DMARKET_MAX_EXECUTOR_MEMORY_MB", "1048576"))
@@ -292,6 +298,9 @@ DMARKET_INFERENCE_DIR = Path(
 DMARKET_INFERENCE_CORES = int(os.environ.get("DMARKET_INFERENCE_CORES", "0"))
 DMARKET_INFERENCE_EXECUTOR_MEMORY_MB = int(
     os.environ.get("DMARKET_INFERENCE_EXECUTOR_MEMORY_MB", "1024"))
+# GPUs each of the inference server's executors holds (0: it runs on cores only, anywhere).
+# Its executors land only on machines with that many free; their batches bill GPU-time too.
+DMARKET_INFERENCE_GPUS = int(os.environ.get("DMARKET_INFERENCE_GPUS", "0"))
 DMARKET_INFERENCE_IDLE = float(os.environ.get("DMARKET_INFERENCE_IDLE", "60"))
 DMARKET_INFERENCE_POLL = float(os.environ.get("DMARKET_INFERENCE_POLL", "1"))
 # The sandbox every driver runs in (dmarket/cluster/sandbox.py, doc/security.md). "auto":

@@ -1,5 +1,6 @@
-"""Billing from what Spark saw: each executor's lifetime, in core-milliseconds, on the machine
-whose worker ran it.
+"""Billing from what Spark saw: each executor's lifetime, in core-milliseconds and
+GPU-milliseconds (the GPU addresses the history server shows it held), on the machine whose
+worker ran it.
 
 The history server's /allexecutors gives each executor's cores, add time and (when the driver
 saw it go) remove time. Executors that were still up when the application ended have no
@@ -81,8 +82,25 @@ def executor_spans(job, app, executors):
         yield executor, start, end
 
 
+def span_ms(start, end):
+    return int((end - start) / timedelta(milliseconds=1))
+
+
 def core_ms(executor, start, end):
-    return int(executor.get("totalCores", 0)) * int((end - start) / timedelta(milliseconds=1))
+    return int(executor.get("totalCores", 0)) * span_ms(start, end)
+
+
+def executor_gpus(job, executor):
+    """How many GPUs the executor held: the addresses of its job's accelerator resource (gpu
+    for a cpu job, whose driver may have asked for some itself) that the history shows."""
+    resources = executor.get("resources") or {}
+    held = resources.get(job.resource or "gpu") if isinstance(resources, dict) else None
+    addresses = held.get("addresses") if isinstance(held, dict) else None
+    return len(addresses) if isinstance(addresses, list) else 0
+
+
+def gpu_ms(job, executor, start, end):
+    return executor_gpus(job, executor) * span_ms(start, end)
 
 
 def job_usage(job, app, executors, workers):
@@ -94,25 +112,27 @@ def job_usage(job, app, executors, workers):
         machine = resolve(executor)
         if end is None:
             running_cost += usage_cost(core_ms(executor, start, now), job.price_per_core_hour,
-                                       job.premium_rate)
+                                       job.premium_rate, gpu_ms(job, executor, start, now),
+                                       job.price_per_gpu_hour)
             continue
         if machine is None:
             log.warning("job %s: executor %s on %s ran on no registered machine; not billed",
                         job.pk, executor.get("id"), executor.get("hostPort"))
             continue
         usages.append(Usage(key=f"{job.spark_app_id}:{executor['id']}", machine=machine,
-                            core_ms=core_ms(executor, start, end)))
+                            core_ms=core_ms(executor, start, end),
+                            gpu_ms=gpu_ms(job, executor, start, end)))
     return usages, running_cost
 
 
 def policed_usage(job):
     """What the applications the police killed for the job (started from its sandbox) held:
-    each executor the workers showed, its cores from the application's start to its kill (the
-    longest it can have run), on the machine whose worker ran it."""
+    each executor the workers showed, its cores and GPUs from the application's start to its
+    kill (the longest it can have run), on the machine whose worker ran it."""
     usages = []
     for record in job.policed_apps.exclude(started_at=None):
-        span_ms = max(0, int((record.killed_at - record.started_at)
-                             / timedelta(milliseconds=1)))
+        lasted_ms = max(0, int((record.killed_at - record.started_at)
+                              / timedelta(milliseconds=1)))
         for executor in record.executors:
             machine = (Machine.objects.filter(worker_id=executor.get("worker") or "-")
                        .order_by("-id").first()
@@ -124,7 +144,8 @@ def policed_usage(job):
                 continue
             usages.append(Usage(key=f"policed:{record.app_id}:{executor.get('executor')}",
                                 machine=machine,
-                                core_ms=int(executor.get("cores") or 0) * span_ms))
+                                core_ms=int(executor.get("cores") or 0) * lasted_ms,
+                                gpu_ms=int(executor.get("gpus") or 0) * lasted_ms))
     return usages
 
 

@@ -74,30 +74,46 @@ def online_pythons():
                .values_list("python", "platform").distinct())
 
 
-def claimable(queued, pythons=None):
+def online_gpus():
+    """{machine type: the most GPUs one online machine of it offers}."""
+    return dict(Machine.objects.filter(state=Machine.ONLINE, gpus__gt=0)
+                .values("machine_type").annotate(most=Max("gpus"))
+                .values_list("machine_type", "most"))
+
+
+def claimable(queued, pythons=None, gpus=None):
     """Queued jobs that can start: those without an environment, or with one that is built
-    and fits some online machine (else its executors could run nowhere). `pythons`: what
-    online_pythons() says, when the caller has it already."""
+    and fits some online machine (else its executors could run nowhere), and whose executors'
+    GPUs some online machine offers. `pythons`, `gpus`: what online_pythons() and
+    online_gpus() say, when the caller has them already."""
     fits = Q(env_python="")
     for python, platform in (online_pythons() if pythons is None else pythons):
         fits |= Q(env_python=python, env_platform=platform)
-    return queued.filter(fits).filter(Q(environment__isnull=True) |
-                                      Q(environment__status="READY"))
+    offered = Q(gpus_per_executor=0)
+    for machine_type, most in (online_gpus() if gpus is None else gpus).items():
+        offered |= Q(machine_type=machine_type, gpus_per_executor__lte=most)
+    return queued.filter(fits).filter(offered).filter(Q(environment__isnull=True) |
+                                                      Q(environment__status="READY"))
 
 
-def env_waiting_reasons():
-    """Say on each queued job that waits for its environment why it waits."""
-    waiting = Job.objects.filter(status=Job.QUEUED).exclude(env_python="")
+def waiting_reasons():
+    """Say on each queued job that waits for its environment or its GPUs why it waits."""
+    waiting = Job.objects.filter(status=Job.QUEUED).filter(~Q(env_python="")
+                                                           | Q(gpus_per_executor__gt=0))
     if not waiting.exists():
         return
-    pythons = online_pythons()
-    for job in waiting.exclude(pk__in=claimable(waiting, pythons).values("pk")).select_related(
-            "environment")[:1000]:
+    pythons, gpus = online_pythons(), online_gpus()
+    for job in waiting.exclude(pk__in=claimable(waiting, pythons, gpus).values("pk")
+                               ).select_related("environment")[:1000]:
         if job.environment_id and job.environment.status != "READY":
             reason = "waiting: its environment is being built"
-        elif (job.env_python, job.env_platform) not in pythons:
+        elif job.env_python and (job.env_python, job.env_platform) not in pythons:
             reason = (f"waiting: no online machine runs Python {job.env_python} on "
                       f"{job.env_platform}, which its environment is for")
+        elif job.gpus_per_executor > gpus.get(job.machine_type, 0):
+            reason = (f"waiting: no online machine offers {job.gpus_per_executor} of resource "
+                      f"{job.machine_type!r} (each executor's); the most one offers now is "
+                      f"{gpus.get(job.machine_type, 0)}")
         else:
             continue
         if job.status_reason != reason:
@@ -497,7 +513,7 @@ def launcher_tick(launcher_id=None):
     if not launcher_sandbox_ready():
         return started
     env_build_tick(launcher_id)
-    env_waiting_reasons()
+    waiting_reasons()
     running = Job.objects.filter(launcher=launcher_id,
                                  status__in=(Job.STARTING, Job.RUNNING)).count()
     while running < settings.DMARKET_DRIVER_SLOTS:

@@ -21,7 +21,8 @@ class PolicedApp(models.Model):
                             related_name="policed_apps")
     reason = models.CharField(max_length=500)
     cores = models.PositiveIntegerField(default=0)
-    # [{"worker": id, "host": address, "executor": id, "cores": n}] the workers ran for it.
+    # [{"worker": id, "host": address, "executor": id, "cores": n, "gpus": n}] the workers
+    # ran for it.
     executors = models.JSONField(default=list, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     killed_at = models.DateTimeField(auto_now_add=True)

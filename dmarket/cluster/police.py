@@ -218,8 +218,18 @@ def worker_executors(workers, app_ids):
             found[executor["appid"]].append({
                 "worker": _text(worker.get("id"), 200), "host": _text(worker.get("host"), 200),
                 "executor": _text(executor.get("id"), 40),
-                "driver": match.group(1)[:300] if match else ""})
+                "driver": match.group(1)[:300] if match else "",
+                "gpus": held_addresses(executor.get("resources"))})
     return found
+
+
+def held_addresses(resources):
+    """How many accelerator addresses (GPUs) a worker's executor entry holds."""
+    count = 0
+    for info in resources.values() if isinstance(resources, dict) else ():
+        addresses = info.get("addresses") if isinstance(info, dict) else None
+        count += len(addresses) if isinstance(addresses, list) else 0
+    return min(count, 4096)
 
 
 def split_cores(cores, executors):
@@ -281,7 +291,8 @@ def police_record(app, executors, job, reason):
                 app_id=_text(app["id"], 100), name=_text(app.get("name"), 500),
                 spark_user=_text(app.get("user"), 200), driver_address=driver[:300],
                 job=job, reason=reason[:500], cores=int(app.get("cores") or 0),
-                executors=[{k: e[k] for k in ("worker", "host", "executor", "cores")}
+                executors=[{k: e.get(k, 0) for k in ("worker", "host", "executor", "cores",
+                                                     "gpus")}
                            for e in executors],
                 started_at=(datetime.fromtimestamp(started / 1000, dt_timezone.utc)
                             if isinstance(started, (int, float)) else None),

@@ -86,6 +86,10 @@ def submit_argv(job):
         "spark.executorEnv.DMARKET_JOB_ID": job.pk,
         "spark.executorEnv.PYSPARK_PYTHON": settings.DMARKET_EXECUTOR_PYTHON,
     }
+    if job.resource and job.gpus_per_executor:
+        # Spark's own resource scheduling: executors only on workers with that many free.
+        conf[f"spark.executor.resource.{job.resource}.amount"] = job.gpus_per_executor
+        conf[f"spark.task.resource.{job.resource}.amount"] = f"{job.gpus_per_task:g}"
     for name, value in settings.DMARKET_JOB_ENV.items():
         conf[f"spark.executorEnv.{name}"] = value
     if runtime["python_path"]:

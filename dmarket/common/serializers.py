@@ -17,10 +17,16 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
-def validate_machine_type(value):
-    """A machine type is one the market has a price for."""
+def machine_types():
+    """"cpu" (cores only) and each accelerator the market has a price for (which names the
+    Spark resource its machines offer and its jobs ask for)."""
     from django.conf import settings
 
-    if value not in settings.DMARKET_PRICES:
-        known = ", ".join(sorted(settings.DMARKET_PRICES))
+    return ["cpu"] + [name for name in settings.DMARKET_PRICES if name not in ("core", "cpu")]
+
+
+def validate_machine_type(value):
+    """A machine type is "cpu" or an accelerator the market has a price for."""
+    if value not in machine_types():
+        known = ", ".join(machine_types())
         raise serializers.ValidationError(f"Unknown machine type {value!r}; known: {known}.")

@@ -25,10 +25,16 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
 
 class PricesSerializer(serializers.Serializer):
     unit = serializers.CharField()
-    machine_types = serializers.DictField(child=credits_field())
+    resources = serializers.DictField(
+        child=credits_field(), help_text="Credits per hour of one core, one GPU...")
+    machine_types = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="cpu (cores only) and each accelerator: the resource its jobs ask for.")
     premium_rate = serializers.DecimalField(max_digits=8, decimal_places=4)
     unfinished_jobs = serializers.IntegerField()
     online_machines = serializers.IntegerField()
-    effective = serializers.DictField(child=credits_field())
+    effective = serializers.DictField(
+        child=credits_field(), help_text="What a job submitted now pays per hour of each "
+                                         "resource, its own submission's premium included.")
     default_job_cap = credits_field()
     signup_grant = credits_field()

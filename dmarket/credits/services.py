@@ -97,13 +97,30 @@ def market_premium_rate(extra_jobs=0):
     return premium_rate(jobs, machines)
 
 
-def machine_type_price(machine_type):
-    return settings.DMARKET_PRICES[machine_type]
+def resource_prices():
+    """Credits per hour of one unit of each resource: "core" and each accelerator ("gpu")."""
+    prices = dict(settings.DMARKET_PRICES)
+    # A test or an old configuration may still name the core price "cpu".
+    core = prices.pop("core", None)
+    legacy = prices.pop("cpu", None)
+    return {"core": core if core is not None else legacy if legacy is not None
+            else Decimal("1"), **prices}
 
 
-def usage_cost(core_ms, price_per_core_hour, premium):
-    """Credits for core_ms core-milliseconds, rounded half-up to the micro-credit."""
-    cost = Decimal(core_ms) * price_per_core_hour * premium / Decimal(3_600_000)
+def job_prices(machine_type):
+    """(price per core-hour, price per accelerator-hour) for a job of this machine type. A cpu
+    job's accelerators are priced as GPUs: it asks for none, but what its executors held (a
+    driver may ask Spark for some itself) is billed all the same."""
+    prices = resource_prices()
+    accelerator = machine_type if machine_type != "cpu" else "gpu"
+    return prices["core"], prices.get(accelerator, ZERO)
+
+
+def usage_cost(core_ms, price_per_core_hour, premium, gpu_ms=0, price_per_gpu_hour=ZERO):
+    """Credits for core_ms core-milliseconds and gpu_ms GPU-milliseconds, rounded half-up to
+    the micro-credit once, over their sum."""
+    cost = ((Decimal(core_ms) * price_per_core_hour + Decimal(gpu_ms) * price_per_gpu_hour)
+            * premium / Decimal(3_600_000))
     return cost.quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
 
@@ -133,12 +150,13 @@ def job_release(job):
 
 @dataclass(frozen=True)
 class Usage:
-    """Core-time one executor held on one machine. `key` names the executor within the job
-    (e.g. the Spark executor id), so that billing it again writes nothing."""
+    """Core-time (and GPU-time) one executor held on one machine. `key` names the executor
+    within the job (e.g. the Spark executor id), so that billing it again writes nothing."""
 
     key: str
     machine: object
     core_ms: int
+    gpu_ms: int = 0
 
 
 def job_bill_usage(job, usages):
@@ -151,7 +169,7 @@ def job_bill_usage(job, usages):
 
     charged = ZERO
     for usage in usages:
-        if usage.core_ms <= 0:
+        if usage.core_ms <= 0 and usage.gpu_ms <= 0:
             continue
         charge_key = f"charge:job:{job.pk}:{usage.key}"
         with transaction.atomic():
@@ -162,12 +180,15 @@ def job_bill_usage(job, usages):
             if LedgerEntry.objects.filter(key=charge_key).exists():
                 continue
             locked = Job.objects.select_for_update().get(pk=job.pk)
-            cost = usage_cost(usage.core_ms, locked.price_per_core_hour, locked.premium_rate)
+            cost = usage_cost(usage.core_ms, locked.price_per_core_hour, locked.premium_rate,
+                              usage.gpu_ms, locked.price_per_gpu_hour)
             cost = min(cost, locked.max_credits - locked.cost)
             if cost <= 0:
                 continue
             from_hold = min(cost, job_hold_remaining(locked))
             memo = f"job {job.pk}, executor {usage.key}, {usage.core_ms} core-ms"
+            if usage.gpu_ms:
+                memo += f", {usage.gpu_ms} GPU-ms"
             ledger_post(job.user, LedgerEntry.CHARGE, charge_key, amount=-cost, held=-from_hold,
                         job=locked, machine=usage.machine, memo=memo, allow_overdraft=True)
             ledger_post(usage.machine.user, LedgerEntry.EARNING,

@@ -6,12 +6,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dmarket.common.api import choice_param
+from dmarket.common.serializers import machine_types
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
 
 from .models import QUANTUM, Account, LedgerEntry
 from .serializers import CreditsSerializer, LedgerEntrySerializer, PricesSerializer
-from .services import premium_rate
+from .services import premium_rate, resource_prices
 
 KINDS = [k for k, _ in LedgerEntry.KINDS]
 
@@ -47,14 +48,15 @@ class PricesView(APIView):
         jobs = Job.objects.filter(status__in=Job.UNFINISHED).count()
         machines = Machine.objects.filter(state=Machine.ONLINE).count()
         premium = premium_rate(jobs, machines)
-        prices = settings.DMARKET_PRICES
+        prices = resource_prices()
         data = {
-            "unit": "credits per core-hour",
-            "machine_types": prices,
+            "unit": "credits per hour of one core or one GPU",
+            "resources": prices,
+            "machine_types": machine_types(),
             "premium_rate": premium,
             "unfinished_jobs": jobs,
             "online_machines": machines,
-            # What a job submitted now pays per core-hour (its own submission included).
+            # What a job submitted now pays per unit-hour (its own submission included).
             "effective": {name: (price * premium_rate(jobs + 1, machines)).quantize(QUANTUM)
                           for name, price in prices.items()},
             "default_job_cap": settings.DMARKET_DEFAULT_JOB_CAP,

@@ -67,6 +67,9 @@ class InferenceBatch(models.Model):
     # What the batch held its core for (reading inputs, loading the model the first time,
     # predict), times the task's cores: what is billed.
     core_ms = models.PositiveBigIntegerField()
+    # GPU-time its task held (the inference server's executors hold GPUs when
+    # DMARKET_INFERENCE_GPUS says so).
+    gpu_ms = models.PositiveBigIntegerField(default=0)
     executor = models.CharField(max_length=100, blank=True)
     host = models.CharField(max_length=255, blank=True)
     machine = models.ForeignKey("machines.Machine", models.SET_NULL, null=True, blank=True,

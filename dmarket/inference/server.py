@@ -70,6 +70,10 @@ def server_argv():
     }
     if settings.DMARKET_INFERENCE_CORES:
         conf["spark.cores.max"] = settings.DMARKET_INFERENCE_CORES
+    if settings.DMARKET_INFERENCE_GPUS:
+        # Each task holds all of its executor's GPUs: one batch at a time uses them.
+        conf["spark.executor.resource.gpu.amount"] = settings.DMARKET_INFERENCE_GPUS
+        conf["spark.task.resource.gpu.amount"] = settings.DMARKET_INFERENCE_GPUS
     for name, value in settings.DMARKET_JOB_ENV.items():
         conf[f"spark.executorEnv.{name}"] = value
     argv = [str(spark.spark_home() / "bin" / "spark-submit"),

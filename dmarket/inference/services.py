@@ -14,8 +14,8 @@ from dmarket.credits.services import (
     account_lock,
     job_bill_usage,
     job_hold,
+    job_prices,
     job_release,
-    machine_type_price,
     market_premium_rate,
 )
 from dmarket.files.services import job_inputs_pin
@@ -40,11 +40,12 @@ def inference_submit(user, fields):
     with transaction.atomic():
         account_lock(user)
         fields, pins = inference_inputs_resolve(user, fields)
+        core_price, gpu_price = job_prices("cpu")
         job = Job.objects.create(
             user=user, name=fields["name"], entry_file="(inference server)",
             app_params=[fields["model"], fields["data"]], cores=1,
             max_credits=fields["max_credits"],
-            machine_type="cpu", price_per_core_hour=machine_type_price("cpu"),
+            machine_type="cpu", price_per_core_hour=core_price, price_per_gpu_hour=gpu_price,
             premium_rate=market_premium_rate(extra_jobs=1),
             # Never QUEUED: the launchers claim QUEUED jobs.
             status=Job.STARTING, launcher=INFERENCE_LAUNCHER)
@@ -114,6 +115,7 @@ def inference_record(ijob, results, inputs, machine_of):
         batches.append(InferenceBatch(
             job=ijob, first_index=result["first"], size=result["size"],
             processing_ms=result["processing_ms"], core_ms=result["core_ms"],
+            gpu_ms=result.get("gpu_ms", 0),
             executor=result["executor"], host=result["host"],
             machine=machine_of(result["executor"], result["host"]), finished_at=finished,
             started_at=finished - timedelta(milliseconds=result["wall_ms"])))
@@ -140,7 +142,8 @@ def inference_bill(ijob):
     billed = set(ijob.job.ledger.filter(kind="charge").values_list("key", flat=True))
     usages = []
     rows = (InferenceBatch.objects.filter(job=ijob).exclude(usage_key="")
-            .values("usage_key", "machine").annotate(core_ms=Sum("core_ms"))
+            .values("usage_key", "machine").annotate(core_ms=Sum("core_ms"),
+                                                     gpu_ms=Sum("gpu_ms"))
             .order_by("usage_key"))
     machines = {}
     for row in rows:
@@ -150,7 +153,7 @@ def inference_bill(ijob):
             from dmarket.machines.models import Machine
             machines[row["machine"]] = Machine.objects.get(pk=row["machine"])
         usages.append(Usage(key=row["usage_key"], machine=machines[row["machine"]],
-                            core_ms=row["core_ms"]))
+                            core_ms=row["core_ms"], gpu_ms=row["gpu_ms"]))
     job = Job.objects.get(pk=ijob.job_id)
     charged = job_bill_usage(job, usages)
     if job.cost >= job.max_credits:

@@ -9,6 +9,7 @@ import gc
 import io
 import os
 import socket
+import sys
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -18,7 +19,30 @@ _models = {}
 MODELS_KEPT = 4
 
 
+def task_gpus():
+    """The GPUs Spark gave this task (TaskContext.resources()); [] when it holds none."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    gpu = context.resources().get("gpu") if context is not None else None
+    return list(gpu.addresses) if gpu is not None else []
+
+
+def cuda_devices(addresses):
+    """CUDA_VISIBLE_DEVICES for these GPU addresses: their positions among the executor's GPUs
+    where its sandbox shows it only those (CUDA numbers them from 0 there; the sandbox lists
+    them in DMARKET_EXECUTOR_GPUS), else the addresses themselves. "" (no GPU, the CPU as
+    before) when it holds none."""
+    visible = [a for a in os.environ.get("DMARKET_EXECUTOR_GPUS", "").split(",") if a]
+    if visible:
+        return ",".join(str(visible.index(a)) for a in addresses if a in visible)
+    return ",".join(addresses)
+
+
 def _tf():
+    if "tensorflow" not in sys.modules:
+        # Before TensorFlow loads: it sees only this task's GPUs (none: the CPU).
+        os.environ["CUDA_VISIBLE_DEVICES"] = cuda_devices(task_gpus())
     import tensorflow as tf
 
     threads = int(os.environ.get("DMARKET_INFER_THREADS", "0"))
@@ -118,6 +142,7 @@ def run_batches(batches, blobs):
 
     # Standalone executors run in work/<app>/<executor id>/.
     executor = os.path.basename(os.getcwd())
+    gpus = len(task_gpus())
     results = []
     for batch in batches:
         started = time.perf_counter()
@@ -134,6 +159,7 @@ def run_batches(batches, blobs):
             "processing_ms": (done - predict_start) * 1000,
             "wall_ms": (done - started) * 1000,
             "core_ms": round((done - started) * 1000 * batch["cores"]),
+            "gpu_ms": round((done - started) * 1000 * gpus),
             "executor": executor,
             "host": executor_address(batch["driver_host"]),
             # float32's 7 significant digits: rounding to decimal places would lose most of

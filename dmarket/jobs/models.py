@@ -35,6 +35,10 @@ class Job(models.Model):
     # Seconds the job may run before the launcher stops it. Null: DMARKET_JOB_MAX_RUNTIME.
     max_runtime = models.PositiveIntegerField(null=True, blank=True)
     machine_type = models.CharField(max_length=32, default="cpu")
+    # The accelerators (of the resource its machine type names, e.g. "gpu") each executor
+    # holds, and each task's part of them (a fraction: tasks share one), as Spark schedules.
+    gpus_per_executor = models.PositiveIntegerField(default=0)
+    gpus_per_task = models.FloatField(default=0)
     # Spark properties of the user's own, from the allowlist of dmarket.jobs.conf.
     conf = models.JSONField(default=dict, blank=True)
     # A JAR's entry point (spark-submit --class).
@@ -65,8 +69,9 @@ class Job(models.Model):
     # What the launcher records when it stops a job on request: CANCELLED for its owner or an
     # operator, FAILED when its cost reached its cap.
     stop_status = models.CharField(max_length=10, choices=STATUSES, blank=True)
-    # Fixed at submission: what one core-hour costs this job.
+    # Fixed at submission: what one core-hour and one GPU-hour cost this job.
     price_per_core_hour = credit_field()
+    price_per_gpu_hour = credit_field()
     premium_rate = models.DecimalField(max_digits=8, decimal_places=4, default=1)
     # Cached sum of the job's charge rows, written in the same transaction as they are.
     cost = credit_field()
@@ -97,6 +102,11 @@ class Job(models.Model):
     def tag(self):
         """Names the job's Spark application, so it can be found again after a restart."""
         return f"dmarket-job-{self.pk}"
+
+    @property
+    def resource(self):
+        """The Spark resource its executors ask for ("gpu"), or "" for a cpu job."""
+        return "" if self.machine_type == "cpu" else self.machine_type
 
     @property
     def is_finished(self):

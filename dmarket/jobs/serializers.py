@@ -1,5 +1,6 @@
 import hashlib
 import json
+import math
 import re
 import shlex
 from decimal import Decimal
@@ -8,7 +9,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from dmarket.common.serializers import StrictSerializer, validate_machine_type
+from dmarket.common.serializers import StrictSerializer, machine_types, validate_machine_type
 from dmarket.credits.models import QUANTUM
 from dmarket.envs.services import BadRequirements, requirements_normalize
 
@@ -129,8 +130,19 @@ class JobSubmitSerializer(StrictSerializer):
                                                 default=None)
     max_runtime = serializers.IntegerField(min_value=1, required=False, allow_null=True,
                                            default=None, help_text="Seconds the job may run.")
-    machine_type = serializers.CharField(max_length=32, default="cpu",
-                                         validators=[validate_machine_type])
+    machine_type = serializers.CharField(
+        max_length=32, required=False, default=None, validators=[validate_machine_type],
+        help_text="Where it may run: cpu (default; its executors hold no GPU) or an "
+                  "accelerator type such as gpu (the default when gpus_per_executor is given).")
+    gpus_per_executor = serializers.IntegerField(
+        min_value=0, default=0,
+        help_text="GPUs (of its machine type's resource) each executor holds; 1 by default "
+                  "for a gpu job, 0 for a cpu job.")
+    gpus_per_task = serializers.FloatField(
+        min_value=0, required=False, allow_null=True, default=None,
+        help_text="Each task's part of its executor's GPUs: a whole number up to "
+                  "gpus_per_executor, or a fraction such as 0.5 (tasks share a GPU); 1 by "
+                  "default.")
     max_credits = serializers.DecimalField(max_digits=20, decimal_places=6, required=False,
                                            allow_null=True, default=None,
                                            min_value=Decimal("0.000001"))
@@ -161,6 +173,18 @@ class JobSubmitSerializer(StrictSerializer):
         if value is not None and value > settings.DMARKET_MAX_JOB_RUNTIME:
             raise serializers.ValidationError(
                 f"Ensure this value is less than or equal to {settings.DMARKET_MAX_JOB_RUNTIME}.")
+        return value
+
+    def validate_gpus_per_executor(self, value):
+        if value > settings.DMARKET_MAX_GPUS:
+            raise serializers.ValidationError(
+                f"Ensure this value is less than or equal to {settings.DMARKET_MAX_GPUS}.")
+        return value
+
+    def validate_gpus_per_task(self, value):
+        # FloatField takes "NaN" and "inf", which no amount of a GPU is.
+        if value is not None and not math.isfinite(value):
+            raise serializers.ValidationError("A valid number is required.")
         return value
 
     def validate_submission_id(self, value):
@@ -198,6 +222,8 @@ class JobSubmitSerializer(StrictSerializer):
         if attrs.get("requirements") and attrs.get("env"):
             raise serializers.ValidationError(
                 {"env": ["Give requirements or a packed env, not both."]})
+        attrs.update(gpus_check(attrs.get("machine_type"), attrs.get("gpus_per_executor", 0),
+                                attrs.get("gpus_per_task")))
         if attrs["max_credits"] is None:
             attrs["max_credits"] = settings.DMARKET_DEFAULT_JOB_CAP
         # Fixed at submission, like the cap: a later change of the defaults leaves it alone.
@@ -208,8 +234,44 @@ class JobSubmitSerializer(StrictSerializer):
         return attrs
 
 
+def gpus_check(machine_type, gpus, per_task):
+    """The job's machine type and GPUs, defaults filled in; ValidationError naming the field.
+
+    Spark takes a task's amount as a whole number of GPUs, or as a fraction whose inverse is
+    whole (that many tasks share one GPU)."""
+    if machine_type is None:
+        machine_type = "gpu" if gpus and "gpu" in machine_types() else (
+            next(iter(machine_types()[1:]), "cpu") if gpus else "cpu")
+    if machine_type == "cpu":
+        if gpus:
+            raise serializers.ValidationError({"gpus_per_executor": [
+                "A cpu job's executors hold no GPU: leave machine_type out (or give gpu) to "
+                "ask for GPUs."]})
+        if per_task:
+            raise serializers.ValidationError({"gpus_per_task": [
+                "Only a job whose executors hold GPUs (gpus_per_executor) shares them."]})
+        return {"machine_type": machine_type, "gpus_per_executor": 0, "gpus_per_task": 0.0}
+    gpus = gpus or 1
+    per_task = 1.0 if per_task is None else float(per_task)
+    if per_task <= 0:
+        raise serializers.ValidationError({"gpus_per_task": [
+            "A task of a GPU job holds part of a GPU at least, e.g. 0.5 or 1."]})
+    if per_task > gpus:
+        raise serializers.ValidationError({"gpus_per_task": [
+            f"A task cannot hold more GPUs ({per_task:g}) than its executor "
+            f"({gpus}, gpus_per_executor)."]})
+    whole = per_task >= 1 and per_task == int(per_task)
+    share = per_task < 1 and abs(1 / per_task - round(1 / per_task)) < 1e-9
+    if not (whole or share):
+        raise serializers.ValidationError({"gpus_per_task": [
+            f"{per_task:g} is neither a whole number of GPUs nor a share of one (1/n, such "
+            "as 0.5 or 0.25)."]})
+    return {"machine_type": machine_type, "gpus_per_executor": gpus, "gpus_per_task": per_task}
+
+
 # Fields a submission may leave empty: one that does digests as it did before they existed.
-OPTIONAL_EMPTY = ("files", "conf", "main_class", "requirements", "env", "working_dir")
+OPTIONAL_EMPTY = ("files", "conf", "main_class", "requirements", "env", "working_dir",
+                  "gpus_per_executor", "gpus_per_task")
 
 
 def submission_digest(fields):
@@ -244,9 +306,9 @@ class JobSerializer(serializers.ModelSerializer):
         fields = ["id", "owner", "name", "entry_file", "libs", "archives", "files", "app_params",
                   "conf", "main_class", "requirements", "environment", "env", "working_dir",
                   "cores", "executor_memory_mb", "driver_memory_mb", "max_runtime",
-                  "machine_type", "max_credits", "submission_id", "status", "status_reason",
-                  "cancel_requested",
-                  "price_per_core_hour", "premium_rate", "cost", "spark_app_id", "exit_code",
+                  "machine_type", "gpus_per_executor", "gpus_per_task", "max_credits",
+                  "submission_id", "status", "status_reason", "cancel_requested",
+                  "price_per_core_hour", "price_per_gpu_hour", "premium_rate", "cost", "spark_app_id", "exit_code",
                   "created_at", "started_at", "finished_at", "settled_at"]
         read_only_fields = [f for f in fields if f not in (
             "owner", "app_params", "libs", "archives", "files", "conf", "environment",

@@ -2,16 +2,18 @@ import secrets
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from rest_framework.exceptions import Throttled, ValidationError
 from django.utils import timezone
 
 from dmarket.common.api import Conflict
-from dmarket.credits.services import (account_lock, job_hold, job_release, machine_type_price,
+from dmarket.credits.services import (account_lock, job_hold, job_prices, job_release,
                                       market_premium_rate)
 from dmarket.envs.models import Environment
 from dmarket.envs.services import (BadEnvironment, BadWorkdir, TooManyBuilds, archive_manifest,
                                    env_request, workdir_size)
 from dmarket.files.services import job_inputs_pin, job_inputs_resolve, result_file
+from dmarket.machines.models import Machine
 
 from .models import Job
 from .serializers import submission_digest
@@ -40,10 +42,12 @@ def job_submit(user, fields):
                                    f"by job {existing.pk} with different fields.")
                 return existing, False
         fields, pins = job_inputs_resolve(user, fields)
+        gpus_offered_check(fields["machine_type"], fields.get("gpus_per_executor", 0))
         fields.update(job_environment(user, fields, pins))
+        core_price, gpu_price = job_prices(fields["machine_type"])
         job = Job.objects.create(
             user=user, submission_digest=digest,
-            price_per_core_hour=machine_type_price(fields["machine_type"]),
+            price_per_core_hour=core_price, price_per_gpu_hour=gpu_price,
             premium_rate=market_premium_rate(extra_jobs=1), **fields,
         )
         job_inputs_pin(job, pins)
@@ -53,6 +57,21 @@ def job_submit(user, fields):
             job.save(update_fields=["files_token"])
         job_hold(job)
     return job, True
+
+
+def gpus_offered_check(machine_type, gpus):
+    """A job asking each executor for more GPUs than any machine of the market offers could
+    never start: a 400 that says so. One that some machine offers, but none online now,
+    waits QUEUED (the launcher says why on it)."""
+    if not gpus:
+        return
+    most = (Machine.objects.filter(machine_type=machine_type).exclude(state=Machine.REMOVED)
+            .aggregate(most=Max("gpus"))["most"]) or 0
+    if gpus > most:
+        offered = (f"the most one machine of the market offers is {most}" if most
+                   else "no machine of the market offers any")
+        raise ValidationError({"gpus_per_executor": [
+            f"Each executor asks for {gpus} of resource {machine_type!r}; {offered}."]})
 
 
 def job_environment(user, fields, pins):

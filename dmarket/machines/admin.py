@@ -47,12 +47,25 @@ class MachineForm(forms.ModelForm):
     def clean_sharing_window(self):
         return self._api_check("sharing_window")
 
+    def clean_gpus(self):
+        return self._api_check("gpus")
+
+    def clean(self):
+        cleaned = super().clean()
+        if "gpus" in cleaned and "machine_type" in cleaned:
+            gpus, machine_type = cleaned["gpus"], cleaned["machine_type"]
+            if machine_type == "cpu" and gpus:
+                self.add_error("gpus", "A cpu machine offers no GPU.")
+            elif machine_type != "cpu" and not gpus:
+                self.add_error("gpus", f"A {machine_type} machine offers at least one.")
+        return cleaned
+
 
 @admin.register(Machine)
 class MachineAdmin(admin.ModelAdmin):
     form = MachineForm
     list_display = ["id", "name", "address", "user", "state", "cores", "memory_mb",
-                    "machine_type", "last_heartbeat", "worker_state"]
+                    "machine_type", "gpus", "last_heartbeat", "worker_state"]
     list_filter = ["state", "machine_type"]
     search_fields = ["name", "address", "user__username", "worker_id"]
     list_select_related = ["user"]

@@ -35,6 +35,9 @@ class Machine(models.Model):
     cores = models.PositiveIntegerField()
     memory_mb = models.PositiveIntegerField()
     machine_type = models.CharField(max_length=32, default="cpu")
+    # Accelerators it offers, of the Spark resource its machine type names ("gpu"); its
+    # worker starts with that many addresses. 0 for a cpu machine.
+    gpus = models.PositiveIntegerField(default=0)
     address = models.CharField(max_length=255)
     # Daily window in the server's time zone (UTC), "HH:MM-HH:MM"; empty: always shared.
     sharing_window = models.CharField(max_length=11, blank=True)

@@ -1,10 +1,11 @@
 import ipaddress
 import re
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
-from dmarket.common.serializers import StrictSerializer, validate_machine_type
+from dmarket.common.serializers import StrictSerializer, machine_types, validate_machine_type
 
 from .models import Machine, MachineStateChange, parse_window
 
@@ -31,8 +32,12 @@ class MachineCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     cores = serializers.IntegerField(min_value=1, max_value=4096)
     memory_mb = serializers.IntegerField(min_value=1, max_value=64 * 1024 * 1024)
-    machine_type = serializers.CharField(max_length=32, default="cpu",
-                                         validators=[validate_machine_type])
+    machine_type = serializers.CharField(
+        max_length=32, required=False, default=None, validators=[validate_machine_type],
+        help_text="cpu, or the accelerator it offers (gpu: the default when gpus is given).")
+    gpus = serializers.IntegerField(
+        min_value=0, default=0,
+        help_text="GPUs (of its machine type's resource) it offers; its worker holds that many.")
     address = serializers.CharField(max_length=255, validators=[validate_address])
     sharing_window = serializers.CharField(max_length=11, required=False, allow_blank=True,
                                            allow_null=True, default="")
@@ -47,6 +52,28 @@ class MachineCreateSerializer(StrictSerializer):
             raise serializers.ValidationError(str(e)) from None
         return value
 
+    def validate_gpus(self, value):
+        if value > settings.DMARKET_MAX_GPUS:
+            raise serializers.ValidationError(
+                f"Ensure this value is less than or equal to {settings.DMARKET_MAX_GPUS}.")
+        return value
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        gpus, machine_type = attrs.get("gpus", 0), attrs.get("machine_type")
+        if machine_type is None:
+            machine_type = "cpu" if not gpus else (
+                "gpu" if "gpu" in machine_types() else machine_types()[-1])
+        if machine_type == "cpu" and gpus:
+            raise serializers.ValidationError({"gpus": [
+                "A cpu machine offers no GPU: leave machine_type out (or give gpu) to offer "
+                "them."]})
+        if machine_type != "cpu" and not gpus:
+            raise serializers.ValidationError({"gpus": [
+                f"A {machine_type} machine offers at least one: give how many (gpus)."]})
+        attrs["machine_type"] = machine_type
+        return attrs
+
     def validate_share_until(self, value):
         if value is not None and value <= timezone.now():
             raise serializers.ValidationError("share_until must be in the future.")
@@ -60,7 +87,7 @@ class MachineSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Machine
-        fields = ["id", "owner", "name", "cores", "memory_mb", "machine_type", "address",
+        fields = ["id", "owner", "name", "cores", "memory_mb", "machine_type", "gpus", "address",
                   "sharing_window", "share_until", "state", "worker_id", "worker_state",
                   "last_heartbeat", "cores_in_use", "python", "platform", "earned",
                   "created_at", "removed_at"]

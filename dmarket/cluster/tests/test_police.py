@@ -142,7 +142,7 @@ def test_an_application_whose_driver_listens_in_a_jobs_sandbox_fails_that_job(
     assert (record.app_id, record.job, record.driver_address) == (
         "app-rogue", job, f"127.0.0.1:{port}")
     assert record.executors == [{"worker": "worker-1", "host": "127.0.0.2", "executor": "0",
-                                 "cores": 2}]
+                                 "cores": 2, "gpus": 0}]
     assert (job.cancel_requested, job.stop_status, job.status_reason) == (
         True, Job.FAILED, "the job started a second Spark application (app-rogue), which the "
                           "market killed; what it ran is billed to this job")
@@ -269,13 +269,16 @@ def worker_ui():
 def test_worker_executors_reads_the_driver_from_the_executors_command_line(worker_ui):
     base, answers = worker_ui
     answers["/w1"] = (0, {"executors": [
-        {"id": 0, "appid": "app-1", "appdesc": {"command": COMMAND}},
+        {"id": 0, "appid": "app-1", "appdesc": {"command": COMMAND},
+         # What the worker's JSON says its executor holds: billed to the job that started it.
+         "resources": {"gpu": {"name": "gpu", "addresses": ["0", "1"]}}},
         {"id": 3, "appid": "app-other", "appdesc": {}}]})
     workers = [{"id": "w1", "host": "127.0.0.2", "webuiaddress": base + "/w1", "coresused": 1},
                {"id": "w2", "host": "127.0.0.3", "webuiaddress": base + "/w2", "coresused": 0}]
 
     assert police.worker_executors(workers, ["app-1"]) == {"app-1": [
-        {"worker": "w1", "host": "127.0.0.2", "executor": "0", "driver": "192.0.2.2:46613"}]}
+        {"worker": "w1", "host": "127.0.0.2", "executor": "0", "driver": "192.0.2.2:46613",
+         "gpus": 2}]}
 
 
 def test_a_worker_answering_slowly_or_wrongly_neither_stalls_nor_breaks_the_police(worker_ui):
@@ -283,7 +286,8 @@ def test_a_worker_answering_slowly_or_wrongly_neither_stalls_nor_breaks_the_poli
     answers["/slow"] = (0.2, {"executors": [{"id": 1, "appid": "app-1"}]})
     answers["/list"] = (0, [1, 2])
     answers["/junk"] = (0, {"executors": [1, {"appid": ["x"]}, {"appid": "app-1", "id": "e" * 500,
-                                                                "appdesc": "str"}]})
+                                                                "appdesc": "str",
+                                                                "resources": {"gpu": [1]}}]})
     answers["/bytes"] = (0, b"\x00not json")
     workers = [{"id": name, "host": "h", "webuiaddress": base + "/" + name, "coresused": 1}
                for name in ("slow", "list", "junk", "bytes")] + ["junk", {"coresused": 1}]
@@ -293,4 +297,4 @@ def test_a_worker_answering_slowly_or_wrongly_neither_stalls_nor_breaks_the_poli
 
     assert time.monotonic() - started < police.WORKER_JSON_SECONDS + 1
     assert found == {"app-1": [{"worker": "junk", "host": "h", "executor": "e" * 40,
-                                "driver": ""}]}
+                                "driver": "", "gpus": 0}]}

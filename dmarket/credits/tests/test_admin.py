@@ -298,7 +298,7 @@ def test_ledger_list_offers_no_bulk_delete(admin_client, alice):
 
 def machine_form(machine, **changes):
     data = {"user": machine.user_id, "name": machine.name, "cores": machine.cores,
-            "memory_mb": machine.memory_mb, "machine_type": machine.machine_type,
+            "memory_mb": machine.memory_mb, "machine_type": machine.machine_type, "gpus": machine.gpus,
             "address": machine.address, "sharing_window": machine.sharing_window,
             "share_until_0": "", "share_until_1": "",
             "history-TOTAL_FORMS": "0", "history-INITIAL_FORMS": "0",
@@ -325,6 +325,11 @@ def test_operator_can_edit_a_machine(admin_client, alice):
     # The API refuses these; the admin must not let them in either.
     ("address", "; rm -rf /"),
     ("machine_type", "tpu"),
+    # A cpu machine offers no GPU, a gpu machine some, and no machine past the limit.
+    ("gpus", "2"),
+    ("machine_type", "gpu"),
+    ("gpus", "-1"),
+    ("gpus", "65"),
 ])
 def test_machine_form_refuses_what_the_api_refuses(admin_client, alice, field, value):
     machine = make_machine(alice, Machine.OFFLINE)
@@ -335,8 +340,8 @@ def test_machine_form_refuses_what_the_api_refuses(admin_client, alice, field, v
     assert response.status_code == 200   # the form again, with its errors
     assert "errorlist" in response.content.decode()
     machine.refresh_from_db()
-    assert (machine.sharing_window, machine.address, machine.machine_type) == (
-        "", "192.0.2.10", "cpu")
+    assert (machine.sharing_window, machine.address, machine.machine_type, machine.gpus) == (
+        "", "192.0.2.10", "cpu", 0)
     heartbeat = Client().post(f"/api/machines/{machine.pk}/heartbeat/", {},
                               content_type="application/json",
                               HTTP_AUTHORIZATION=f"Token {alice.token}")

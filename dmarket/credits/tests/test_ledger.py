@@ -34,9 +34,10 @@ def make_job(user, max_credits="10", price="1", premium="1"):
     return job
 
 
-def make_machine(user, state=Machine.ONLINE):
+def make_machine(user, state=Machine.ONLINE, gpus=0):
     return Machine.objects.create(user=user, cores=4, memory_mb=8192, address="192.0.2.10",
-                                  state=state)
+                                  state=state, gpus=gpus,
+                                  machine_type="gpu" if gpus else "cpu")
 
 
 def ledger_total(kind):
@@ -175,6 +176,40 @@ def test_usage_cost(core_ms, price, premium, cost):
 
     assert isinstance(result, Decimal)
     assert str(result) == cost
+
+
+@pytest.mark.parametrize("core_ms, gpu_ms, core_price, gpu_price, premium, cost", [
+    (3_600_000, 3_600_000, "1", "4", "1", "5.000000"),
+    (0, 3_600_000, "1", "4", "1.5", "6.000000"),
+    (7_200_000, 1_800_000, "0.5", "10", "2", "12.000000"),
+    # Rounded once over the sum: 0.4 + 0.4 micro-credits is 1, not 0 + 0.
+    (1, 1, "1.44", "1.44", "1", "0.000001"),
+    (3, 0, "1", "4", "1", "0.000001"),
+])
+def test_usage_cost_of_cores_and_gpus(core_ms, gpu_ms, core_price, gpu_price, premium, cost):
+    result = usage_cost(core_ms, D(core_price), D(premium), gpu_ms, D(gpu_price))
+
+    assert str(result) == cost
+
+
+def test_a_gpu_executor_is_charged_its_cores_and_gpus_and_its_machine_earns_the_same(
+        alice, bob, entry_file):
+    machine = make_machine(bob, gpus=2)
+    fields = {"name": "train", "entry_file": entry_file, "libs": [], "archives": [],
+              "app_params": [], "cores": 2, "executor_memory_mb": 1024, "machine_type": "gpu",
+              "gpus_per_executor": 2, "gpus_per_task": 1.0, "max_credits": D("50"),
+              "submission_id": None}
+    job, _ = job_submit(alice, fields)
+
+    # 2 cores and 2 GPUs for half an hour, at 1 and 4 credits an hour (premium 1).
+    charged = job_bill_usage(job, [Usage("app-1:0", machine, 3_600_000, 3_600_000)])
+    again = job_bill_usage(job, [Usage("app-1:0", machine, 3_600_000, 3_600_000)])
+
+    assert (charged, again) == (D("5"), D("0"))
+    assert account(alice) == money("95", held="45", spent="5")
+    assert account(bob) == money("105", earned="5")
+    charge = LedgerEntry.objects.get(kind=LedgerEntry.CHARGE)
+    assert charge.memo == f"job {job.pk}, executor app-1:0, 3600000 core-ms, 3600000 GPU-ms"
 
 
 # --- Billing a job --------------------------------------------------------------------------
@@ -351,18 +386,20 @@ def test_usage_billed_after_release_is_still_capped(alice, bob):
 
 def test_submitted_job_holds_its_cap_at_the_market_premium(alice, bob, entry_file):
     make_machine(bob)
-    make_machine(bob)
+    make_machine(bob, gpus=1)
     fields = {"name": "train", "entry_file": entry_file, "libs": [], "archives": [],
               "app_params": [], "cores": 2, "executor_memory_mb": 1024, "machine_type": "gpu",
+              "gpus_per_executor": 1, "gpus_per_task": 1.0,
               "max_credits": D("12"), "submission_id": None}
 
     job, created = job_submit(alice, fields)
 
     assert created is True
-    assert (job.price_per_core_hour, job.premium_rate) == (D("4"), D("1"))
+    assert (job.price_per_core_hour, job.price_per_gpu_hour, job.premium_rate) == (
+        D("1"), D("4"), D("1"))
     assert account(alice) == money("100", held="12")
-    job_bill_usage(job, [Usage("1", make_machine(bob), 3_600_000)])
-    assert account(bob) == money("104", earned="4")
+    job_bill_usage(job, [Usage("1", make_machine(bob), 3_600_000, 3_600_000)])
+    assert account(bob) == money("105", earned="5")
 
 
 def test_submit_beyond_available_credits_writes_nothing(alice, entry_file):

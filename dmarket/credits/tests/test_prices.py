@@ -1,4 +1,4 @@
-"""GET /api/prices/: each machine type's price and the market's premium now.
+"""GET /api/prices/: the price of a core-hour and of a GPU-hour, and the market's premium now.
 
 The premium follows unfinished jobs against ONLINE machines: 1 while jobs <= machines,
 jobs/machines above that, capped at DMARKET_PREMIUM_CAP.
@@ -30,12 +30,13 @@ def make_machines(user, count, state=Machine.ONLINE):
 
 def prices(premium, jobs, machines, effective_premium):
     return {
-        "unit": "credits per core-hour",
-        "machine_types": {"cpu": "1.000000", "gpu": "4.000000"},
+        "unit": "credits per hour of one core or one GPU",
+        "resources": {"core": "1.000000", "gpu": "4.000000"},
+        "machine_types": ["cpu", "gpu"],
         "premium_rate": premium,
         "unfinished_jobs": jobs,
         "online_machines": machines,
-        "effective": {"cpu": f"{Decimal(effective_premium):.6f}",
+        "effective": {"core": f"{Decimal(effective_premium):.6f}",
                       "gpu": f"{4 * Decimal(effective_premium):.6f}"},
         "default_job_cap": "10.000000",
         "signup_grant": "100.000000",
@@ -48,12 +49,13 @@ def test_empty_market(alice):
     assert response.status_code == 200
     # With no machine online, a job submitted now would pay the capped premium.
     assert response.json() == {
-        "unit": "credits per core-hour",
-        "machine_types": {"cpu": "1.000000", "gpu": "4.000000"},
+        "unit": "credits per hour of one core or one GPU",
+        "resources": {"core": "1.000000", "gpu": "4.000000"},
+        "machine_types": ["cpu", "gpu"],
         "premium_rate": "1.0000",
         "unfinished_jobs": 0,
         "online_machines": 0,
-        "effective": {"cpu": "2.000000", "gpu": "8.000000"},
+        "effective": {"core": "2.000000", "gpu": "8.000000"},
         "default_job_cap": "10.000000",
         "signup_grant": "100.000000",
     }
@@ -115,8 +117,9 @@ def test_everyone_sees_the_same_market(alice, bob):
 
 
 def test_prices_and_cap_come_from_settings(settings, alice, bob):
-    settings.DMARKET_PRICES = {"cpu": Decimal("0.5"), "gpu": Decimal("3.25"),
-                               "arm": Decimal("0.125")}
+    # An operator's own accelerator (a Spark resource "fpga") is a machine type too.
+    settings.DMARKET_PRICES = {"core": Decimal("0.5"), "gpu": Decimal("3.25"),
+                               "fpga": Decimal("0.125")}
     settings.DMARKET_PREMIUM_CAP = Decimal("3")
     settings.DMARKET_DEFAULT_JOB_CAP = Decimal("7.5")
     make_jobs(alice, 5)
@@ -125,12 +128,13 @@ def test_prices_and_cap_come_from_settings(settings, alice, bob):
     response = client_for(alice).get(URL)
 
     assert response.json() == {
-        "unit": "credits per core-hour",
-        "machine_types": {"cpu": "0.500000", "gpu": "3.250000", "arm": "0.125000"},
+        "unit": "credits per hour of one core or one GPU",
+        "resources": {"core": "0.500000", "gpu": "3.250000", "fpga": "0.125000"},
+        "machine_types": ["cpu", "gpu", "fpga"],
         "premium_rate": "2.5000",
         "unfinished_jobs": 5,
         "online_machines": 2,
-        "effective": {"cpu": "1.500000", "gpu": "9.750000", "arm": "0.375000"},
+        "effective": {"core": "1.500000", "gpu": "9.750000", "fpga": "0.375000"},
         "default_job_cap": "7.500000",
         "signup_grant": "100.000000",
     }

@@ -3,7 +3,7 @@ some online machine runs them, and says on the job why it waits until then."""
 
 import pytest
 
-from dmarket.cluster.launcher import claimable, env_waiting_reasons, launcher_claim
+from dmarket.cluster.launcher import claimable, launcher_claim, waiting_reasons
 from dmarket.envs.models import Environment
 from dmarket.jobs.models import Job
 from dmarket.jobs.tests.util import submitted
@@ -29,7 +29,7 @@ def test_a_job_waits_until_a_machine_runs_its_python(alice, bob, ready_env, entr
                                      platform="linux-x86_64")
 
     assert list(claimable(Job.objects.filter(status=Job.QUEUED))) == [plain]
-    env_waiting_reasons()
+    waiting_reasons()
     job.refresh_from_db()
     assert job.status_reason == ("waiting: no online machine runs Python 3.99 on linux-riscv, "
                                  "which its environment is for")

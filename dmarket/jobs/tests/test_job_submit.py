@@ -3,6 +3,7 @@
 import json
 import os
 import shlex
+from decimal import Decimal
 
 import pytest
 
@@ -17,6 +18,15 @@ MESSAGE_402 = ("This job may cost up to {needed} credits but only {available} ar
                "lower max_credits or wait for running jobs to finish.")
 FRESH_CREDITS = {"balance": "100.000000", "held": "0.000000", "available": "100.000000",
                  "earned": "0.000000", "spent": "0.000000"}
+
+
+def offer_gpus(gpus, machine_type="gpu", state=Machine.OFFLINE):
+    """A machine of the market's that offers this many GPUs (a contributor's)."""
+    from django.contrib.auth import get_user_model
+
+    owner, _ = get_user_model().objects.get_or_create(username="gpu-owner")
+    return Machine.objects.create(user=owner, cores=4, memory_mb=8192, address="192.0.2.20",
+                                  machine_type=machine_type, gpus=gpus, state=state)
 
 
 def assert_nothing_written(user):
@@ -45,16 +55,18 @@ def test_submit_with_every_field_is_201_with_the_exact_job(alice, entry_file):
         "cores": 8,
         "executor_memory_mb": 4096,
         "machine_type": "gpu",
+        "gpus_per_executor": 2,
+        "gpus_per_task": 0.5,
         "max_credits": "7.25",
         "submission_id": "run-1:a_b.c",
     }
+    offer_gpus(2)
     response = submit(alice, entry_file, **fields)
 
     assert response.status_code == 201
     body = response.json()
     assert body == job_json(body["id"], "alice", entry_file, body["created_at"],
-                            **{**fields, "max_credits": "7.250000"},
-                            price_per_core_hour="4.000000")
+                            **{**fields, "max_credits": "7.250000"})
     assert_created_at(body)
 
 
@@ -165,21 +177,114 @@ def test_app_params_string_keeps_quoted_spaces_and_newlines(alice, entry_file):
 
 # --- Prices fixed at submission --------------------------------------------------------------
 
-def test_price_and_premium_are_recorded_on_the_job(alice, bob, entry_file):
-    for n in range(2):
-        Machine.objects.create(user=bob, cores=4, memory_mb=4096, address=f"10.0.0.{n + 1}",
-                               state=Machine.ONLINE)
+def test_price_and_premium_are_recorded_on_the_job(alice, bob, settings, entry_file):
+    settings.DMARKET_PRICES = {"core": Decimal("1.5"), "gpu": Decimal("6.25")}
+    Machine.objects.create(user=bob, cores=4, memory_mb=4096, address="10.0.0.1",
+                           state=Machine.ONLINE)
+    offer_gpus(1, state=Machine.ONLINE)
 
     # Two online machines: the premium is 1 while jobs <= machines, then jobs / machines.
     first = submit(alice, entry_file, machine_type="gpu", max_credits="1").json()
     second = submit(alice, entry_file, max_credits="1").json()
     third = submit(alice, entry_file, max_credits="1").json()
 
-    assert [(j["price_per_core_hour"], j["premium_rate"]) for j in (first, second, third)] == [
-        ("4.000000", "1.0000"), ("1.000000", "1.0000"), ("1.000000", "1.5000")]
-    rows = Job.objects.order_by("id").values_list("price_per_core_hour", "premium_rate")
-    assert [(str(p), str(r)) for p, r in rows] == [
-        ("4.000000", "1.0000"), ("1.000000", "1.0000"), ("1.000000", "1.5000")]
+    # Every job has both prices: a cpu job's executors hold no GPU unless its driver asks
+    # Spark for some itself, and then it pays for them like any other.
+    expected = [("1.500000", "6.250000", "1.0000"), ("1.500000", "6.250000", "1.0000"),
+                ("1.500000", "6.250000", "1.5000")]
+    assert [(j["price_per_core_hour"], j["price_per_gpu_hour"], j["premium_rate"])
+            for j in (first, second, third)] == expected
+    rows = Job.objects.order_by("id").values_list("price_per_core_hour", "price_per_gpu_hour",
+                                                  "premium_rate")
+    assert [tuple(map(str, row)) for row in rows] == expected
+
+
+# --- GPUs -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fields, stored", [
+    ({"gpus_per_executor": 1}, ("gpu", 1, 1.0)),
+    ({"machine_type": "gpu"}, ("gpu", 1, 1.0)),
+    ({"gpus_per_executor": 2, "gpus_per_task": 2}, ("gpu", 2, 2.0)),
+    ({"gpus_per_executor": 2, "gpus_per_task": "0.25"}, ("gpu", 2, 0.25)),
+    ({"machine_type": "gpu", "gpus_per_executor": 1, "gpus_per_task": 0.5}, ("gpu", 1, 0.5)),
+    ({}, ("cpu", 0, 0.0)),
+    ({"machine_type": "cpu", "gpus_per_executor": 0}, ("cpu", 0, 0.0)),
+])
+def test_gpus_and_machine_type_default_from_each_other(alice, entry_file, fields, stored):
+    offer_gpus(2)
+
+    response = submit(alice, entry_file, **fields)
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["machine_type"], body["gpus_per_executor"], body["gpus_per_task"]) == stored
+    job = Job.objects.get()
+    assert (job.machine_type, job.gpus_per_executor, job.gpus_per_task) == stored
+
+
+GPU_CPU = ("A cpu job's executors hold no GPU: leave machine_type out (or give gpu) to ask for "
+           "GPUs.")
+
+
+@pytest.mark.parametrize("fields, field, message", [
+    ({"machine_type": "cpu", "gpus_per_executor": 1}, "gpus_per_executor", GPU_CPU),
+    ({"gpus_per_task": 1}, "gpus_per_task",
+     "Only a job whose executors hold GPUs (gpus_per_executor) shares them."),
+    ({"gpus_per_executor": 1, "gpus_per_task": 2}, "gpus_per_task",
+     "A task cannot hold more GPUs (2) than its executor (1, gpus_per_executor)."),
+    ({"gpus_per_executor": 2, "gpus_per_task": 1.5}, "gpus_per_task",
+     "1.5 is neither a whole number of GPUs nor a share of one (1/n, such as 0.5 or 0.25)."),
+    ({"gpus_per_executor": 1, "gpus_per_task": 0.3}, "gpus_per_task",
+     "0.3 is neither a whole number of GPUs nor a share of one (1/n, such as 0.5 or 0.25)."),
+    ({"gpus_per_executor": 1, "gpus_per_task": 0}, "gpus_per_task",
+     "A task of a GPU job holds part of a GPU at least, e.g. 0.5 or 1."),
+    ({"gpus_per_executor": 1, "gpus_per_task": -1}, "gpus_per_task",
+     "Ensure this value is greater than or equal to 0."),
+    ({"gpus_per_executor": 1, "gpus_per_task": "NaN"}, "gpus_per_task",
+     "A valid number is required."),
+    ({"gpus_per_executor": -1}, "gpus_per_executor",
+     "Ensure this value is greater than or equal to 0."),
+    ({"gpus_per_executor": 65}, "gpus_per_executor",
+     "Ensure this value is less than or equal to 64."),
+    ({"gpus_per_executor": 1.5}, "gpus_per_executor", "A valid integer is required."),
+    # More than any machine of the market offers: it could never start.
+    ({"gpus_per_executor": 3}, "gpus_per_executor",
+     "Each executor asks for 3 of resource 'gpu'; the most one machine of the market offers "
+     "is 2."),
+])
+def test_bad_gpus_are_400_naming_the_field_and_write_nothing(alice, entry_file, fields, field,
+                                                             message):
+    offer_gpus(2)
+    offer_gpus(1, state=Machine.ONLINE)
+    # A removed machine offers nothing.
+    offer_gpus(8, state=Machine.REMOVED)
+
+    response = submit(alice, entry_file, **fields)
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"{field}: {message}", "errors": {field: [message]}}
+    assert_nothing_written(alice)
+
+
+def test_a_gpu_job_in_a_market_without_gpus_is_400(alice, entry_file):
+    Machine.objects.create(user=alice, cores=64, memory_mb=8192, address="192.0.2.1")
+
+    response = submit(alice, entry_file, gpus_per_executor=1)
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"gpus_per_executor": [
+        "Each executor asks for 1 of resource 'gpu'; no machine of the market offers any."]}
+    assert_nothing_written(alice)
+
+
+def test_a_gpu_job_whose_machines_are_offline_is_queued(alice, entry_file):
+    # Offered by a machine that is not online now: it waits (the launcher says why).
+    offer_gpus(2, state=Machine.OFFLINE)
+
+    response = submit(alice, entry_file, gpus_per_executor=2)
+
+    assert response.status_code == 201
+    assert response.json()["status"] == "QUEUED"
 
 
 def test_premium_is_capped_with_no_machine_online(alice, entry_file):

@@ -35,7 +35,8 @@ def expected(machine, earned="0.000000"):
     machine.refresh_from_db()
     return {"id": machine.pk, "owner": machine.user.username, "name": machine.name,
             "cores": machine.cores, "memory_mb": machine.memory_mb,
-            "machine_type": machine.machine_type, "address": machine.address,
+            "machine_type": machine.machine_type, "gpus": machine.gpus,
+            "address": machine.address,
             "sharing_window": machine.sharing_window, "share_until": iso(machine.share_until),
             "state": machine.state, "worker_id": machine.worker_id,
             "worker_state": machine.worker_state, "last_heartbeat": iso(machine.last_heartbeat),

@@ -46,7 +46,8 @@ def as_listed(machine):
     machine.refresh_from_db()
     return {"id": machine.pk, "owner": machine.user.username, "name": machine.name,
             "cores": machine.cores, "memory_mb": machine.memory_mb,
-            "machine_type": machine.machine_type, "address": machine.address,
+            "machine_type": machine.machine_type, "gpus": machine.gpus,
+            "address": machine.address,
             "sharing_window": machine.sharing_window, "share_until": None,
             "state": machine.state, "worker_id": "", "worker_state": "", "last_heartbeat": None,
             "cores_in_use": 0, "python": "", "platform": "",
@@ -75,7 +76,7 @@ def test_register_machine_returns_it_with_the_agents_settings(alice):
     body = response.json()
     assert body == {
         "id": machine.pk, "owner": "alice", "name": "desk", "cores": 8, "memory_mb": 16384,
-        "machine_type": "cpu", "address": "node1.example.org", "sharing_window": "",
+        "machine_type": "cpu", "gpus": 0, "address": "node1.example.org", "sharing_window": "",
         "share_until": None, "state": "OFFLINE", "worker_id": "", "worker_state": "",
         "last_heartbeat": None, "cores_in_use": 0, "python": "", "platform": "", "earned": "0.000000",
         "created_at": body["created_at"],
@@ -135,7 +136,7 @@ def test_a_refused_registration_issues_no_token(alice):
 
 
 def test_register_machine_with_every_field(alice):
-    body = {**VALID, "machine_type": "gpu", "address": "2001:db8::10",
+    body = {**VALID, "machine_type": "gpu", "gpus": 2, "address": "2001:db8::10",
             "sharing_window": "22:00-06:00", "share_until": "2999-01-01T00:00:00Z"}
 
     response = client_for(alice).post(URL, body, format="json")
@@ -144,8 +145,8 @@ def test_register_machine_with_every_field(alice):
     data = response.json()
     assert {k: data[k] for k in body} == body
     machine = Machine.objects.get()
-    assert (machine.machine_type, machine.address, machine.sharing_window) == (
-        "gpu", "2001:db8::10", "22:00-06:00")
+    assert (machine.machine_type, machine.gpus, machine.address, machine.sharing_window) == (
+        "gpu", 2, "2001:db8::10", "22:00-06:00")
 
 
 def test_register_machine_with_only_the_required_fields(alice):
