@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from . import gpus
 from .api import ApiError
 
 
@@ -111,6 +112,33 @@ def worker_security_env(settings):
     return env
 
 
+def append_opts(env, opts):
+    """SPARK_WORKER_OPTS with `opts` after what it holds already (the security settings)."""
+    if opts:
+        env["SPARK_WORKER_OPTS"] = " ".join(filter(None, [env.get("SPARK_WORKER_OPTS"), opts]))
+    return env
+
+
+def offered_gpus(machine):
+    """(resource, addresses) of the GPUs the machine offers: those saved with it (`machine add`
+    chose them), else the first ones found here; (resource, []) when it offers none.
+
+    Fewer found than offered is a RuntimeError: the worker is not started, rather than
+    started with fewer (which the market would still count and bill as offered) or with
+    addresses that are not there."""
+    count = int(machine.get("gpus") or 0)
+    resource = machine.get("machine_type") or gpus.GPU
+    if count <= 0:
+        return resource, []
+    saved = machine.get("gpu_addresses")
+    found = list(saved) if saved is not None else gpus.detect_gpus()
+    if len(found) < count:
+        where = "saved with it" if saved is not None else "found here"
+        raise RuntimeError(f"machine {machine.get('id')} offers {count} GPU(s) but "
+                           f"{len(found)} are {where} ({', '.join(found) or 'none'}); the "
+                           f"worker was not started")
+    return resource, found[:count]
+
 
 def python_platform():
     """The Python its executors run and its platform: which job environments fit here (the
@@ -154,6 +182,7 @@ class Agent:
                    PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable))
         env.update(self.settings.get("executor_env") or {})
         env.update(worker_security_env(self.settings))
+        resource, addresses = offered_gpus(self.machine)
         argv = [str(self.spark_class), "org.apache.spark.deploy.worker.Worker",
                 self.settings["master_url"], "--host", address,
                 "--cores", str(self.machine["cores"]),
@@ -167,8 +196,19 @@ class Agent:
             from .worker_sandbox import WorkerSandbox
 
             self.box = WorkerSandbox(self.work_dir, self.machine["memory_mb"], sys.executable,
-                                     env["PYSPARK_PYTHON"])
+                                     env["PYSPARK_PYTHON"], gpu_resource=resource,
+                                     gpu_addresses=addresses)
             self.box.prepare()
+        if addresses:
+            # The sandboxed worker sees the script in its shim directory, read-only.
+            script = (self.box.discovery_script() if self.sandboxed else gpus.discovery_script(
+                self.work_dir / "gpu-discovery", resource, addresses))
+            append_opts(env, gpus.worker_resource_opts(resource, len(addresses), script))
+            # Only in PCI bus order does CUDA number the GPUs as nvidia-smi does (the
+            # addresses): for unsandboxed executors, which see every GPU here (sandboxed ones
+            # get it from the shim).
+            env["CUDA_DEVICE_ORDER"] = gpus.CUDA_ORDER
+        if self.sandboxed:
             argv = self.box.command(argv, env)
             env = self.box.env(env, keep=self.settings.get("executor_env") or {})
             preexec = self.box.preexec
@@ -182,8 +222,10 @@ class Agent:
         where = "WITHOUT a sandbox (--no-sandbox)" if self.box is None else "in its sandbox"
         if self.box is not None and self.box.unlimited:
             where += f" (not limited here: {', '.join(self.box.unlimited)}; as root they are)"
+        offer = f", {len(addresses)} {resource} ({', '.join(addresses)})" if addresses else ""
         self.log(f"worker started (pid {self.worker.pid}) {where}: {self.machine['cores']} "
-                 f"cores, {self.machine['memory_mb']} MB, master {self.settings['master_url']}")
+                 f"cores, {self.machine['memory_mb']} MB{offer}, "
+                 f"master {self.settings['master_url']}")
 
     def stop_worker(self, grace=15):
         if not self.worker_running():

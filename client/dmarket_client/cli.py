@@ -126,11 +126,13 @@ def stderr_is_tty():
 JOB_FIELDS = ["id", "name", "owner", "status", "status_reason", "cancel_requested", "entry_file",
               "libs", "archives", "files", "app_params", "conf", "main_class", "requirements",
               "environment", "env", "working_dir", "cores", "executor_memory_mb",
-              "driver_memory_mb", "max_runtime", "machine_type",
-              "max_credits", "cost", "price_per_core_hour", "premium_rate", "submission_id",
+              "driver_memory_mb", "max_runtime", "machine_type", "gpus_per_executor",
+              "gpus_per_task", "max_credits", "cost", "price_per_core_hour",
+              "price_per_gpu_hour", "premium_rate", "submission_id",
               "spark_app_id", "exit_code", "created_at", "started_at", "finished_at",
               "settled_at"]
-OPTIONAL_FIELDS = ("conf", "main_class", "requirements", "environment", "env", "working_dir")
+OPTIONAL_FIELDS = ("conf", "main_class", "requirements", "environment", "env", "working_dir",
+                   "gpus_per_executor", "gpus_per_task")
 TIME_FIELDS = ("created_at", "started_at", "finished_at", "settled_at", "date_joined",
                "modified_at", "ended_at")
 
@@ -151,7 +153,16 @@ def for_people(data):
             shown[key] = ", ".join(f"{k}={v}" for k, v in value.items())
         elif key == "requirements" and value:
             shown[key] = "; ".join(value.splitlines())
+        elif key == "gpus_per_task":
+            shown[key] = gpu_amount(value)
     return shown
+
+
+def gpu_amount(value):
+    """A GPU amount as people write it: 1 rather than 1.0, 0.25 as it is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def show_job(ctx, job):
@@ -168,7 +179,8 @@ def job_rows(jobs):
 
 
 JOB_COLUMNS = [("id", "ID"), ("name", "NAME"), ("status", "STATUS"), ("cores", "CORES"),
-               ("cost", "COST"), ("created", "CREATED")]
+               ("gpus_per_executor", "GPUS/EXECUTOR"), ("cost", "COST"),
+               ("created", "CREATED")]
 
 
 # --- accounts -----------------------------------------------------------------------------
@@ -330,8 +342,13 @@ def spark_properties(ctx, param, values):
 @click.option("--max-runtime", type=Duration(),
               help="Stop the job (as failed) after this long: 90, 30m, 2h, 1d (default: the "
                    "market's).")
-@click.option("--machine-type", help="The type of machine to run on (default cpu; "
-              "see `dmarket prices`).")
+@click.option("--machine-type", help="The type of machine to run on (default: gpu with "
+              "--gpus-per-executor, else cpu; see `dmarket prices`).")
+@click.option("--gpus-per-executor", type=click.IntRange(min=0),
+              help="GPUs each executor holds (default 0), placed by Spark.")
+@click.option("--gpus-per-task", type=click.FloatRange(min=0, min_open=True),
+              help="GPUs each task holds: a whole number up to --gpus-per-executor, or a "
+                   "fraction such as 0.5 or 0.25 to share one (default 1 with GPUs).")
 @click.option("--max-credits", metavar="CREDITS",
               help="The most the job may cost; held from your credits while it runs "
                    "(default: the market's default cap).")
@@ -351,7 +368,8 @@ def spark_properties(ctx, param, values):
 @json_option
 @pass_context
 def submit(ctx, entry_file, params, name, libs, archives, files, cores, executor_memory,
-           driver_memory, max_runtime, machine_type, max_credits, submission_id,
+           driver_memory, max_runtime, machine_type, gpus_per_executor, gpus_per_task,
+           max_credits, submission_id,
            requirements_file, env_name, working_dir, confs, main_class, watch):
     """Submit a job: ENTRY_FILE (a .py or .jar) run with PARAMS as its arguments.
 
@@ -406,7 +424,9 @@ def submit(ctx, entry_file, params, name, libs, archives, files, cores, executor
         body["env"] = env_name if env_name.startswith("dmarket://") else f"dmarket://{env_name}"
     optional = {"cores": cores, "executor_memory_mb": executor_memory,
                 "driver_memory_mb": driver_memory, "max_runtime": max_runtime,
-                "machine_type": machine_type, "max_credits": max_credits,
+                "machine_type": machine_type, "gpus_per_executor": gpus_per_executor,
+                "gpus_per_task": None if gpus_per_task is None else gpu_amount(gpus_per_task),
+                "max_credits": max_credits,
                 "submission_id": submission_id, "conf": confs or None,
                 "main_class": main_class}
     body.update({k: v for k, v in optional.items() if v is not None})
@@ -692,21 +712,24 @@ def history(ctx, kinds, limit):
     ])
 
 
-@cli.command(context_settings=CONTEXT, short_help="Show the prices of a core-hour.")
+@cli.command(context_settings=CONTEXT,
+             short_help="Show the prices of a core-hour and of a GPU-hour.")
 @json_option
 @pass_context
 def prices(ctx):
-    """Show what a core-hour costs on each type of machine, now and before the premium."""
+    """Show what an hour of one core or one GPU costs, now and before the premium, and the
+    machine types."""
     data = ctx.client().get("prices/")
     if ctx.as_json:
         emit_json(data)
         return
-    rows = [{"type": name, "price": price, "now": data["effective"].get(name)}
-            for name, price in data["machine_types"].items()]
-    table(rows, [("type", "MACHINE TYPE"), ("price", "PRICE"), ("now", "PRICE NOW")])
+    effective = data.get("effective") or {}
+    rows = [{"resource": name, "price": price, "now": effective.get(name)}
+            for name, price in data["resources"].items()]
+    table(rows, [("resource", "RESOURCE"), ("price", "PRICE"), ("now", "PRICE NOW")])
     click.echo()
-    fields(data, ["unit", "premium_rate", "unfinished_jobs", "online_machines",
-                  "default_job_cap", "signup_grant"])
+    fields(for_people(data), ["machine_types", "unit", "premium_rate", "unfinished_jobs",
+                              "online_machines", "default_job_cap", "signup_grant"])
 
 
 cli.add_command(machine)

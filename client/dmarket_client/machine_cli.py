@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from . import config
+from . import config, gpus
 from .agent import (SECRET_ENV, Agent, agent_env, agent_paths, agent_pid, agent_stop,
                     local_address, save_machine)
 from .api import Client
@@ -20,7 +20,7 @@ from .output import emit, json_option
 from .units import MemorySize
 
 MACHINE_COLUMNS = [("id", "ID"), ("name", "NAME"), ("address", "ADDRESS"), ("cores", "CORES"),
-                   ("cores_in_use", "IN USE"), ("memory_mb", "MEMORY MB"),
+                   ("cores_in_use", "IN USE"), ("gpus", "GPUS"), ("memory_mb", "MEMORY MB"),
                    ("machine_type", "TYPE"), ("state", "STATE"), ("earned", "EARNED")]
 DURATION = re.compile(r"^(\d+)([smhd])$")
 
@@ -33,6 +33,31 @@ def duration(text):
     return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: number})
 
 
+def gpu_addresses_option(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return gpus.parse_addresses(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def offered_addresses(count, given):
+    """The GPU addresses to offer: the first `count` (default: all) of those given with
+    --gpu-addresses, else of those found here. Offering more than there are is a usage error:
+    an honest agent offers no GPU it cannot find."""
+    if count == 0:
+        return []
+    available = given if given is not None else gpus.detect_gpus()
+    if count is None:
+        count = len(available)
+    if count > len(available):
+        where = "given with --gpu-addresses" if given is not None else "found on this computer"
+        raise click.UsageError(f"--gpus {count}: only {len(available)} GPU(s) {where} "
+                               f"({', '.join(available) or 'none'})")
+    return available[:count]
+
+
 @click.group()
 def machine():
     """Share this machine with the market, and manage your shared machines."""
@@ -43,8 +68,14 @@ def machine():
               help="Cores to offer; the worker never uses more.")
 @click.option("--memory", type=MemorySize(), required=True,
               help="Memory to offer, e.g. 4g or 512m.")
-@click.option("--type", "machine_type", default="cpu", show_default=True,
-              help="Machine type (see `dmarket prices`).")
+@click.option("--gpus", "gpu_count", type=click.IntRange(min=0, max=64),
+              help="GPUs to offer (default: every NVIDIA GPU nvidia-smi finds here).")
+@click.option("--gpu-addresses", metavar="0,1,...", callback=gpu_addresses_option,
+              help="The GPUs' addresses (nvidia-smi's indexes) to offer instead of those "
+                   "found here; --gpus defaults to their number.")
+@click.option("--type", "machine_type",
+              help="Machine type (default: gpu with GPUs offered, else cpu; see `dmarket "
+                   "prices`).")
 @click.option("--share-for", help="Share for this long from now, e.g. 8h.")
 @click.option("--share-between", help="Share every day between these UTC times, e.g. "
                                       "09:00-18:00.")
@@ -59,18 +90,22 @@ def machine():
                    "that holds nothing of yours.")
 @json_option
 @pass_context
-def add(ctx, cores, memory, machine_type, share_for, share_between, address, name, detach,
-        spark_home, no_sandbox):
+def add(ctx, cores, memory, gpu_count, gpu_addresses, machine_type, share_for, share_between,
+        address, name, detach, spark_home, no_sandbox):
     """Register this machine and start its Spark worker with exactly what is offered.
 
     Your token is used for the registration only: the agent gets the machine's own token
     (good for its heartbeat only), kept in the machine's state file."""
     if share_for and share_between:
         raise click.UsageError("give --share-for or --share-between, not both")
+    addresses = offered_addresses(gpu_count, gpu_addresses)
     client = ctx.client()
-    body = {"cores": cores, "memory_mb": memory, "machine_type": machine_type,
+    body = {"cores": cores, "memory_mb": memory, "gpus": len(addresses),
             "address": address or local_address(client.server), "name": name,
             "sharing_window": share_between or ""}
+    if machine_type is not None:
+        # Else the server's default: gpu for a machine with GPUs, cpu for one without.
+        body["machine_type"] = machine_type
     if share_for:
         body["share_until"] = (datetime.now(timezone.utc) + duration(share_for)).isoformat()
     registered = client.post("machines/", body)
@@ -79,6 +114,9 @@ def add(ctx, cores, memory, machine_type, share_for, share_between, address, nam
         client.delete(f"machines/{registered['id']}/")
         raise click.ClickException("the server issued no machine token (it is older than this "
                                    "client); the machine was not added")
+    if addresses:
+        # The agent offers these same ones after a restart (whatever nvidia-smi numbers then).
+        registered["gpu_addresses"] = addresses
     paths = save_machine(config.state_dir(), {**registered, "token": token,
                                               **({"no_sandbox": True} if no_sandbox else {})})
     # The cluster's secret stays in the state file: never on a terminal or in a script's log.

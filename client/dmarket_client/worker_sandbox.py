@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import isolation
+from . import gpus, isolation
 
 WORKER_USER = os.environ.get("DMARKET_WORKER_USER", "dmarket-worker")
 # What the worker daemon's own JVM (and the agent's view of its processes) may take beyond
@@ -54,6 +54,9 @@ EXECUTOR_JAVA = "/run/dmarket-executor/jdk"
 # What spark-class exports for the daemon it starts; ENV_MARK ends its command in the printout.
 SPARK_CLASS_ENV = ("SPARK_SCALA_VERSION", "SPARK_ENV_LOADED", "SPARK_HOME")
 ENV_MARK = "--dmarket-env--"
+# The worker's discovery script for the GPUs it offers, in the shim directory (which the
+# worker's sandbox sees read-only at SHIM_HOME).
+DISCOVERY_SCRIPT = "gpu-discovery"
 
 
 class Unavailable(RuntimeError):
@@ -152,6 +155,15 @@ def bind_args(ro=(), rw=(), made=()):
     return args
 
 
+def gpu_bind_args(addresses, dev="/dev"):
+    """--dev-bind for these GPUs' device nodes and the driver's control nodes that exist in
+    `dev`, each at its place in the sandbox's /dev; nothing without GPUs."""
+    args = []
+    for node in gpus.gpu_devices(addresses, dev):
+        args += ["--dev-bind", node, f"/dev/{os.path.basename(node)}"]
+    return args
+
+
 def setpriv_argv():
     return ["setpriv", f"--reuid={WORKER_USER}", f"--regid={WORKER_USER}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
@@ -166,8 +178,13 @@ class WorkerSandbox:
     """The worker's sandbox, for one machine: `command(argv)` wraps the worker's command,
     `env(env)` filters its environment, `preexec` joins its cgroups in the child."""
 
-    def __init__(self, base_dir, memory_mb, python, executor_python=None):
+    def __init__(self, base_dir, memory_mb, python, executor_python=None, *,
+                 gpu_resource=gpus.GPU, gpu_addresses=()):
         self.base = Path(base_dir)
+        # The GPUs the machine offers: their nodes are in the worker's /dev, and each
+        # executor gets those of its own.
+        self.gpu_resource = gpu_resource
+        self.gpu_addresses = list(gpu_addresses)
         self.executor_python = executor_python or python
         self.work = self.base / "work"
         self.local = self.base / "local"
@@ -194,7 +211,8 @@ class WorkerSandbox:
         # the applications' (spark.executorEnv.*), so nothing there is trusted.
         (self.shim_dir / "shim.json").write_text(json.dumps({
             "java_home": self.hidden_java, "work": str(self.work), "local": str(self.local),
-            "readable": self.readable(), "bwrap": shutil.which("bwrap")}))
+            "readable": self.readable(), "bwrap": shutil.which("bwrap"),
+            "gpu_resource": self.gpu_resource, "gpu_addresses": self.gpu_addresses}))
         shim = self.shim_dir / "bin" / "java"
         shim.write_text(f"#!/bin/sh\nexec {self.python} -I -m dmarket_client.worker_sandbox "
                         f"--shim {SHIM_HOME}/shim.json \"$@\"\n")
@@ -212,6 +230,12 @@ class WorkerSandbox:
                 name, self.memory_mb + WORKER_OVERHEAD_MB, WORKER_MAX_PROCS)
         else:
             self.unlimited = ["memory", "pids"]
+
+    def discovery_script(self):
+        """Write the discovery script of the GPUs offered; its path as the worker sees it."""
+        gpus.discovery_script(self.shim_dir / DISCOVERY_SCRIPT, self.gpu_resource,
+                              self.gpu_addresses)
+        return f"{SHIM_HOME}/{DISCOVERY_SCRIPT}"
 
     def readable(self):
         from pyspark import __file__ as pyspark_file
@@ -264,6 +288,9 @@ class WorkerSandbox:
         shim = str(self.shim_dir / "bin" / "java")
         for binary in java_binaries(isolation.SYSTEM_RO + ro):
             args += ["--ro-bind", shim, binary]
+        # After --dev /dev, which they are put into. The executors' sandboxes take theirs
+        # from here.
+        args += gpu_bind_args(self.gpu_addresses)
         # No PID namespace of its own: the executors' nested bubblewraps read their children
         # in /proc, which must be the host's to mount their own. Every process of it is in its
         # cgroup (as root) and its process group, where the agent ends them all.
@@ -350,9 +377,29 @@ def executor_argv(argv, config, environ, cwd):
         args += ["--tmpfs", str(path)]
         made.add(path)
     args += bind_args(rw=[(app_dir, app_dir)] + [(p, p) for p in scratch], made=made)
+    args += executor_gpu_args(argv, config, cwd)
     args += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--chdir", cwd,
              "--", f"{EXECUTOR_JAVA}/bin/java", *argv]
     return args
+
+
+def executor_gpu_args(argv, config, cwd):
+    """The executor's own GPUs, from the resources file the worker gave it: their nodes (and
+    the driver's control nodes), and VISIBLE_ENV naming them; nothing for one holding none.
+    Only addresses this worker offers count: the file is in a directory the application
+    can write."""
+    offered = config.get("gpu_addresses") or []
+    if not offered:
+        return []
+    held = gpus.executor_resources(argv, cwd).get(config.get("gpu_resource", gpus.GPU), [])
+    # In the order CUDA numbers them in the sandbox, which shows it no other GPU: by PCI bus,
+    # as nvidia-smi numbers them.
+    own = sorted({a for a in held if a in offered}, key=int)
+    if not own:
+        return []
+    return (gpu_bind_args(own, config.get("dev", "/dev"))
+            + ["--setenv", gpus.VISIBLE_ENV, ",".join(own)]
+            + ["--setenv", "CUDA_DEVICE_ORDER", gpus.CUDA_ORDER])
 
 
 def noexec_then(paths, command):

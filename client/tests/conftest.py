@@ -94,3 +94,19 @@ def entry_file(tmp_path):
     path = tmp_path / "app.py"
     path.write_text("print('hello')\n")
     return str(path)
+
+
+@pytest.fixture
+def posted(monkeypatch):
+    """The bodies the client POSTs, as [(path, body)], the requests still sent."""
+    from dmarket_client.api import Client
+
+    calls = []
+    post = Client.post
+
+    def recording(self, path, json=None):
+        calls.append((path, json))
+        return post(self, path, json)
+
+    monkeypatch.setattr(Client, "post", recording)
+    return calls

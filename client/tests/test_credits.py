@@ -107,11 +107,12 @@ def test_history_kind_is_checked(dmarket, user):
 def test_prices(dmarket, user):
     result = dmarket("prices")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == ("MACHINE TYPE  PRICE     PRICE NOW\n"
-                             "cpu           1.000000  2.000000\n"
-                             "gpu           4.000000  8.000000\n"
+    assert result.stdout == ("RESOURCE  PRICE     PRICE NOW\n"
+                             "core      1.000000  2.000000\n"
+                             "gpu       4.000000  8.000000\n"
                              "\n"
-                             "unit             credits per core-hour\n"
+                             "machine_types    cpu, gpu\n"
+                             "unit             credits per hour of one core or one GPU\n"
                              "premium_rate     1.0000\n"
                              "unfinished_jobs  0\n"
                              "online_machines  0\n"
@@ -127,12 +128,13 @@ def test_prices_json(dmarket, dmarket_json, user, entry_file):
     result = dmarket("prices", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "unit": "credits per core-hour",
-        "machine_types": {"cpu": "1.000000", "gpu": "4.000000"},
+        "unit": "credits per hour of one core or one GPU",
+        "resources": {"core": "1.000000", "gpu": "4.000000"},
+        "machine_types": ["cpu", "gpu"],
         "premium_rate": "2.0000",
         "unfinished_jobs": 3,
         "online_machines": 1,
-        "effective": {"cpu": "2.000000", "gpu": "8.000000"},
+        "effective": {"core": "2.000000", "gpu": "8.000000"},
         "default_job_cap": "10.000000",
         "signup_grant": "100.000000",
     }

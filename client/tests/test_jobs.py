@@ -19,6 +19,7 @@ from django.db import connections
 from django.utils import timezone
 
 from dmarket.jobs.models import Job
+from dmarket.machines.models import Machine
 
 SHELL_PARAMS = ["$(touch /tmp/pwned)", "`id`", "a b", "'single'", '"double"', ";", "|",
                 "&&", "> out", "*", "~", "$HOME", "--cores", "99", "-x", "", "line\nbreak",
@@ -31,6 +32,17 @@ def stamp(moment):
 
 def submit(dmarket_json, entry_file, *args):
     return dmarket_json("jobs", "submit", entry_file, *args)
+
+
+@pytest.fixture
+def gpu_machine(db):
+    """A machine of the market's offering 4 GPUs (someone else's, offline): the server takes a
+    job asking for GPUs only where one does."""
+    from django.contrib.auth import get_user_model
+
+    owner = get_user_model().objects.create(username="gpu-owner")
+    return Machine.objects.create(user=owner, cores=8, memory_mb=8192, address="192.0.2.20",
+                                  machine_type="gpu", gpus=4, state=Machine.OFFLINE)
 
 
 def later(delay, action):
@@ -56,7 +68,8 @@ def finish(job_id, status=Job.SUCCEEDED, settled=True, **changes):
 
 # --- submit -------------------------------------------------------------------------------
 
-def test_submit_with_every_option(dmarket, dmarket_json, user, tmp_path, monkeypatch):
+def test_submit_with_every_option(dmarket, dmarket_json, user, tmp_path, monkeypatch,
+                                  gpu_machine):
     for name in ("app.py", "dep.py", "bundle.zip", "data.tar.gz", "conf.json"):
         (tmp_path / name).write_text("x")
     (tmp_path / "sub").mkdir()
@@ -68,6 +81,7 @@ def test_submit_with_every_option(dmarket, dmarket_json, user, tmp_path, monkeyp
                  "--archive", "../data.tar.gz#data", "--archive", "https://example.org/z.zip#zz",
                  "--file", "../conf.json#c", "--file", "hdfs://namenode:8020/f.txt",
                  "--cores", "3", "--executor-memory", "2g", "--machine-type", "gpu",
+                 "--gpus-per-executor", "1", "--gpus-per-task", "1",
                  "--max-credits", "12.5", "--submission-id", "run-1", "--", *SHELL_PARAMS)
     row = Job.objects.get()
     # The local files were uploaded into ada's store (see test_job_uploads.py).
@@ -83,10 +97,11 @@ def test_submit_with_every_option(dmarket, dmarket_json, user, tmp_path, monkeyp
         "conf": {}, "main_class": "", "requirements": "", "environment": None, "env": "",
         "working_dir": "",
         "cores": 3, "executor_memory_mb": 2048, "driver_memory_mb": 1024, "max_runtime": 21600,
-        "machine_type": "gpu",
+        "machine_type": "gpu", "gpus_per_executor": 1, "gpus_per_task": 1,
         "max_credits": "12.500000", "submission_id": "run-1",
         "status": "QUEUED", "status_reason": "", "cancel_requested": False,
-        "price_per_core_hour": "4.000000", "premium_rate": "2.0000", "cost": "0.000000",
+        "price_per_core_hour": "1.000000", "price_per_gpu_hour": "4.000000",
+        "premium_rate": "2.0000", "cost": "0.000000",
         "spark_app_id": "", "exit_code": None,
         "created_at": job["created_at"], "started_at": None, "finished_at": None,
         "settled_at": None,
@@ -129,6 +144,7 @@ def test_submit_prints_the_job(dmarket, user, entry_file):
         "max_credits          10.000000\n"
         "cost                 0.000000\n"
         "price_per_core_hour  1.000000\n"
+        "price_per_gpu_hour   4.000000\n"
         "premium_rate         2.0000\n"
         "submission_id        \n"
         "spark_app_id         \n"
@@ -299,6 +315,70 @@ def test_submit_conf_the_market_refuses_names_the_property(dmarket, user, entry_
     assert not Job.objects.exists()
 
 
+def test_submit_with_gpus(dmarket, dmarket_json, user, entry_file, posted, gpu_machine):
+    job = submit(dmarket_json, entry_file, "--gpus-per-executor", "2", "--gpus-per-task", "0.5")
+
+    (body,) = [body for path, body in posted if path == "jobs/"]
+    assert (body["gpus_per_executor"], body["gpus_per_task"]) == (2, 0.5)
+    # The server's default type: gpu, for a job asking for GPUs.
+    assert "machine_type" not in body
+    assert (job["gpus_per_executor"], job["gpus_per_task"], job["machine_type"]) == (2, 0.5,
+                                                                                     "gpu")
+    row = Job.objects.get(pk=job["id"])
+    assert (row.gpus_per_executor, float(row.gpus_per_task)) == (2, 0.5)
+
+    shown = dmarket("jobs", "show", job["id"]).stdout.splitlines()
+    assert "gpus_per_executor    2" in shown and "gpus_per_task        0.5" in shown
+    assert "price_per_gpu_hour   4.000000" in shown
+    listed = dmarket("jobs", "list").stdout.splitlines()
+    assert listed[0].split()[3:5] == ["CORES", "GPUS/EXECUTOR"]
+    assert listed[1].split()[3:5] == ["1", "2"]
+
+
+def test_submit_a_whole_number_of_gpus_per_task(dmarket, dmarket_json, user, entry_file,
+                                                posted, gpu_machine):
+    job = submit(dmarket_json, entry_file, "--gpus-per-executor", "2", "--gpus-per-task", "2")
+
+    (body,) = [body for path, body in posted if path == "jobs/"]
+    assert body["gpus_per_task"] == 2 and isinstance(body["gpus_per_task"], int)
+    assert job["gpus_per_task"] == 2
+    assert "gpus_per_task        2" in dmarket("jobs", "show", job["id"]).stdout.splitlines()
+
+
+def test_submit_without_gpus_sends_and_shows_none(dmarket, dmarket_json, user, entry_file,
+                                                  posted):
+    job = submit(dmarket_json, entry_file)
+
+    (body,) = [body for path, body in posted if path == "jobs/"]
+    assert not {"gpus_per_executor", "gpus_per_task"} & set(body)
+    assert (job["gpus_per_executor"], job["gpus_per_task"], job["machine_type"]) == (0, 0,
+                                                                                     "cpu")
+    assert "gpus_per" not in dmarket("jobs", "show", job["id"]).stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gpus-per-task", "0"], "Invalid value for '--gpus-per-task'"),
+    (["--gpus-per-executor", "-1"], "Invalid value for '--gpus-per-executor'"),
+])
+def test_submit_bad_gpu_amounts_are_usage_errors(dmarket, user, entry_file, args, message):
+    result = dmarket("jobs", "submit", entry_file, *args)
+
+    assert result.exit_code == 2 and message in result.stderr
+    assert Job.objects.count() == 0
+
+
+def test_submit_gpus_the_market_refuses_names_them(dmarket, user, entry_file, gpu_machine):
+    result = dmarket("jobs", "submit", entry_file, "--gpus-per-executor", "2",
+                     "--gpus-per-task", "0.3")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("dmarket: gpus_per_task: ")
+
+    result = dmarket("jobs", "submit", entry_file, "--gpus-per-executor", "5")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("dmarket: gpus_per_executor: Each executor asks for 5")
+    assert Job.objects.count() == 0
+
+
 # --- list, show, cancel -------------------------------------------------------------------
 
 def test_list(dmarket, dmarket_json, user, entry_file):
@@ -312,9 +392,11 @@ def test_list(dmarket, dmarket_json, user, entry_file):
     one, two = rows[first["id"]], rows[second["id"]]
     width = max(2, len(str(two.pk)))
     assert result.stdout == (
-        f"{'ID'.ljust(width)}  NAME    STATUS     CORES  COST      CREATED\n"
-        f"{str(two.pk).ljust(width)}  second  QUEUED     4      0.000000  {stamp(two.created_at)}\n"
-        f"{str(one.pk).ljust(width)}  first   SUCCEEDED  1      1.500000  {stamp(one.created_at)}\n"
+        f"{'ID'.ljust(width)}  NAME    STATUS     CORES  GPUS/EXECUTOR  COST      CREATED\n"
+        f"{str(two.pk).ljust(width)}  second  QUEUED     4      0              0.000000  "
+        f"{stamp(two.created_at)}\n"
+        f"{str(one.pk).ljust(width)}  first   SUCCEEDED  1      0              1.500000  "
+        f"{stamp(one.created_at)}\n"
     )
 
     listed = dmarket_json("jobs", "list")

@@ -4,13 +4,16 @@ worker's environment. No Spark here: the agent's processes are recorded, not sta
 
 import json
 import stat
+import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from dmarket.accounts.models import ApiToken, key_digest
 from dmarket.machines.models import Machine
 from dmarket_client import agent as agent_module
+from dmarket_client import gpus
 from dmarket_client import machine_cli
 from dmarket_client.agent import Agent
 from dmarket_client.api import ApiError, Client
@@ -141,6 +144,110 @@ def test_add_without_a_login_registers_nothing(dmarket, config_file, state_dir, 
     assert spawned.calls == []
 
 
+# --- machine add: GPUs -------------------------------------------------------------------------
+
+@pytest.fixture
+def detected(monkeypatch):
+    """The GPUs nvidia-smi would find here: none unless a test says so."""
+    found = []
+    monkeypatch.setattr(gpus, "detect_gpus", lambda: list(found))
+    return found
+
+
+def registration(posted):
+    (body,) = [body for path, body in posted if path == "machines/"]
+    return body
+
+
+def test_add_offers_the_gpu_addresses_given_and_saves_them(dmarket, user, state_dir, spawned,
+                                                           detected, posted):
+    result = dmarket("--json", *ADD, "--gpu-addresses", "2,3", "--detach")
+
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(result.stdout)
+    body = registration(posted)
+    # The server's default type applies: gpu, for a machine offering GPUs.
+    assert body["gpus"] == 2 and "machine_type" not in body
+    machine = Machine.objects.get(pk=shown["id"])
+    assert (machine.gpus, machine.machine_type) == (2, "gpu")
+    assert (shown["gpus"], shown["machine_type"], shown["gpu_addresses"]) == (2, "gpu",
+                                                                             ["2", "3"])
+    # The agent offers the same ones after a restart.
+    saved = json.loads(state_file(state_dir, machine.pk).read_text())
+    assert (saved["gpus"], saved["gpu_addresses"]) == (2, ["2", "3"])
+
+
+def test_add_offers_the_gpus_found_here_by_default(dmarket, user, state_dir, spawned, detected,
+                                                   posted):
+    detected.extend(["0", "1", "2"])
+
+    every = dmarket("--json", *ADD, "--detach")
+    some = dmarket("--json", *ADD, "--gpus", "2", "--detach")
+
+    assert every.exit_code == 0 and some.exit_code == 0, (every.stderr, some.stderr)
+    first, second = (json.loads(state_file(state_dir, json.loads(r.stdout)["id"]).read_text())
+                     for r in (every, some))
+    assert (first["gpus"], first["gpu_addresses"]) == (3, ["0", "1", "2"])
+    assert (second["gpus"], second["gpu_addresses"]) == (2, ["0", "1"])
+    assert [body["gpus"] for path, body in posted if path == "machines/"] == [3, 2]
+
+
+def test_add_without_gpus_registers_a_cpu_machine(dmarket, user, state_dir, spawned, detected,
+                                                  posted):
+    result = dmarket("--json", *ADD, "--detach")
+
+    assert result.exit_code == 0, result.stderr
+    assert registration(posted)["gpus"] == 0 and "machine_type" not in registration(posted)
+    shown = json.loads(result.stdout)
+    assert (shown["gpus"], shown["machine_type"]) == (0, "cpu")
+    assert "gpu_addresses" not in json.loads(state_file(state_dir, shown["id"]).read_text())
+
+
+def test_add_sends_the_type_given(dmarket, user, state_dir, spawned, detected, posted):
+    result = dmarket(*ADD, "--gpu-addresses", "0", "--type", "cpu", "--detach")
+
+    # A cpu machine offering a GPU is the server's 400.
+    assert result.exit_code == 1
+    assert registration(posted)["machine_type"] == "cpu"
+    assert Machine.objects.count() == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gpus", "1"], "--gpus 1: only 0 GPU(s) found on this computer (none)"),
+    (["--gpus", "3", "--gpu-addresses", "0,1"],
+     "--gpus 3: only 2 GPU(s) given with --gpu-addresses (0, 1)"),
+])
+def test_add_more_gpus_than_there_are_is_a_usage_error(dmarket, user, state_dir, spawned,
+                                                       detected, args, message):
+    result = dmarket(*ADD, *args, "--detach")
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert Machine.objects.count() == 0 and spawned.calls == []
+
+
+@pytest.mark.parametrize("addresses, message", [
+    ("0,x", "'x' is not a GPU address"), ("1,1", "a GPU address is named twice")])
+def test_add_bad_gpu_addresses_are_a_usage_error(dmarket, user, state_dir, spawned, addresses,
+                                                 message):
+    result = dmarket(*ADD, "--gpu-addresses", addresses, "--detach")
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--gpu-addresses'" in result.stderr and message in result.stderr
+    assert Machine.objects.count() == 0
+
+
+def test_list_shows_the_gpus(dmarket, user, state_dir, spawned, detected):
+    assert dmarket(*ADD, "--gpu-addresses", "0,1", "--name", "big", "--detach").exit_code == 0
+
+    result = dmarket("machine", "list")
+
+    assert result.exit_code == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header.split()[:7] == ["ID", "NAME", "ADDRESS", "CORES", "IN", "USE", "GPUS"]
+    assert row.split()[1:6] == ["big", "127.0.0.9", "2", "0", "2"]
+
+
 # --- machine run ------------------------------------------------------------------------------
 
 class OneHeartbeat(Agent):
@@ -266,6 +373,254 @@ def test_the_worker_gets_no_token(server, added, spark_home, tmp_path, monkeypat
     assert not {"the-owners-token", added["token"]} & set(env.values())
     assert env["SPARK_LOCAL_IP"] == "127.0.0.9"
     assert env["TF_USE_LEGACY_KERAS"] == "1"   # the executors' environment, from the server
+
+
+# --- the agent's GPUs -------------------------------------------------------------------------
+
+GPU_MACHINE = {"id": 7, "address": "127.0.0.9", "cores": 2, "memory_mb": 1024, "gpus": 2,
+               "machine_type": "gpu",
+               "agent": {"master_url": "spark://127.0.0.1:7077", "spark_secret": "s",
+                         "spark_conf": {"spark.authenticate": "true"}}}
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """The workers' (argv, env) the agent would start: none is."""
+    calls = []
+
+    class Worker:
+        pid = 4343
+
+        def __init__(self, argv, env=None, **kwargs):
+            calls.append((argv, env))
+
+    monkeypatch.setattr(agent_module.subprocess, "Popen", Worker)
+    return calls
+
+
+# Popen itself: the tests' `started` replaces the one subprocess.run calls.
+POPEN = subprocess.Popen
+
+
+def discovered(script):
+    """What Spark reads from the discovery script: it is run for real."""
+    with POPEN([str(script)], stdout=subprocess.PIPE, text=True) as process:
+        out, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    return json.loads(out)
+
+
+def test_the_worker_offers_the_saved_gpus_to_spark(spark_home, tmp_path, started, detected):
+    # A space in the state directory's path: the option keeps it (Spark's launcher splits
+    # SPARK_WORKER_OPTS at unescaped blanks).
+    work = tmp_path / "state dir" / "machine-7"
+    agent = Agent(None, {**GPU_MACHINE, "gpu_addresses": ["1", "3"]}, work,
+                  spark_home=spark_home, log=lambda message: None, sandbox=False)
+
+    agent.start_worker()
+
+    ((argv, env),) = started
+    script = work / "gpu-discovery"
+    escaped = str(script).replace(" ", "\\ ")
+    assert env["SPARK_WORKER_OPTS"] == (
+        "-Dspark.authenticate=true -Dspark.worker.resource.gpu.amount=2 "
+        f"-Dspark.worker.resource.gpu.discoveryScript={escaped}")
+    assert discovered(script) == {"name": "gpu", "addresses": ["1", "3"]}
+    assert argv[argv.index("--cores") + 1] == "2"
+    # Its executors see every GPU here: numbered by CUDA as nvidia-smi numbers them.
+    assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+
+
+def test_the_worker_offers_the_first_gpus_found_without_saved_ones(spark_home, tmp_path,
+                                                                   started, detected):
+    detected.extend(["0", "1", "2"])
+    agent = Agent(None, GPU_MACHINE, tmp_path / "machine-7", spark_home=spark_home,
+                  log=lambda message: None, sandbox=False)
+
+    agent.start_worker()
+
+    assert discovered(tmp_path / "machine-7" / "gpu-discovery")["addresses"] == ["0", "1"]
+
+
+def test_an_agent_finding_fewer_gpus_than_offered_starts_no_worker(spark_home, tmp_path,
+                                                                   started, detected):
+    detected.append("0")
+    agent = Agent(None, GPU_MACHINE, tmp_path / "machine-7", spark_home=spark_home,
+                  log=lambda message: None, sandbox=False)
+
+    with pytest.raises(RuntimeError) as refused:
+        agent.start_worker()
+
+    assert str(refused.value) == ("machine 7 offers 2 GPU(s) but 1 are found here (0); the "
+                                  "worker was not started")
+    assert started == []
+
+
+def test_a_worker_without_gpus_gets_no_resource_options(spark_home, tmp_path, started,
+                                                        detected):
+    detected.extend(["0", "1"])
+    machine = {**GPU_MACHINE, "gpus": 0, "machine_type": "cpu"}
+    agent = Agent(None, machine, tmp_path / "machine-7", spark_home=spark_home,
+                  log=lambda message: None, sandbox=False)
+
+    agent.start_worker()
+
+    ((argv, env),) = started
+    assert env["SPARK_WORKER_OPTS"] == "-Dspark.authenticate=true"
+    assert not (tmp_path / "machine-7" / "gpu-discovery").exists()
+
+
+def test_the_sandboxed_worker_runs_the_discovery_script_from_its_shim_directory(
+        spark_home, tmp_path, started, monkeypatch):
+    from dmarket_client import worker_sandbox
+
+    wrapped = []
+
+    class Box(worker_sandbox.WorkerSandbox):
+        """The sandbox without bubblewrap or spark-class: what it would wrap, recorded."""
+
+        def prepare(self):
+            self.shim_dir.mkdir(parents=True, exist_ok=True)
+
+        def command(self, argv, env=None):
+            wrapped.append((self, dict(env)))
+            return ["bwrap", "--", *argv]
+
+    monkeypatch.setattr(worker_sandbox, "WorkerSandbox", Box)
+    agent = Agent(None, {**GPU_MACHINE, "gpu_addresses": ["1", "3"]}, tmp_path / "machine-7",
+                  spark_home=spark_home, log=lambda message: None)
+
+    agent.start_worker()
+
+    ((box, env),) = wrapped
+    assert (box.gpu_resource, box.gpu_addresses) == ("gpu", ["1", "3"])
+    # The path the worker sees: the shim directory, bound read-only at SHIM_HOME.
+    assert env["SPARK_WORKER_OPTS"].endswith(
+        " -Dspark.worker.resource.gpu.discoveryScript=/run/dmarket/java/gpu-discovery")
+    assert discovered(box.shim_dir / "gpu-discovery") == {"name": "gpu",
+                                                          "addresses": ["1", "3"]}
+    ((argv, worker_env),) = started
+    assert worker_env["SPARK_WORKER_OPTS"] == env["SPARK_WORKER_OPTS"]
+
+
+# --- the executors' GPUs, in their sandboxes ----------------------------------------------------
+
+APP = "app-20260101000000-0007"
+
+
+@pytest.fixture
+def shim(tmp_path):
+    """The shim's settings for a worker offering GPUs 0 and 1, its /dev a directory of fake
+    device nodes (plain files), and an executor's directory."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for name in ("nvidia0", "nvidia1", "nvidia2", "nvidiactl", "nvidia-uvm"):
+        (dev / name).write_text("")
+    work, local = tmp_path / "work", tmp_path / "local"
+    executor_dir = work / APP / "4"
+    executor_dir.mkdir(parents=True)
+    local.mkdir()
+    config = {"bwrap": "/usr/bin/bwrap", "java_home": "/run/dmarket/jdk-x", "work": str(work),
+              "local": str(local), "readable": [], "gpu_resource": "gpu",
+              "gpu_addresses": ["0", "1"], "dev": str(dev)}
+    return SimpleNamespace(dev=dev, config=config, cwd=executor_dir)
+
+
+def executor_command(shim, resources=None):
+    """The shim's bubblewrap command for an executor, with this resources file (Spark's
+    format) if any."""
+    from dmarket_client.worker_sandbox import EXECUTOR_CLASS, executor_argv
+
+    argv = ["-Xmx1g", "-cp", "x", EXECUTOR_CLASS, "--driver-url", "spark://d", "--executor-id",
+            "4", "--app-id", APP]
+    if resources is not None:
+        path = shim.cwd / "resources-4.json"
+        path.write_text(json.dumps(resources))
+        argv += ["--resourcesFile", str(path)]
+    return executor_argv(argv, shim.config, {}, str(shim.cwd))
+
+
+def dev_binds(args):
+    return [tuple(args[i + 1:i + 3]) for i, a in enumerate(args) if a == "--dev-bind"]
+
+
+def setenv(args):
+    return {args[i + 1]: args[i + 2] for i, a in enumerate(args) if a == "--setenv"}
+
+
+def spark_resources(name, addresses):
+    return [{"id": {"componentName": "spark.executor", "resourceName": name},
+             "addresses": addresses}]
+
+
+def test_an_executor_gets_the_nodes_of_its_own_gpus_only(shim):
+    args = executor_command(shim, spark_resources("gpu", ["1"]))
+
+    dev = shim.dev
+    assert dev_binds(args) == [(f"{dev}/nvidia1", "/dev/nvidia1"),
+                               (f"{dev}/nvidiactl", "/dev/nvidiactl"),
+                               (f"{dev}/nvidia-uvm", "/dev/nvidia-uvm")]
+    assert not any("nvidia0" in a or "nvidia2" in a for a in args)
+    # Put into its own /dev, after that is made.
+    assert args.index("--dev") < args.index("--dev-bind")
+    assert setenv(args) == {"DMARKET_EXECUTOR_GPUS": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    # Options for bubblewrap, all before the executor's own command line.
+    assert max(i for i, a in enumerate(args) if a == "--setenv") < args.index("--")
+
+
+def test_an_executor_holding_two_gpus_lists_them_as_cuda_numbers_them(shim):
+    # CUDA numbers the GPUs it sees by PCI bus (as nvidia-smi numbers the addresses), not in
+    # the order Spark listed them.
+    args = executor_command(shim, spark_resources("gpu", ["1", "0", "1"]))
+
+    assert [d for _, d in dev_binds(args)][:2] == ["/dev/nvidia0", "/dev/nvidia1"]
+    assert setenv(args)["DMARKET_EXECUTOR_GPUS"] == "0,1"
+
+
+@pytest.mark.parametrize("resources", [
+    None,                                        # no resources file: it holds nothing
+    [],
+    spark_resources("fpga", ["0"]),              # another resource's addresses
+    spark_resources("gpu", ["2"]),               # a GPU this worker does not offer
+    {"gpu": ["0"]},                              # not what the worker writes
+    [{"id": {"resourceName": "gpu"}, "addresses": ["../nvidiactl", 0]}],
+])
+def test_an_executor_holding_no_gpu_of_the_workers_gets_no_nvidia_node(shim, resources):
+    args = executor_command(shim, resources)
+
+    assert dev_binds(args) == []
+    assert "--setenv" not in args and not any("nvidia" in a for a in args)
+
+
+def test_a_worker_offering_no_gpu_gives_its_executors_none(shim):
+    shim.config.update(gpu_addresses=[])
+
+    args = executor_command(shim, spark_resources("gpu", ["0"]))
+
+    assert dev_binds(args) == [] and "--setenv" not in args
+
+
+def test_the_workers_gpu_nodes_are_those_that_exist(tmp_path, shim):
+    from dmarket_client.worker_sandbox import gpu_bind_args
+
+    assert gpu_bind_args(["0", "5"], str(shim.dev)) == [
+        "--dev-bind", f"{shim.dev}/nvidia0", "/dev/nvidia0",
+        "--dev-bind", f"{shim.dev}/nvidiactl", "/dev/nvidiactl",
+        "--dev-bind", f"{shim.dev}/nvidia-uvm", "/dev/nvidia-uvm"]
+    assert gpu_bind_args([], str(shim.dev)) == []
+    # No GPU on a computer without NVIDIA's driver: nothing added.
+    assert gpu_bind_args(["0"], str(tmp_path / "no-dev")) == []
+
+
+def test_the_worker_sandbox_tells_the_shim_its_gpus(tmp_path):
+    from dmarket_client.worker_sandbox import WorkerSandbox
+
+    box = WorkerSandbox(tmp_path / "machine-1", 1024, sys.executable, gpu_resource="gpu",
+                        gpu_addresses=["0", "2"])
+
+    assert box.discovery_script() == "/run/dmarket/java/gpu-discovery"
+    assert discovered(box.shim_dir / "gpu-discovery") == {"name": "gpu",
+                                                          "addresses": ["0", "2"]}
 
 
 def test_the_worker_sandbox_passes_an_allowlist_and_the_markets_executor_settings(tmp_path):
