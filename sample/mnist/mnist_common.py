@@ -82,6 +82,36 @@ def build_model(tf, height, width, classes=10, lr=1e-3):
     return model
 
 
+def use_task_gpus():
+    """Before TensorFlow loads on an executor: let it see only this task's GPUs, or none.
+
+    Spark gives each task its GPUs (TaskContext.resources()["gpu"]); TensorFlowOnSpark sets
+    CUDA_VISIBLE_DEVICES to them for its node's process, where TaskContext is gone. On a
+    dmarket worker, the executor's sandbox shows it only its own GPUs, which CUDA numbers
+    from 0: DMARKET_EXECUTOR_GPUS lists their addresses in that order. An executor holding no
+    GPU gets "" (the CPU, as before). Returns what it set."""
+    addresses = None
+    try:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        if context is not None:
+            gpu = context.resources().get("gpu")
+            addresses = list(gpu.addresses) if gpu is not None else []
+    except ImportError:
+        pass
+    if addresses is None:
+        given = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        addresses = [a for a in given.split(",") if a]
+    if os.environ.get("DMARKET_CUDA_MAPPED") != "1":
+        visible = [a for a in os.environ.get("DMARKET_EXECUTOR_GPUS", "").split(",") if a]
+        if visible:
+            addresses = [str(visible.index(a)) for a in addresses if a in visible]
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(addresses)
+        os.environ["DMARKET_CUDA_MAPPED"] = "1"
+    return os.environ["CUDA_VISIBLE_DEVICES"]
+
+
 def require_keras2(tf):
     """Keras 2's version; fails clearly under Keras 3, whose model.fit breaks under
     MultiWorkerMirroredStrategy."""

@@ -41,6 +41,7 @@ from mnist_common import (
     read_meta,
     require_keras2,
     split_rdd,
+    use_task_gpus,
 )
 
 EXPORT = "mnist_export"
@@ -49,6 +50,7 @@ EXPORT = "mnist_export"
 def main_fun(args, ctx):
     """Runs on every executor: one TensorFlow node (chief or worker)."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    gpus = use_task_gpus()
     import numpy as np
     import tensorflow as tf
 
@@ -58,7 +60,9 @@ def main_fun(args, ctx):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     num_workers = ctx.num_workers
     print(f"node {ctx.job_name}:{ctx.task_index} executor {ctx.executor_id} of {num_workers}, "
-          f"TF {tf.__version__}, Keras {keras_version}", flush=True)
+          f"TF {tf.__version__}, Keras {keras_version}, "
+          f"GPUs {tf.config.list_physical_devices('GPU') or 'none'} (CUDA_VISIBLE_DEVICES="
+          f"{gpus!r})", flush=True)
 
     pixels = args.height * args.width
     spec = (tf.TensorSpec([pixels], tf.float32), tf.TensorSpec([], tf.int64))
