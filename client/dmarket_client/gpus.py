@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -80,17 +81,42 @@ def worker_resource_opts(resource, amount, script):
             f"-Dspark.worker.resource.{resource}.discoveryScript={script}")
 
 
+# The file the worker writes for an executor and names last in its command line (Spark's
+# ExecutorRunner: File.createTempFile("resource-executor-", ".json", executorDir)).
+RESOURCES_FILE = re.compile(r"^resource-executor-[0-9]+\.json$")
+RESOURCES_MAX_BYTES = 64 * 1024
+
+
 def executor_resources(argv, cwd="."):
-    """{resource: [addresses]} from the resources file the worker gave the executor
-    (--resourcesFile in its command line); {} when it holds none. The file is the worker's
-    (in the executor's directory, which the application can write): anything malformed in
-    it gives nothing."""
-    if "--resourcesFile" not in argv[:-1]:
+    """{resource: [addresses]} from the resources file the worker gave the executor; {} when
+    it holds none. Only the pair the worker appends last counts (an application can put
+    another --resourcesFile among its own Java options), only a regular file of the worker's
+    name in the executor's own directory, read without following a link and at most 64 KiB:
+    the directory is the application's, which could have put anything there. Anything
+    malformed gives nothing."""
+    if len(argv) < 2 or argv[-2] != "--resourcesFile":
         return {}
-    path = Path(cwd) / argv[argv.index("--resourcesFile") + 1]
+    path = Path(argv[-1])
+    if (not path.is_absolute() or not RESOURCES_FILE.match(path.name)
+            or os.path.realpath(path.parent) != os.path.realpath(cwd)):
+        return {}
     try:
-        entries = json.loads(path.read_text())
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return {}
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {}
+        data = os.read(fd, RESOURCES_MAX_BYTES + 1)
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+    if len(data) > RESOURCES_MAX_BYTES:
+        return {}
+    try:
+        entries = json.loads(data)
+    except ValueError:
         return {}
     out = {}
     for entry in entries if isinstance(entries, list) else []:

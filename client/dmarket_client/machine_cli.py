@@ -98,6 +98,9 @@ def add(ctx, cores, memory, gpu_count, gpu_addresses, machine_type, share_for, s
     (good for its heartbeat only), kept in the machine's state file."""
     if share_for and share_between:
         raise click.UsageError("give --share-for or --share-between, not both")
+    if machine_type == "cpu" and gpu_count is None and gpu_addresses is None:
+        # A cpu machine offers no GPU, whatever this computer has.
+        gpu_count = 0
     addresses = offered_addresses(gpu_count, gpu_addresses)
     client = ctx.client()
     body = {"cores": cores, "memory_mb": memory, "gpus": len(addresses),

@@ -3,6 +3,7 @@ token (kept in its state file, mode 600), never the owner's, and neither token r
 worker's environment. No Spark here: the agent's processes are recorded, not started."""
 
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -210,6 +211,17 @@ def test_add_sends_the_type_given(dmarket, user, state_dir, spawned, detected, p
     assert result.exit_code == 1
     assert registration(posted)["machine_type"] == "cpu"
     assert Machine.objects.count() == 0
+
+
+def test_add_type_cpu_on_a_computer_with_gpus_offers_none(dmarket, user, state_dir, spawned,
+                                                           detected, posted):
+    detected.extend(["0", "1"])
+
+    result = dmarket("--json", *ADD, "--type", "cpu", "--detach")
+
+    assert result.exit_code == 0, result.stderr
+    assert (registration(posted)["gpus"], registration(posted)["machine_type"]) == (0, "cpu")
+    assert Machine.objects.get().gpus == 0
 
 
 @pytest.mark.parametrize("args, message", [
@@ -534,7 +546,7 @@ def executor_command(shim, resources=None):
     argv = ["-Xmx1g", "-cp", "x", EXECUTOR_CLASS, "--driver-url", "spark://d", "--executor-id",
             "4", "--app-id", APP]
     if resources is not None:
-        path = shim.cwd / "resources-4.json"
+        path = shim.cwd / "resource-executor-4242.json"
         path.write_text(json.dumps(resources))
         argv += ["--resourcesFile", str(path)]
     return executor_argv(argv, shim.config, {}, str(shim.cwd))
@@ -590,6 +602,60 @@ def test_an_executor_holding_no_gpu_of_the_workers_gets_no_nvidia_node(shim, res
 
     assert dev_binds(args) == []
     assert "--setenv" not in args and not any("nvidia" in a for a in args)
+
+
+def hostile_command(shim, arrange):
+    """The shim's command for an executor whose resources file the application arranged."""
+    from dmarket_client.worker_sandbox import EXECUTOR_CLASS, executor_argv
+
+    path = shim.cwd / "resource-executor-77.json"
+    argv = ["-Xmx1g", "-cp", "x", EXECUTOR_CLASS, "--driver-url", "spark://d", "--executor-id",
+            "4", "--app-id", APP]
+    argv = arrange(shim, path, argv)
+    return executor_argv(argv, shim.config, {}, str(shim.cwd))
+
+
+def own_file_first(shim, path, argv):
+    # A --resourcesFile among the application's own Java options, not the worker's last pair.
+    path.write_text(json.dumps(spark_resources("gpu", ["0", "1"])))
+    return ["--resourcesFile", str(path), *argv]
+
+
+def link_to_elsewhere(shim, path, argv):
+    target = shim.cwd.parent / "theirs.json"
+    target.write_text(json.dumps(spark_resources("gpu", ["0"])))
+    path.symlink_to(target)
+    return argv + ["--resourcesFile", str(path)]
+
+
+def a_fifo(shim, path, argv):
+    os.mkfifo(path)
+    return argv + ["--resourcesFile", str(path)]
+
+
+def too_big(shim, path, argv):
+    path.write_text(json.dumps(spark_resources("gpu", ["0"])) + " " * 70_000)
+    return argv + ["--resourcesFile", str(path)]
+
+
+def another_name(shim, path, argv):
+    other = shim.cwd / "mine.json"
+    other.write_text(json.dumps(spark_resources("gpu", ["0"])))
+    return argv + ["--resourcesFile", str(other)]
+
+
+def another_directory(shim, path, argv):
+    other = shim.cwd.parent / "resource-executor-1.json"
+    other.write_text(json.dumps(spark_resources("gpu", ["0"])))
+    return argv + ["--resourcesFile", str(other)]
+
+
+@pytest.mark.parametrize("arrange", [own_file_first, link_to_elsewhere, a_fifo, too_big,
+                                     another_name, another_directory])
+def test_a_resources_file_the_application_arranged_gives_no_gpu_and_never_hangs(shim, arrange):
+    args = hostile_command(shim, arrange)
+
+    assert dev_binds(args) == [] and "--setenv" not in args
 
 
 def test_a_worker_offering_no_gpu_gives_its_executors_none(shim):

@@ -145,7 +145,10 @@ def policed_usage(job):
             usages.append(Usage(key=f"policed:{record.app_id}:{executor.get('executor')}",
                                 machine=machine,
                                 core_ms=int(executor.get("cores") or 0) * lasted_ms,
-                                gpu_ms=int(executor.get("gpus") or 0) * lasted_ms))
+                                # A worker's JSON is its contributor's to write: no more
+                                # than the machine offers.
+                                gpu_ms=min(int(executor.get("gpus") or 0), machine.gpus)
+                                * lasted_ms))
     return usages
 
 

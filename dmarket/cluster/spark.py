@@ -49,6 +49,12 @@ def properties_path(job):
     return job.work_dir / "spark.conf"
 
 
+def gpu_amount(value):
+    """A task's GPUs as Spark reads them: "1", or a share in full (1/6 as 0.16666666666666666,
+    which Spark's floor(1/x) makes 6 tasks a GPU; "0.166667" would make 5)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def submit_argv(job):
     """spark-submit's argv for the job: every user value is one list item, never a shell word.
 
@@ -89,7 +95,7 @@ def submit_argv(job):
     if job.resource and job.gpus_per_executor:
         # Spark's own resource scheduling: executors only on workers with that many free.
         conf[f"spark.executor.resource.{job.resource}.amount"] = job.gpus_per_executor
-        conf[f"spark.task.resource.{job.resource}.amount"] = f"{job.gpus_per_task:g}"
+        conf[f"spark.task.resource.{job.resource}.amount"] = gpu_amount(job.gpus_per_task)
     for name, value in settings.DMARKET_JOB_ENV.items():
         conf[f"spark.executorEnv.{name}"] = value
     if runtime["python_path"]:

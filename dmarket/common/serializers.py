@@ -25,6 +25,15 @@ def machine_types():
     return ["cpu"] + [name for name in settings.DMARKET_PRICES if name not in ("core", "cpu")]
 
 
+def default_machine_type(gpus):
+    """The machine type of a machine or job that leaves it out: gpu (or the market's first
+    accelerator) when it offers or asks for GPUs, else cpu."""
+    if not gpus:
+        return "cpu"
+    accelerators = machine_types()[1:]
+    return "gpu" if "gpu" in accelerators else next(iter(accelerators), "cpu")
+
+
 def validate_machine_type(value):
     """A machine type is "cpu" or an accelerator the market has a price for."""
     if value not in machine_types():

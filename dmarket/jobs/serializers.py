@@ -9,7 +9,8 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from dmarket.common.serializers import StrictSerializer, machine_types, validate_machine_type
+from dmarket.common.serializers import (StrictSerializer, default_machine_type,
+                                        validate_machine_type)
 from dmarket.credits.models import QUANTUM
 from dmarket.envs.services import BadRequirements, requirements_normalize
 
@@ -240,8 +241,7 @@ def gpus_check(machine_type, gpus, per_task):
     Spark takes a task's amount as a whole number of GPUs, or as a fraction whose inverse is
     whole (that many tasks share one GPU)."""
     if machine_type is None:
-        machine_type = "gpu" if gpus and "gpu" in machine_types() else (
-            next(iter(machine_types()[1:]), "cpu") if gpus else "cpu")
+        machine_type = default_machine_type(gpus)
     if machine_type == "cpu":
         if gpus:
             raise serializers.ValidationError({"gpus_per_executor": [
@@ -260,6 +260,10 @@ def gpus_check(machine_type, gpus, per_task):
         raise serializers.ValidationError({"gpus_per_task": [
             f"A task cannot hold more GPUs ({per_task:g}) than its executor "
             f"({gpus}, gpus_per_executor)."]})
+    if per_task < 1 / settings.DMARKET_MAX_GPUS:
+        raise serializers.ValidationError({"gpus_per_task": [
+            f"At most {settings.DMARKET_MAX_GPUS} tasks share one GPU: give at least "
+            f"1/{settings.DMARKET_MAX_GPUS}."]})
     whole = per_task >= 1 and per_task == int(per_task)
     share = per_task < 1 and abs(1 / per_task - round(1 / per_task)) < 1e-9
     if not (whole or share):

@@ -5,7 +5,8 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
-from dmarket.common.serializers import StrictSerializer, machine_types, validate_machine_type
+from dmarket.common.serializers import (StrictSerializer, default_machine_type,
+                                        validate_machine_type)
 
 from .models import Machine, MachineStateChange, parse_window
 
@@ -62,8 +63,7 @@ class MachineCreateSerializer(StrictSerializer):
         attrs = super().validate(attrs)
         gpus, machine_type = attrs.get("gpus", 0), attrs.get("machine_type")
         if machine_type is None:
-            machine_type = "cpu" if not gpus else (
-                "gpu" if "gpu" in machine_types() else machine_types()[-1])
+            machine_type = default_machine_type(gpus)
         if machine_type == "cpu" and gpus:
             raise serializers.ValidationError({"gpus": [
                 "A cpu machine offers no GPU: leave machine_type out (or give gpu) to offer "

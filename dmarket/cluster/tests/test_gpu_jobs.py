@@ -37,6 +37,18 @@ def test_a_gpu_job_asks_spark_for_its_executors_and_tasks_gpus(alice, bob, entry
     assert pairs["spark.task.resource.gpu.amount"] == "0.5"
 
 
+@pytest.mark.parametrize("per_task, amount", [(1, "1"), (2, "2"), (0.5, "0.5"),
+                                              (1 / 6, "0.16666666666666666"),
+                                              (1 / 64, "0.015625")])
+def test_a_tasks_share_reaches_spark_in_full(alice, bob, entry_file, per_task, amount):
+    # Spark makes floor(1 / amount) tasks a GPU: 1/6 rounded to "0.166667" would make 5.
+    gpu_machine(bob, 2)
+    job = submitted(alice, entry_file, gpus_per_executor=2, gpus_per_task=per_task)
+
+    assert dict(confs(spark.submit_argv(job)))["spark.task.resource.gpu.amount"] == amount
+    assert int(1 / float(amount)) == round(1 / per_task)
+
+
 def test_a_cpu_job_asks_spark_for_no_gpu(alice, entry_file):
     job = submitted(alice, entry_file)
 
@@ -179,11 +191,15 @@ def test_a_policed_application_is_billed_the_gpus_its_executors_held(alice, bob,
         app_id="app-9", job=job, reason="test",
         started_at=datetime(2026, 11, 22, 8, tzinfo=timezone.utc),
         executors=[{"worker": "worker-g", "host": "127.0.0.4", "executor": "0", "cores": 1,
-                    "gpus": 2}])
+                    "gpus": 2},
+                   # A worker's JSON is its contributor's: no more GPUs than the machine offers.
+                   {"worker": "worker-g", "host": "127.0.0.4", "executor": "1", "cores": 1,
+                    "gpus": 4096}])
     PolicedApp.objects.filter(pk=record.pk).update(
         killed_at=datetime(2026, 11, 22, 8, 0, 10, tzinfo=timezone.utc))
 
     usages = policed_usage(job)
 
     assert [(u.key, u.machine, u.core_ms, u.gpu_ms) for u in usages] == [
-        ("policed:app-9:0", machine, 10_000, 20_000)]
+        ("policed:app-9:0", machine, 10_000, 20_000),
+        ("policed:app-9:1", machine, 10_000, 20_000)]

@@ -238,6 +238,11 @@ GPU_CPU = ("A cpu job's executors hold no GPU: leave machine_type out (or give g
      "0.3 is neither a whole number of GPUs nor a share of one (1/n, such as 0.5 or 0.25)."),
     ({"gpus_per_executor": 1, "gpus_per_task": 0}, "gpus_per_task",
      "A task of a GPU job holds part of a GPU at least, e.g. 0.5 or 1."),
+    # Past what Spark can split a GPU into (and 1/x would overflow).
+    ({"gpus_per_executor": 1, "gpus_per_task": 5e-324}, "gpus_per_task",
+     "At most 64 tasks share one GPU: give at least 1/64."),
+    ({"gpus_per_executor": 1, "gpus_per_task": 1 / 65}, "gpus_per_task",
+     "At most 64 tasks share one GPU: give at least 1/64."),
     ({"gpus_per_executor": 1, "gpus_per_task": -1}, "gpus_per_task",
      "Ensure this value is greater than or equal to 0."),
     ({"gpus_per_executor": 1, "gpus_per_task": "NaN"}, "gpus_per_task",
