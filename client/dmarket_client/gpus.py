@@ -24,7 +24,8 @@ OPTION_SPECIAL = re.compile(r"""([\s"'\\])""")
 # What an executor holding a GPU needs besides the GPU's own node (NVIDIA's driver).
 CONTROL_DEVICES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
 # The GPU addresses an executor holds, in the order CUDA numbers them inside its sandbox
-# (which shows it no other GPU): what the samples map a task's addresses through.
+# (which shows it no other GPU): what the samples and the inference tasks map a task's
+# addresses through (they run without this package, so each has its few lines).
 VISIBLE_ENV = "DMARKET_EXECUTOR_GPUS"
 # CUDA's own default numbers the fastest GPU first; by PCI bus it numbers them as nvidia-smi
 # does (the addresses), and inside an executor's sandbox in VISIBLE_ENV's order.
@@ -137,14 +138,3 @@ def gpu_devices(addresses, dev="/dev"):
     nodes = [os.path.join(dev, f"nvidia{a}") for a in addresses]
     nodes += [os.path.join(dev, name) for name in CONTROL_DEVICES]
     return [n for n in nodes if os.path.exists(n)]
-
-
-def task_cuda_devices(task_addresses, environ=None):
-    """CUDA_VISIBLE_DEVICES for a task holding `task_addresses`: their positions among the
-    executor's GPUs when its sandbox shows it only those (renumbered from 0 by CUDA), else
-    the addresses themselves."""
-    environ = os.environ if environ is None else environ
-    visible = [a for a in environ.get(VISIBLE_ENV, "").split(",") if a]
-    if visible:
-        return ",".join(str(visible.index(a)) for a in task_addresses if a in visible)
-    return ",".join(task_addresses)
