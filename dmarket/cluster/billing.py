@@ -17,7 +17,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from dmarket.common.daemon import RowGuard
-from dmarket.credits.services import Usage, job_bill_usage, job_release, usage_cost
+from dmarket.credits.services import (Usage, billed_accelerator, job_bill_usage, job_release,
+                                      usage_cost)
 from dmarket.jobs.models import Job
 from dmarket.jobs.services import job_mark_stuck
 from dmarket.machines.models import Machine
@@ -94,7 +95,8 @@ def executor_gpus(job, executor):
     """How many GPUs the executor held: the addresses of its job's accelerator resource (gpu
     for a cpu job, whose driver may have asked for some itself) that the history shows."""
     resources = executor.get("resources") or {}
-    held = resources.get(job.resource or "gpu") if isinstance(resources, dict) else None
+    held = (resources.get(billed_accelerator(job.machine_type))
+            if isinstance(resources, dict) else None)
     addresses = held.get("addresses") if isinstance(held, dict) else None
     return len(addresses) if isinstance(addresses, list) else 0
 
@@ -131,8 +133,7 @@ def policed_usage(job):
     kill (the longest it can have run), on the machine whose worker ran it."""
     usages = []
     for record in job.policed_apps.exclude(started_at=None):
-        lasted_ms = max(0, int((record.killed_at - record.started_at)
-                              / timedelta(milliseconds=1)))
+        lasted_ms = max(0, span_ms(record.started_at, record.killed_at))
         for executor in record.executors:
             machine = (Machine.objects.filter(worker_id=executor.get("worker") or "-")
                        .order_by("-id").first()

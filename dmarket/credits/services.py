@@ -107,13 +107,17 @@ def resource_prices():
             else Decimal("1"), **prices}
 
 
+def billed_accelerator(machine_type):
+    """The accelerator (Spark resource) a job of this machine type is billed for: its own, or
+    for a cpu job GPUs, which it asks for none of but which its driver may ask Spark for
+    itself: what its executors held is billed all the same."""
+    return machine_type if machine_type != "cpu" else "gpu"
+
+
 def job_prices(machine_type):
-    """(price per core-hour, price per accelerator-hour) for a job of this machine type. A cpu
-    job's accelerators are priced as GPUs: it asks for none, but what its executors held (a
-    driver may ask Spark for some itself) is billed all the same."""
+    """(price per core-hour, price per accelerator-hour) for a job of this machine type."""
     prices = resource_prices()
-    accelerator = machine_type if machine_type != "cpu" else "gpu"
-    return prices["core"], prices.get(accelerator, ZERO)
+    return prices["core"], prices.get(billed_accelerator(machine_type), ZERO)
 
 
 def usage_cost(core_ms, price_per_core_hour, premium, gpu_ms=0, price_per_gpu_hour=ZERO):

@@ -312,7 +312,8 @@ class JobSerializer(serializers.ModelSerializer):
                   "cores", "executor_memory_mb", "driver_memory_mb", "max_runtime",
                   "machine_type", "gpus_per_executor", "gpus_per_task", "max_credits",
                   "submission_id", "status", "status_reason", "cancel_requested",
-                  "price_per_core_hour", "price_per_gpu_hour", "premium_rate", "cost", "spark_app_id", "exit_code",
+                  "price_per_core_hour", "price_per_gpu_hour", "premium_rate", "cost",
+                  "spark_app_id", "exit_code",
                   "created_at", "started_at", "finished_at", "settled_at"]
         read_only_fields = [f for f in fields if f not in (
             "owner", "app_params", "libs", "archives", "files", "conf", "environment",

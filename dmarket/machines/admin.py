@@ -3,7 +3,7 @@ from django.contrib import admin
 from rest_framework import serializers
 
 from .models import Machine, MachineStateChange
-from .serializers import MachineCreateSerializer
+from .serializers import MachineCreateSerializer, machine_gpus_check
 from .services import machine_set_state
 
 
@@ -53,11 +53,10 @@ class MachineForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if "gpus" in cleaned and "machine_type" in cleaned:
-            gpus, machine_type = cleaned["gpus"], cleaned["machine_type"]
-            if machine_type == "cpu" and gpus:
-                self.add_error("gpus", "A cpu machine offers no GPU.")
-            elif machine_type != "cpu" and not gpus:
-                self.add_error("gpus", f"A {machine_type} machine offers at least one.")
+            try:
+                machine_gpus_check(cleaned["machine_type"], cleaned["gpus"])
+            except serializers.ValidationError as e:
+                self.add_error("gpus", [str(m) for m in e.detail["gpus"]])
         return cleaned
 
 

@@ -29,6 +29,22 @@ def validate_address(value):
     return value
 
 
+def machine_gpus_check(machine_type, gpus):
+    """The machine's type (its default filled in) for the GPUs it offers: a cpu machine
+    offers none, an accelerator's machine at least one. ValidationError on `gpus` otherwise
+    (the API's 400 and the admin form's error alike)."""
+    if machine_type is None:
+        machine_type = default_machine_type(gpus)
+    if machine_type == "cpu" and gpus:
+        raise serializers.ValidationError({"gpus": [
+            "A cpu machine offers no GPU: leave machine_type out (or give gpu) to offer "
+            "them."]})
+    if machine_type != "cpu" and not gpus:
+        raise serializers.ValidationError({"gpus": [
+            f"A {machine_type} machine offers at least one: give how many (gpus)."]})
+    return machine_type
+
+
 class MachineCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     cores = serializers.IntegerField(min_value=1, max_value=4096)
@@ -61,17 +77,8 @@ class MachineCreateSerializer(StrictSerializer):
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
-        gpus, machine_type = attrs.get("gpus", 0), attrs.get("machine_type")
-        if machine_type is None:
-            machine_type = default_machine_type(gpus)
-        if machine_type == "cpu" and gpus:
-            raise serializers.ValidationError({"gpus": [
-                "A cpu machine offers no GPU: leave machine_type out (or give gpu) to offer "
-                "them."]})
-        if machine_type != "cpu" and not gpus:
-            raise serializers.ValidationError({"gpus": [
-                f"A {machine_type} machine offers at least one: give how many (gpus)."]})
-        attrs["machine_type"] = machine_type
+        attrs["machine_type"] = machine_gpus_check(attrs.get("machine_type"),
+                                                   attrs.get("gpus", 0))
         return attrs
 
     def validate_share_until(self, value):

@@ -298,7 +298,8 @@ def test_ledger_list_offers_no_bulk_delete(admin_client, alice):
 
 def machine_form(machine, **changes):
     data = {"user": machine.user_id, "name": machine.name, "cores": machine.cores,
-            "memory_mb": machine.memory_mb, "machine_type": machine.machine_type, "gpus": machine.gpus,
+            "memory_mb": machine.memory_mb, "machine_type": machine.machine_type,
+            "gpus": machine.gpus,
             "address": machine.address, "sharing_window": machine.sharing_window,
             "share_until_0": "", "share_until_1": "",
             "history-TOTAL_FORMS": "0", "history-INITIAL_FORMS": "0",

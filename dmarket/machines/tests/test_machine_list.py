@@ -76,7 +76,8 @@ def test_register_machine_returns_it_with_the_agents_settings(alice):
     body = response.json()
     assert body == {
         "id": machine.pk, "owner": "alice", "name": "desk", "cores": 8, "memory_mb": 16384,
-        "machine_type": "cpu", "gpus": 0, "address": "node1.example.org", "sharing_window": "",
+        "machine_type": "cpu", "gpus": 0, "address": "node1.example.org",
+        "sharing_window": "",
         "share_until": None, "state": "OFFLINE", "worker_id": "", "worker_state": "",
         "last_heartbeat": None, "cores_in_use": 0, "python": "", "platform": "", "earned": "0.000000",
         "created_at": body["created_at"],
