@@ -68,32 +68,31 @@ def read_exit_code(job):
         return None
 
 
-def online_pythons():
-    """The (Python, platform) pairs some online machine runs."""
-    return set(Machine.objects.filter(state=Machine.ONLINE).exclude(python="")
-               .values_list("python", "platform").distinct())
+def online_offers():
+    """What online machines offer, grouped: (Python, platform, machine type, the most GPUs one
+    of them offers)."""
+    return list(Machine.objects.filter(state=Machine.ONLINE)
+                .values("python", "platform", "machine_type").annotate(most=Max("gpus"))
+                .values_list("python", "platform", "machine_type", "most"))
 
 
-def online_gpus():
-    """{machine type: the most GPUs one online machine of it offers}."""
-    return dict(Machine.objects.filter(state=Machine.ONLINE, gpus__gt=0)
-                .values("machine_type").annotate(most=Max("gpus"))
-                .values_list("machine_type", "most"))
-
-
-def claimable(queued, pythons=None, gpus=None):
-    """Queued jobs that can start: those without an environment, or with one that is built
-    and fits some online machine (else its executors could run nowhere), and whose executors'
-    GPUs some online machine offers. `pythons`, `gpus`: what online_pythons() and
-    online_gpus() say, when the caller has them already."""
-    fits = Q(env_python="")
-    for python, platform in (online_pythons() if pythons is None else pythons):
-        fits |= Q(env_python=python, env_platform=platform)
-    offered = Q(gpus_per_executor=0)
-    for machine_type, most in (online_gpus() if gpus is None else gpus).items():
-        offered |= Q(machine_type=machine_type, gpus_per_executor__lte=most)
-    return queued.filter(fits).filter(offered).filter(Q(environment__isnull=True) |
-                                                      Q(environment__status="READY"))
+def claimable(queued, offers=None):
+    """Queued jobs that can start: those whose environment (if any) is built, and that some
+    one online machine fits, running its environment's Python and platform and offering its
+    executors' GPUs (else its executors could run nowhere). `offers`: what online_offers()
+    says, when the caller has it already."""
+    fits = Q(env_python="", gpus_per_executor=0)
+    for python, platform, machine_type, most in (online_offers() if offers is None
+                                                 else offers):
+        env = Q(env_python="")
+        if python:
+            env |= Q(env_python=python, env_platform=platform)
+        gpus = Q(gpus_per_executor=0)
+        if most:
+            gpus |= Q(machine_type=machine_type, gpus_per_executor__lte=most)
+        fits |= env & gpus
+    return queued.filter(fits).filter(Q(environment__isnull=True) |
+                                      Q(environment__status="READY"))
 
 
 def waiting_reasons():
@@ -102,8 +101,12 @@ def waiting_reasons():
                                                            | Q(gpus_per_executor__gt=0))
     if not waiting.exists():
         return
-    pythons, gpus = online_pythons(), online_gpus()
-    for job in waiting.exclude(pk__in=claimable(waiting, pythons, gpus).values("pk")
+    offers = online_offers()
+    pythons = {(python, platform) for python, platform, _, _ in offers if python}
+    gpus = {}
+    for _, _, machine_type, most in offers:
+        gpus[machine_type] = max(gpus.get(machine_type, 0), most)
+    for job in waiting.exclude(pk__in=claimable(waiting, offers).values("pk")
                                ).select_related("environment")[:1000]:
         if job.environment_id and job.environment.status != "READY":
             reason = "waiting: its environment is being built"
@@ -115,7 +118,9 @@ def waiting_reasons():
                       f"{job.machine_type!r} (each executor's); the most one offers now is "
                       f"{gpus.get(job.machine_type, 0)}")
         else:
-            continue
+            reason = (f"waiting: no online machine both runs Python {job.env_python} on "
+                      f"{job.env_platform} and offers {job.gpus_per_executor} of resource "
+                      f"{job.machine_type!r}")
         if job.status_reason != reason:
             Job.objects.filter(pk=job.pk, status=Job.QUEUED).update(status_reason=reason)
 

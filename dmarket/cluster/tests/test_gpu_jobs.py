@@ -203,3 +203,28 @@ def test_a_policed_application_is_billed_the_gpus_its_executors_held(alice, bob,
     assert [(u.key, u.machine, u.core_ms, u.gpu_ms) for u in usages] == [
         ("policed:app-9:0", machine, 10_000, 20_000),
         ("policed:app-9:1", machine, 10_000, 20_000)]
+
+
+def test_a_gpu_job_with_an_environment_waits_for_one_machine_that_fits_both(alice, bob,
+                                                                           entry_file):
+    from dmarket.envs.models import Environment
+
+    env = Environment.objects.create(key="g" * 64, requirements="dmkprobe==1.0\n",
+                                     python="3.99", platform="linux-riscv", status="READY",
+                                     size=1, sha256="0" * 64)
+    # One machine runs the environment's Python, another offers the GPUs: neither fits.
+    Machine.objects.create(user=bob, cores=4, memory_mb=8192, address="192.0.2.50",
+                           state=Machine.ONLINE, python="3.99", platform="linux-riscv")
+    gpus = gpu_machine(bob, 1, python="3.11", platform="linux-x86_64")
+    job = submitted(alice, entry_file, gpus_per_executor=1)
+    Job.objects.filter(pk=job.pk).update(environment=env, env_python="3.99",
+                                         env_platform="linux-riscv")
+
+    assert launcher_claim("l1") is None
+    waiting_reasons()
+    job.refresh_from_db()
+    assert job.status_reason == ("waiting: no online machine both runs Python 3.99 on "
+                                 "linux-riscv and offers 1 of resource 'gpu'")
+
+    Machine.objects.filter(pk=gpus.pk).update(python="3.99", platform="linux-riscv")
+    assert launcher_claim("l1").pk == job.pk
