@@ -23,6 +23,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         import os
 
+        if options["type"] != "cpu":
+            # Its worker, started by start_cluster.sh, offers Spark no GPU.
+            raise CommandError("A worker of start_cluster.sh offers no GPU: --type cpu only (a "
+                               "machine with GPUs joins with dmarket machine add --gpus N).")
+
         User = get_user_model()
         username = options["owner"] or os.environ.get("DJANGO_SUPERUSER_USERNAME")
         owner = (User.objects.filter(username=username).first() if username else
