@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -264,6 +265,30 @@ DMARKET_SETTLE_GRACE = float(os.environ.get("DMARKET_SETTLE_GRACE", "20"))
 # The file store: every version of every user's files, on this server's disk.
 DMARKET_FILES_DIR = Path(os.environ.get("DMARKET_FILES_DIR", DATA_DIR / "files")).resolve()
 DMARKET_STORAGE_QUOTA_MB = int(os.environ.get("DMARKET_STORAGE_QUOTA_MB", "10240"))
+# Where the bytes live (doc/files.md): "local" (DMARKET_FILES_DIR) or "s3", any S3-compatible
+# store (AWS S3, MinIO, Ceph, SeaweedFS: scripts/start_storage.sh writes these for its own).
+# Names, versions, sizes and SHA-256 stay in the database either way.
+DMARKET_STORAGE = os.environ.get("DMARKET_STORAGE", "local").strip().lower()
+if DMARKET_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured(f"DMARKET_STORAGE={DMARKET_STORAGE!r}: give local or s3.")
+DMARKET_S3_ENDPOINT = os.environ.get("DMARKET_S3_ENDPOINT", "")
+# The endpoint that executors reach (a worker in its own network may see the store at another
+# address); the server's own by default.
+DMARKET_S3_PUBLIC_ENDPOINT = os.environ.get("DMARKET_S3_PUBLIC_ENDPOINT", DMARKET_S3_ENDPOINT)
+DMARKET_S3_BUCKET = os.environ.get("DMARKET_S3_BUCKET", "dmarket")
+DMARKET_S3_ACCESS_KEY = os.environ.get("DMARKET_S3_ACCESS_KEY", "")
+DMARKET_S3_SECRET_KEY = os.environ.get("DMARKET_S3_SECRET_KEY", "")
+DMARKET_S3_REGION = os.environ.get("DMARKET_S3_REGION", "us-east-1")
+# How long the store's signed URL that a job's credential is exchanged for stays valid: a
+# leaked one opens one file for at most this long, and only after the job's credential did.
+DMARKET_S3_URL_SECONDS = int(os.environ.get("DMARKET_S3_URL_SECONDS", "300"))
+# SeaweedFS's master and filer, when the store is SeaweedFS: `dmarket files where` asks them
+# which volume servers hold a file's copies.
+DMARKET_SEAWEEDFS_MASTER = os.environ.get("DMARKET_SEAWEEDFS_MASTER", "")
+DMARKET_SEAWEEDFS_FILER = os.environ.get("DMARKET_SEAWEEDFS_FILER", "")
+# The store's servers that answer without authentication (SeaweedFS's master, filer and volume
+# servers, as host:port): no sandboxed job may connect to their ports.
+DMARKET_STORAGE_INTERNAL = env_list("DMARKET_STORAGE_INTERNAL", [])
 # Job environments (doc/spark.md): built by the launcher with `pip install --target` in a
 # sandbox, from wheels only (no package's own code runs at build time), one per distinct set of
 # requirements, packed here. The pip options (an index, --find-links DIR --no-index...) and the

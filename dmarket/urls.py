@@ -42,6 +42,7 @@ api = [
     path("files/usage/", files.StorageUsageView.as_view()),
     path("files/<path:name>", files.FileView.as_view()),
     path("file-versions/<path:name>", files.FileVersionListView.as_view()),
+    path("file-replicas/<path:name>", files.FileReplicasView.as_view()),
     path("inference/", inference.InferenceListView.as_view()),
     path("inference/rates/", inference.InferenceRatesView.as_view()),
     path("inference/<int:pk>/", inference.InferenceDetailView.as_view()),

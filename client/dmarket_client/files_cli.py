@@ -308,6 +308,27 @@ def versions(ctx, ref, count):
     show_rows(ctx, rows)
 
 
+@files.command(context_settings=CONTEXT)
+@click.argument("ref", metavar="NAME[@VERSION]", type=FileRef())
+@json_option
+@pass_context
+def where(ctx, ref):
+    """Say which storage servers hold copies of a file (the latest version without
+    @VERSION), and how many whole copies can be read now."""
+    owner, name, version = ref
+    answer = ctx.client().get("file-replicas/" + quote(name), **ref_params(owner, version))
+    if ctx.as_json:
+        emit_json(answer)
+        return
+    click.echo(f"{answer['name']}@{answer['version']}: {answer['copies']} "
+               f"{'copy' if answer['copies'] == 1 else 'copies'} readable now "
+               f"({answer['storage']})")
+    rows = [{**server, "volumes": ",".join(str(v) for v in server["volumes"]) or "-",
+             "alive": "yes" if server["alive"] else "NO"} for server in answer["servers"]]
+    table(rows, [("server", "SERVER"), ("alive", "ALIVE"), ("volumes", "VOLUMES"),
+                 ("chunks", "CHUNKS")])
+
+
 @files.command("ls", context_settings=CONTEXT)
 @click.argument("pattern", required=False)
 @click.option("--owner", metavar="USER", help="Another user's public files.")
@@ -315,7 +336,7 @@ def versions(ctx, ref, count):
 @pass_context
 def ls(ctx, pattern, owner):
     """List your files (the latest version of each), or those whose names match PATTERN
-    (* and ?; quote it). All live on the server: every machine fetches them from there."""
+    (* and ?; quote it). `where` says which storage servers hold a file."""
     rows = list(ctx.client().pages("files/", page_size=500, pattern=pattern, owner=owner))
     show_rows(ctx, rows)
 

@@ -116,7 +116,7 @@ def test_working_dir_is_packed_without_what_dmarketignore_names(dmarket_json, us
     # The same files pack to the same bytes: the stored zip is named again, not re-sent.
     assert again["working_dir"] == job["working_dir"]
     version = FileVersion.objects.get(file__name__endswith="workdir.zip")
-    with zipfile.ZipFile(version.path) as z:
+    with zipfile.ZipFile(version.local_path()) as z:
         assert sorted(z.namelist()) == ["data/values.txt", "model.py"]
         assert z.read("data/values.txt") == b"1 2 3\n"
 

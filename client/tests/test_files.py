@@ -53,7 +53,7 @@ def test_put_prints_the_new_version(dmarket, user, local):
         "public      no",
         f"created_at  {version.created_at:%Y-%m-%d %H:%M:%S} UTC",
     ]
-    assert version.path.read_bytes() == path.read_bytes()
+    assert version.local_path().read_bytes() == path.read_bytes()
 
 
 def test_put_get_versions_round_trip(dmarket, dmarket_json, user, local, tmp_path,

@@ -59,7 +59,7 @@ def test_local_files_are_uploaded_and_the_job_names_them(dmarket, dmarket_json, 
     assert sorted(puts) == sorted(f"job-files/{sha(data)[:16]}/{name}"
                                   for name, data in app.items())
     versions = FileVersion.objects.select_related("file")
-    assert sorted((v.file.name, v.version, v.sha256, v.path.read_bytes(), v.file.public)
+    assert sorted((v.file.name, v.version, v.sha256, v.local_path().read_bytes(), v.file.public)
                   for v in versions) == sorted(
         (f"job-files/{sha(data)[:16]}/{name}", 1, sha(data), data, False)
         for name, data in app.items())

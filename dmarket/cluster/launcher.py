@@ -26,6 +26,7 @@ from django.utils import timezone
 from dmarket.common.daemon import RowGuard
 from dmarket.envs.builder import env_build_tick
 from dmarket.envs.services import BadEnvironment, BadWorkdir
+from dmarket.files.services import job_results_store
 from dmarket.jobs.models import Job
 from dmarket.jobs.services import job_mark_stuck
 from dmarket.machines.models import Machine
@@ -42,6 +43,8 @@ _term_sent = {}
 # When each job's disk use was last measured (a walk of its directory).
 _disk_checked = {}
 DISK_CHECK_INTERVAL = 2.0
+# Finished jobs whose results one pass records and copies: a backlog drains over a few passes.
+RESULTS_PER_TICK = 20
 
 _sandbox_warned = {}
 
@@ -494,7 +497,9 @@ def launcher_sandbox_ready():
 _policed = {"at": -1e9}
 # Each job on its own in each of the launcher's loops (dmarket.common.daemon.RowGuard).
 _guards = {"follow": RowGuard("launcher", job_mark_stuck("launcher")),
-           "settle": RowGuard("launcher (settling)", job_mark_stuck("launcher"))}
+           "settle": RowGuard("launcher (settling)", job_mark_stuck("launcher")),
+           # A store that is down delays the copy, not the job's end: retried, not marked.
+           "results": RowGuard("launcher (storing results)")}
 
 
 def launcher_tick(launcher_id=None):
@@ -511,6 +516,10 @@ def launcher_tick(launcher_id=None):
             police.cluster_police(state, launcher_id)
         except Exception:  # noqa: BLE001 - the police must not stop the launcher
             log.exception("policing the cluster")
+    _guards["results"].run(Job.objects.filter(
+        launcher=launcher_id, status__in=Job.FINISHED, finished_at__isnull=False,
+        results_stored_at__isnull=True).order_by("finished_at")[:RESULTS_PER_TICK],
+        job_results_store)
     _guards["settle"].run(Job.objects.filter(launcher=launcher_id, status__in=Job.FINISHED,
                                              settled_at__isnull=True,
                                              finished_at__isnull=False), job_settle)

@@ -255,8 +255,8 @@ def rlimit_args(profile):
 def blocked_ports(worker_uis=()):
     """Ports no driver may connect to, on any address: the database's, the master's and the
     history server's web UIs (the master's can kill any application; the history shows every
-    application's properties), the local workers' UIs (their executors' logs), and the
-    operator's list."""
+    application's properties), the local workers' UIs (their executors' logs), the file
+    store's unauthenticated servers, and the operator's list."""
     ports = []
     db = settings.DATABASES["default"]
     if db.get("ENGINE", "").endswith("postgresql"):
@@ -265,7 +265,9 @@ def blocked_ports(worker_uis=()):
         port = urlsplit(url).port
         if port:
             ports.append(port)
-    for item in settings.DMARKET_SANDBOX_BLOCKED:
+    # The store's servers that answer without authentication (SeaweedFS's master, filer and
+    # volume servers): a job reaches the store only through the URLs its credential buys.
+    for item in (*settings.DMARKET_SANDBOX_BLOCKED, *settings.DMARKET_STORAGE_INTERNAL):
         port = item.rpartition(":")[2]
         if port.isdigit():
             ports.append(int(port))

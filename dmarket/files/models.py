@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from django.conf import settings
 from django.db import models
 
@@ -28,7 +26,7 @@ class FileVersion(models.Model):
     version = models.PositiveIntegerField()
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
-    # The bytes' file under DMARKET_FILES_DIR; written once, before this row exists.
+    # The bytes' key in the store (dmarket.files.storage); written once, before this row.
     blob = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -40,9 +38,11 @@ class FileVersion(models.Model):
     def __str__(self):
         return f"{self.file}@{self.version}"
 
-    @property
-    def path(self):
-        return Path(settings.DMARKET_FILES_DIR) / self.blob
+    def local_path(self):
+        """A path on this host holding the bytes (a cached copy when they are in S3)."""
+        from .storage import blobs
+
+        return blobs().local_path(self.blob, self.sha256)
 
 
 class JobInput(models.Model):
@@ -65,3 +65,24 @@ class JobInput(models.Model):
 
     def __str__(self):
         return f"job {self.job_id}: {self.uri}"
+
+
+class ResultFile(models.Model):
+    """A file a finished job left in its output, recorded once when it ended: its bytes are
+    in the store under `blob` (or, with the local store, still in the job's output directory,
+    `blob` empty)."""
+
+    job = models.ForeignKey("jobs.Job", models.CASCADE, related_name="result_files")
+    path = models.CharField(max_length=2000)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    blob = models.CharField(max_length=100, blank=True)
+    modified_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["job_id", "path"]
+        constraints = [models.UniqueConstraint(fields=["job", "path"],
+                                               name="result_file_unique_path")]
+
+    def __str__(self):
+        return f"job {self.job_id}: {self.path}"

@@ -43,3 +43,23 @@ class StorageUsageSerializer(serializers.Serializer):
     available = serializers.IntegerField(help_text="Bytes an upload may still have.")
     files = serializers.IntegerField()
     versions = serializers.IntegerField()
+
+
+class ReplicaServerSerializer(serializers.Serializer):
+    server = serializers.CharField(help_text="host:port of a storage server holding a copy.")
+    volumes = serializers.ListField(child=serializers.IntegerField(),
+                                    help_text="SeaweedFS's volumes of the file there.")
+    chunks = serializers.IntegerField(allow_null=True,
+                                      help_text="How many of the file's chunks it holds.")
+    alive = serializers.BooleanField(help_text="Whether the store's master sees it now.")
+
+
+class FileReplicasSerializer(serializers.Serializer):
+    owner = serializers.CharField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    storage = serializers.CharField(help_text="local, s3 (a store that does not say where its "
+                                              "copies are) or seaweedfs.")
+    copies = serializers.IntegerField(help_text="Servers holding a whole copy now.")
+    servers = ReplicaServerSerializer(many=True)

@@ -2,27 +2,34 @@
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
-import uuid
+import stat
 from dataclasses import replace
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery, Sum
+from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 
 from dmarket.common.api import Conflict, visible_to
 from dmarket.jobs.models import Job
 from dmarket.jobs.uris import split_alias
 
-from .models import FileVersion, JobInput, StoredFile
+from .models import FileVersion, JobInput, ResultFile, StoredFile
 from .names import SCHEME, BadName, ResultRef, parse_uri
+from .storage import HashingReader, ShortBody, blobs, new_key
 
 CHUNK = 1024 * 1024
+log = logging.getLogger(__name__)
 MB = 1024 * 1024
 INPUT_ROLES = ("entry_file", "libs", "archives", "files", "env", "working_dir")
 # Roles naming one file (the others a list); env and working_dir may name none.
@@ -69,41 +76,6 @@ def files_quota_check(user, size):
         raise QuotaExceeded(usage, storage_quota(), size)
 
 
-def storage_dirs():
-    root = settings.DMARKET_FILES_DIR
-    tmp, blobs = root / "tmp", root / "blobs"
-    tmp.mkdir(parents=True, exist_ok=True)
-    blobs.mkdir(parents=True, exist_ok=True)
-    return tmp, blobs
-
-
-def receive(stream, length, tmp_dir):
-    """Copy `length` bytes of the stream into a new file of tmp_dir, a chunk at a time, and
-    return (its path, its SHA-256). Raises UploadFailed (and removes the file) when the
-    stream ends early."""
-    path = tmp_dir / f"{uuid.uuid4().hex}.part"
-    digest = hashlib.sha256()
-    received = 0
-    try:
-        with open(path, "wb") as f:
-            while received < length:
-                try:
-                    chunk = stream.read(min(CHUNK, length - received))
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    raise UploadFailed(
-                        "Content-Length", f"The upload ended after {received} of the {length} "
-                        "bytes announced in Content-Length; nothing was stored.")
-                digest.update(chunk)
-                f.write(chunk)
-                received += len(chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path, digest.hexdigest()
-
-
 def storage_lock(user):
     """Serialises one user's uploads: the quota and version numbers are checked and taken
     under it, so concurrent uploads cannot both fit the same space or take the same number."""
@@ -113,19 +85,27 @@ def storage_lock(user):
 def file_store(user, name, stream, length, sha256=None, public=None):
     """Store the stream's `length` bytes as a new version of the user's file NAME.
 
-    Nothing is kept unless every byte arrived and, when `sha256` is given, they hash to it;
-    the version's row and its bytes appear together. Raises QuotaExceeded or UploadFailed.
+    Nothing is kept unless every byte arrived and, when `sha256` is given, they hash to it.
+    The bytes are stored first, hashed on the way, and the version's row is written after
+    them: a row never names missing bytes, and bytes without a row are removed (or, if the
+    server dies in between, named by nothing). Raises QuotaExceeded, UploadFailed or
+    StorageUnavailable.
     """
     files_quota_check(user, length)
-    tmp_dir, blob_dir = storage_dirs()
-    tmp, digest = receive(stream, length, tmp_dir)
+    store = blobs()
+    key = new_key("blobs")
+    reader = HashingReader(stream, length)
+    try:
+        store.put_stream(key, reader)
+    except ShortBody as e:
+        raise UploadFailed("Content-Length", f"The upload ended after {e.received} of the "
+                           f"{length} bytes announced in Content-Length; nothing was "
+                           "stored.") from None
+    digest = reader.digest.hexdigest()
     try:
         if sha256 is not None and digest != sha256:
             raise UploadFailed("X-Content-SHA256", f"The upload's SHA-256 is {digest}, not "
                                f"{sha256} as announced; nothing was stored.")
-        blob = uuid.uuid4().hex
-        target = blob_dir / blob[:2] / blob
-        target.parent.mkdir(exist_ok=True)
         with transaction.atomic():
             storage_lock(user)
             # Again under the lock: uploads that were running at once may have filled it.
@@ -139,11 +119,9 @@ def file_store(user, name, stream, length, sha256=None, public=None):
                 changed.append("public")
             stored.save(update_fields=changed)
             version = FileVersion.objects.create(file=stored, version=number, size=length,
-                                                 sha256=digest, blob=f"blobs/{blob[:2]}/{blob}")
-            # Last inside the transaction: if it fails, no row names missing bytes.
-            os.replace(tmp, target)
+                                                 sha256=digest, blob=key)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        store.delete(key, quiet=True)
         raise
     return version
 
@@ -224,9 +202,10 @@ def file_delete(user, ref):
             raise Conflict(f"{ref.uri(version=busy.version.version)} is in use by job "
                            f"{busy.job_id} ({busy.job.status}); delete it once that job has "
                            "finished.")
-        paths = [v.path for v in versions]
+        keys = [v.blob for v in versions]
         FileVersion.objects.filter(pk__in=[v.pk for v in versions]).delete()
-        transaction.on_commit(lambda: [p.unlink(missing_ok=True) for p in paths])
+        # After the rows: a store that fails here leaves bytes that nothing names.
+        transaction.on_commit(lambda: [blobs().delete(k, quiet=True) for k in keys])
     return [v.version for v in versions]
 
 
@@ -236,8 +215,23 @@ class BadInput(Exception):
     pass
 
 
+def result_record(job, path):
+    """The recorded ResultFile at `path` of a job whose results were stored, else None."""
+    if job.results_stored_at is None:
+        return None
+    return ResultFile.objects.filter(job=job, path=path).first()
+
+
 def result_file(job, path):
-    """The job's result file at the relative `path`, or None; nothing outside its output."""
+    """A path on this host holding the job's result file at the relative `path`, or None;
+    nothing outside its output. Once the results are stored, only what was recorded (a copy
+    from the store when the output directory is on another host, or gone)."""
+    if job.results_stored_at is not None:
+        found = result_record(job, path)
+        if found is None:
+            return None
+        if found.blob:
+            return blobs().local_path(found.blob, found.sha256)
     root = job.output_dir.resolve()
     try:
         target = (root / path).resolve()
@@ -247,6 +241,94 @@ def result_file(job, path):
         # A NUL in the path (ValueError) or a name too long for the file system.
         found = False
     return target if found else None
+
+
+def output_files(root):
+    """[(relative path, os.stat_result)] of the regular files under root, links not
+    followed, sorted."""
+    if not root.is_dir():
+        return []
+    found = []
+    for dirpath, dirs, filenames in os.walk(root):
+        dirs.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            try:
+                info = path.lstat()
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found.append((path.relative_to(root).as_posix(), info))
+    return sorted(found, key=lambda item: item[0])
+
+
+def job_results(job):
+    """[{path, size, modified_at, sha256}] of the job's result files: as recorded once they
+    are stored, else what its output directory holds now (sha256 None)."""
+    if job.results_stored_at is not None:
+        return [{"path": r.path, "size": r.size, "modified_at": r.modified_at,
+                 "sha256": r.sha256} for r in job.result_files.order_by("path")]
+    return [{"path": path, "size": info.st_size, "sha256": None,
+             "modified_at": datetime.fromtimestamp(info.st_mtime, tz=dt_timezone.utc)}
+            for path, info in output_files(job.output_dir)]
+
+
+def result_store(job, path, info, store):
+    """Record one result file; copy its bytes into a store that is not this disk."""
+    full = job.output_dir / path
+    # The job wrote these; it has ended, but a link put in a file's place must still not be
+    # followed out of its directory.
+    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return
+        digest = hashlib.sha256()
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+        key = ""
+        if store.kind != "local":
+            f.seek(0)
+            key = new_key("results")
+            store.put_stream(key, HashingReader(f, os.fstat(f.fileno()).st_size))
+    try:
+        ResultFile.objects.create(
+            job=job, path=path, size=info.st_size, sha256=digest.hexdigest(), blob=key,
+            modified_at=datetime.fromtimestamp(info.st_mtime, tz=dt_timezone.utc))
+    except IntegrityError:
+        # Recorded by a pass that ran at once: this copy is the one nothing names.
+        if key:
+            store.delete(key, quiet=True)
+
+
+def job_results_store(job):
+    """Record a finished job's result files (path, size, SHA-256) and copy their bytes into
+    the store, so that they outlive the launcher's host; once per job. A pass that fails
+    half-way (the store down) is taken up again by the next, skipping what was recorded.
+    Returns how many files were recorded."""
+    if not job.is_finished or job.results_stored_at is not None:
+        return 0
+    store = blobs()
+    done = set(job.result_files.values_list("path", flat=True))
+    count = 0
+    for path, info in output_files(job.output_dir):
+        if path in done:
+            continue
+        try:
+            path.encode()
+            unfit = len(path) > ResultFile._meta.get_field("path").max_length
+        except UnicodeEncodeError:
+            unfit = True
+        if unfit:
+            # Not UTF-8 or too long to be a row: the job named it so; it is not kept.
+            log.warning("job %s: result %r not recorded: its name cannot be stored", job.pk,
+                        path)
+            continue
+        result_store(job, path, info, store)
+        count += 1
+    Job.objects.filter(pk=job.pk, results_stored_at=None).update(
+        results_stored_at=timezone.now())
+    job.refresh_from_db(fields=["results_stored_at"])
+    return count
 
 
 def finished_job(user, job_id):
@@ -357,6 +439,25 @@ def job_input_urls(job):
     return url
 
 
+def job_input_source(job, input_id):
+    """Where the job's pinned input `input_id` is: (blob key, size, None) when its bytes are
+    in the store, ("", size, local path) for a result still in its job's output directory;
+    None if it is not the job's or is gone."""
+    found = (JobInput.objects.select_related("version", "result_job")
+             .filter(job=job, pk=input_id).first())
+    if found is None:
+        return None
+    if found.version is not None:
+        return found.version.blob, found.version.size, None
+    if found.result_job is not None:
+        record = result_record(found.result_job, found.result_path)
+        if record is not None and record.blob:
+            return record.blob, record.size, None
+        path = result_file(found.result_job, found.result_path)
+        return ("", path.stat().st_size, path) if path is not None else None
+    return None
+
+
 def job_input_file(job, input_id):
     """The path of the job's pinned input `input_id`, or None."""
     found = (JobInput.objects.select_related("version", "result_job")
@@ -364,7 +465,7 @@ def job_input_file(job, input_id):
     if found is None:
         return None
     if found.version is not None:
-        return found.version.path
+        return found.version.local_path()
     if found.result_job is not None:
         return result_file(found.result_job, found.result_path)
     return None

@@ -1,6 +1,6 @@
 import re
 
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponseRedirect
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -14,11 +14,12 @@ from dmarket.jobs.models import Job
 
 from .models import FileVersion
 from .names import BadName, FileRef, check_name
-from .serializers import (FileDeletedSerializer, FilePatchSerializer, FileVersionSerializer,
-                          StorageUsageSerializer)
+from .serializers import (FileDeletedSerializer, FilePatchSerializer, FileReplicasSerializer,
+                          FileVersionSerializer, StorageUsageSerializer)
 from .services import (QuotaExceeded, UploadFailed, file_delete, file_for, file_publish,
-                       file_store, files_latest, job_credential_check, job_input_file,
+                       file_store, files_latest, job_credential_check, job_input_source,
                        storage_summary, version_of)
+from .storage import blob_replicas, blob_response, blobs
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 OWNER = OpenApiParameter("owner", OpenApiTypes.STR,
@@ -86,9 +87,7 @@ class FileView(APIView):
     def get(self, request, name):
         ref = ref_of(request, name)
         version = version_of(file_for(request.user, ref), ref)
-        response = FileResponse(open(version.path, "rb"), as_attachment=True,
-                                filename=ref.basename)
-        response["X-Content-SHA256"] = version.sha256
+        response = blob_response(version.blob, version.size, ref.basename, version.sha256)
         response["X-File-Version"] = str(version.version)
         return response
 
@@ -168,6 +167,19 @@ class FileVersionListView(generics.ListAPIView):
         return self.list(request)
 
 
+class FileReplicasView(APIView):
+    @extend_schema(operation_id="files_replicas", parameters=[OWNER, VERSION],
+                   responses={200: FileReplicasSerializer})
+    def get(self, request, name):
+        """Which storage servers hold copies of a file's version (the latest by default)."""
+        ref = ref_of(request, name)
+        stored = file_for(request.user, ref)
+        version = version_of(stored, ref)
+        return Response({"owner": stored.user.username, "name": stored.name,
+                         "version": version.version, "sha256": version.sha256,
+                         **blob_replicas(version.blob)})
+
+
 class JobInputView(APIView):
     """What Spark fetches for a job's dmarket:// files: no user token, only the job's
     credential in the URL, which opens only that job's pinned files while it is unfinished."""
@@ -179,8 +191,16 @@ class JobInputView(APIView):
     def get(self, request, pk, input_id, token, filename):
         job = Job.objects.filter(pk=pk).first()
         job_credential_check(job, token)
-        path = job_input_file(job, input_id)
-        if path is None:
+        found = job_input_source(job, input_id)
+        if found is None:
             raise Http404(f"Job {job.pk} names no such file.")
+        key, size, path = found
+        if key:
+            # The bytes come from the store, not through this server: a URL of the store
+            # that opens this one object for a few minutes, given only for a valid credential.
+            url = blobs().url(key, filename)
+            if url:
+                return HttpResponseRedirect(url)
+            return blob_response(key, size, filename)
         return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
 

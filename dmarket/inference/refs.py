@@ -11,9 +11,7 @@ sends the executors the model (a Spark broadcast) and each batch's inputs: execu
 access to the store. Absolute paths on the server are for operators only.
 """
 
-import os
 import re
-from pathlib import Path
 
 from rest_framework.exceptions import ValidationError
 
@@ -27,6 +25,7 @@ from dmarket.files.services import (
     glob_regex,
     input_resolve,
     job_input_file,
+    job_results,
     result_file,
 )
 
@@ -174,20 +173,15 @@ def result_files(user, uri):
     except BadInput as e:
         raise RefError(f"{uri}: {e}") from None
     regex = re.compile(glob_regex(pattern))
-    root = job.output_dir
     found = []
-    # Not following links: a job's results are what it wrote, and result_file() refuses
-    # anything that resolves outside them.
-    for directory, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            relative = Path(directory, name).relative_to(root).as_posix()
-            if (regex.match(relative) and relative.lower().endswith(INPUT_SUFFIXES)
-                    and result_file(job, relative) is not None):
-                found.append((f"{job_part}/results/{relative}", ResultRef(job.pk, relative).uri(),
-                              {"result_job": job, "result_path": relative}))
-            if len(found) > MAX_DATA_FILES:
-                return found
+    for item in job_results(job):
+        relative = item["path"]
+        if (regex.match(relative) and relative.lower().endswith(INPUT_SUFFIXES)
+                and (job.results_stored_at or result_file(job, relative) is not None)):
+            found.append((f"{job_part}/results/{relative}", ResultRef(job.pk, relative).uri(),
+                          {"result_job": job, "result_path": relative}))
+        if len(found) > MAX_DATA_FILES:
+            return found
     return sorted(found)
 
 
@@ -230,7 +224,7 @@ def inference_inputs_resolve(user, fields):
 def pin_path(pin):
     """Where a pin's bytes are on this server."""
     if "version" in pin:
-        return str(pin["version"].path)
+        return str(pin["version"].local_path())
     return str(result_file(pin["result_job"], pin["result_path"]))
 
 

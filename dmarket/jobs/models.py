@@ -85,6 +85,9 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When its result files were recorded (and copied into the store): from then on they are
+    # read from there, not from the launcher host's output directory.
+    results_stored_at = models.DateTimeField(null=True, blank=True)
     # When its executors were billed and what was left of its hold released.
     settled_at = models.DateTimeField(null=True, blank=True)
 

@@ -332,3 +332,5 @@ class ResultFileSerializer(serializers.Serializer):
     path = serializers.CharField()
     size = serializers.IntegerField()
     modified_at = serializers.DateTimeField()
+    sha256 = serializers.CharField(allow_null=True, help_text=(
+        "Recorded when the job's results are stored, after it ends; null before."))

@@ -1,6 +1,5 @@
 import secrets
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from rest_framework.exceptions import Throttled, ValidationError
@@ -101,7 +100,7 @@ def job_environment(user, fields, pins):
 
 
 def pin_path(pin):
-    return pin["version"].path if pin.get("version") else result_file(pin["result_job"],
+    return pin["version"].local_path() if pin.get("version") else result_file(pin["result_job"],
                                                                       pin["result_path"])
 
 

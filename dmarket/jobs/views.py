@@ -1,6 +1,4 @@
 import os
-from datetime import datetime, timezone as dt_timezone
-from pathlib import Path
 
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
@@ -14,7 +12,8 @@ from rest_framework.views import APIView
 from dmarket.common.api import (PaymentRequired, choice_param, int_param, list_all_param,
                                 visible_to)
 from dmarket.credits.services import InsufficientCredits
-from dmarket.files.services import result_file
+from dmarket.files.services import job_results, result_file, result_record
+from dmarket.files.storage import blob_response
 
 from .models import Job
 from .serializers import (JobSerializer, JobSubmitSerializer, LogSerializer,
@@ -137,29 +136,11 @@ class JobLogView(APIView):
                          "ended": finished and end >= length, "status": job.status})
 
 
-def result_files(root):
-    if not root.is_dir():
-        return []
-    files = []
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            path = Path(dirpath) / name
-            if path.is_symlink() or not path.is_file():
-                continue
-            stat = path.stat()
-            files.append({
-                "path": path.relative_to(root).as_posix(),
-                "size": stat.st_size,
-                "modified_at": datetime.fromtimestamp(stat.st_mtime, tz=dt_timezone.utc),
-            })
-    return sorted(files, key=lambda f: f["path"])
-
-
 class JobResultListView(generics.ListAPIView):
     serializer_class = ResultFileSerializer
 
     def get_queryset(self):
-        return result_files(job_for(self.request, self.kwargs["pk"]).output_dir)
+        return job_results(job_for(self.request, self.kwargs["pk"]))
 
     @extend_schema(operation_id="jobs_results_list")
     def get(self, request, pk):
@@ -171,8 +152,15 @@ class JobResultFileView(APIView):
                    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, pk, path):
         job = job_for(request, pk)
+        record = result_record(job, path)
+        if record is not None and record.blob:
+            return blob_response(record.blob, record.size, path.rsplit("/", 1)[-1],
+                                 record.sha256)
         target = result_file(job, path)
         if target is None:
             raise Http404("No such result file.")
-        return FileResponse(open(target, "rb"), as_attachment=True, filename=target.name)
+        response = FileResponse(open(target, "rb"), as_attachment=True, filename=target.name)
+        if record is not None:
+            response["X-Content-SHA256"] = record.sha256
+        return response
 

@@ -46,6 +46,7 @@ ROUTES = [
     ("patch", "files/<path:name>"),
     ("delete", "files/<path:name>"),
     ("get", "file-versions/<path:name>"),
+    ("get", "file-replicas/<path:name>"),
     ("get", "inference/"),
     ("post", "inference/"),
     ("get", "inference/rates/"),

@@ -275,7 +275,7 @@ def reconciled(job, exit_code=None):
     Job.objects.filter(pk=job.pk).update(status=Job.RUNNING, launcher="launcher-r",
                                          driver_pid=2 ** 22 + 17)
     job.refresh_from_db()
-    job.work_dir.mkdir(parents=True)
+    job.work_dir.mkdir(parents=True, exist_ok=True)
     if exit_code is not None:
         (job.work_dir / "exit_code").write_text(f"{exit_code}\n")
     launcher_tick("launcher-r")
@@ -291,6 +291,21 @@ def test_restarted_launcher_finishes_a_job_whose_exit_code_was_recorded(make_use
         Job.FAILED, 3, "the driver exited with code 3")
     assert job.settled_at is not None
     assert client_for(alice).get("/api/credits/").json()["held"] == "0.000000"
+
+
+def test_the_pass_that_ends_a_job_records_its_results(make_user, entry_file):
+    alice = make_user("alice")
+    job = submit(alice, entry_file=entry_file)
+    job.output_dir.mkdir(parents=True)
+    (job.output_dir / "model.bin").write_bytes(b"weights")
+
+    job = reconciled(job, exit_code=0)
+
+    assert job.status == Job.SUCCEEDED and job.results_stored_at is not None
+    assert client_for(alice).get(f"/api/jobs/{job.pk}/results/").json()["results"] == [
+        {"path": "model.bin", "size": 7, "modified_at": job.result_files.get().modified_at
+         .isoformat().replace("+00:00", "Z"),
+         "sha256": "9a129038d9a00aed0cf6a7ea059ca50a813449061ab87848cf1a13eafdf33b2c"}]
 
 
 def test_restarted_launcher_marks_a_vanished_driver_lost_and_releases_its_hold(

@@ -33,7 +33,7 @@ def test_delete_one_version(delete, alice, settings):
     assert response.json() == {"name": "a.py", "deleted_versions": [1]}
     assert list(FileVersion.objects.values_list("version", flat=True)) == [2]
     assert stored_blobs(settings) == [v2.blob]
-    assert not v1.path.exists()
+    assert not v1.local_path().exists()
 
 
 def test_delete_every_version(delete, alice, settings):
@@ -83,7 +83,7 @@ def test_a_version_an_unfinished_job_uses_is_409(delete, alice, bob, status, set
     assert FileVersion.objects.count() == 2
     # The version it does not use can go.
     assert delete(alice, "/api/files/app.py?version=1").status_code == 200
-    assert not v1.path.exists()
+    assert not v1.local_path().exists()
 
 
 def test_a_version_a_finished_job_used_can_be_deleted(delete, alice, settings):

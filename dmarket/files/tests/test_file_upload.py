@@ -31,7 +31,7 @@ def test_first_upload_is_version_1(alice, settings):
     assert response.json()["size"] == len(DATA)
     assert response.json()["sha256"] == sha(DATA)
     assert response.json()["public"] is False
-    assert version.path.read_bytes() == DATA
+    assert version.local_path().read_bytes() == DATA
     assert stored_blobs(settings) == [version.blob]
 
 
@@ -42,7 +42,7 @@ def test_each_upload_is_a_new_version(alice):
         assert (response.json()["version"], response.json()["size"]) == (n, n)
 
     versions = FileVersion.objects.filter(file__name="mnist/data.zip").order_by("version")
-    assert [v.path.read_bytes() for v in versions] == [b"x", b"xx", b"xxx"]
+    assert [v.local_path().read_bytes() for v in versions] == [b"x", b"xx", b"xxx"]
 
 
 def test_matching_sha256_is_accepted(alice):
@@ -241,5 +241,5 @@ def test_concurrent_uploads_of_one_name_get_distinct_versions(live_server, make_
     for answer in answers:
         body = answer.json()
         version = FileVersion.objects.get(file__name="shared.bin", version=body["version"])
-        assert version.sha256 == body["sha256"] == sha(version.path.read_bytes())
+        assert version.sha256 == body["sha256"] == sha(version.local_path().read_bytes())
     assert len({a.json()["sha256"] for a in answers}) == count

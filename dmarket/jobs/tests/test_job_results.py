@@ -29,8 +29,8 @@ def write_output(job, relpath, data, mtime=MTIME):
     return path
 
 
-def entry(path, size, modified_at="2023-11-14T22:13:20Z"):
-    return {"path": path, "size": size, "modified_at": modified_at}
+def entry(path, size, modified_at="2023-11-14T22:13:20Z", sha256=None):
+    return {"path": path, "size": size, "modified_at": modified_at, "sha256": sha256}
 
 
 def download(user, job, path):
@@ -290,3 +290,97 @@ def test_results_of_a_nonexistent_job_are_404(alice):
 
     assert (listing.status_code, listing.json()) == (404, NO_JOB)
     assert (file.status_code, file.json()) == (404, NO_JOB)
+
+
+# --- Stored results: recorded when the job has ended, then read from the record ----------------
+
+def finished(job, status="SUCCEEDED"):
+    from django.utils import timezone
+
+    job.status, job.finished_at = status, timezone.now()
+    job.save(update_fields=["status", "finished_at"])
+    return job
+
+
+def test_stored_results_are_listed_with_their_sha256(alice, job):
+    from dmarket.files.services import job_results_store
+
+    write_output(job, "out.txt", b"result\n")
+    write_output(job, "sub/model.bin", b"\x00\x01")
+
+    assert job_results_store(finished(job)) == 2
+    listing = client_for(alice).get(f"/api/jobs/{job.pk}/results/")
+    file = download(alice, job, "sub/model.bin")
+
+    assert listing.json()["results"] == [
+        entry("out.txt", 7, sha256=sha256(b"result\n")),
+        entry("sub/model.bin", 2, sha256=sha256(b"\x00\x01"))]
+    assert file.status_code == 200
+    assert file["X-Content-SHA256"] == sha256(b"\x00\x01")
+
+
+def test_results_of_an_unfinished_job_are_not_stored(job):
+    from dmarket.files.services import job_results_store
+
+    write_output(job, "out.txt", b"result\n")
+
+    assert job_results_store(job) == 0
+    job.refresh_from_db()
+    assert job.results_stored_at is None
+
+
+def test_storing_twice_records_each_file_once(alice, job):
+    from dmarket.files.models import ResultFile
+    from dmarket.files.services import job_results_store
+
+    write_output(job, "out.txt", b"result\n")
+    finished(job)
+    job_results_store(job)
+
+    assert job_results_store(job) == 0
+    assert ResultFile.objects.filter(job=job).count() == 1
+
+
+def test_files_written_after_the_record_are_not_results(alice, job):
+    from dmarket.files.services import job_results_store
+
+    write_output(job, "out.txt", b"result\n")
+    job_results_store(finished(job))
+    write_output(job, "late.txt", b"late\n")
+
+    listing = client_for(alice).get(f"/api/jobs/{job.pk}/results/")
+
+    assert [f["path"] for f in listing.json()["results"]] == ["out.txt"]
+    assert download(alice, job, "late.txt").status_code == 404
+
+
+def test_links_are_not_recorded_as_results(alice, job, tmp_path):
+    from dmarket.files.services import job_results_store
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    write_output(job, "real.txt", b"real")
+    (job.output_dir / "link.txt").symlink_to(secret)
+    (job.output_dir / "dir-link").symlink_to(tmp_path)
+
+    assert job_results_store(finished(job)) == 1
+    assert download(alice, job, "link.txt").status_code == 404
+
+
+def test_a_name_that_is_not_utf8_is_left_out(alice, job):
+    from dmarket.files.services import job_results_store
+
+    write_output(job, "ok.txt", b"ok")
+    os.makedirs(job.output_dir, exist_ok=True)
+    with open(os.path.join(os.fsencode(job.output_dir), b"bad-\xff.txt"), "wb") as f:
+        f.write(b"x")
+
+    assert job_results_store(finished(job)) == 1
+    listing = client_for(alice).get(f"/api/jobs/{job.pk}/results/")
+    assert [f["path"] for f in listing.json()["results"]] == ["ok.txt"]
+
+
+def sha256(data):
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()

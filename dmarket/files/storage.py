@@ -1,0 +1,267 @@
+"""Where the file store's bytes live: a directory of this server (the default) or any
+S3-compatible object store (doc/files.md). Only bytes: names, versions, sizes and SHA-256 are
+rows of the database, written after the bytes they name and deleted before them."""
+
+import hashlib
+import logging
+import os
+import shutil
+import uuid
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+from rest_framework import status
+from rest_framework.exceptions import APIException
+
+log = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+
+
+class StorageUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The file store is unavailable."
+    default_code = "storage_unavailable"
+
+
+class ShortBody(Exception):
+    """The stream ended before the length it announced."""
+
+    def __init__(self, received, length):
+        self.received, self.length = received, length
+        super().__init__(f"the stream ended after {received} of {length} bytes")
+
+
+class HashingReader:
+    """Reads exactly `length` bytes of a stream, hashing them on the way; ShortBody if it ends
+    before."""
+
+    def __init__(self, stream, length):
+        self.stream, self.length, self.received = stream, length, 0
+        self.digest = hashlib.sha256()
+
+    def read(self, size=-1):
+        left = self.length - self.received
+        if left <= 0:
+            return b""
+        size = left if size is None or size < 0 else min(size, left)
+        try:
+            chunk = self.stream.read(min(size, CHUNK))
+        except OSError:
+            chunk = b""
+        if not chunk:
+            raise ShortBody(self.received, self.length)
+        self.digest.update(chunk)
+        self.received += len(chunk)
+        return chunk
+
+
+def new_key(kind):
+    blob = uuid.uuid4().hex
+    return f"{kind}/{blob[:2]}/{blob}"
+
+
+class LocalBlobs:
+    """Blobs as files under DMARKET_FILES_DIR: written to tmp/ and renamed into place."""
+
+    kind = "local"
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def path(self, key):
+        return self.root / key
+
+    def put_stream(self, key, reader):
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
+        try:
+            with open(tmp, "wb") as f:
+                while chunk := reader.read(CHUNK):
+                    f.write(chunk)
+            target = self.path(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def put_file(self, key, source):
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+
+    def open(self, key):
+        return open(self.path(key), "rb")
+
+    def delete(self, key, quiet=False):
+        self.path(key).unlink(missing_ok=True)
+
+    def local_path(self, key, sha256=None):
+        return self.path(key)
+
+    def url(self, key, filename):
+        return None
+
+    def where(self, key):
+        return {"storage": "local", "servers": [
+            {"server": "the central server's disk", "volumes": [], "chunks": 1, "alive": True}]}
+
+
+class S3Blobs:
+    """Blobs as objects of one bucket of an S3-compatible store, through boto3."""
+
+    kind = "s3"
+
+    def __init__(self, endpoint, public_endpoint, bucket, access_key, secret_key, region,
+                 cache_dir):
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        config = Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                        connect_timeout=5, read_timeout=60,
+                        retries={"max_attempts": 2, "mode": "standard"})
+        options = {"aws_access_key_id": access_key or None,
+                   "aws_secret_access_key": secret_key or None,
+                   "region_name": region, "config": config}
+        self.client = boto3.client("s3", endpoint_url=endpoint or None, **options)
+        self.signer = (boto3.client("s3", endpoint_url=public_endpoint, **options)
+                       if public_endpoint and public_endpoint != endpoint else self.client)
+        self.bucket, self.endpoint, self.cache_dir = bucket, endpoint, Path(cache_dir)
+        # Parts of 8 MB, two at a time: an upload holds about 16 MB whatever its size.
+        self.transfer = TransferConfig(multipart_threshold=8 * CHUNK,
+                                       multipart_chunksize=8 * CHUNK, max_concurrency=2,
+                                       use_threads=True)
+
+    def _call(self, what, fn, *args, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(*args, **kwargs)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise FileNotFoundError(f"{what}: no such object") from None
+            raise StorageUnavailable(f"The file store could not {what}: {code or e}; "
+                                     "nothing was changed. Try again later.") from None
+        except BotoCoreError as e:
+            raise StorageUnavailable(f"The file store could not {what}: {e}; nothing was "
+                                     "changed. Try again later.") from None
+
+    def put_stream(self, key, reader):
+        try:
+            self._call("store the upload", self.client.upload_fileobj, reader, self.bucket,
+                       key, Config=self.transfer)
+        except BaseException:
+            # An upload cut short: a multipart upload is aborted by boto3; a single PUT that
+            # raced ahead is removed.
+            self.delete(key, quiet=True)
+            raise
+
+    def put_file(self, key, source):
+        self._call("store a file", self.client.upload_file, str(source), self.bucket, key,
+                   Config=self.transfer)
+
+    def open(self, key):
+        return self._call("read the file", self.client.get_object, Bucket=self.bucket,
+                          Key=key)["Body"]
+
+    def delete(self, key, quiet=False):
+        try:
+            self._call("delete the file", self.client.delete_object, Bucket=self.bucket,
+                       Key=key)
+        except (StorageUnavailable, FileNotFoundError) as e:
+            if not quiet:
+                raise
+            log.warning("blob %s left in the store: %s", key, e)
+
+    def local_path(self, key, sha256=None):
+        """A copy on this host for what needs a path (environments, working directories,
+        inference models), kept in a cache: blobs never change once written."""
+        target = self.cache_dir / key
+        if target.is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
+        try:
+            self._call("read the file", self.client.download_file, self.bucket, key,
+                       str(tmp), Config=self.transfer)
+            if sha256 is not None and file_sha256(tmp) != sha256:
+                raise StorageUnavailable(f"The file store returned other bytes for {key} "
+                                         "than were stored (SHA-256 differs).")
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+
+    def url(self, key, filename):
+        return self.signer.generate_presigned_url(
+            "get_object", ExpiresIn=settings.DMARKET_S3_URL_SECONDS,
+            Params={"Bucket": self.bucket, "Key": key,
+                    "ResponseContentDisposition": f'attachment; filename="{filename}"'})
+
+    def where(self, key):
+        if not (settings.DMARKET_SEAWEEDFS_FILER and settings.DMARKET_SEAWEEDFS_MASTER):
+            # Plain S3 says nothing of where it keeps an object.
+            return {"storage": "s3", "servers": [
+                {"server": self.endpoint, "volumes": [], "chunks": None, "alive": True}]}
+        from .seaweed import LookupFailed, replicas
+
+        try:
+            servers = replicas(settings.DMARKET_SEAWEEDFS_FILER,
+                               settings.DMARKET_SEAWEEDFS_MASTER, self.bucket, key)
+        except LookupFailed as e:
+            raise StorageUnavailable(f"SeaweedFS could not say where the file is: {e}") \
+                from None
+        return {"storage": "seaweedfs", "servers": servers}
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@cache
+def _blobs(kind, *options):
+    if kind == "local":
+        return LocalBlobs(*options)
+    return S3Blobs(*options)
+
+
+def blobs():
+    """The configured backend (one per configuration: tests change the settings)."""
+    if settings.DMARKET_STORAGE == "s3":
+        return _blobs("s3", settings.DMARKET_S3_ENDPOINT, settings.DMARKET_S3_PUBLIC_ENDPOINT,
+                      settings.DMARKET_S3_BUCKET, settings.DMARKET_S3_ACCESS_KEY,
+                      settings.DMARKET_S3_SECRET_KEY, settings.DMARKET_S3_REGION,
+                      str(Path(settings.DMARKET_FILES_DIR) / "cache"))
+    return _blobs("local", str(settings.DMARKET_FILES_DIR))
+
+
+def blob_response(key, size, filename, sha256=None):
+    """A download of a blob, streamed from the store a chunk at a time."""
+    from django.http import FileResponse
+
+    response = FileResponse(blobs().open(key), as_attachment=True, filename=filename)
+    response["Content-Length"] = str(size)
+    if sha256:
+        response["X-Content-SHA256"] = sha256
+    return response
+
+
+def blob_replicas(key):
+    """{storage, copies, servers}: where the blob's copies are, as the store tells."""
+    found = blobs().where(key)
+    servers = found["servers"]
+    chunks = max((s["chunks"] or 0 for s in servers), default=0)
+    # A server holds a whole copy when it holds every chunk (SeaweedFS puts all replicas of a
+    # chunk's volume on the same servers, so a copy is whole or partial per server).
+    copies = sum(1 for s in servers if s["alive"] and (s["chunks"] is None
+                                                       or s["chunks"] == chunks))
+    return {"storage": found["storage"], "copies": copies, "servers": servers}
