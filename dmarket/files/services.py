@@ -26,7 +26,7 @@ from dmarket.jobs.uris import split_alias
 
 from .models import FileVersion, JobInput, ResultFile, StoredFile
 from .names import SCHEME, BadName, ResultRef, parse_uri
-from .storage import HashingReader, ShortBody, blobs, new_key
+from .storage import HashingReader, ShortBody, StorageUnavailable, blobs, new_key
 
 CHUNK = 1024 * 1024
 log = logging.getLogger(__name__)
@@ -103,6 +103,10 @@ def file_store(user, name, stream, length, sha256=None, public=None):
                            "stored.") from None
     digest = reader.digest.hexdigest()
     try:
+        if reader.received != length:
+            # The store stopped reading early: what it kept is not the whole body.
+            raise StorageUnavailable(f"The file store took {reader.received} of the {length} "
+                                     "bytes; nothing was stored.")
         if sha256 is not None and digest != sha256:
             raise UploadFailed("X-Content-SHA256", f"The upload's SHA-256 is {digest}, not "
                                f"{sha256} as announced; nothing was stored.")

@@ -41,19 +41,23 @@ class HashingReader:
         self.digest = hashlib.sha256()
 
     def read(self, size=-1):
+        """Exactly `size` bytes (fewer only at the announced end): boto3 takes a short read
+        for the end of the body."""
         left = self.length - self.received
-        if left <= 0:
-            return b""
         size = left if size is None or size < 0 else min(size, left)
-        try:
-            chunk = self.stream.read(min(size, CHUNK))
-        except OSError:
-            chunk = b""
-        if not chunk:
-            raise ShortBody(self.received, self.length)
-        self.digest.update(chunk)
-        self.received += len(chunk)
-        return chunk
+        parts = []
+        while size > 0:
+            try:
+                chunk = self.stream.read(min(size, CHUNK))
+            except OSError:
+                chunk = b""
+            if not chunk:
+                raise ShortBody(self.received, self.length)
+            self.digest.update(chunk)
+            self.received += len(chunk)
+            size -= len(chunk)
+            parts.append(chunk)
+        return b"".join(parts)
 
 
 def new_key(kind):
@@ -116,19 +120,27 @@ class S3Blobs:
     kind = "s3"
 
     def __init__(self, endpoint, public_endpoint, bucket, access_key, secret_key, region,
-                 cache_dir):
+                 cache_dir, write_timeout):
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
-        config = Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                        connect_timeout=5, read_timeout=60,
-                        retries={"max_attempts": 2, "mode": "standard"})
+        def config(read_timeout, attempts):
+            return Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                          connect_timeout=5, read_timeout=read_timeout,
+                          retries={"total_max_attempts": attempts, "mode": "standard"})
+
         options = {"aws_access_key_id": access_key or None,
-                   "aws_secret_access_key": secret_key or None,
-                   "region_name": region, "config": config}
-        self.client = boto3.client("s3", endpoint_url=endpoint or None, **options)
-        self.signer = (boto3.client("s3", endpoint_url=public_endpoint, **options)
+                   "aws_secret_access_key": secret_key or None, "region_name": region}
+        self.client = boto3.client("s3", endpoint_url=endpoint or None,
+                                   config=config(60, 2), **options)
+        # Writes are tried once, and a store that cannot place the copies answers within the
+        # timeout (SeaweedFS with too few volume servers waits 30 s a try): the uploader hears
+        # of it soon, and retries are the uploader's.
+        self.writer = boto3.client("s3", endpoint_url=endpoint or None,
+                                   config=config(write_timeout, 1), **options)
+        self.signer = (boto3.client("s3", endpoint_url=public_endpoint, config=config(60, 2),
+                                    **options)
                        if public_endpoint and public_endpoint != endpoint else self.client)
         self.bucket, self.endpoint, self.cache_dir = bucket, endpoint, Path(cache_dir)
         # Parts of 8 MB, two at a time: an upload holds about 16 MB whatever its size.
@@ -144,7 +156,9 @@ class S3Blobs:
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
-                raise FileNotFoundError(f"{what}: no such object") from None
+                # A row names these bytes: the store lost every copy of them.
+                raise StorageUnavailable(f"The file store could not {what}: it has no copy "
+                                         "of it left.") from None
             raise StorageUnavailable(f"The file store could not {what}: {code or e}; "
                                      "nothing was changed. Try again later.") from None
         except BotoCoreError as e:
@@ -153,7 +167,7 @@ class S3Blobs:
 
     def put_stream(self, key, reader):
         try:
-            self._call("store the upload", self.client.upload_fileobj, reader, self.bucket,
+            self._call("store the upload", self.writer.upload_fileobj, reader, self.bucket,
                        key, Config=self.transfer)
         except BaseException:
             # An upload cut short: a multipart upload is aborted by boto3; a single PUT that
@@ -162,7 +176,7 @@ class S3Blobs:
             raise
 
     def put_file(self, key, source):
-        self._call("store a file", self.client.upload_file, str(source), self.bucket, key,
+        self._call("store a file", self.writer.upload_file, str(source), self.bucket, key,
                    Config=self.transfer)
 
     def open(self, key):
@@ -173,7 +187,7 @@ class S3Blobs:
         try:
             self._call("delete the file", self.client.delete_object, Bucket=self.bucket,
                        Key=key)
-        except (StorageUnavailable, FileNotFoundError) as e:
+        except StorageUnavailable as e:
             if not quiet:
                 raise
             log.warning("blob %s left in the store: %s", key, e)
@@ -240,7 +254,8 @@ def blobs():
         return _blobs("s3", settings.DMARKET_S3_ENDPOINT, settings.DMARKET_S3_PUBLIC_ENDPOINT,
                       settings.DMARKET_S3_BUCKET, settings.DMARKET_S3_ACCESS_KEY,
                       settings.DMARKET_S3_SECRET_KEY, settings.DMARKET_S3_REGION,
-                      str(Path(settings.DMARKET_FILES_DIR) / "cache"))
+                      str(Path(settings.DMARKET_FILES_DIR) / "cache"),
+                      settings.DMARKET_S3_WRITE_TIMEOUT)
     return _blobs("local", str(settings.DMARKET_FILES_DIR))
 
 

@@ -1,7 +1,7 @@
 """A hostile job: tries, from its driver, each thing a job must not do, and writes what each
 attempt got to $DMARKET_OUTPUT_DIR/report.json. argv[1] is a JSON object of targets:
 files to read, directories to list, paths to write, pids to signal, host:port addresses to
-connect to, a foreign application id to claim. With "spark": true it then starts its Spark
+connect to, URLs to fetch, a foreign application id to claim. With "spark": true it then starts its Spark
 session (after claiming the foreign id in its log and its event directory) and runs a while.
 """
 
@@ -24,6 +24,13 @@ def connect(address):
     host, port = address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=3) as s:
         return s.getpeername()
+
+
+def fetch(url):
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return answer.read(64)
 
 
 def write(path):
@@ -76,6 +83,7 @@ def main():
     report["environ"] = {str(pid): attempt(lambda pid=pid: open(f"/proc/{pid}/environ").read())
                          for pid in targets["signal"]}
     report["connect"] = {a: attempt(lambda a=a: connect(a)) for a in targets["connect"]}
+    report["http"] = {u: attempt(lambda u=u: fetch(u)) for u in targets.get("http", [])}
     # A process of its own session, meant to outlive the job.
     survivor = subprocess.Popen(["sleep", targets["survivor"]], start_new_session=True)
     report["survivor"] = survivor.pid
