@@ -8,7 +8,10 @@
 # accounts. DEMO_MODE=tensorflow trains in TensorFlowOnSpark's InputMode.TENSORFLOW (faster
 # here) instead of InputMode.SPARK; DEMO_EPOCHS sets the epochs (10). Then it serves the
 # trained LeNet beside a ResNet50 job on the inference server, both jobs' rates kept within
-# 10 % of each other (sample/mnist/serve.sh; DEMO_SERVE=0 leaves it out).
+# 10 % of each other (sample/mnist/serve.sh; DEMO_SERVE=0 leaves it out). DEMO_STORAGE=seaweedfs
+# keeps the files on a SeaweedFS store with 4 copies (scripts/start_storage.sh), kills three of
+# its four volume servers at the end, fetches every file and result back intact, and restarts
+# them (scripts/storage_faults.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./install.sh
@@ -20,6 +23,15 @@ admin_password_file=$DMARKET_DATA_DIR/admin.password
 [ -s "$admin_password_file" ] || (umask 077; "$PY" -c 'import secrets; print(secrets.token_urlsafe(16))' > "$admin_password_file")
 export DJANGO_SUPERUSER_PASSWORD=${DJANGO_SUPERUSER_PASSWORD:-$(cat "$admin_password_file")}
 export DJANGO_SUPERUSER_EMAIL=${DJANGO_SUPERUSER_EMAIL:-admin@example.org}
+
+if [ "${DEMO_STORAGE:-local}" = seaweedfs ]; then
+  echo "== Starting the file store on SeaweedFS (4 copies of every file, scripts/start_storage.sh)"
+  scripts/start_storage.sh
+  # The server and its daemons read the store's settings from the environment.
+  source "${DMARKET_STORAGE_DIR:-$DMARKET_DATA_DIR/seaweedfs}/storage.env"
+elif [ "${DEMO_STORAGE:-local}" != local ]; then
+  echo "DEMO_STORAGE=$DEMO_STORAGE: give local or seaweedfs" >&2; exit 2
+fi
 
 echo "== Starting the central server and the Spark cluster"
 scripts/start_central_server.sh
@@ -53,6 +65,11 @@ if [ "${DEMO_SERVE:-1}" != 0 ]; then
   sample/mnist/serve.sh
 fi
 
+if [ "${DEMO_STORAGE:-local}" = seaweedfs ]; then
+  step "Three of the four storage servers killed: every file and every result still comes back"
+  scripts/storage_faults.sh
+fi
+
 step "The demo user's credits and last ledger rows"
 "$DMARKET" credits
 "$DMARKET" credits history --limit 9
@@ -75,4 +92,8 @@ echo "Running: central server $DMARKET_SERVER/ (admin at /admin/, user $DJANGO_S
 echo "password in $admin_password_file), Spark master UI http://127.0.0.1:${DMARKET_SPARK_MASTER_UI_PORT:-8080}/,"
 echo "history server http://127.0.0.1:${DMARKET_HISTORY_PORT:-18080}/."
 echo "As the demo user: DMARKET_CONFIG=$DMARKET_CONFIG $DMARKET jobs list"
-echo "Stop them with: scripts/stop_cluster.sh && scripts/stop_central_server.sh"
+if [ "${DEMO_STORAGE:-local}" = seaweedfs ]; then
+  echo "Stop them with: scripts/stop_cluster.sh && scripts/stop_central_server.sh && scripts/stop_storage.sh"
+else
+  echo "Stop them with: scripts/stop_cluster.sh && scripts/stop_central_server.sh"
+fi

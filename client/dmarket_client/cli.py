@@ -5,6 +5,7 @@ command or before it). Exit codes: 0 done, 1 the server refused (its message is 
 could not be reached, 2 a usage error.
 """
 
+import hashlib
 import json as jsonlib
 import os
 import re
@@ -601,8 +602,13 @@ def results(ctx, job_id, directory):
             progress = progress_display(line, item["path"])
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
+                digest = hashlib.sha256()
                 client.download(f"jobs/{job_id}/results/{quote(item['path'])}", partial,
-                                progress)
+                                progress, digest=digest)
+                # Recorded when the job ended (null before): the bytes must still be those.
+                if item.get("sha256") and digest.hexdigest() != item["sha256"]:
+                    raise Failure(f"{item['path']}: its SHA-256 is {digest.hexdigest()}, not "
+                                  f"{item['sha256']} as recorded; not kept")
                 os.replace(partial, target)
             except OSError as e:
                 raise Failure(f"cannot write {target}: {e}") from None

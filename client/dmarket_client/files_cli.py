@@ -316,6 +316,7 @@ def where(ctx, ref):
     """Say which storage servers hold copies of a file (the latest version without
     @VERSION), and how many whole copies can be read now."""
     owner, name, version = ref
+    file_url(name)  # refuses a name that the URL would change ('..' would name another file)
     answer = ctx.client().get("file-replicas/" + quote(name), **ref_params(owner, version))
     if ctx.as_json:
         emit_json(answer)

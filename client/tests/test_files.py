@@ -1,5 +1,5 @@
-"""dmarket files ...: put, get, versions, ls, rm, put-many, publish, against a live server;
-and jobs naming the stored files."""
+"""dmarket files ...: put, get, versions, where, ls, rm, put-many, publish, against a live
+server; and jobs naming the stored files."""
 
 import hashlib
 import json
@@ -8,6 +8,9 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from dmarket.accounts.models import ApiToken
+# The file store on a real SeaweedFS cluster (one per session): dmarket's own fixtures, which
+# the client's tests do not see otherwise.
+from dmarket.conftest import s3_store, seaweed  # noqa: F401
 from dmarket.files.models import FileVersion
 from dmarket.jobs.models import Job
 
@@ -274,3 +277,118 @@ def test_help(dmarket):
     for command in ("put", "get", "versions", "ls", "rm", "put-many", "publish", "unpublish"):
         assert f"  {command} " in result.stdout
     assert json.loads(json.dumps(result.stdout))
+
+
+# --- dmarket files where --------------------------------------------------------------------
+
+def api_get(server, user, path, **params):
+    """The API's own answer (status, body) to GET /api/PATH as the user."""
+    import requests
+
+    response = requests.get(f"{server}/api/{path}", params=params,
+                            headers={"Authorization": f"Token {user.token}"}, timeout=30)
+    return response.status_code, response.json()
+
+
+def test_where_on_the_local_store(dmarket, user, local):
+    dmarket("files", "put", local("x.csv", b"1"), "data/x.csv")
+    dmarket("files", "put", local("x.csv", b"22"), "data/x.csv")
+
+    latest = dmarket("files", "where", "data/x.csv")
+    first = dmarket("files", "where", "dmarket://data/x.csv@1")
+
+    assert latest.exit_code == 0, latest.stderr
+    assert latest.stdout.splitlines() == [
+        "data/x.csv@2: 1 copy readable now (local)",
+        "SERVER                     ALIVE  VOLUMES  CHUNKS",
+        "the central server's disk  yes    -        1",
+    ]
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.splitlines()[0] == "data/x.csv@1: 1 copy readable now (local)"
+
+
+def test_where_json_is_the_apis_answer(dmarket, dmarket_json, user, local, server):
+    dmarket("files", "put", local("x.csv", b"1"), "data/x.csv")
+    dmarket("files", "put", local("x.csv", b"22"), "data/x.csv")
+
+    latest = dmarket_json("files", "where", "data/x.csv")
+    first = dmarket("files", "where", "--json", "data/x.csv@1")
+
+    assert latest == api_get(server, user, "file-replicas/data/x.csv")[1]
+    assert latest == {
+        "owner": "ada", "name": "data/x.csv", "version": 2, "sha256": sha(b"22"),
+        "storage": "local", "copies": 1,
+        "servers": [{"server": "the central server's disk", "volumes": [], "chunks": 1,
+                     "alive": True}]}
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(first.stdout) == api_get(server, user, "file-replicas/data/x.csv",
+                                               version=1)[1]
+    assert json.loads(first.stdout)["sha256"] == sha(b"1")
+
+
+def test_where_of_another_users_file(dmarket, dmarket_json, user, local, other):
+    dmarket("files", "put", local("w.bin", b"weights"), "w.bin")
+
+    hidden = dmarket("files", "where", "~ada/w.bin", env=other)
+    dmarket("files", "publish", "w.bin")
+    shown = dmarket_json("files", "where", "dmarket://~ada/w.bin@1", env=other)
+    table = dmarket("files", "where", "~ada/w.bin", env=other)
+    # Their own name as ~OWNER is their own file.
+    own = dmarket_json("files", "where", "~ada/w.bin")
+
+    assert (hidden.exit_code, hidden.stdout, hidden.stderr) == (
+        1, "", "dmarket: No such file: dmarket://~ada/w.bin\n")
+    assert (shown["owner"], shown["name"], shown["version"]) == ("ada", "w.bin", 1)
+    assert shown["sha256"] == sha(b"weights") and shown["copies"] == 1
+    assert table.exit_code == 0, table.stderr
+    assert table.stdout.splitlines()[0] == "w.bin@1: 1 copy readable now (local)"
+    assert own == shown
+
+
+def test_where_of_a_missing_file_or_version(dmarket, user, local):
+    dmarket("files", "put", local("x.csv", b"1"), "x.csv")
+
+    missing = dmarket("files", "where", "nope.csv")
+    old = dmarket("files", "where", "x.csv@4")
+    bad_version = dmarket("files", "where", "x.csv@0")
+    bad_name = dmarket("files", "where", "a/../x.csv")
+
+    assert (missing.exit_code, missing.stdout, missing.stderr) == (
+        1, "", "dmarket: No such file: dmarket://nope.csv\n")
+    assert (old.exit_code, old.stdout, old.stderr) == (
+        1, "", "dmarket: No version 4 of dmarket://x.csv.\n")
+    assert bad_version.exit_code == 2
+    assert "'0' is not a version number" in bad_version.stderr
+    # Not sent: the URL would resolve '..' away and ask about x.csv.
+    assert bad_name.exit_code == 2
+    assert "a file name is segments separated by '/'" in bad_name.stderr
+
+
+def test_where_json_of_a_missing_file(dmarket, user):
+    result = dmarket("--json", "files", "where", "nope.csv")
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "No such file: dmarket://nope.csv" in result.stderr
+
+
+def test_where_on_seaweedfs_names_its_four_volume_servers(dmarket, dmarket_json, user, local,
+                                                          server, s3_store, seaweed):
+    data = b"s" * (5 * 1024 * 1024 + 3)  # two chunks: the gateway cuts at 4 MiB
+    dmarket("files", "put", local("big.bin", data), "big.bin")
+
+    result = dmarket("files", "where", "big.bin")
+    answer = dmarket_json("files", "where", "big.bin@1")
+
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "big.bin@1: 4 copies readable now (seaweedfs)"
+    assert lines[1].split() == ["SERVER", "ALIVE", "VOLUMES", "CHUNKS"]
+    rows = [line.split() for line in lines[2:]]
+    assert [row[0] for row in rows] == seaweed.volume_servers
+    assert all(row[1] == "yes" and row[2] != "-" and row[3] == "2" for row in rows)
+    assert answer == api_get(server, user, "file-replicas/big.bin")[1]
+    assert (answer["storage"], answer["copies"], answer["sha256"]) == ("seaweedfs", 4,
+                                                                       sha(data))
+    assert [s["server"] for s in answer["servers"]] == seaweed.volume_servers
+    assert FileVersion.objects.get().blob.startswith("blobs/")

@@ -27,6 +27,7 @@ from dmarket.common.daemon import RowGuard
 from dmarket.envs.builder import env_build_tick
 from dmarket.envs.services import BadEnvironment, BadWorkdir
 from dmarket.files.services import job_results_store
+from dmarket.files.storage import StorageUnavailable
 from dmarket.jobs.models import Job
 from dmarket.jobs.services import job_mark_stuck
 from dmarket.machines.models import Machine
@@ -215,6 +216,10 @@ def job_start(job):
     except (OSError, KeyError, zlib.error, sandbox.Unavailable, BadEnvironment,
             BadWorkdir) as e:
         job_finish(job, Job.FAILED, f"the driver could not start: {e}")
+        return
+    except StorageUnavailable as e:
+        # Its environment or working directory could not be fetched from the file store.
+        job_finish(job, Job.FAILED, f"the driver could not start: {e.detail}")
         return
     _children[child.pid] = child
     job.driver_pid = child.pid
