@@ -18,6 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from dmarket.cluster import sandbox
+from dmarket.files.storage import StorageUnavailable, blobs
 
 from .models import Environment
 from .services import BadEnvironment, env_pack
@@ -125,6 +126,22 @@ def build_size(env):
     return total
 
 
+def env_archive_store(env):
+    """Copy the packed environment into an object store, whence executors fetch it; its key,
+    or "" (the local store, or the object store failing: then the server serves it)."""
+    store = blobs()
+    if store.kind == "local":
+        return ""
+    key = f"envs/{env.key}.tar.gz"
+    try:
+        store.put_file(key, env.archive_path)
+    except StorageUnavailable as e:
+        log.warning("environment %s: served by this server, not the store: %s", env.key,
+                    e.detail)
+        return ""
+    return key
+
+
 def env_build_done(env):
     site = env.build_dir / "site"
     try:
@@ -135,7 +152,7 @@ def env_build_done(env):
         return
     Environment.objects.filter(pk=env.pk, status=Environment.BUILDING).update(
         status=Environment.READY, size=size, sha256=sha256, built_at=timezone.now(),
-        builder="")
+        builder="", blob=env_archive_store(env))
     _builds.pop(env.pk, None)
     shutil.rmtree(site, ignore_errors=True)
     log.info("environment %s: ready (%s bytes)", env.key[:12], size)

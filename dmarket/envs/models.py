@@ -26,6 +26,9 @@ class Environment(models.Model):
     build_started_at = models.DateTimeField(null=True, blank=True)
     size = models.BigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
+    # Its copy's key in an object store (DMARKET_STORAGE=s3), which executors fetch by signed
+    # URL; empty: it is served from archive_path by the central server.
+    blob = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     built_at = models.DateTimeField(null=True, blank=True)
     # Who asked for the build (a user may have DMARKET_ENV_MAX_BUILDING_PER_USER at once).

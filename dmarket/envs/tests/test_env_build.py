@@ -111,6 +111,30 @@ def test_an_environment_is_built_once_and_then_reused(alice, bob, index):
         "dmarket://envs/probe.tar.gz@1", env.sha256, env.size)
 
 
+def test_with_an_object_store_the_built_environment_is_fetched_from_it(alice, index, s3_store):
+    if sandbox.check()[1]:
+        pytest.skip(f"no sandbox here: {sandbox.check()[1]}")
+    import hashlib
+
+    import requests
+
+    response = client_for(alice).post("/api/jobs/", {
+        "name": "needs", "entry_file": "https://example.org/app.py",
+        "requirements": REQUIREMENTS, "max_credits": "3"}, format="json")
+    assert response.status_code == 201, response.content
+
+    build_until_done()
+
+    env = Environment.objects.get()
+    assert (env.status, env.blob) == (Environment.READY, f"envs/{env.key}.tar.gz")
+    job = Job.objects.get()
+    fetched = client_for(None).get(
+        f"/api/jobs/{job.pk}/environment/{job.files_token}/env-{env.key[:16]}.tar.gz")
+    assert fetched.status_code == 302
+    body = requests.get(fetched["Location"], timeout=10).content
+    assert hashlib.sha256(body).hexdigest() == env.sha256
+
+
 def test_a_failed_build_fails_the_jobs_waiting_for_it(alice, index):
     if sandbox.check()[1]:
         pytest.skip(f"no sandbox here: {sandbox.check()[1]}")
