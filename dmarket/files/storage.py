@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 from django.conf import settings
+from dmarket_client.api import file_sha256
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
@@ -231,14 +232,6 @@ class S3Blobs:
             raise StorageUnavailable(f"SeaweedFS could not say where the file is: {e}") \
                 from None
         return {"storage": "seaweedfs", "servers": servers}
-
-
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @cache

