@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import stat
+import time
 from dataclasses import replace
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -304,19 +305,24 @@ def result_store(job, path, info, store):
             store.delete(key, quiet=True)
 
 
-def job_results_store(job):
+def job_results_store(job, seconds=None):
     """Record a finished job's result files (path, size, SHA-256) and copy their bytes into
     the store, so that they outlive the launcher's host; once per job. A pass that fails
-    half-way (the store down) is taken up again by the next, skipping what was recorded.
-    Returns how many files were recorded."""
+    half-way (the store down), or that has run `seconds` (a job of many files must not hold
+    up the launcher), is taken up again by the next, skipping what was recorded. Returns how
+    many files were recorded."""
     if not job.is_finished or job.results_stored_at is not None:
         return 0
     store = blobs()
     done = set(job.result_files.values_list("path", flat=True))
     count = 0
+    deadline = time.monotonic() + (seconds if seconds is not None
+                                   else settings.DMARKET_RESULTS_PASS_SECONDS)
     for path, info in output_files(job.output_dir):
         if path in done:
             continue
+        if time.monotonic() > deadline:
+            return count
         try:
             path.encode()
             unfit = len(path) > ResultFile._meta.get_field("path").max_length

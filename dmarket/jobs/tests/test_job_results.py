@@ -384,3 +384,18 @@ def sha256(data):
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+def test_a_pass_out_of_time_leaves_the_rest_to_the_next(alice, job):
+    from dmarket.files.services import job_results_store
+
+    for n in range(3):
+        write_output(job, f"{n}.txt", b"x")
+    finished(job)
+
+    assert job_results_store(job, seconds=-1) == 0
+    job.refresh_from_db()
+    assert job.results_stored_at is None
+    assert job_results_store(job) == 3
+    job.refresh_from_db()
+    assert job.results_stored_at is not None
