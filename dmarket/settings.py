@@ -351,8 +351,8 @@ DMARKET_SANDBOX_MAX_OPEN_FILES = int(os.environ.get("DMARKET_SANDBOX_MAX_OPEN_FI
 DMARKET_SANDBOX_TMP_MB = int(os.environ.get("DMARKET_SANDBOX_TMP_MB", "1024"))
 DMARKET_JOB_DISK_QUOTA_MB = int(os.environ.get("DMARKET_JOB_DISK_QUOTA_MB", "2048"))
 DMARKET_JOB_MAX_FILES = int(os.environ.get("DMARKET_JOB_MAX_FILES", "100000"))
-# How long the launcher spends recording (and copying into the store) one finished job's
-# results in one pass; a job of many files takes several passes.
+# How long one launcher pass spends recording (and copying into the store) finished jobs'
+# results; a job of many files takes several passes.
 DMARKET_RESULTS_PASS_SECONDS = float(os.environ.get("DMARKET_RESULTS_PASS_SECONDS", "5"))
 # The launchers police the cluster: every DMARKET_POLICE_INTERVAL seconds they kill each
 # application older than DMARKET_APP_GRACE seconds that is no running job's verified one nor

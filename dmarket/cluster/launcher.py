@@ -521,10 +521,13 @@ def launcher_tick(launcher_id=None):
             police.cluster_police(state, launcher_id)
         except Exception:  # noqa: BLE001 - the police must not stop the launcher
             log.exception("policing the cluster")
+    # One deadline for the pass, not one a job: the launcher follows and starts jobs soon.
+    deadline = time.monotonic() + settings.DMARKET_RESULTS_PASS_SECONDS
     _guards["results"].run(Job.objects.filter(
         launcher=launcher_id, status__in=Job.FINISHED, finished_at__isnull=False,
-        results_stored_at__isnull=True).order_by("finished_at")[:RESULTS_PER_TICK],
-        job_results_store)
+        results_stored_at__isnull=True).exclude(pk__in=_guards["results"].backed_off())
+        .order_by("finished_at")[:RESULTS_PER_TICK],
+        lambda job: job_results_store(job, deadline))
     _guards["settle"].run(Job.objects.filter(launcher=launcher_id, status__in=Job.FINISHED,
                                              settled_at__isnull=True,
                                              finished_at__isnull=False), job_settle)

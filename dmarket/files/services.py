@@ -1,6 +1,5 @@
 """The file store's rules: uploads, visibility, deletion, and the files jobs name."""
 
-import hashlib
 import hmac
 import logging
 import os
@@ -16,7 +15,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import OuterRef, Subquery, Sum
 from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -242,10 +241,18 @@ def result_file(job, path):
         target = (root / path).resolve()
         # resolve() follows links and "..": whatever it ends at must still be inside root.
         found = target.is_relative_to(root) and target != root and target.is_file()
-    except (OSError, ValueError):
-        # A NUL in the path (ValueError) or a name too long for the file system.
+    except (OSError, ValueError, RuntimeError):
+        # A NUL in the path (ValueError), a name too long for the file system, a loop of
+        # links (RuntimeError).
         found = False
     return target if found else None
+
+
+def result_exists(job, path):
+    """Whether the job has the result file `path`, without fetching it from the store."""
+    if job.results_stored_at is not None:
+        return result_record(job, path) is not None
+    return result_file(job, path) is not None
 
 
 def output_files(root):
@@ -267,6 +274,14 @@ def output_files(root):
     return sorted(found, key=lambda item: item[0])
 
 
+def modified_at(info):
+    """A file's modification time; a job may set any, so one Python cannot hold is now."""
+    try:
+        return datetime.fromtimestamp(info.st_mtime, tz=dt_timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return timezone.now()
+
+
 def job_results(job):
     """[{path, size, modified_at, sha256}] of the job's result files: as recorded once they
     are stored, else what its output directory holds now (sha256 None)."""
@@ -274,67 +289,94 @@ def job_results(job):
         return [{"path": r.path, "size": r.size, "modified_at": r.modified_at,
                  "sha256": r.sha256} for r in job.result_files.order_by("path")]
     return [{"path": path, "size": info.st_size, "sha256": None,
-             "modified_at": datetime.fromtimestamp(info.st_mtime, tz=dt_timezone.utc)}
+             "modified_at": modified_at(info)}
             for path, info in output_files(job.output_dir)]
 
 
+# A path's UTF-8 bytes in a row: PostgreSQL's index on (job, path) takes at most 2,704 bytes.
+RESULT_PATH_BYTES = 2000
+
+
 def result_store(job, path, info, store):
-    """Record one result file; copy its bytes into a store that is not this disk."""
-    full = job.output_dir / path
-    # The job wrote these; it has ended, but a link put in a file's place must still not be
-    # followed out of its directory.
-    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+    """Record one result file, and copy its bytes into a store that is not this disk.
+    Returns whether it was recorded; raises StorageUnavailable (the pass is retried)."""
+    # The job wrote these; its processes have ended, but a link or a FIFO put in a file's
+    # place must still not be followed or block the launcher.
+    fd = os.open(job.output_dir / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            return
-        digest = hashlib.sha256()
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
+            return False
+        reader = HashingReader(f, size)
         key = ""
-        if store.kind != "local":
-            f.seek(0)
+        if store.kind == "local":
+            while reader.read(CHUNK):
+                pass
+        else:
+            # Hashed on its way to the store: what is recorded is what was sent.
             key = new_key("results")
-            store.put_stream(key, HashingReader(f, os.fstat(f.fileno()).st_size))
+            store.put_stream(key, reader)
     try:
-        ResultFile.objects.create(
-            job=job, path=path, size=info.st_size, sha256=digest.hexdigest(), blob=key,
-            modified_at=datetime.fromtimestamp(info.st_mtime, tz=dt_timezone.utc))
-    except IntegrityError:
-        # Recorded by a pass that ran at once: this copy is the one nothing names.
+        with transaction.atomic():
+            ResultFile.objects.create(job=job, path=path, size=size,
+                                      sha256=reader.digest.hexdigest(), blob=key,
+                                      modified_at=modified_at(info))
+    except DatabaseError:
+        # Recorded by a pass that ran at once (the copy is then named by nothing), or a row
+        # the database refuses: either way this copy is not kept.
         if key:
             store.delete(key, quiet=True)
+        if ResultFile.objects.filter(job=job, path=path).exists():
+            return False
+        raise
+    return True
 
 
-def job_results_store(job, seconds=None):
+def result_fits(job, path, info, totals):
+    """Whether a file of the job's output may be a result: a name that can be a row, and
+    within the job's quotas (counted in bytes, not blocks: a sparse file of 2 GB is 2 GB
+    to copy)."""
+    try:
+        fits = len(path.encode()) <= RESULT_PATH_BYTES
+    except UnicodeEncodeError:
+        fits = False
+    if not fits:
+        log.warning("job %s: result %r not recorded: its name cannot be stored", job.pk, path)
+        return False
+    totals["files"] += 1
+    totals["bytes"] += info.st_size
+    if (totals["files"] > settings.DMARKET_JOB_MAX_FILES
+            or totals["bytes"] > settings.DMARKET_JOB_DISK_QUOTA_MB * MB):
+        log.warning("job %s: result %r not recorded: past the job's quota of %s files or "
+                    "%s MB", job.pk, path, settings.DMARKET_JOB_MAX_FILES,
+                    settings.DMARKET_JOB_DISK_QUOTA_MB)
+        return False
+    return True
+
+
+def job_results_store(job, deadline=None):
     """Record a finished job's result files (path, size, SHA-256) and copy their bytes into
-    the store, so that they outlive the launcher's host; once per job. A pass that fails
-    half-way (the store down), or that has run `seconds` (a job of many files must not hold
-    up the launcher), is taken up again by the next, skipping what was recorded. Returns how
-    many files were recorded."""
+    the store, so that they outlive the launcher's host; once per job. A file that cannot be
+    read or recorded is logged and left out; a pass that fails on the store, or runs past
+    `deadline` (time.monotonic(); a job of many files must not hold up the launcher), is
+    taken up by the next, skipping what was recorded. Returns how many files were recorded."""
     if not job.is_finished or job.results_stored_at is not None:
         return 0
+    if deadline is None:
+        deadline = time.monotonic() + settings.DMARKET_RESULTS_PASS_SECONDS
     store = blobs()
     done = set(job.result_files.values_list("path", flat=True))
-    count = 0
-    deadline = time.monotonic() + (seconds if seconds is not None
-                                   else settings.DMARKET_RESULTS_PASS_SECONDS)
+    count, totals = 0, {"files": 0, "bytes": 0}
     for path, info in output_files(job.output_dir):
-        if path in done:
+        if not result_fits(job, path, info, totals) or path in done:
             continue
         if time.monotonic() > deadline:
             return count
         try:
-            path.encode()
-            unfit = len(path) > ResultFile._meta.get_field("path").max_length
-        except UnicodeEncodeError:
-            unfit = True
-        if unfit:
-            # Not UTF-8 or too long to be a row: the job named it so; it is not kept.
-            log.warning("job %s: result %r not recorded: its name cannot be stored", job.pk,
-                        path)
-            continue
-        result_store(job, path, info, store)
-        count += 1
+            count += result_store(job, path, info, store)
+        except (OSError, IntegrityError, DataError) as e:
+            # Unreadable, or a row the database refuses: this file, not the pass.
+            log.warning("job %s: result %r not recorded: %s", job.pk, path, e)
     Job.objects.filter(pk=job.pk, results_stored_at=None).update(
         results_stored_at=timezone.now())
     job.refresh_from_db(fields=["results_stored_at"])
@@ -357,7 +399,7 @@ def input_resolve(user, ref):
     """(pinned URI, JobInput fields) for a ref the user may read; BadInput otherwise."""
     if isinstance(ref, ResultRef):
         job = finished_job(user, ref.job_id)
-        if result_file(job, ref.path) is None:
+        if not result_exists(job, ref.path):
             raise BadInput(f"job {job.pk} has no result file {ref.path}")
         return ref.uri(), {"result_job": job, "result_path": ref.path}
     try:
@@ -464,7 +506,10 @@ def job_input_source(job, input_id):
         if record is not None and record.blob:
             return record.blob, record.size, None
         path = result_file(found.result_job, found.result_path)
-        return ("", path.stat().st_size, path) if path is not None else None
+        try:
+            return ("", path.stat().st_size, path) if path is not None else None
+        except OSError:
+            return None
     return None
 
 

@@ -99,7 +99,12 @@ class LocalBlobs:
         os.replace(tmp, target)
 
     def open(self, key):
-        return open(self.path(key), "rb")
+        try:
+            return open(self.path(key), "rb")
+        except FileNotFoundError:
+            # A row names these bytes: the disk lost them (restored without them?).
+            raise StorageUnavailable("The file store could not read the file: it has no copy "
+                                     "of it left.") from None
 
     def delete(self, key, quiet=False):
         self.path(key).unlink(missing_ok=True)
@@ -144,12 +149,15 @@ class S3Blobs:
                                     **options)
                        if public_endpoint and public_endpoint != endpoint else self.client)
         self.bucket, self.endpoint, self.cache_dir = bucket, endpoint, Path(cache_dir)
-        # Parts of 8 MB, two at a time: an upload holds about 16 MB whatever its size.
+        # Parts of 8 MB, two at a time and two in memory (s3transfer buffers ten of a stream
+        # by default): an upload holds about 35 MB whatever its size.
         self.transfer = TransferConfig(multipart_threshold=8 * CHUNK,
                                        multipart_chunksize=8 * CHUNK, max_concurrency=2,
                                        use_threads=True)
+        self.transfer.max_in_memory_upload_chunks = 2
 
     def _call(self, what, fn, *args, **kwargs):
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -162,7 +170,8 @@ class S3Blobs:
                                          "of it left.") from None
             raise StorageUnavailable(f"The file store could not {what}: {code or e}; "
                                      "nothing was changed. Try again later.") from None
-        except BotoCoreError as e:
+        except (BotoCoreError, Boto3Error) as e:
+            # Boto3Error: what upload_file and download_file make of the store's errors.
             raise StorageUnavailable(f"The file store could not {what}: {e}; nothing was "
                                      "changed. Try again later.") from None
 
@@ -185,6 +194,7 @@ class S3Blobs:
                           Key=key)["Body"]
 
     def delete(self, key, quiet=False):
+        (self.cache_dir / key).unlink(missing_ok=True)
         try:
             self._call("delete the file", self.client.delete_object, Bucket=self.bucket,
                        Key=key)
@@ -213,10 +223,11 @@ class S3Blobs:
         return target
 
     def url(self, key, filename):
+        # No response header of the request's making: Spark names its copy after the URL it
+        # was given (the server's, which ends in the file's name).
         return self.signer.generate_presigned_url(
             "get_object", ExpiresIn=settings.DMARKET_S3_URL_SECONDS,
-            Params={"Bucket": self.bucket, "Key": key,
-                    "ResponseContentDisposition": f'attachment; filename="{filename}"'})
+            Params={"Bucket": self.bucket, "Key": key})
 
     def where(self, key):
         if not (settings.DMARKET_SEAWEEDFS_FILER and settings.DMARKET_SEAWEEDFS_MASTER):

@@ -98,3 +98,16 @@ def test_anonymous_is_401(alice):
 
     assert response.status_code == 401
     assert response.json() == ANONYMOUS
+
+
+def test_bytes_the_disk_lost_are_503_not_500(alice, settings):
+    from .util import uploaded
+
+    version = uploaded(alice, "gone.bin", b"bytes")
+    (settings.DMARKET_FILES_DIR / version.blob).unlink()
+
+    response = client_for(alice).get("/api/files/gone.bin")
+
+    assert response.status_code == 503
+    assert response.json() == {"detail": "The file store could not read the file: it has no "
+                                         "copy of it left."}

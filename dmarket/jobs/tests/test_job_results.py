@@ -393,9 +393,62 @@ def test_a_pass_out_of_time_leaves_the_rest_to_the_next(alice, job):
         write_output(job, f"{n}.txt", b"x")
     finished(job)
 
-    assert job_results_store(job, seconds=-1) == 0
+    assert job_results_store(job, deadline=0) == 0
     job.refresh_from_db()
     assert job.results_stored_at is None
     assert job_results_store(job) == 3
     job.refresh_from_db()
     assert job.results_stored_at is not None
+
+
+def test_files_a_row_cannot_hold_are_left_out_and_the_rest_recorded(alice, job, settings):
+    from dmarket.files.services import job_results_store
+
+    write_output(job, "ok.txt", b"ok")
+    # 972 characters, 2,916 bytes: past what PostgreSQL's index on the path takes.
+    long_dir = job.output_dir.joinpath(*["€" * 80] * 12)
+    long_dir.mkdir(parents=True)
+    (long_dir / "x.txt").write_bytes(b"x")
+
+    assert job_results_store(finished(job)) == 1
+    listing = client_for(alice).get(f"/api/jobs/{job.pk}/results/")
+    assert [f["path"] for f in listing.json()["results"]] == ["ok.txt"]
+
+
+def test_a_modification_time_python_cannot_hold_is_not_a_500(alice, job):
+    from dmarket.files.services import job_results_store
+
+    path = write_output(job, "future.txt", b"x")
+    try:
+        os.utime(path, (2 ** 38, 2 ** 38))  # the year 10680
+    except (OSError, OverflowError):
+        pytest.skip("this file system cannot hold such a time")
+
+    before = client_for(alice).get(f"/api/jobs/{job.pk}/results/")
+    assert job_results_store(finished(job)) == 1
+    after = client_for(alice).get(f"/api/jobs/{job.pk}/results/")
+
+    assert before.status_code == after.status_code == 200
+    assert [f["path"] for f in after.json()["results"]] == ["future.txt"]
+
+
+def test_files_past_the_jobs_quota_are_not_results(alice, job, settings):
+    from dmarket.files.services import job_results_store
+
+    settings.DMARKET_JOB_MAX_FILES = 2
+    for n in range(3):
+        write_output(job, f"{n}.txt", b"x")
+
+    assert job_results_store(finished(job)) == 2
+    listing = client_for(alice).get(f"/api/jobs/{job.pk}/results/")
+    assert [f["path"] for f in listing.json()["results"]] == ["0.txt", "1.txt"]
+
+
+def test_a_loop_of_links_is_404_not_500(alice, job):
+    job.output_dir.mkdir(parents=True)
+    (job.output_dir / "a").symlink_to(job.output_dir / "b")
+    (job.output_dir / "b").symlink_to(job.output_dir / "a")
+
+    response = download(alice, job, "a")
+
+    assert (response.status_code, response.json()) == (404, NO_FILE)
