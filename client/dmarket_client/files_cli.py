@@ -298,6 +298,7 @@ def versions(ctx, ref, count):
     owner, name, version = ref
     if version is not None:
         raise click.BadParameter("give a name without @VERSION", param_hint="NAME")
+    file_url(name)  # refuses a name that the URL would change ('..' would name another file)
     client = ctx.client()
     path = "file-versions/" + quote(name)
     params = ref_params(owner)

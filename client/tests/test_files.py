@@ -364,6 +364,15 @@ def test_where_of_a_missing_file_or_version(dmarket, user, local):
     assert "a file name is segments separated by '/'" in bad_name.stderr
 
 
+def test_versions_of_a_name_with_dot_dot_is_refused_before_sending(dmarket, user, local):
+    dmarket("files", "put", local("x.csv", b"1"), "x.csv")
+
+    result = dmarket("files", "versions", "a/../x.csv")
+
+    assert result.exit_code == 2
+    assert "a file name is segments separated by '/'" in result.stderr
+
+
 def test_where_json_of_a_missing_file(dmarket, user):
     result = dmarket("--json", "files", "where", "nope.csv")
 
