@@ -268,6 +268,9 @@ def blob_response(key, size, filename, sha256=None):
     from django.http import FileResponse
 
     response = FileResponse(blobs().open(key), as_attachment=True, filename=filename)
+    # A store's body has no fileno, so gunicorn cannot sendfile it and iterates it in blocks
+    # of block_size: Django's 4 KB made downloads from SeaweedFS 4 times slower than 256 KB.
+    response.block_size = 256 * 1024
     response["Content-Length"] = str(size)
     if sha256:
         response["X-Content-SHA256"] = sha256
