@@ -291,6 +291,9 @@ DMARKET_SEAWEEDFS_FILER = os.environ.get("DMARKET_SEAWEEDFS_FILER", "")
 # The store's servers that answer without authentication (SeaweedFS's master, filer and volume
 # servers, as host:port): no sandboxed job may connect to their ports.
 DMARKET_STORAGE_INTERNAL = env_list("DMARKET_STORAGE_INTERNAL", [])
+# Where copies fetched from an object store are kept for what needs a path (environments,
+# working directories, inference models and inputs); default DMARKET_FILES_DIR/cache.
+DMARKET_FILES_CACHE_DIR = os.environ.get("DMARKET_FILES_CACHE_DIR", "")
 # Job environments (doc/spark.md): built by the launcher with `pip install --target` in a
 # sandbox, from wheels only (no package's own code runs at build time), one per distinct set of
 # requirements, packed here. The pip options (an index, --find-links DIR --no-index...) and the

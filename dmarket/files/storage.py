@@ -258,7 +258,8 @@ def blobs():
         return _blobs("s3", settings.DMARKET_S3_ENDPOINT, settings.DMARKET_S3_PUBLIC_ENDPOINT,
                       settings.DMARKET_S3_BUCKET, settings.DMARKET_S3_ACCESS_KEY,
                       settings.DMARKET_S3_SECRET_KEY, settings.DMARKET_S3_REGION,
-                      str(Path(settings.DMARKET_FILES_DIR) / "cache"),
+                      str(settings.DMARKET_FILES_CACHE_DIR
+                          or Path(settings.DMARKET_FILES_DIR) / "cache"),
                       settings.DMARKET_S3_WRITE_TIMEOUT)
     return _blobs("local", str(settings.DMARKET_FILES_DIR))
 

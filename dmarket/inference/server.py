@@ -114,6 +114,14 @@ def server_env():
         env[name] = str(getattr(settings, name))
     if settings.DMARKET_SPARK_CONF_DIR:
         env["SPARK_CONF_DIR"] = str(settings.DMARKET_SPARK_CONF_DIR)
+    if settings.DMARKET_STORAGE == "s3":
+        # Models and inputs in an object store: fetched by the server itself, into a cache of
+        # its own (it can write nothing of DMARKET_FILES_DIR). It holds the database's
+        # credentials already; the store's add nothing it could not reach.
+        for name in ("DMARKET_STORAGE", "DMARKET_S3_ENDPOINT", "DMARKET_S3_BUCKET",
+                     "DMARKET_S3_ACCESS_KEY", "DMARKET_S3_SECRET_KEY", "DMARKET_S3_REGION"):
+            env[name] = str(getattr(settings, name))
+        env["DMARKET_FILES_CACHE_DIR"] = str(server_dir() / "cache")
     return env
 
 

@@ -188,10 +188,13 @@ def test_a_worker_lost_mid_run_loses_no_input_and_duplicates_none(inference_serv
     assert after == {"127.0.0.2"}
 
 
+@pytest.mark.parametrize("storage", ["local", "seaweedfs"])
 def test_a_model_and_csv_rows_from_the_file_store_give_the_models_own_outputs(
-        inference_server, make_user, tmp_path, monkeypatch):
-    """The model file and the data are only in the store on the server's disk: the driver
-    sends the executors the model (a broadcast) and the rows (in the batches)."""
+        inference_server, make_user, tmp_path, monkeypatch, request, settings, storage):
+    """The model file and the data are only in the store (the server's disk, or SeaweedFS,
+    whence the inference server fetches them itself): the driver sends the executors the
+    model (a broadcast) and the rows (in the batches)."""
+    import shutil
     import sys
     from pathlib import Path
 
@@ -208,15 +211,20 @@ def test_a_model_and_csv_rows_from_the_file_store_give_the_models_own_outputs(
     alice = make_user("alice")
     model = build_model(tf, 28, 28)
     model.save(tmp_path / "lenet.keras")
-    uploaded(alice, "models/lenet.keras", (tmp_path / "lenet.keras").read_bytes())
     rows = np.random.default_rng(7).random((30, 784)).astype(np.float32).round(4)
+    if storage == "seaweedfs":
+        request.getfixturevalue("s3_store")
     for part, chunk in enumerate((rows[:17], rows[17:])):
         text = "label," + ",".join(f"p{i}" for i in range(784)) + "\n" + "".join(
             "3," + ",".join(map(str, row)) + "\n" for row in chunk)
         uploaded(alice, f"digits/test/part-0000{part}.csv", text.encode())
+    uploaded(alice, "models/lenet.keras", (tmp_path / "lenet.keras").read_bytes())
 
     ijob = submit(alice, model="models/lenet.keras", data="dmarket://digits/test",
                   batch_size=4)
+    # What the web server fetched to check the submit is its own: the inference server
+    # (another host, in a deployment) fetches for itself.
+    shutil.rmtree(settings.DMARKET_FILES_DIR / "cache", ignore_errors=True)
     drive(finished(ijob))
 
     assert ijob.status == InferenceJob.SUCCEEDED, (ijob.status_reason, driver_log())
