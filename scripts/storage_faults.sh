@@ -41,7 +41,7 @@ while IFS=$'\t' read -r name version; do
   fi
   rm -f "$work/file"
 done < <("$PY" -c 'import json, sys
-for f in json.load(open(sys.argv[1])): print(f"{f[\"name\"]}\t{f[\"version\"]}")' "$work/files.json")
+for f in json.load(open(sys.argv[1])): print(f["name"], f["version"], sep="\t")' "$work/files.json")
 while read -r job; do
   # `jobs results --download` checks each file against the SHA-256 recorded when the job ended.
   if out=$("$DMARKET" jobs results "$job" --download "$work/job-$job" --json); then
