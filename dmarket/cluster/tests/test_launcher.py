@@ -1,5 +1,6 @@
 """The launcher daemon on a real Spark cluster: real spark-submit, real drivers, real bills."""
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -40,6 +41,8 @@ def test_job_runs_to_success_with_results_log_and_exact_bill(cluster, make_user)
     client = client_for(alice)
     listing = client.get(f"/api/jobs/{job.pk}/results/").json()
     assert [f["path"] for f in listing["results"]] == ["nested/note.txt", "result.json"]
+    # Recorded in the pass that ended it, with the bytes' SHA-256.
+    assert listing["results"][0]["sha256"] == hashlib.sha256(b"nested result\n").hexdigest()
     download = client.get(f"/api/jobs/{job.pk}/results/nested/note.txt")
     assert b"".join(download.streaming_content) == b"nested result\n"
     # Both workers ran executors; the bill is their history-server core-time at the price.
