@@ -524,3 +524,51 @@ def job_input_file(job, input_id):
     if found.result_job is not None:
         return result_file(found.result_job, found.result_path)
     return None
+
+
+# --- Bytes that nothing names -------------------------------------------------------------------
+
+SWEPT_PREFIXES = ("blobs/", "results/", "envs/")
+
+
+def storage_named(keys):
+    """Which of the keys a row names (a version, a result file, a built environment)."""
+    from dmarket.envs.models import Environment
+
+    keys = list(keys)
+    return (set(FileVersion.objects.filter(blob__in=keys).values_list("blob", flat=True))
+            | set(ResultFile.objects.filter(blob__in=keys).values_list("blob", flat=True))
+            | set(Environment.objects.filter(blob__in=keys).values_list("blob", flat=True)))
+
+
+def storage_sweep(older_than, dry_run=False, batch=1000):
+    """Delete from the store the bytes that no row names and that are older than the
+    timedelta `older_than` (younger ones may be an upload whose row is being written), and
+    abort uploads under way begun before then: what a server killed between the bytes and the
+    row, or a failed deletion, left. Returns {"checked", "deleted", "aborted"}."""
+    store = blobs()
+    cutoff = timezone.now() - older_than
+    counts = {"checked": 0, "deleted": 0, "aborted": 0}
+    for prefix in SWEPT_PREFIXES:
+        old = []
+        for key, modified in store.listing(prefix):
+            counts["checked"] += 1
+            if modified < cutoff:
+                old.append(key)
+            if len(old) >= batch:
+                counts["deleted"] += storage_sweep_keys(store, old, dry_run)
+                old = []
+        counts["deleted"] += storage_sweep_keys(store, old, dry_run)
+    if not dry_run:
+        counts["aborted"] = store.abort_uploads(cutoff)
+    return counts
+
+
+def storage_sweep_keys(store, keys, dry_run):
+    named = storage_named(keys)
+    unnamed = [k for k in keys if k not in named]
+    for key in unnamed:
+        log.info("storage sweep: %s%s", "would delete " if dry_run else "deleting ", key)
+        if not dry_run:
+            store.delete(key)
+    return len(unnamed)

@@ -7,6 +7,9 @@ import logging
 import os
 import shutil
 import uuid
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -66,6 +69,28 @@ def new_key(kind):
     return f"{kind}/{blob[:2]}/{blob}"
 
 
+@contextmanager
+def store_errors(what):
+    """boto3's errors as StorageUnavailable, saying what could not be done."""
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            # A row names these bytes: the store lost every copy of them.
+            raise StorageUnavailable(f"The file store could not {what}: it has no copy of it "
+                                     "left.") from None
+        raise StorageUnavailable(f"The file store could not {what}: {code or e}; nothing was "
+                                 "changed. Try again later.") from None
+    except (BotoCoreError, Boto3Error) as e:
+        # Boto3Error: what upload_file and download_file make of the store's errors.
+        raise StorageUnavailable(f"The file store could not {what}: {e}; nothing was "
+                                 "changed. Try again later.") from None
+
+
 class LocalBlobs:
     """Blobs as files under DMARKET_FILES_DIR: written to tmp/ and renamed into place."""
 
@@ -112,6 +137,24 @@ class LocalBlobs:
     def local_path(self, key, sha256=None):
         return self.path(key)
 
+    def listing(self, prefix):
+        """(key, modified datetime) of every blob whose key starts with prefix."""
+        root = self.root / prefix
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                path = Path(dirpath) / name
+                try:
+                    mtime = path.lstat().st_mtime
+                except OSError:
+                    continue
+                yield (path.relative_to(self.root).as_posix(),
+                       datetime.fromtimestamp(mtime, tz=dt_timezone.utc))
+
+    def abort_uploads(self, before):
+        """Remove uploads under way (tmp/*.part) begun before `before`; returns how many."""
+        return sum(1 for key, modified in self.listing("tmp/")
+                   if modified < before and self.path(key).unlink(missing_ok=True) is None)
+
     def url(self, key, filename):
         return None
 
@@ -157,23 +200,8 @@ class S3Blobs:
         self.transfer.max_in_memory_upload_chunks = 2
 
     def _call(self, what, fn, *args, **kwargs):
-        from boto3.exceptions import Boto3Error
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with store_errors(what):
             return fn(*args, **kwargs)
-        except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404", "NotFound"):
-                # A row names these bytes: the store lost every copy of them.
-                raise StorageUnavailable(f"The file store could not {what}: it has no copy "
-                                         "of it left.") from None
-            raise StorageUnavailable(f"The file store could not {what}: {code or e}; "
-                                     "nothing was changed. Try again later.") from None
-        except (BotoCoreError, Boto3Error) as e:
-            # Boto3Error: what upload_file and download_file make of the store's errors.
-            raise StorageUnavailable(f"The file store could not {what}: {e}; nothing was "
-                                     "changed. Try again later.") from None
 
     def put_stream(self, key, reader):
         try:
@@ -221,6 +249,27 @@ class S3Blobs:
         finally:
             tmp.unlink(missing_ok=True)
         return target
+
+    def listing(self, prefix):
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix)
+        with store_errors("list the files"):
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield item["Key"], item["LastModified"]
+
+    def abort_uploads(self, before):
+        """Abort the multipart uploads begun before `before` (a server that died mid-upload
+        leaves its parts); returns how many."""
+        found = self._call("list the uploads under way", self.client.list_multipart_uploads,
+                           Bucket=self.bucket)
+        aborted = 0
+        for upload in found.get("Uploads", []):
+            if upload["Initiated"] < before:
+                self._call("abort an upload", self.client.abort_multipart_upload,
+                           Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted += 1
+        return aborted
 
     def url(self, key, filename):
         # No response header of the request's making: Spark names its copy after the URL it
