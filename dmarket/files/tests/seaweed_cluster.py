@@ -34,10 +34,12 @@ def _free(address, port):
 
 
 def free_port(addresses, taken=()):
-    """A port free on every address, as is its gRPC port, 10000 above. Below 30000: outside the
-    kernel's ephemeral ports (32768 up), which a client's connection may take meanwhile."""
+    """A port free on every address, as is its gRPC port, 10000 above; both below the kernel's
+    ephemeral ports (32768 up). A client's connection could take one meanwhile, and these
+    ports are closed to sandboxed jobs: a PySpark driver whose JVM gateway drew one was
+    refused its own gateway (seen once in CI, when gRPC ports reached 40000)."""
     for _ in range(200):
-        port = random.randrange(20000, 30000)
+        port = random.randrange(12000, 22000)
         if port not in taken and all(_free(a, p) for a in addresses for p in (port, port + 10000)):
             return port
     raise RuntimeError(f"no free port pair on {addresses}")
