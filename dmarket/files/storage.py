@@ -7,9 +7,9 @@ import logging
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
