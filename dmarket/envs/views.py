@@ -1,5 +1,5 @@
 from django.db import transaction
-from django.http import FileResponse, HttpResponseRedirect
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -13,7 +13,7 @@ from dmarket.credits.services import account_lock
 from dmarket.files.names import BadName, check_name
 from dmarket.files.serializers import FileVersionSerializer
 from dmarket.files.services import QuotaExceeded, UploadFailed, file_store, job_credential_check
-from dmarket.files.storage import blobs
+from dmarket.files.storage import blob_redirect
 from dmarket.jobs.models import Job
 
 from .models import Environment
@@ -98,10 +98,8 @@ class JobEnvironmentView(APIView):
         env = job.environment
         if env is None or env.status != Environment.READY:
             raise NotFound(f"Job {job.pk} has no built environment.")
-        if env.blob:
-            # As for its files: the bytes from the store, by a URL for that object alone.
-            url = blobs().url(env.blob, filename)
-            if url:
-                return HttpResponseRedirect(url)
+        redirect = blob_redirect(env.blob) if env.blob else None
+        if redirect is not None:
+            return redirect
         return FileResponse(open(env.archive_path, "rb"), as_attachment=True,
                             filename=filename)

@@ -304,9 +304,10 @@ def result_store(job, path, info, store):
     # place must still not be followed or block the launcher.
     fd = os.open(job.output_dir / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        opened = os.fstat(f.fileno())
+        if not stat.S_ISREG(opened.st_mode):
             return False
+        size = opened.st_size
         reader = HashingReader(f, size)
         key = ""
         if store.kind == "local":

@@ -155,7 +155,7 @@ class LocalBlobs:
         return sum(1 for key, modified in self.listing("tmp/")
                    if modified < before and self.path(key).unlink(missing_ok=True) is None)
 
-    def url(self, key, filename):
+    def url(self, key):
         return None
 
     def where(self, key):
@@ -271,7 +271,7 @@ class S3Blobs:
                 aborted += 1
         return aborted
 
-    def url(self, key, filename):
+    def url(self, key):
         # No response header of the request's making: Spark names its copy after the URL it
         # was given (the server's, which ends in the file's name).
         return self.signer.generate_presigned_url(
@@ -311,6 +311,16 @@ def blobs():
                           or Path(settings.DMARKET_FILES_DIR) / "cache"),
                       settings.DMARKET_S3_WRITE_TIMEOUT)
     return _blobs("local", str(settings.DMARKET_FILES_DIR))
+
+
+def blob_redirect(key):
+    """A redirect to a URL of the store that opens this one object for a few minutes (give
+    it only for a valid credential), so that its bytes do not cross this server; None for a
+    store without such URLs (the local one)."""
+    from django.http import HttpResponseRedirect
+
+    url = blobs().url(key)
+    return HttpResponseRedirect(url) if url else None
 
 
 def blob_response(key, size, filename, sha256=None):

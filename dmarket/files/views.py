@@ -1,6 +1,6 @@
 import re
 
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -19,7 +19,7 @@ from .serializers import (FileDeletedSerializer, FilePatchSerializer, FileReplic
 from .services import (QuotaExceeded, UploadFailed, file_delete, file_for, file_publish,
                        file_store, files_latest, job_credential_check, job_input_source,
                        storage_summary, version_of)
-from .storage import blob_replicas, blob_response, blobs
+from .storage import blob_redirect, blob_replicas, blob_response
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 OWNER = OpenApiParameter("owner", OpenApiTypes.STR,
@@ -196,11 +196,6 @@ class JobInputView(APIView):
             raise Http404(f"Job {job.pk} names no such file.")
         key, size, path = found
         if key:
-            # The bytes come from the store, not through this server: a URL of the store
-            # that opens this one object for a few minutes, given only for a valid credential.
-            url = blobs().url(key, filename)
-            if url:
-                return HttpResponseRedirect(url)
-            return blob_response(key, size, filename)
+            return blob_redirect(key) or blob_response(key, size, filename)
         return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
 
