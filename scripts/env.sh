@@ -12,6 +12,17 @@ mkdir -p "$DMARKET_RUN_DIR" "$DMARKET_LOG_DIR"
 # pid_alive FILE: the process named in FILE is running.
 pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# wait_http URL NAME LOG [SECONDS]: until URL answers, at most SECONDS (60); else says which
+# log to read and fails.
+wait_http() {
+  for _ in $(seq $((${4:-60} * 5))); do
+    "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "$2 did not answer at $1; see $3" >&2
+  return 1
+}
+
 # stop_pidfile FILE NAME: TERM the process, wait up to 15 s, then KILL it.
 stop_pidfile() {
   local file=$1 name=$2 pid

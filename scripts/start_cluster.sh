@@ -44,15 +44,6 @@ start() {
   echo "$name started (pid $!, log $DMARKET_LOG_DIR/spark-$name.log)"
 }
 
-# wait_http URL NAME: until it answers, at most 60 s.
-wait_http() {
-  for _ in $(seq 300); do
-    "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  echo "$2 did not answer at $1; see $DMARKET_LOG_DIR/spark-$2.log" >&2
-  return 1
-}
 
 # The central server first: it keeps the cluster's secret (made on first use), which the
 # master needs to start closed, and the agent its registration.
@@ -66,8 +57,8 @@ _SPARK_AUTH_SECRET=$_SPARK_AUTH_SECRET start master "$MASTER_HOST" org.apache.sp
   --host "$MASTER_HOST" --port "$MASTER_PORT" --webui-port "$MASTER_UI_PORT"
 SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=file://$EVENTS -Dspark.history.fs.update.interval=1s -Dspark.history.ui.port=$HISTORY_PORT" \
   start history 127.0.0.1 org.apache.spark.deploy.history.HistoryServer
-wait_http "http://$MASTER_HOST:$MASTER_UI_PORT/json/" master
-wait_http "http://127.0.0.1:$HISTORY_PORT/api/v1/applications" history
+wait_http "http://$MASTER_HOST:$MASTER_UI_PORT/json/" master "$DMARKET_LOG_DIR/spark-master.log"
+wait_http "http://127.0.0.1:$HISTORY_PORT/api/v1/applications" history "$DMARKET_LOG_DIR/spark-history.log"
 
 # The first worker: this machine, shared by the operator through the agent.
 export DMARKET_STATE_DIR=$DMARKET_DATA_DIR/agent DMARKET_CONFIG=$DMARKET_DATA_DIR/agent/config.json

@@ -70,15 +70,6 @@ PY
   )
 fi
 
-# wait_http URL NAME: until it answers, at most 30 s.
-wait_http() {
-  for _ in $(seq 150); do
-    "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" "$1" 2>/dev/null && return 0
-    sleep 0.2
-  done
-  echo "$2 did not answer at $1; see $LOG/$2.log" >&2
-  return 1
-}
 
 if [ "$all_alive" = 1 ]; then
   echo "SeaweedFS already running (pids in $RUN)"
@@ -90,7 +81,7 @@ else
     -mdir="$STORAGE/master" -peers=none -defaultReplication="$REPLICATION" \
     -volumeSizeLimitMB="$VOLUME_SIZE_MB" -telemetry=false
   # The others retry a master that does not answer yet only after seconds.
-  wait_http "http://$HOST:$MASTER_PORT/cluster/status" master
+  wait_http "http://$HOST:$MASTER_PORT/cluster/status" master "$LOG/master.log" 30
   for i in "${!VOLUMES[@]}"; do
     mkdir -p "volume$((i + 1))"
     # -preStopSeconds: on TERM it stops within a second rather than 10 s.
