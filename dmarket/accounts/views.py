@@ -1,5 +1,4 @@
 from django.contrib.auth import authenticate, get_user_model
-from django.db import IntegrityError, transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
@@ -10,6 +9,7 @@ from rest_framework.views import APIView
 from .models import ApiToken
 from .serializers import (DetailSerializer, LoginSerializer, RegisteredSerializer,
                           RegisterSerializer, TokenSerializer, UserSerializer)
+from .services import UsernameTaken, user_register
 from .throttles import LoginThrottle, LoginUsernameThrottle, RegisterThrottle
 
 User = get_user_model()
@@ -42,11 +42,9 @@ class RegisterView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
-            with transaction.atomic():
-                user = User.objects.create_user(data["username"], data["email"],
-                                                data["password"])
-                _, key = ApiToken.issue(user, name="register")
-        except IntegrityError:
+            user, key = user_register(data["username"], data["email"], data["password"],
+                                      token_name="register")
+        except UsernameTaken:
             # Two registrations of one name raced past validation; the loser is told plainly.
             raise ValidationError({"username": ["This username is taken."]}) from None
         body = {"user": UserSerializer(user).data, "token": key}

@@ -42,24 +42,29 @@ class TransactionListView(generics.GenericAPIView):
         return self.get_paginated_response(LedgerEntrySerializer(page, many=True).data)
 
 
+def prices_quote():
+    """The prices and premium now, and what a job submitted now would pay per unit-hour: the
+    API's /prices/ and the dashboard's submit form."""
+    jobs = Job.objects.filter(status__in=Job.UNFINISHED).count()
+    machines = Machine.objects.filter(state=Machine.ONLINE).count()
+    premium = premium_rate(jobs, machines)
+    prices = resource_prices()
+    return {
+        "unit": "credits per hour of one core or one GPU",
+        "resources": prices,
+        "machine_types": machine_types(),
+        "premium_rate": premium,
+        "unfinished_jobs": jobs,
+        "online_machines": machines,
+        # What a job submitted now pays per unit-hour (its own submission included).
+        "effective": {name: (price * premium_rate(jobs + 1, machines)).quantize(QUANTUM)
+                      for name, price in prices.items()},
+        "default_job_cap": settings.DMARKET_DEFAULT_JOB_CAP,
+        "signup_grant": settings.DMARKET_SIGNUP_GRANT,
+    }
+
+
 class PricesView(APIView):
     @extend_schema(responses={200: PricesSerializer})
     def get(self, request):
-        jobs = Job.objects.filter(status__in=Job.UNFINISHED).count()
-        machines = Machine.objects.filter(state=Machine.ONLINE).count()
-        premium = premium_rate(jobs, machines)
-        prices = resource_prices()
-        data = {
-            "unit": "credits per hour of one core or one GPU",
-            "resources": prices,
-            "machine_types": machine_types(),
-            "premium_rate": premium,
-            "unfinished_jobs": jobs,
-            "online_machines": machines,
-            # What a job submitted now pays per unit-hour (its own submission included).
-            "effective": {name: (price * premium_rate(jobs + 1, machines)).quantize(QUANTUM)
-                          for name, price in prices.items()},
-            "default_job_cap": settings.DMARKET_DEFAULT_JOB_CAP,
-            "signup_grant": settings.DMARKET_SIGNUP_GRANT,
-        }
-        return Response(PricesSerializer(data).data)
+        return Response(PricesSerializer(prices_quote()).data)
