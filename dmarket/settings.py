@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files, served from static/ (no CDN): /api/docs/ works offline.
+    "drf_spectacular_sidecar",
     "dmarket.accounts",
     "dmarket.credits",
     "dmarket.machines",
@@ -66,6 +68,7 @@ INSTALLED_APPS = [
     "dmarket.files",
     "dmarket.inference",
     "dmarket.envs",
+    "dmarket.web",
 ]
 
 MIDDLEWARE = [
@@ -94,6 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dmarket.web.context.nav",
             ]
         },
     }
@@ -128,9 +132,23 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
+# The dashboard (dmarket/web): signed-in pages send others to the sign-in page.
+LOGIN_URL = "web:signin"
+LOGIN_REDIRECT_URL = "web:overview"
+# The session cookie is not readable by scripts; the CSRF cookie must be (the pages' fetch
+# calls send it back as X-CSRFToken). Both Secure when the server is reached over HTTPS.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DMARKET_SECURE_COOKIES", False)
+SESSION_COOKIE_AGE = 14 * 24 * 3600
+
 REST_FRAMEWORK = {
     # DRF's `Authorization: Token <key>`, against keys stored as digests (dmarket/accounts).
-    "DEFAULT_AUTHENTICATION_CLASSES": ["dmarket.accounts.authentication.ApiTokenAuthentication"],
+    # Also the dashboard's session (dmarket/web): its pages call this API from the browser,
+    # with Django's CSRF check on every unsafe method (DRF's SessionAuthentication). The token
+    # stays first, so a request with neither is still answered 401 with WWW-Authenticate.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["dmarket.accounts.authentication.ApiTokenAuthentication",
+                                       "rest_framework.authentication.SessionAuthentication"],
     # A machine agent's token only on its machine's routes (dmarket/accounts/permissions.py).
     "DEFAULT_PERMISSION_CLASSES": ["dmarket.accounts.permissions.IsUser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -172,6 +190,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "dmarket.common.schema.add_error_responses"],
 }

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 
 from dmarket.accounts import views as accounts
@@ -21,14 +22,15 @@ api = [
     path("machines/", machines.MachineListView.as_view()),
     path("machines/<int:pk>/", machines.MachineDetailView.as_view()),
     path("machines/<int:pk>/heartbeat/", machines.MachineHeartbeatView.as_view()),
-    path("machines/<int:pk>/history/", machines.MachineHistoryView.as_view()),
-    path("jobs/", jobs.JobListView.as_view()),
+    path("machines/<int:pk>/history/", machines.MachineHistoryView.as_view(),
+         name="machine-history"),
+    path("jobs/", jobs.JobListView.as_view(), name="job-list"),
     path("jobs/<int:pk>/", jobs.JobDetailView.as_view()),
-    path("jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view()),
-    path("jobs/<int:pk>/log/", jobs.JobLogView.as_view()),
-    path("jobs/<int:pk>/results/", jobs.JobResultListView.as_view()),
+    path("jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
+    path("jobs/<int:pk>/log/", jobs.JobLogView.as_view(), name="job-log"),
+    path("jobs/<int:pk>/results/", jobs.JobResultListView.as_view(), name="job-results"),
     path("jobs/<int:pk>/results/<path:path>", jobs.JobResultFileView.as_view()),
-    path("jobs/<int:pk>/executors/", cluster.ExecutorListView.as_view()),
+    path("jobs/<int:pk>/executors/", cluster.ExecutorListView.as_view(), name="job-executors"),
     path("jobs/<int:pk>/executors/<str:executor_id>/log/", cluster.ExecutorLogView.as_view()),
     path("jobs/<int:pk>/inputs/<int:input_id>/<str:token>/<str:filename>",
          files.JobInputView.as_view()),
@@ -37,33 +39,40 @@ api = [
     path("envs/", envs.EnvironmentListView.as_view()),
     path("envs/<str:key>/", envs.EnvironmentDetailView.as_view()),
     path("envs/<str:key>/save/", envs.EnvironmentSaveView.as_view()),
-    path("files/", files.FileListView.as_view()),
+    path("files/", files.FileListView.as_view(), name="file-list"),
     # Before files/<path:name>; no file name ends with '/', so none is shadowed.
     path("files/usage/", files.StorageUsageView.as_view()),
     path("files/<path:name>", files.FileView.as_view()),
-    path("file-versions/<path:name>", files.FileVersionListView.as_view()),
+    path("file-versions/<path:name>", files.FileVersionListView.as_view(), name="file-versions"),
     path("file-replicas/<path:name>", files.FileReplicasView.as_view()),
     path("inference/", inference.InferenceListView.as_view()),
-    path("inference/rates/", inference.InferenceRatesView.as_view()),
-    path("inference/<int:pk>/", inference.InferenceDetailView.as_view()),
-    path("inference/<int:pk>/cancel/", inference.InferenceCancelView.as_view()),
+    path("inference/rates/", inference.InferenceRatesView.as_view(), name="inference-rates"),
+    path("inference/<int:pk>/", inference.InferenceDetailView.as_view(), name="inference-detail"),
+    path("inference/<int:pk>/cancel/", inference.InferenceCancelView.as_view(),
+         name="inference-cancel"),
     path("inference/<int:pk>/stats/", inference.InferenceStatsView.as_view()),
     path("inference/<int:pk>/results/", inference.InferenceResultListView.as_view()),
     path("inference/<int:pk>/results/download/",
-         inference.InferenceResultDownloadView.as_view()),
+         inference.InferenceResultDownloadView.as_view(), name="inference-download"),
     path("cluster/status/", inference.ClusterStatusView.as_view()),
     path("credits/", credits.CreditsView.as_view()),
     path("credits/transactions/", credits.TransactionListView.as_view()),
-    path("prices/", credits.PricesView.as_view()),
+    path("prices/", credits.PricesView.as_view(), name="prices"),
     path("health/", HealthView.as_view()),
     path("metrics/", MetricsView.as_view()),
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[],
-                                               permission_classes=[AllowAny])),
+                                               permission_classes=[AllowAny]), name="schema"),
+    # Swagger UI from the schema, its files from static/ (drf-spectacular-sidecar); "Try it
+    # out" calls the API with the signed-in session and its CSRF token.
+    path("docs/", SpectacularSwaggerView.as_view(
+        url_name="schema", authentication_classes=[SessionAuthentication],
+        permission_classes=[AllowAny]), name="docs"),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api)),
+    path("", include("dmarket.web.urls")),
 ]
 
 handler404 = "dmarket.common.api.json_404"

@@ -1,0 +1,249 @@
+"""The dashboard's pages through Django's test client: who may see what, the sign-in rules
+(the API's own limits), each page and its live parts, and the API under the session."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from dmarket.accounts.models import ApiToken
+from dmarket.conftest import client_for
+from dmarket.credits.models import LedgerEntry
+from dmarket.files.tests.util import uploaded
+from dmarket.inference.models import InferenceJob
+from dmarket.jobs.models import Job
+from dmarket.machines.models import Machine, MachineStateChange
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "a long test password 1"
+PAGES = ["/", "/jobs/", "/jobs/new/", "/machines/", "/credits/", "/files/", "/inference/",
+         "/cluster/", "/tokens/"]
+
+
+def signed_in(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def job_of(user, **fields):
+    values = {"name": "train", "entry_file": "dmarket://apps/train.py@1", "cores": 2,
+              "max_credits": Decimal("5")}
+    values.update(fields)
+    return Job.objects.create(user=user, **values)
+
+
+def text(response):
+    return response.content.decode()
+
+
+@pytest.mark.parametrize("path", PAGES + ["/jobs/1/", "/machines/1/", "/inference/1/"])
+def test_a_page_sends_the_signed_out_to_sign_in(path):
+    response = Client().get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/signin/?next={path}"
+
+
+def test_sign_up_signs_in_with_the_grant_and_the_apis_rules(settings):
+    client = Client()
+    response = client.post("/signup/", {"username": "newbie", "email": "",
+                                        "password": "a long new password 7"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Welcome, newbie: you have 100 credits to spend." in text(page)
+    assert re.search(r'data-credits="available">100\.000000<', text(page))
+    # The same validation as POST /api/auth/register/.
+    taken = Client().post("/signup/", {"username": "NEWBIE", "password": "a long new password 7"})
+    assert taken.status_code == 400
+    assert "This username is taken." in text(taken)
+    weak = Client().post("/signup/", {"username": "other", "password": "short"})
+    assert weak.status_code == 400
+    assert "This password is too short." in text(weak)
+
+
+def test_sign_up_is_throttled_like_the_api(settings):
+    settings.DMARKET_REGISTER_RATE = "1/hour"
+    assert Client().post("/signup/", {"username": "one", "password": "a long new password 7"}
+                         ).status_code == 302
+    refused = Client().post("/signup/", {"username": "two", "password": "a long new password 7"})
+    assert refused.status_code == 429
+    assert "Too many sign-ups: try again in" in text(refused)
+
+
+def test_sign_in_and_out(alice):
+    client = Client()
+    wrong = client.post("/signin/", {"username": "alice", "password": "nope"})
+    assert wrong.status_code == 401
+    assert "Wrong username or password." in text(wrong)
+    response = client.post("/signin/", {"username": "alice", "password": PASSWORD,
+                                        "next": "/jobs/"})
+    assert response.status_code == 302 and response["Location"] == "/jobs/"
+    assert client.get("/jobs/").status_code == 200
+    assert client.get("/signout/").status_code == 405  # a link cannot sign anyone out
+    assert client.post("/signout/")["Location"] == "/signin/"
+    assert client.get("/jobs/").status_code == 302
+
+
+def test_sign_in_goes_nowhere_outside_the_site(alice):
+    response = Client().post("/signin/", {"username": "alice", "password": PASSWORD,
+                                          "next": "https://evil.example/"})
+    assert response["Location"] == "/"
+
+
+def test_sign_in_is_throttled_per_username_like_the_api(settings, alice):
+    settings.DMARKET_LOGIN_USERNAME_RATE = "2/hour"
+    for _ in range(2):
+        assert Client().post("/signin/", {"username": "alice", "password": "x"}
+                             ).status_code == 401
+    refused = Client().post("/signin/", {"username": "alice", "password": PASSWORD})
+    assert refused.status_code == 429
+    assert "Too many attempts" in text(refused)
+
+
+def test_every_page_renders_with_data_and_loads_nothing_from_elsewhere(alice, make_user):
+    owner = make_user("carol")
+    machine = Machine.objects.create(user=alice, name="box", cores=4, memory_mb=4096,
+                                     address="127.0.0.9", state=Machine.ONLINE)
+    MachineStateChange.objects.create(machine=machine, state=Machine.ONLINE, reason="joined")
+    Machine.objects.create(user=owner, name="carols", cores=2, memory_mb=2048,
+                           address="127.0.0.8", state=Machine.ONLINE)
+    job = job_of(alice, status=Job.RUNNING, started_at=timezone.now())
+    uploaded(alice, "data/train.csv", b"a,b\n1,2\n")
+    ijob = InferenceJob.objects.create(user=alice, job=job_of(alice, name="infer"),
+                                       model="dmarket://m.keras", data="dmarket://d.csv",
+                                       batch_size=8)
+    client = signed_in(alice)
+    for path in PAGES + [f"/jobs/{job.pk}/", f"/machines/{machine.pk}/",
+                         f"/inference/{ijob.pk}/", "/api/docs/"]:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        html = text(response)
+        # Every script, style and image from this server (no CDN).
+        assert re.findall(r'(?:src|href)="(?:https?:)?//', html) == [], path
+    assert "dmarket://data/train.csv@1" in text(client.get("/files/"))
+    assert "#" + str(job.pk) in text(client.get("/"))
+    assert "carols" in text(client.get("/cluster/"))
+
+
+def test_swagger_ui_is_served_from_static_files(client):
+    html = text(client.get("/api/docs/"))
+    scripts = re.findall(r'src="([^"]+)"', html)
+    assert any(s.endswith("swagger-ui-bundle.js") for s in scripts), scripts
+    for src in scripts:
+        assert src.startswith("/static/"), src
+    assert '"/api/schema/"' in html
+
+
+def test_a_live_part_is_the_fragment_alone(alice):
+    job = job_of(alice)
+    client = signed_in(alice)
+    part = client.get("/jobs/?part=jobs")
+    assert part.status_code == 200
+    assert "<html" not in text(part) and f'data-job="{job.pk}"' in text(part)
+    assert client.get("/jobs/?part=nothing").status_code == 404
+    summary = text(client.get(f"/jobs/{job.pk}/?part=job"))
+    assert "QUEUED" in summary and "data-final" not in summary
+    job.status, job.settled_at = Job.SUCCEEDED, timezone.now()
+    job.save(update_fields=["status", "settled_at"])
+    assert "data-final" in text(client.get(f"/jobs/{job.pk}/?part=job"))
+
+
+def test_jobs_filter_by_status_and_refuse_an_unknown_one(alice):
+    job_of(alice, name="waiting")
+    job_of(alice, name="done", status=Job.SUCCEEDED)
+    client = signed_in(alice)
+    html = text(client.get("/jobs/?status=succeeded&part=jobs"))
+    assert "done" in html and "waiting" not in html
+    bad = client.get("/jobs/?status=nope")
+    assert bad.status_code == 400
+    assert text(bad) == ("Unknown status 'nope': one of QUEUED, STARTING, RUNNING, SUCCEEDED, "
+                         "FAILED, CANCELLED, LOST.")
+
+
+def test_another_users_job_machine_and_inference_are_a_404_page(alice, bob):
+    job = job_of(bob)
+    machine = Machine.objects.create(user=bob, cores=1, memory_mb=1024, address="127.0.0.7")
+    ijob = InferenceJob.objects.create(user=bob, job=job_of(bob), model="dmarket://m",
+                                       data="dmarket://d", batch_size=1)
+    client = signed_in(alice)
+    for path in (f"/jobs/{job.pk}/", f"/jobs/{job.pk}/?part=job", f"/machines/{machine.pk}/",
+                 f"/inference/{ijob.pk}/"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert "<h1>Not found</h1>" in text(response)
+        assert bob.username not in text(response)
+
+
+def test_the_job_page_lists_its_results_to_download(alice):
+    job = job_of(alice, status=Job.SUCCEEDED, finished_at=timezone.now())
+    job.output_dir.mkdir(parents=True)
+    (job.output_dir / "model.txt").write_text("weights")
+    html = text(signed_in(alice).get(f"/jobs/{job.pk}/"))
+    assert f'href="/api/jobs/{job.pk}/results/model.txt"' in html
+    download = signed_in(alice).get(f"/api/jobs/{job.pk}/results/model.txt")
+    assert download.status_code == 200
+    assert b"".join(download.streaming_content) == b"weights"
+
+
+def test_credits_page_filters_the_ledger_and_charts_it(alice):
+    client = signed_in(alice)
+    html = text(client.get("/credits/?kind=grant"))
+    assert "signup grant" in html.lower() or "grant" in html
+    series = re.search(r'<script id="credits-series" type="application/json">(.*?)</script>',
+                       html).group(1)
+    assert '"balance": "100.000000"' in series
+    assert text(client.get("/credits/?kind=charge&part=credits")).count("<tr>") == 2  # head, none
+    assert client.get("/credits/?kind=bogus").status_code == 400
+
+
+def test_tokens_are_issued_once_and_revoked_only_by_their_owner(alice, bob):
+    client = signed_in(alice)
+    response = client.post("/tokens/", {"action": "issue", "name": "laptop"})
+    key = re.search(r'<code id="new-token">([0-9a-f]{40})</code>', text(response)).group(1)
+    assert client_for(type("U", (), {"token": key})()).get("/api/auth/me/").json()[
+        "username"] == "alice"
+    token = ApiToken.objects.get(user=alice, name="laptop")
+    assert key not in text(client.get("/tokens/"))  # shown once
+    bobs = ApiToken.objects.filter(user=bob).first()
+    assert client.post("/tokens/", {"action": "revoke", "token": bobs.pk}).status_code == 404
+    assert ApiToken.objects.filter(pk=bobs.pk).exists()
+    assert client.post("/tokens/", {"action": "revoke", "token": "x"}).status_code == 400
+    response = client.post("/tokens/", {"action": "revoke", "token": token.pk})
+    assert response.status_code == 302
+    assert not ApiToken.objects.filter(pk=token.pk).exists()
+
+
+def test_the_api_takes_the_session_only_with_its_csrf_token(alice, entry_file):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    body = {"name": "web", "entry_file": entry_file, "cores": 1}
+    refused = client.post("/api/jobs/", body, content_type="application/json")
+    assert refused.status_code == 403
+    assert refused.json() == {"detail": "CSRF Failed: CSRF cookie not set."}
+    client.get("/jobs/new/")  # sets the CSRF cookie, as a page does
+    token = client.cookies["csrftoken"].value
+    response = client.post("/api/jobs/", body, content_type="application/json",
+                           HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 201, response.json()
+    assert Job.objects.get(pk=response.json()["id"]).user == alice
+    # Without a session or a token the API still answers 401 with its challenge.
+    anonymous = Client().get("/api/jobs/")
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"] == "Token"
+
+
+def test_a_machine_page_charts_its_states(alice):
+    machine = Machine.objects.create(user=alice, cores=1, memory_mb=1024, address="127.0.0.6")
+    html = text(signed_in(alice).get(f"/machines/{machine.pk}/"))
+    assert f'data-machine-chart="/api/machines/{machine.pk}/history/"' in html
+    assert '["ONLINE", "OFFLINE", "PAUSED", "REMOVED"]' in html
+
+
+def test_the_submit_form_shows_the_price_before_submitting(alice, settings):
+    html = text(signed_in(alice).get("/jobs/new/"))
+    assert "credits per core-hour" in html
+    assert 'data-jobs="/api/jobs/"' in html and 'data-files="/api/files/"' in html
+    assert LedgerEntry.objects.filter(user=alice).count() == 1  # only looking costs nothing

@@ -1,0 +1,109 @@
+"""A job's Spark UI through the dashboard, against a fake history server (a real HTTP server
+that records what it is asked; the real one: dmarket/cluster/tests/test_browser_job.py): the
+job's own application's pages only, sandboxed, never another application's or the list."""
+
+import http.server
+import threading
+
+import pytest
+from django.test import Client
+
+from dmarket.jobs.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def history(settings):
+    asked = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append((self.path, self.headers.get("X-Forwarded-Context")))
+            if self.path == "/history/app-1/":
+                self.send_response(302)
+                self.send_header("Location", f"http://{self.headers['Host']}"
+                                             f"{self.headers['X-Forwarded-Context']}"
+                                             "/history/app-1/jobs/")
+                self.end_headers()
+                return
+            body = f"<html><p>page {self.path}</p><script>alert(1)</script></html>".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html;charset=utf-8")
+            self.send_header("Set-Cookie", "JSESSIONID=spark")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.DMARKET_HISTORY_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    yield asked
+    server.shutdown()
+
+
+def signed_in(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def job_of(user, app_id="app-1"):
+    return Job.objects.create(user=user, name="j", entry_file="dmarket://a.py@1",
+                              status=Job.SUCCEEDED, spark_app_id=app_id)
+
+
+def test_the_jobs_own_pages_come_sandboxed_under_its_prefix(alice, history):
+    job = job_of(alice)
+    client = signed_in(alice)
+    prefix = f"/jobs/{job.pk}/spark/"
+
+    first = client.get(prefix)
+    assert first.status_code == 302 and first["Location"] == prefix + "history/app-1/jobs/"
+    page = client.get(prefix + "history/app-1/jobs/?id=3")
+    assert page.status_code == 200
+    assert b"".join(page.streaming_content) == (
+        b"<html><p>page /history/app-1/jobs/?id=3</p><script>alert(1)</script></html>")
+    # No script of the page may run in the dashboard's origin; Spark's cookie stays behind.
+    assert page["Content-Security-Policy"].startswith("sandbox allow-same-origin")
+    assert "allow-scripts" not in page["Content-Security-Policy"]
+    assert "script-src 'none'" in page["Content-Security-Policy"]
+    assert "Set-Cookie" not in page
+    # Spark writes its links under the prefix it is told.
+    assert history[-1] == ("/history/app-1/jobs/?id=3", prefix.rstrip("/"))
+
+    moved = client.get(prefix + "history/app-1/")
+    assert moved.status_code == 302 and moved["Location"] == prefix + "history/app-1/jobs/"
+    assert client.get(prefix + "api/v1/applications/app-1/jobs").status_code == 200
+    assert client.get(prefix + "static/spark-dag-viz.css").status_code == 200
+
+
+@pytest.mark.parametrize("rest", [
+    "history/app-2/jobs/", "api/v1/applications", "api/v1/applications/",
+    "api/v1/applications/app-2/jobs", "api/v1/applications/app-1/../app-2/jobs",
+    "history/app-1/../app-2/", "history/app-10/jobs/", "history/", "", "static/../history/",
+    "api/v1/version", "history/app-1\\..\\app-2/"])
+def test_no_other_path_reaches_the_history_server(alice, history, rest):
+    job = job_of(alice)
+    response = signed_in(alice).get(f"/jobs/{job.pk}/spark/{rest}")
+    assert response.status_code == (302 if rest == "" else 404), rest
+    assert history == []
+
+
+def test_another_users_job_and_a_job_without_application_are_404(alice, bob, history):
+    job = job_of(bob)
+    assert signed_in(alice).get(f"/jobs/{job.pk}/spark/history/app-1/jobs/").status_code == 404
+    waiting = job_of(alice, app_id="")
+    assert signed_in(alice).get(f"/jobs/{waiting.pk}/spark/").status_code == 404
+    assert Client().get(f"/jobs/{job.pk}/spark/").status_code == 302  # to sign in
+    assert history == []
+
+
+def test_the_history_server_down_is_a_503(alice, settings):
+    settings.DMARKET_HISTORY_URL = "http://127.0.0.1:9"
+    job = job_of(alice)
+    response = signed_in(alice).get(f"/jobs/{job.pk}/spark/history/app-1/jobs/")
+    assert response.status_code == 503
+    assert response.content.startswith(b"The Spark history server does not answer:")
