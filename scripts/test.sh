@@ -5,6 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./install.sh
+# The dashboard's browser tests drive Debian's chromium through its chromedriver
+# (dmarket/web/tests); only the tests need them, so they are installed here, not by install.sh.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "[test] installing chromium and chromium-driver for the browser tests"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "[test] chromium or chromedriver missing: the browser tests will be skipped" \
+         "(apt-get install chromium chromium-driver)" >&2
+  fi
+fi
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dmarket}
 
 pg_up() { .venv/bin/python - "$DATABASE_URL" <<'PY'

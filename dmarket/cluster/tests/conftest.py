@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from dmarket.cluster.testing import LocalCluster
+# The dashboard's headless browser, for test_browser_job.py.
+from dmarket.web.tests.conftest import browser, chromium  # noqa: F401
 
 APPS = Path(__file__).parent / "apps"
 WORKERS = [("127.0.0.2", 1, 1024), ("127.0.0.3", 1, 1024)]
