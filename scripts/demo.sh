@@ -85,8 +85,16 @@ else
   echo "(cannot log in as $DJANGO_SUPERUSER_USERNAME: set DJANGO_SUPERUSER_PASSWORD)"
 fi
 
+step "The dashboard"
+for page in signin/ api/docs/; do
+  code=$(curl -sS -o /dev/null -w '%{http_code}' "$DMARKET_SERVER/$page")
+  echo "$DMARKET_SERVER/$page answers $code"
+  [ "$code" = 200 ] || { echo "the dashboard's /$page does not answer 200" >&2; exit 1; }
+done
+
 test_id=$(cat "$DMARKET_DATA_DIR/mnist/test.id")
 echo
+echo "Dashboard: $DMARKET_SERVER/ (sign in as demo, password in $password_file; doc/dashboard.md)"
 echo "Test accuracy and confusion matrix: $DMARKET_DATA_DIR/mnist/test-$test_id/ (accuracy.json, confusion.png)"
 echo "Running: central server $DMARKET_SERVER/ (admin at /admin/, user $DJANGO_SUPERUSER_USERNAME,"
 echo "password in $admin_password_file), Spark master UI http://127.0.0.1:${DMARKET_SPARK_MASTER_UI_PORT:-8080}/,"
