@@ -15,6 +15,7 @@ from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine, MachineStateChange
 
 from .conftest import screenshot
+from .test_spark_ui import history  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -164,3 +165,18 @@ def test_an_inference_jobs_batch_size_is_set_and_its_rate_charted(browser, live_
     wait_for(browser, lambda d: "Ensure this value is greater than or equal to 1." in
              find(d, "form[data-batch-form] [data-errors]").text, what="the API's refusal")
     screenshot(browser, "inference-job")
+
+
+def test_a_jobs_markup_in_its_spark_ui_runs_no_script(browser, live_server, history):
+    """The fake history server's page carries a script, as a hostile job's description
+    might: through the proxy, Chromium runs none of it."""
+    base = live_server.url
+    sign_up(browser, base, "mallory")
+    mallory = Machine.objects.model.user.field.related_model.objects.get(username="mallory")
+    job = Job.objects.create(user=mallory, name="j", entry_file="dmarket://a.py@1",
+                             status=Job.SUCCEEDED, spark_app_id="app-1")
+    browser.get(base + f"/jobs/{job.pk}/spark/")
+    wait_for(browser, lambda d: "page /history/app-1/jobs/" in
+             d.find_element(By.TAG_NAME, "body").text, what="the proxied page")
+    assert browser.execute_script("return window.pwned === undefined")
+    assert browser.title != "pwned"

@@ -247,3 +247,21 @@ def test_the_submit_form_shows_the_price_before_submitting(alice, settings):
     assert "credits per core-hour" in html
     assert 'data-jobs="/api/jobs/"' in html and 'data-files="/api/files/"' in html
     assert LedgerEntry.objects.filter(user=alice).count() == 1  # only looking costs nothing
+
+
+def test_a_pages_form_needs_its_csrf_token(alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    assert client.post("/tokens/", {"action": "issue"}).status_code == 403
+    assert client.post("/signout/").status_code == 403
+    assert ApiToken.objects.filter(user=alice).count() == 1  # make_user's own
+
+
+def test_what_a_user_wrote_is_shown_as_text(alice):
+    job = job_of(alice, name='<script>alert("x")</script>', status=Job.FAILED,
+                 status_reason="<img src=x onerror=alert(1)>")
+    client = signed_in(alice)
+    for path in (f"/jobs/{job.pk}/", "/jobs/"):
+        html = text(client.get(path))
+        assert "<script>alert" not in html and "<img src=x" not in html, path
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html, path
