@@ -10,6 +10,7 @@ from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from dmarket.conftest import client_for
 from dmarket.inference.models import InferenceBatch, InferenceJob
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine, MachineStateChange
@@ -180,3 +181,28 @@ def test_a_jobs_markup_in_its_spark_ui_runs_no_script(browser, live_server, hist
              d.find_element(By.TAG_NAME, "body").text, what="the proxied page")
     assert browser.execute_script("return window.pwned === undefined")
     assert browser.title != "pwned"
+
+
+def test_a_queued_job_is_cancelled_from_its_page(browser, live_server, make_user,
+                                                 entry_file):
+    base = live_server.url
+    user = make_user("carl")
+    response = client_for(user).post("/api/jobs/", {"name": "waiting", "entry_file": entry_file,
+                                                    "max_credits": "3"}, format="json")
+    assert response.status_code == 201
+    job_id = response.json()["id"]
+    browser.get(base + f"/jobs/{job_id}/")
+    assert browser.current_url == base + f"/signin/?next=/jobs/{job_id}/"
+    find(browser, "input[name=username]").send_keys("carl")
+    find(browser, "input[name=password]").send_keys("a long test password 1")
+    find(browser, "form button[type=submit]").click()
+    wait_for(browser, lambda d: d.current_url == base + f"/jobs/{job_id}/", what="the job")
+    browser.execute_script("window.notReloaded = true")
+    assert "QUEUED" in find(browser, "#job-status").text
+    find(browser, "button[data-confirm^='Cancel job']").click()
+    browser.switch_to.alert.accept()
+    wait_for(browser, lambda d: "CANCELLED" in find(d, "#job-status").text,
+             what="the cancelled state")
+    assert browser.execute_script("return window.notReloaded") is True
+    assert not browser.find_elements(By.CSS_SELECTOR, "button[data-confirm^='Cancel job']")
+    assert Job.objects.get(pk=job_id).status == Job.CANCELLED
