@@ -2,8 +2,10 @@
 chromedriver (install.sh installs both), driven by Selenium against pytest-django's live
 server. Screenshots go to test-artifacts/screenshots/ (DMARKET_TEST_ARTIFACTS to move it)."""
 
+import http.server
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -76,3 +78,38 @@ def screenshot(driver, name, phone=True):
         driver.save_screenshot(str(folder / f"{name}-phone.png"))
         driver.set_window_size(*DESKTOP)
         assert overflow <= 0, f"{name}: {overflow} px wider than a phone's screen"
+
+
+@pytest.fixture
+def history(settings):
+    """A fake history server (a real HTTP server) answering every path with a page that
+    carries a script, and /history/app-1/ with a redirect as Spark's does; the list of
+    (path, X-Forwarded-Context) it was asked."""
+    asked = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append((self.path, self.headers.get("X-Forwarded-Context")))
+            if self.path == "/history/app-1/":
+                self.send_response(302)
+                self.send_header("Location", f"http://{self.headers['Host']}"
+                                             f"{self.headers['X-Forwarded-Context']}"
+                                             "/history/app-1/jobs/")
+                self.end_headers()
+                return
+            body = (f"<html><p>page {self.path}</p><script>window.pwned = 1; "
+                    "document.title = 'pwned'</script></html>").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html;charset=utf-8")
+            self.send_header("Set-Cookie", "JSESSIONID=spark")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.DMARKET_HISTORY_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    yield asked
+    server.shutdown()

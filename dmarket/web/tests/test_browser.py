@@ -16,7 +16,6 @@ from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine, MachineStateChange
 
 from .conftest import screenshot
-from .test_spark_ui import history  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,9 +1,6 @@
-"""A job's Spark UI through the dashboard, against a fake history server (a real HTTP server
-that records what it is asked; the real one: dmarket/cluster/tests/test_browser_job.py): the
+"""A job's Spark UI through the dashboard, against a fake history server (`history` in
+conftest.py; the real one: dmarket/cluster/tests/test_browser_job.py): the
 job's own application's pages only, sandboxed, never another application's or the list."""
-
-import http.server
-import threading
 
 import pytest
 from django.test import Client
@@ -11,38 +8,6 @@ from django.test import Client
 from dmarket.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def history(settings):
-    asked = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            asked.append((self.path, self.headers.get("X-Forwarded-Context")))
-            if self.path == "/history/app-1/":
-                self.send_response(302)
-                self.send_header("Location", f"http://{self.headers['Host']}"
-                                             f"{self.headers['X-Forwarded-Context']}"
-                                             "/history/app-1/jobs/")
-                self.end_headers()
-                return
-            body = (f"<html><p>page {self.path}</p><script>window.pwned = 1; "
-                    "document.title = 'pwned'</script></html>").encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html;charset=utf-8")
-            self.send_header("Set-Cookie", "JSESSIONID=spark")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.DMARKET_HISTORY_URL = f"http://127.0.0.1:{server.server_address[1]}"
-    yield asked
-    server.shutdown()
 
 
 def signed_in(user):
