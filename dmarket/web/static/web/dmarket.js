@@ -377,9 +377,13 @@
     const series = JSON.parse(document.getElementById("credits-series").textContent);
     chart(canvas, { type: "line", data: { datasets: [
       styled(0, { label: "Balance", data: series.map((p) => ({ x: p.t, y: Number(p.balance) })), stepped: true }),
-      styled(1, { label: "Spent", data: series.map((p) => ({ x: p.t, y: Number(p.spent) })) }),
-      styled(2, { label: "Earned", data: series.map((p) => ({ x: p.t, y: Number(p.earned) })) }),
-    ] }, options: { scales: { x: timeAxis, y: { title: { display: true, text: "credits" } } } } });
+      styled(1, { label: "Spent", yAxisID: "flow", data: series.map((p) => ({ x: p.t, y: Number(p.spent) })) }),
+      styled(2, { label: "Earned", yAxisID: "flow", data: series.map((p) => ({ x: p.t, y: Number(p.earned) })) }),
+    ] }, options: { scales: { x: timeAxis,
+      // Spending is often a small fraction of the balance: its own scale, on the right.
+      y: { title: { display: true, text: "balance" } },
+      flow: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false },
+              title: { display: true, text: "spent, earned" } } } } });
   }
 
   async function machineChart(canvas) {
