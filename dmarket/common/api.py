@@ -1,6 +1,7 @@
 """What every endpoint shares: pagination, and errors as JSON a person can act on."""
 
-from django.http import JsonResponse
+from django.http import HttpResponseServerError, JsonResponse
+from django.template.loader import render_to_string
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
@@ -76,6 +77,10 @@ def json_404(request, exception=None):
 
 def json_500(request):
     request_id = getattr(request, "request_id", "")
+    if not request.path.startswith("/api/"):
+        # A page: a page, standalone (a template that needs nothing that may have failed).
+        body = render_to_string("500.html", {"request_id": request_id})
+        return HttpResponseServerError(body)
     return JsonResponse({"detail": "Internal server error; the operators have the details "
                                    f"(request {request_id}).", "request_id": request_id},
                         status=500)

@@ -7,10 +7,14 @@ from urllib.parse import unquote_to_bytes
 from django.http import JsonResponse
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 class RejectNulMiddleware:
-    """A NUL character in the path or the query string is a 400 naming the problem: no name,
-    pattern or parameter of the market may hold one, and PostgreSQL refuses it in any string
-    (where it would surface as a 500)."""
+    """A NUL character in the path, the query string or a form's field (the dashboard's
+    forms) is a 400 naming the problem: no name, pattern or parameter of the market may hold
+    one, and PostgreSQL refuses it in any string (where it would surface as a 500). JSON
+    bodies are the serializers' to check; uploaded files are bytes."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -21,6 +25,14 @@ class RejectNulMiddleware:
             return JsonResponse({"detail": "The request's path or query string holds a NUL "
                                            "character (%00), which no parameter may hold."},
                                 status=400)
+        # The pages' forms only: Django's CSRF check parses their bodies anyway; the API
+        # takes JSON (its views are exempt from that check and parse their own bodies).
+        if (request.method == "POST" and not request.path.startswith("/api/")
+                and request.content_type in FORM_TYPES
+                and any("\x00" in key or any("\x00" in value for value in values)
+                        for key, values in request.POST.lists())):
+            return JsonResponse({"detail": "A field of the form holds a NUL character, which "
+                                           "no field may hold."}, status=400)
         return self.get_response(request)
 
 

@@ -144,11 +144,17 @@ def file_for(user, ref):
     return stored
 
 
+# The longest name filter a listing takes (?pattern=): PostgreSQL compiles it, and a long
+# one (thousands of characters) takes it seconds or fails as "too complex".
+MAX_PATTERN = 255
+
+
 def glob_regex(pattern):
     """A shell-style pattern (* and ?, matching '/' too) as an anchored regular expression
-    that PostgreSQL and SQLite evaluate alike."""
+    that PostgreSQL and SQLite evaluate alike. A run of stars is one star (the same match,
+    without a regular expression that PostgreSQL takes long to compile)."""
     return "^" + "".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
-                         for c in pattern) + "$"
+                         for c in re.sub(r"\*+", "*", pattern)) + "$"
 
 
 def files_latest(user, owner=None, pattern=None):

@@ -16,9 +16,9 @@ from .models import FileVersion
 from .names import BadName, FileRef, check_name
 from .serializers import (FileDeletedSerializer, FilePatchSerializer, FileReplicasSerializer,
                           FileVersionSerializer, StorageUsageSerializer)
-from .services import (QuotaExceeded, UploadFailed, file_delete, file_for, file_publish,
-                       file_store, files_latest, job_credential_check, job_input_source,
-                       storage_summary, version_of)
+from .services import (MAX_PATTERN, QuotaExceeded, UploadFailed, file_delete, file_for,
+                       file_publish, file_store, files_latest, job_credential_check,
+                       job_input_source, storage_summary, version_of)
 from .storage import blob_redirect, blob_replicas, blob_response
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -53,7 +53,10 @@ class FileListView(generics.ListAPIView):
 
     def get_queryset(self):
         params = self.request.query_params
-        found = files_latest(self.request.user, params.get("owner"), params.get("pattern"))
+        pattern = params.get("pattern")
+        if pattern is not None and len(pattern) > MAX_PATTERN:
+            raise ValidationError({"pattern": [f"At most {MAX_PATTERN} characters."]})
+        found = files_latest(self.request.user, params.get("owner"), pattern)
         sha256 = params.get("sha256")
         if sha256 is not None:
             if not SHA256.match(sha256.lower()):

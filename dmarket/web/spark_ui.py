@@ -12,8 +12,9 @@ the dashboard's origin, as its owner or as an operator who looks. Spark's server
 tabs (jobs, stages, storage, environment, SQL) work; its script-drawn parts (the executors
 tab, timelines, DAGs) do not: the job's page lists the executors itself."""
 
+import logging
 import re
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
@@ -24,18 +25,29 @@ from django.urls import reverse
 from dmarket.common.api import visible_to
 from dmarket.jobs.models import Job
 
-SANDBOX = ("sandbox allow-same-origin allow-forms allow-popups; script-src 'none'; "
-           "object-src 'none'; base-uri 'none'; frame-ancestors 'self'")
-STATIC = re.compile(r"^static/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+# No script runs; nothing loads from or posts to another site (a job's markup could draw a
+# sign-in form posting elsewhere, or images that track who looks).
+SANDBOX = ("sandbox allow-same-origin allow-forms allow-popups; default-src 'self'; "
+           "script-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+           "form-action 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'")
+# What a path's segments may be: no '%' (requests would decode %2e into a dot that climbs
+# out of the job's application), no ';' (a path parameter, which older Jettys strip).
+SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 PASSED_HEADERS = ("Content-Type", "Content-Disposition", "Last-Modified", "Cache-Control")
 TIMEOUT = 10
+
+log = logging.getLogger(__name__)
 
 
 def allowed(rest, app_id):
     """Whether the path (after /jobs/ID/spark/) is the job's application's own, or static."""
-    if any(part in (".", "..") for part in rest.split("/")) or "\\" in rest:
+    parts = rest.split("/")
+    # Only a trailing slash may leave an empty segment; none may be '.', '..' or encoded.
+    if parts[-1] == "":
+        parts.pop()
+    if not parts or not all(SEGMENT.match(part) for part in parts):
         return False
-    if STATIC.match(rest):
+    if parts[0] == "static" and len(parts) > 1:
         return True
     for base in (f"history/{app_id}", f"api/v1/applications/{app_id}"):
         if rest == base or rest.startswith(base + "/"):
@@ -55,15 +67,16 @@ def job_spark_ui(request, pk, rest=""):
         return HttpResponseRedirect(f"{prefix}history/{job.spark_app_id}/jobs/")
     if not allowed(rest, job.spark_app_id):
         raise Http404("Not a page of this job's application.")
-    url = f"{settings.DMARKET_HISTORY_URL.rstrip('/')}/{rest}"
+    url = f"{settings.DMARKET_HISTORY_URL.rstrip('/')}/{quote(rest, safe='/')}"
     query = request.META.get("QUERY_STRING", "")
     try:
         upstream = requests.get(url + (f"?{query}" if query else ""), stream=True,
                                 timeout=TIMEOUT, allow_redirects=False,
                                 headers={"X-Forwarded-Context": prefix.rstrip("/")})
     except requests.RequestException as e:
-        return HttpResponse(f"The Spark history server does not answer: {e}", status=503,
-                            content_type="text/plain; charset=utf-8")
+        log.warning("job %s: the history server does not answer: %s", job.pk, e)
+        return HttpResponse("The Spark history server does not answer; try again shortly.",
+                            status=503, content_type="text/plain; charset=utf-8")
     if upstream.is_redirect:
         upstream.close()
         return HttpResponseRedirect(redirect_target(upstream.headers.get("Location", ""),

@@ -4,7 +4,9 @@ static/web/dmarket.js every few seconds); what a page changes (submit, cancel, u
 publish, batch size) it changes through the API itself, with the session and its CSRF token,
 so every rule is the API's."""
 
+import re
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from rest_framework.parsers import FormParser
 from rest_framework.request import Request
@@ -29,7 +32,7 @@ from dmarket.common.api import visible_to
 from dmarket.credits.models import Account, LedgerEntry
 from dmarket.credits.views import prices_quote
 from dmarket.files.serializers import FileVersionSerializer
-from dmarket.files.services import files_latest, job_results
+from dmarket.files.services import MAX_PATTERN, files_latest, job_results
 from dmarket.inference.cluster import cluster_status
 from dmarket.inference.models import InferenceJob
 from dmarket.inference.serializers import InferenceJobSerializer, StatsSerializer
@@ -43,6 +46,7 @@ from dmarket.machines.views import machines_with_earnings
 STATUSES = [s for s, _ in Job.STATUSES]
 KINDS = [k for k, _ in LedgerEntry.KINDS]
 PAGE_ROWS = 50
+TOKEN_ID = re.compile(r"[0-9]{1,18}")
 # The credits chart: the user's last this many ledger rows.
 CHART_ROWS = 2000
 
@@ -64,6 +68,12 @@ def choice(request, name, choices):
     if value and value not in [c.lower() for c in choices]:
         raise ValueError(f"Unknown {name} {value!r}: one of {', '.join(choices)}.")
     return value
+
+
+def query_of(**filters):
+    """A pager link's query string before its page number: the filters, encoded."""
+    query = urlencode({k: v for k, v in filters.items() if v})
+    return query + "&" if query else ""
 
 
 def page_of(request, items, per_page=PAGE_ROWS):
@@ -169,7 +179,8 @@ def jobs(request):
     rows = page_of(request, qs)
     return page(request, "web/jobs.html", {
         "page": rows, "jobs": JobSerializer(rows.object_list, many=True).data,
-        "statuses": STATUSES, "status": status.upper()}, parts=["jobs"])
+        "statuses": STATUSES, "status": status.upper(), "query": query_of(status=status)},
+        parts=["jobs"])
 
 
 @login_required
@@ -251,16 +262,19 @@ def credits(request):
               .annotate(total=Sum("amount")).order_by()}
     return page(request, "web/credits.html", {
         "credits": credits_of(request.user), "page": rows, "kinds": KINDS, "kind": kind,
-        "totals": totals, "series": ledger_series(request.user)}, parts=["credits"])
+        "query": query_of(kind=kind), "totals": totals, "series": ledger_series(request.user)},
+        parts=["credits"])
 
 
 @login_required
 def files(request):
     pattern = request.GET.get("pattern", "").strip()
+    if len(pattern) > MAX_PATTERN:
+        return HttpResponseBadRequest(f"A name filter has at most {MAX_PATTERN} characters.")
     found = files_latest(request.user, None, pattern or None)
     rows = page_of(request, found)
     return page(request, "web/files.html", {
-        "page": rows, "pattern": pattern,
+        "page": rows, "pattern": pattern, "query": query_of(pattern=pattern),
         "files": FileVersionSerializer(rows.object_list, many=True,
                                        context={"user": request.user}).data},
         parts=["files"])
@@ -291,6 +305,7 @@ def cluster(request):
                 parts=["cluster"])
 
 
+@never_cache  # a new key is on the page once; no cache may keep it
 @login_required
 def tokens(request):
     """The user's API tokens and machine tokens: issue one (its key shown once) or revoke."""
@@ -301,7 +316,7 @@ def tokens(request):
             _, key = ApiToken.issue(request.user, name=name)
         elif request.POST.get("action") == "revoke":
             token_id = request.POST.get("token", "")
-            if not token_id.isdigit():
+            if not TOKEN_ID.fullmatch(token_id):
                 return HttpResponseBadRequest("Name the token to revoke by its id.")
             token = get_object_or_404(ApiToken, pk=int(token_id), user=request.user)
             token.delete()

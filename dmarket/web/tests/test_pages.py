@@ -3,6 +3,7 @@
 
 import re
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.test import Client
@@ -11,6 +12,7 @@ from django.utils import timezone
 from dmarket.accounts.models import ApiToken
 from dmarket.conftest import client_for
 from dmarket.credits.models import LedgerEntry
+from dmarket.credits.services import job_bill_usage
 from dmarket.files.tests.util import uploaded
 from dmarket.inference.models import InferenceJob
 from dmarket.jobs.models import Job
@@ -265,3 +267,66 @@ def test_what_a_user_wrote_is_shown_as_text(alice):
         html = text(client.get(path))
         assert "<script>alert" not in html and "<img src=x" not in html, path
         assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html, path
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/signin/", {"username": "alice\x00", "password": "x"}),
+    ("/signup/", {"username": "a\x00b", "password": "a long new password 7"}),
+    ("/tokens/", {"action": "issue", "name": "a\x00b"}),
+])
+def test_a_nul_in_a_forms_field_is_a_400(alice, path, body):
+    response = signed_in(alice).post(path, body)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "A field of the form holds a NUL character, which no "
+                                         "field may hold."}
+
+
+@pytest.mark.parametrize("token", ["\u00b2", "1" * 5000, "-1", " 1"])
+def test_an_odd_token_id_is_a_400(alice, token):
+    response = signed_in(alice).post("/tokens/", {"action": "revoke", "token": token})
+    assert response.status_code == 400
+    assert text(response) == "Name the token to revoke by its id."
+
+
+def test_a_new_key_is_never_cached(alice):
+    response = signed_in(alice).post("/tokens/", {"action": "issue"})
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_the_file_filter_is_bounded_and_kept_in_the_pager(alice):
+    for i in range(55):
+        uploaded(alice, f"ab/{i:02}.txt", b"x")
+    client = signed_in(alice)
+    html = text(client.get("/files/?pattern=ab/*"))
+    assert 'href="?pattern=ab%2F%2A&amp;page=2"' in html
+    assert client.get("/files/?pattern=" + "*" * 255).status_code == 200  # one star
+    too_long = client.get("/files/?pattern=" + "a" * 256)
+    assert too_long.status_code == 400
+    assert text(too_long) == "A name filter has at most 255 characters."
+    api = client_for(alice).get("/api/files/?pattern=" + "a" * 256)
+    assert api.status_code == 400
+    assert api.json()["errors"] == {"pattern": ["At most 255 characters."]}
+
+
+def test_an_earning_names_the_renters_job_without_a_link(alice, bob):
+    machine = Machine.objects.create(user=alice, cores=1, memory_mb=1024, address="127.0.0.5")
+    job = job_of(bob, status=Job.RUNNING, price_per_core_hour=Decimal("1"))
+    job_bill_usage(job, [SimpleNamespace(key="e1", machine=machine, core_ms=3_600_000,
+                                         gpu_ms=0)])
+    assert LedgerEntry.objects.filter(user=alice, kind=LedgerEntry.EARNING).count() == 1
+    html = text(signed_in(alice).get("/credits/?part=credits"))
+    assert f"#{job.pk}" in html and f'href="/jobs/{job.pk}/"' not in html
+
+
+def test_a_server_error_on_a_page_is_a_page(alice, monkeypatch):
+    from dmarket.web import views
+
+    def broken(user):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(views, "credits_of", broken)
+    client = signed_in(alice)
+    client.raise_request_exception = False
+    response = client.get("/", HTTP_X_REQUEST_ID="req-42")
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in text(response)
+    assert "req-42" in text(response)

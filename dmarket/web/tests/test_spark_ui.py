@@ -50,7 +50,12 @@ def test_the_jobs_own_pages_come_sandboxed_under_its_prefix(alice, history):
     "history/app-2/jobs/", "api/v1/applications", "api/v1/applications/",
     "api/v1/applications/app-2/jobs", "api/v1/applications/app-1/../app-2/jobs",
     "history/app-1/../app-2/", "history/app-10/jobs/", "history/", "", "static/../history/",
-    "api/v1/version", "history/app-1\\..\\app-2/"])
+    "api/v1/version", "history/app-1\\..\\app-2/",
+    # Encoded dots: Django decodes once, and requests would decode %2e again upstream.
+    "history/app-1/%2e%2e/app-2/jobs/", "history/app-1/%252e%252e/app-2/jobs/",
+    "api/v1/applications/app-1/%252e%252e/%252e%252e/applications",
+    "history/app-1/.%252e/app-2/", "history/app-1/..;/app-2/", "history//app-1/jobs/",
+    "static/", "static/.hidden", "history/app-1/jobs;x=1/"])
 def test_no_other_path_reaches_the_history_server(alice, history, rest):
     job = job_of(alice)
     response = signed_in(alice).get(f"/jobs/{job.pk}/spark/{rest}")
@@ -67,9 +72,18 @@ def test_another_users_job_and_a_job_without_application_are_404(alice, bob, his
     assert history == []
 
 
-def test_the_history_server_down_is_a_503(alice, settings):
+def test_the_history_server_down_is_a_503_that_tells_no_address(alice, settings):
     settings.DMARKET_HISTORY_URL = "http://127.0.0.1:9"
     job = job_of(alice)
     response = signed_in(alice).get(f"/jobs/{job.pk}/spark/history/app-1/jobs/")
     assert response.status_code == 503
-    assert response.content.startswith(b"The Spark history server does not answer:")
+    assert response.content == b"The Spark history server does not answer; try again shortly."
+
+
+def test_the_sandbox_lets_nothing_load_from_or_post_to_elsewhere(alice, history):
+    job = job_of(alice)
+    policy = signed_in(alice).get(f"/jobs/{job.pk}/spark/history/app-1/jobs/")[
+        "Content-Security-Policy"]
+    for directive in ("default-src 'self'", "form-action 'self'", "img-src 'self' data:",
+                      "script-src 'none'"):
+        assert directive in policy
