@@ -1,0 +1,247 @@
+"""The central server under load: requests per second and p99 latency of the hot routes, each
+as a ratio to a baseline measured in the same run on the same server.
+
+    .venv/bin/python bench/load.py [--seconds 10] [--connections 16,64] [--json]
+
+Starts gunicorn as scripts/start_central_server.sh does (gthread, DMARKET_WEB_WORKERS and
+DMARKET_WEB_THREADS, default 2 x 4) on a free port of 127.0.0.1, against a fresh PostgreSQL
+database (dmarket_load, on DATABASE_URL's server), seeds it (a user with 50 jobs and 200 ledger
+rows, 1,000 machines of another user) and drives it with wrk (Debian's package; installed
+as root when missing), each route for --seconds at each number of connections, three times,
+keeping the median. The routes:
+
+- baseline: a bare DRF view with the same token authentication and one UPDATE (bench/load_urls.py,
+  never served by the market);
+- heartbeat: POST /api/machines/ID/heartbeat/ with the machine's token, ONLINE and unchanged
+  (each wrk connection its own machine, as many agents would be);
+- jobs: GET /api/jobs/ (50 jobs, one page); credits: GET /api/credits/;
+  transactions: GET /api/credits/transactions/ (one page of 100).
+
+The targets of issue 17 are printed beside the figures: heartbeat >= 1,000 req/s with p99 <=
+100 ms and >= 0.5 of the baseline; the jobs list and credits >= 0.5 of the baseline. Load only
+ever goes to 127.0.0.1.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.load_settings")
+
+LUA = """
+local tokens = {%s}
+local bodies = {%s}
+local paths = {%s}
+local counter = 0
+setup = function(thread) end
+init = function(args) end
+request = function()
+  counter = counter + 1
+  local i = (counter %% #tokens) + 1
+  local headers = {["Authorization"] = "Token " .. tokens[i],
+                   ["Content-Type"] = "application/json"}
+  return wrk.format(bodies[i] and "POST" or "GET", paths[i], headers, bodies[i])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("JSON {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p99_ms\\": %%f, " ..
+    "\\"p50_ms\\": %%f, \\"errors\\": %%d, \\"non2xx\\": %%d}\\n", summary.requests,
+    summary.duration / 1e6, latency:percentile(99) / 1000, latency:percentile(50) / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write +
+    summary.errors.timeout, summary.errors.status))
+end
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fresh_database(url):
+    import dj_database_url
+    import psycopg
+
+    c = dj_database_url.parse(url)
+    with psycopg.connect(host=c["HOST"], port=c["PORT"] or 5432, user=c["USER"],
+                         password=c["PASSWORD"], dbname="postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS dmarket_load WITH (FORCE)")
+        conn.execute("CREATE DATABASE dmarket_load")
+    return f"postgres://{c['USER']}@{c['HOST']}:{c['PORT'] or 5432}/dmarket_load"
+
+
+def wrk_installed():
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing wrk (Debian's package)", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+                       stdout=subprocess.DEVNULL)
+    if not shutil.which("wrk"):
+        sys.exit("bench/load.py needs wrk: apt-get install wrk")
+
+
+def seed(connections):
+    """The user, their jobs and ledger rows, the machines; returns what each route needs."""
+    from decimal import Decimal
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from dmarket.accounts.models import ApiToken
+    from dmarket.credits.services import credits_grant
+    from dmarket.jobs.models import Job
+    from dmarket.machines.models import Machine
+
+    call_command("migrate", verbosity=0)
+    User = get_user_model()
+    user = User.objects.create_user("loaduser", "l@example.org", "a long load password 1")
+    _, key = ApiToken.issue(user, name="load")
+    for i in range(150):
+        credits_grant(user, Decimal("0.000001"), key=f"load-grant-{i}", memo="load")
+    Job.objects.bulk_create([
+        Job(user=user, name=f"job-{i}", entry_file="dmarket://a.py@1", status=Job.SUCCEEDED,
+            max_credits=Decimal("1"), finished_at=timezone.now()) for i in range(50)])
+    owner = User.objects.create_user("contributor", "c@example.org", "a long load password 2")
+    now = timezone.now()
+    machines = Machine.objects.bulk_create([
+        Machine(user=owner, name=f"m{i}", cores=4, memory_mb=8192,
+                address=f"10.9.{i // 250}.{i % 250}", state=Machine.ONLINE,
+                worker_state="ALIVE", last_heartbeat=now)
+        for i in range(max(1000, max(connections)))])
+    beats = []
+    for machine in machines[:max(connections)]:
+        _, machine_key = ApiToken.issue(owner, name="machine", machine=machine)
+        beats.append((machine_key, f"/api/machines/{machine.pk}/heartbeat/",
+                      json.dumps({"worker_state": "ALIVE"})))
+    return key, beats
+
+
+def lua_for(requests_):
+    """A wrk script cycling through (token, path, body or None)."""
+    quote = lambda s: json.dumps(s)  # noqa: E731 - a JSON string is a Lua string here
+    tokens = ", ".join(quote(t) for t, _, _ in requests_)
+    paths = ", ".join(quote(p) for _, p, _ in requests_)
+    bodies = ", ".join(quote(b) if b else "false" for _, _, b in requests_)
+    return LUA % (tokens, bodies, paths)
+
+
+def run_wrk(url, script, connections, seconds):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds}s",
+             "--timeout", "5s", "-s", f.name, url], capture_output=True, text=True,
+            timeout=seconds + 60, check=True).stdout
+    finally:
+        os.unlink(f.name)
+    line = next(line for line in out.splitlines() if line.startswith("JSON "))
+    result = json.loads(line[5:])
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", default="16,64")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args()
+    connections = [int(c) for c in options.connections.split(",")]
+    wrk_installed()
+
+    data = Path(tempfile.mkdtemp(prefix="dmarket-load-"))
+    os.environ.update(DATABASE_URL=fresh_database(os.environ.get(
+        "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")),
+        DMARKET_DATA_DIR=str(data))
+    import django
+
+    django.setup()
+    key, beats = seed(connections)
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "gunicorn"), "dmarket.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", os.environ.get("DMARKET_WEB_WORKERS", "2"), "--worker-class", "gthread",
+         "--threads", os.environ.get("DMARKET_WEB_THREADS", "4"), "--timeout", "120",
+         "--error-logfile", str(data / "server.log")],
+        cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "bench.load_settings"},
+        start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                requests.get(base + "/api/schema/", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        routes = {
+            "baseline": [(key, "/bench/baseline/", "{}")],
+            "heartbeat": beats,
+            "jobs": [(key, "/api/jobs/", None)],
+            "credits": [(key, "/api/credits/", None)],
+            "transactions": [(key, "/api/credits/transactions/?page_size=100", None)],
+        }
+        for name, reqs in routes.items():  # each answers before any is timed
+            token, path, body = reqs[0]
+            method = requests.post if body else requests.get
+            answer = method(base + path, data=body, timeout=10, headers={
+                "Authorization": f"Token {token}", "Content-Type": "application/json"})
+            assert answer.status_code == 200, (name, answer.status_code, answer.text[:300])
+        results = {}
+        for c in connections:
+            for name, reqs in routes.items():
+                # Each connection its own machine for the heartbeat (a script per connection
+                # count would need wrk's thread ids; cycling through c machines is the same).
+                script = lua_for(reqs[:c] if name == "heartbeat" else reqs)
+                runs = [run_wrk(base, script, c, options.seconds)
+                        for _ in range(options.repeat)]
+                results[(name, c)] = {
+                    "rps": statistics.median(r["rps"] for r in runs),
+                    "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+                    "errors": sum(r["errors"] + r["non2xx"] for r in runs)}
+                if not options.json:
+                    print(f"  {name:<13} c={c:<4} {results[(name, c)]['rps']:8.0f} req/s  "
+                          f"p99 {results[(name, c)]['p99_ms']:7.1f} ms", file=sys.stderr)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    rows = []
+    for (name, c), r in results.items():
+        ratio = r["rps"] / results[("baseline", c)]["rps"]
+        rows.append({"route": name, "connections": c, "rps": round(r["rps"], 1),
+                     "p99_ms": round(r["p99_ms"], 1), "ratio": round(ratio, 3),
+                     "errors": r["errors"]})
+    if options.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'ROUTE':<13} {'CONN':>4} {'REQ/S':>8} {'P99 MS':>7} {'/BASELINE':>9} {'ERRORS':>6}"
+          "  TARGET")
+    targets = {"heartbeat": ">= 1000 req/s, p99 <= 100 ms, >= 0.5",
+               "jobs": ">= 0.5", "credits": ">= 0.5"}
+    for row in rows:
+        print(f"{row['route']:<13} {row['connections']:>4} {row['rps']:>8.0f} "
+              f"{row['p99_ms']:>7.1f} {row['ratio']:>9.3f} {row['errors']:>6}  "
+              f"{targets.get(row['route'], '')}")
+
+
+if __name__ == "__main__":
+    main()
