@@ -13,7 +13,6 @@ from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Sum
 from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -158,11 +157,12 @@ def credits_of(user):
 @login_required
 def overview(request):
     user = request.user
-    running = Job.objects.filter(user=user, status__in=Job.UNFINISHED).order_by("-id")[:20]
+    running = (Job.objects.filter(user=user, status__in=Job.UNFINISHED).select_related("user")
+               .order_by("-id")[:20])
     machines = machines_with_earnings().filter(user=user).exclude(state=Machine.REMOVED)
     return page(request, "web/overview.html", {
         "credits": credits_of(user),
-        "jobs": JobSerializer(running.select_related("user"), many=True).data,
+        "jobs": JobSerializer(running, many=True).data,
         "machines": MachineSerializer(machines, many=True).data,
     }, parts=["overview"])
 
@@ -257,12 +257,9 @@ def credits(request):
     if kind:
         qs = qs.filter(kind=kind)
     rows = page_of(request, qs)
-    totals = {row["kind"]: row["total"] for row in
-              LedgerEntry.objects.filter(user=request.user).values("kind")
-              .annotate(total=Sum("amount")).order_by()}
     return page(request, "web/credits.html", {
         "credits": credits_of(request.user), "page": rows, "kinds": KINDS, "kind": kind,
-        "query": query_of(kind=kind), "totals": totals, "series": ledger_series(request.user)},
+        "query": query_of(kind=kind), "series": ledger_series(request.user)},
         parts=["credits"])
 
 
