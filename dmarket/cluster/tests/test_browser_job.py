@@ -15,7 +15,7 @@ from dmarket.cluster.launcher import launcher_tick
 from dmarket.credits.models import Account
 from dmarket.jobs.models import Job
 from dmarket.web.tests.conftest import screenshot
-from dmarket.web.tests.test_browser import chart_points, find, sign_up, wait_for
+from dmarket.web.tests.test_browser import chart_points, find, sign_up, text_of, wait_for
 
 from .conftest import APPS
 from .util import read_log, share_workers
@@ -54,7 +54,7 @@ def test_a_new_user_submits_follows_and_fetches_a_job_in_the_browser(
         launcher_tick()
         billing_tick()
         job.refresh_from_db()
-        shown = find(browser, "#job-status .status").text.split()[-1]
+        shown = (text_of(browser, "#job-status .status") or "?").split()[-1]
         if not seen or seen[-1] != shown:
             seen.append(shown)
         log_ended = browser.execute_script(
@@ -65,10 +65,10 @@ def test_a_new_user_submits_follows_and_fetches_a_job_in_the_browser(
     assert job.status == Job.SUCCEEDED, read_log(job)
     assert "RUNNING" in seen and seen[-1] == "SUCCEEDED", seen
     assert browser.execute_script("return window.notReloaded") is True
-    log = find(browser, "#job-log").text
+    log = text_of(browser, "#job-log")
     assert f"started {job.spark_app_id}" in log and "finished 4 tasks" in log
-    assert find(browser, "[data-log-state]").text == "The job ended: SUCCEEDED."
-    assert find(browser, "#job-cost").text == str(job.cost)
+    assert text_of(browser, "[data-log-state]") == "The job ended: SUCCEEDED."
+    assert text_of(browser, "#job-cost") == str(job.cost)
 
     # Its executors, from the history server, then a result downloaded.
     wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#executors tbody tr"))
@@ -85,7 +85,7 @@ def test_a_new_user_submits_follows_and_fetches_a_job_in_the_browser(
     prefix = f"/jobs/{job.pk}/spark/"
     browser.get(base + prefix)
     assert browser.current_url == base + prefix + f"history/{job.spark_app_id}/jobs/"
-    wait_for(browser, lambda d: "dmarket test app" in d.find_element(By.TAG_NAME, "body").text,
+    wait_for(browser, lambda d: "dmarket test app" in text_of(d, "body"),
              timeout=30, what="the Spark UI")
     links = browser.execute_script(
         "return [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))"
@@ -93,15 +93,15 @@ def test_a_new_user_submits_follows_and_fetches_a_job_in_the_browser(
     assert links and all(h.startswith(prefix) for h in links), links
     screenshot(browser, "spark-ui", phone=False)
     browser.get(base + prefix + "api/v1/applications")
-    assert "Not found" in find(browser, "h1").text
+    assert "Not found" in text_of(browser, "h1")
 
     # Her credits moved by exactly the job's cost.
     account = Account.objects.get(user__username="sam")
     assert job.cost > 0 and account.available == 100 - job.cost
     browser.get(base + "/")
-    assert find(browser, "[data-credits=available]").text == str(account.available)
+    assert text_of(browser, "[data-credits=available]") == str(account.available)
     browser.get(base + "/credits/")
     assert wait_for(browser, lambda d: chart_points(d, "credits-chart"),
                     what="the credits chart")[0] >= 3  # grant, hold, charge... and now
-    assert "charge" in find(browser, "#ledger").text
+    assert "charge" in text_of(browser, "#ledger")
     screenshot(browser, "credits-after-a-job")

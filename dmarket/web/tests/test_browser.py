@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -23,12 +24,22 @@ PASSWORD = "a long browser password 3"
 
 
 def wait_for(driver, condition, timeout=15, what="the page"):
-    return WebDriverWait(driver, timeout).until(
+    # A live part may be swapped between finding an element and reading it: try again.
+    return WebDriverWait(driver, timeout, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(
         lambda d: condition(d), message=f"waited {timeout} s for {what}")
 
 
 def find(driver, selector):
     return driver.find_element(By.CSS_SELECTOR, selector)
+
+
+def text_of(driver, selector):
+    """The element's visible text, read in one step in the page: a live part swapped in
+    meanwhile cannot leave the test holding a stale element."""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null",
+        selector)
 
 
 def sign_up(driver, base, username):
@@ -52,8 +63,8 @@ def chart_points(driver, canvas_id):
 def test_a_new_user_signs_up_and_sees_every_page(browser, live_server, make_user, tmp_path):
     base = live_server.url
     sign_up(browser, base, "wendy")
-    assert "Welcome, wendy: you have 100 credits to spend." in find(browser, "main").text
-    assert find(browser, "[data-credits=available]").text == "100.000000"
+    assert "Welcome, wendy: you have 100 credits to spend." in text_of(browser, "main")
+    assert text_of(browser, "[data-credits=available]") == "100.000000"
     screenshot(browser, "overview")
 
     # Her machine, and its history as a chart.
@@ -63,7 +74,7 @@ def test_a_new_user_signs_up_and_sees_every_page(browser, live_server, make_user
     for state in (Machine.ONLINE, Machine.PAUSED, Machine.ONLINE):
         MachineStateChange.objects.create(machine=machine, state=state, reason="test")
     browser.get(base + "/machines/")
-    assert "laptop" in find(browser, "#machines").text
+    assert "laptop" in text_of(browser, "#machines")
     screenshot(browser, "machines")
     browser.get(base + f"/machines/{machine.pk}/")
     assert wait_for(browser, lambda d: chart_points(d, "machine-chart"),
@@ -74,7 +85,7 @@ def test_a_new_user_signs_up_and_sees_every_page(browser, live_server, make_user
     points = wait_for(browser, lambda d: chart_points(d, "credits-chart"),
                       what="the credits chart")
     assert points == [2, 2, 2]  # the sign-up grant, and now: balance, spent, earned
-    assert "grant" in find(browser, "#ledger").text
+    assert "grant" in text_of(browser, "#ledger")
     screenshot(browser, "credits")
 
     # An upload, with its progress shown, then the file listed with its versions.
@@ -85,19 +96,19 @@ def test_a_new_user_signs_up_and_sees_every_page(browser, live_server, make_user
     find(browser, "input[name=name]").send_keys("docs/notes.txt")
     find(browser, "form[data-upload-form] button[type=submit]").click()
     wait_for(browser, lambda d: "dmarket://docs/notes.txt@1 stored" in
-             find(d, "[data-progress]").text, what="the upload's progress")
-    wait_for(browser, lambda d: "dmarket://docs/notes.txt@1" in find(d, "#files").text,
+             text_of(d, "[data-progress]"), what="the upload's progress")
+    wait_for(browser, lambda d: "dmarket://docs/notes.txt@1" in text_of(d, "#files"),
              what="the uploaded file listed")
     find(browser, "button[data-versions]").click()
     wait_for(browser, lambda d: "version 1 · 300000 bytes" in
-             find(d, "tr[data-versions-of]").text, what="the versions")
+             text_of(d, "tr[data-versions-of]"), what="the versions")
     screenshot(browser, "files")
 
     browser.get(base + "/jobs/new/")
-    assert "credits per core-hour" in find(browser, ".quote").text
+    assert "credits per core-hour" in text_of(browser, ".quote")
     find(browser, "input[name=cores]").clear()
     find(browser, "input[name=cores]").send_keys("3")
-    hourly = find(browser, "[data-hourly]").text
+    hourly = text_of(browser, "[data-hourly]")
     assert float(hourly) > 0
     screenshot(browser, "submit")
 
@@ -107,7 +118,7 @@ def test_a_new_user_signs_up_and_sees_every_page(browser, live_server, make_user
         screenshot(browser, name)
 
     browser.get(base + "/api/docs/")
-    wait_for(browser, lambda d: "dmarket API" in d.find_element(By.TAG_NAME, "body").text,
+    wait_for(browser, lambda d: "dmarket API" in text_of(d, "body"),
              what="Swagger UI")
     screenshot(browser, "api-docs", phone=False)
 
@@ -115,7 +126,7 @@ def test_a_new_user_signs_up_and_sees_every_page(browser, live_server, make_user
     bob = make_user("bob")
     job = Job.objects.create(user=bob, name="bobs-secret-job", entry_file="dmarket://a.py@1")
     browser.get(base + f"/jobs/{job.pk}/")
-    assert find(browser, "h1").text == "Not found"
+    assert text_of(browser, "h1") == "Not found"
     assert "bobs-secret-job" not in browser.page_source
     screenshot(browser, "not-found")
 
@@ -141,17 +152,17 @@ def test_an_inference_jobs_batch_size_is_set_and_its_rate_charted(browser, live_
     browser.get(base + "/inference/")
     wait_for(browser, lambda d: (chart_points(d, "rates-chart") or [0])[0] >= 2,
              what="two samples of the rate")
-    assert "#%d: 4.0/s" % ijob.pk in find(browser, "[data-rates-note]").text
+    assert "#%d: 4.0/s" % ijob.pk in text_of(browser, "[data-rates-note]")
     screenshot(browser, "inference-rates")
 
     browser.get(base + f"/inference/{ijob.pk}/")
-    assert find(browser, "#inference-batch").text == "8"
+    assert text_of(browser, "#inference-batch") == "8"
     browser.execute_script("window.notReloaded = true")
     field = find(browser, "input[name=batch_size]")
     field.clear()
     field.send_keys("32")
     find(browser, "form[data-batch-form] button[type=submit]").click()
-    wait_for(browser, lambda d: find(d, "#inference-batch").text == "32",
+    wait_for(browser, lambda d: text_of(d, "#inference-batch") == "32",
              what="the new batch size")
     assert browser.execute_script("return window.notReloaded") is True
     ijob.refresh_from_db()
@@ -163,7 +174,7 @@ def test_an_inference_jobs_batch_size_is_set_and_its_rate_charted(browser, live_
     field.send_keys("0")
     find(browser, "form[data-batch-form] button[type=submit]").click()
     wait_for(browser, lambda d: "Ensure this value is greater than or equal to 1." in
-             find(d, "form[data-batch-form] [data-errors]").text, what="the API's refusal")
+             text_of(d, "form[data-batch-form] [data-errors]"), what="the API's refusal")
     screenshot(browser, "inference-job")
 
 
@@ -177,7 +188,7 @@ def test_a_jobs_markup_in_its_spark_ui_runs_no_script(browser, live_server, hist
                              status=Job.SUCCEEDED, spark_app_id="app-1")
     browser.get(base + f"/jobs/{job.pk}/spark/")
     wait_for(browser, lambda d: "page /history/app-1/jobs/" in
-             d.find_element(By.TAG_NAME, "body").text, what="the proxied page")
+             text_of(d, "body"), what="the proxied page")
     assert browser.execute_script("return window.pwned === undefined")
     assert browser.title != "pwned"
 
@@ -197,10 +208,10 @@ def test_a_queued_job_is_cancelled_from_its_page(browser, live_server, make_user
     find(browser, "form button[type=submit]").click()
     wait_for(browser, lambda d: d.current_url == base + f"/jobs/{job_id}/", what="the job")
     browser.execute_script("window.notReloaded = true")
-    assert "QUEUED" in find(browser, "#job-status").text
+    assert "QUEUED" in text_of(browser, "#job-status")
     find(browser, "button[data-confirm^='Cancel job']").click()
     browser.switch_to.alert.accept()
-    wait_for(browser, lambda d: "CANCELLED" in find(d, "#job-status").text,
+    wait_for(browser, lambda d: "CANCELLED" in text_of(d, "#job-status"),
              what="the cancelled state")
     assert browser.execute_script("return window.notReloaded") is True
     assert not browser.find_elements(By.CSS_SELECTOR, "button[data-confirm^='Cancel job']")
