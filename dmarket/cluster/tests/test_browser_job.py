@@ -57,9 +57,11 @@ def test_a_new_user_submits_follows_and_fetches_a_job_in_the_browser(
         shown = (text_of(browser, "#job-status .status") or "?").split()[-1]
         if not seen or seen[-1] != shown:
             seen.append(shown)
-        log_ended = browser.execute_script(
-            "return 'ended' in document.getElementById('job-log').dataset")
-        if job.settled_at is not None and shown == "SUCCEEDED" and log_ended:
+        # Settled as the page shows it (its live part stops there), and the log followed out.
+        page_done = browser.execute_script(
+            "return 'ended' in document.getElementById('job-log').dataset && "
+            "document.querySelector('#job-summary [data-final]') !== null")
+        if job.settled_at is not None and shown == "SUCCEEDED" and page_done:
             break
         time.sleep(0.5)
     assert job.status == Job.SUCCEEDED, read_log(job)

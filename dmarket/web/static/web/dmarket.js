@@ -61,8 +61,10 @@
       } catch (e) { /* the next tick tries again */ } finally { busy = false; }
       if (el.querySelector("[data-final]")) clearInterval(timer);
     };
-    const timer = setInterval(() => { if (!document.hidden) refresh(); },
-                              +el.dataset.every || 3000);
+    // data-every="0": refreshed only after the page's own changes (refreshAround).
+    const every = el.dataset.every === undefined ? 3000 : +el.dataset.every;
+    const timer = every > 0 ? setInterval(() => { if (!document.hidden) refresh(); }, every)
+                            : null;
     refreshers.set(el, refresh);
   }
 
@@ -236,7 +238,8 @@
     button.disabled = false;
     if (!res.ok) { say(errors, problem(res)); return; }
     show(`${res.data.uri} stored`, 1, 1);
-    setTimeout(() => location.reload(), 600);
+    form.reset();
+    refreshAround(document.getElementById("files"));
   }
 
   async function showVersions(button) {
