@@ -29,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from benchutil import fresh_database  # noqa: E402 - bench/ on the path first
 sys.path.insert(0, str(ROOT / "sample" / "mnist"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmarket.settings")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -49,18 +51,6 @@ start = time.perf_counter()
 model.predict(x, batch_size=batch, verbose=0)
 print(json.dumps({"rate": count / (time.perf_counter() - start)}))
 """
-
-
-def fresh_database(url):
-    import dj_database_url
-    import psycopg
-
-    c = dj_database_url.parse(url)
-    with psycopg.connect(host=c["HOST"], port=c["PORT"] or 5432, user=c["USER"],
-                         password=c["PASSWORD"], dbname="postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS dmarket_bench_inference WITH (FORCE)")
-        conn.execute("CREATE DATABASE dmarket_bench_inference")
-    return f"postgres://{c['USER']}@{c['HOST']}:{c['PORT'] or 5432}/dmarket_bench_inference"
 
 
 def plain_rate(spec, count, batch):
@@ -98,7 +88,8 @@ def main():
 
     data = Path(tempfile.mkdtemp(prefix="dmarket-bench-inference-"))
     database = fresh_database(os.environ.get("DATABASE_URL",
-                                             "postgres://postgres@127.0.0.1:5432/postgres"))
+                                             "postgres://postgres@127.0.0.1:5432/postgres"),
+                              "dmarket_bench_inference")
     os.environ.update(DATABASE_URL=database, DMARKET_DATA_DIR=str(data))
 
     import django

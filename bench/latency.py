@@ -25,7 +25,6 @@ user's file store first, as a user's job names it (dmarket://).
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,25 +36,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from benchutil import free_port, fresh_database  # noqa: E402 - bench/ on the path first
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmarket.settings")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fresh_database(url):
-    import dj_database_url
-    import psycopg
-
-    c = dj_database_url.parse(url)
-    with psycopg.connect(host=c["HOST"], port=c["PORT"] or 5432, user=c["USER"],
-                         password=c["PASSWORD"], dbname="postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS dmarket_bench WITH (FORCE)")
-        conn.execute("CREATE DATABASE dmarket_bench")
-    return f"postgres://{c['USER']}@{c['HOST']}:{c['PORT'] or 5432}/dmarket_bench"
 
 
 def main():
@@ -67,7 +50,8 @@ def main():
 
     data = Path(tempfile.mkdtemp(prefix="dmarket-bench-"))
     database = fresh_database(os.environ.get("DATABASE_URL",
-                                             "postgres://postgres@127.0.0.1:5432/postgres"))
+                                             "postgres://postgres@127.0.0.1:5432/postgres"),
+                              "dmarket_bench")
     os.environ.update(DATABASE_URL=database, DMARKET_DATA_DIR=str(data))
 
     import django

@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from benchutil import free_port, fresh_database  # noqa: E402 - bench/ on the path first
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.load_settings")
 
 LUA = """
@@ -63,24 +64,6 @@ done = function(summary, latency, requests)
     summary.errors.timeout, summary.errors.status))
 end
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fresh_database(url):
-    import dj_database_url
-    import psycopg
-
-    c = dj_database_url.parse(url)
-    with psycopg.connect(host=c["HOST"], port=c["PORT"] or 5432, user=c["USER"],
-                         password=c["PASSWORD"], dbname="postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS dmarket_load WITH (FORCE)")
-        conn.execute("CREATE DATABASE dmarket_load")
-    return f"postgres://{c['USER']}@{c['HOST']}:{c['PORT'] or 5432}/dmarket_load"
 
 
 def wrk_installed():
@@ -169,7 +152,7 @@ def main():
 
     data = Path(tempfile.mkdtemp(prefix="dmarket-load-"))
     os.environ.update(DATABASE_URL=fresh_database(os.environ.get(
-        "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")),
+        "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"), "dmarket_load"),
         DMARKET_DATA_DIR=str(data))
     import django
 

@@ -47,7 +47,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from benchutil import free_port, fresh_database  # noqa: E402 - bench/ on the path first
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmarket.settings")
 
 MB = 1024 * 1024
@@ -69,27 +70,6 @@ NAME = "bench/big.bin"
 
 def log(message):
     print(message, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fresh_database(url):
-    """A fresh database of its own on DATABASE_URL's server: never the one it names, which
-    may be someone's real one."""
-    import dj_database_url
-    import psycopg
-
-    c = dj_database_url.parse(url)
-    with psycopg.connect(host=c["HOST"], port=c["PORT"] or 5432, user=c["USER"],
-                         password=c["PASSWORD"], dbname="postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DATABASE}")
-    password = f":{c['PASSWORD']}" if c["PASSWORD"] else ""
-    return f"postgres://{c['USER']}{password}@{c['HOST']}:{c['PORT'] or 5432}/{DATABASE}"
 
 
 def status_kb(pid, field):
@@ -348,7 +328,7 @@ def main():
 
     data = Path(tempfile.mkdtemp(prefix="dmarket-bench-storage-"))
     database = fresh_database(os.environ.get(
-        "DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DATABASE}"))
+        "DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DATABASE}"), DATABASE)
     quota = str(options.size_mb * (options.rounds + 2) + 100)
     common = dict(os.environ, DATABASE_URL=database, DMARKET_STORAGE_QUOTA_MB=quota,
                   SECRET_KEY="bench storage")
