@@ -283,6 +283,9 @@ DMARKET_CANCEL_GRACE = float(os.environ.get("DMARKET_CANCEL_GRACE", "10"))
 # server to show the application complete before billing executors up to the exit.
 DMARKET_BILLING_POLL = float(os.environ.get("DMARKET_BILLING_POLL", "2"))
 DMARKET_SETTLE_GRACE = float(os.environ.get("DMARKET_SETTLE_GRACE", "20"))
+# Metered usage is posted to the ledger per job x machine at most once per this many seconds,
+# and at the job's end (dmarket.credits.services.usage_post).
+DMARKET_BILLING_INTERVAL = float(os.environ.get("DMARKET_BILLING_INTERVAL", "60"))
 # The file store: every version of every user's files, on this server's disk.
 DMARKET_FILES_DIR = Path(os.environ.get("DMARKET_FILES_DIR", DATA_DIR / "files")).resolve()
 DMARKET_STORAGE_QUOTA_MB = int(os.environ.get("DMARKET_STORAGE_QUOTA_MB", "10240"))

@@ -1,12 +1,13 @@
-"""Billing from what Spark saw: each executor's lifetime, in core-milliseconds and
+"""Metering from what Spark saw: each executor's lifetime, in core-milliseconds and
 GPU-milliseconds (the GPU addresses the history server shows it held), on the machine whose
 worker ran it.
 
 The history server's /allexecutors gives each executor's cores, add time and (when the driver
 saw it go) remove time. Executors that were still up when the application ended have no
 remove time: they end with the application (its attempt's end time), or, when the driver died
-without ending it, when the launcher saw the driver exit. An executor is billed once it has
-ended, under a key naming it, so running this any number of times bills it once.
+without ending it, when the launcher saw the driver exit. An executor is metered once it has
+ended, under a key naming it, so running this any number of times meters it once; its usage
+reaches the ledger per machine once a billing interval and when the job settles.
 """
 
 import logging
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from dmarket.common.daemon import RowGuard
 from dmarket.credits.services import (Usage, billed_accelerator, job_bill_usage, job_release,
-                                      usage_cost)
+                                      usage_cost, usage_pending_cost)
 from dmarket.jobs.models import Job
 from dmarket.jobs.services import job_mark_stuck
 from dmarket.machines.models import Machine
@@ -169,8 +170,8 @@ def job_bill_running(job, workers):
         log.warning("job %s: history server unavailable: %s", job.pk, e)
         return
     usages, running_cost = job_usage(job, app, executors, workers)
-    job_bill_usage(job, usages)
-    if job.cost + running_cost >= job.max_credits:
+    job_bill_usage(job, usages, final=False)
+    if job.cost + usage_pending_cost(job) + running_cost >= job.max_credits:
         Job.objects.filter(pk=job.pk, status__in=(Job.STARTING, Job.RUNNING),
                            cancel_requested=False).update(
             cancel_requested=True, stop_status=Job.FAILED, status_reason="credit cap reached")

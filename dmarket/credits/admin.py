@@ -9,7 +9,7 @@ from django.shortcuts import render
 
 from dmarket.common.admin import ReadOnlyAdmin
 
-from .models import QUANTUM, LedgerEntry
+from .models import QUANTUM, LedgerEntry, UsageRecord
 from .services import InsufficientCredits, credits_adjust
 
 User = get_user_model()
@@ -89,3 +89,12 @@ class MarketUserAdmin(UserAdmin):
 admin.site.unregister(User)
 admin.site.register(User, MarketUserAdmin)
 admin.site.site_header = "dmarket operations"
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(ReadOnlyAdmin):
+    # Metered usage, posted to the ledger per job x machine (credits.services.usage_post).
+    list_display = ["id", "recorded_at", "job", "machine", "key", "core_ms", "gpu_ms",
+                    "posted_key"]
+    search_fields = ["key", "posted_key"]
+    list_select_related = ["job", "machine"]

@@ -96,3 +96,38 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Ledger entries are append-only.")
+
+
+class UsageRecord(models.Model):
+    """What one executor, or one group of inference batches, held on one machine for one job.
+
+    Usage is metered here as it is seen and posted to the ledger later, per job × machine, at
+    most once per billing interval and at the job's end (dmarket.credits.services.usage_post),
+    so that ledger rows grow with machines × time, not with executors or batches.
+    """
+
+    job = models.ForeignKey("jobs.Job", models.CASCADE, related_name="usage")
+    machine = models.ForeignKey("machines.Machine", models.PROTECT, related_name="usage")
+    # Names the usage within its job (a Spark executor "app-…:3", a batch group), so that
+    # metering it again records nothing.
+    key = models.CharField(max_length=200)
+    core_ms = models.BigIntegerField()
+    gpu_ms = models.BigIntegerField(default=0)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    # The key of the charge it was posted under; empty until posted. A posting capped to
+    # nothing still stamps it, with no ledger row under that key.
+    posted_key = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "key"], name="usage_unique_key"),
+        ]
+        indexes = [
+            # The poster's question: what of this job is not posted yet?
+            models.Index(fields=["job", "machine"], condition=models.Q(posted_key=""),
+                         name="usage_unposted"),
+        ]
+
+    def __str__(self):
+        return f"job {self.job_id} on machine {self.machine_id}: {self.key}"

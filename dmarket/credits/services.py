@@ -1,13 +1,15 @@
 """Every credit movement goes through ledger_post; pricing turns usage into ledger rows."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 
-from .models import QUANTUM, ZERO, Account, LedgerEntry
+from .models import QUANTUM, ZERO, Account, LedgerEntry, UsageRecord
 
 
 class InsufficientCredits(Exception):
@@ -154,8 +156,9 @@ def job_release(job):
 
 @dataclass(frozen=True)
 class Usage:
-    """Core-time (and GPU-time) one executor held on one machine. `key` names the executor
-    within the job (e.g. the Spark executor id), so that billing it again writes nothing."""
+    """Core-time (and GPU-time) one executor, or one group of batches, held on one machine.
+    `key` names it within the job (e.g. the Spark executor id), so that metering it again
+    records nothing."""
 
     key: str
     machine: object
@@ -163,43 +166,91 @@ class Usage:
     gpu_ms: int = 0
 
 
-def job_bill_usage(job, usages):
-    """Charge the job's owner for each usage and pay the machine's owner the same amount.
+def usage_record(job, usages):
+    """Meter usages for the job: one UsageRecord per key, however often the same key comes."""
+    UsageRecord.objects.bulk_create(
+        [UsageRecord(job_id=job.pk, machine_id=usage.machine.pk, key=usage.key,
+                     core_ms=max(usage.core_ms, 0), gpu_ms=max(usage.gpu_ms, 0))
+         for usage in usages if usage.core_ms > 0 or usage.gpu_ms > 0],
+        ignore_conflicts=True)
+
+
+def usage_pending_cost(job):
+    """What the job's metered usage not yet posted to the ledger will cost (before its cap)."""
+    pending = UsageRecord.objects.filter(job=job, posted_key="").aggregate(
+        core=Sum("core_ms"), gpu=Sum("gpu_ms"))
+    return usage_cost(pending["core"] or 0, job.price_per_core_hour, job.premium_rate,
+                      pending["gpu"] or 0, job.price_per_gpu_hour)
+
+
+def usage_post(job, final=True, now=None):
+    """Post the job's metered usage: per machine, one charge to the job's owner and one earning
+    to the machine's owner for all its usage not posted yet.
+
+    A machine's usage is posted once its oldest unposted record is DMARKET_BILLING_INTERVAL
+    seconds old, or at once when final (the job's end). Returns the credits newly charged.
+    """
+    due = UsageRecord.objects.filter(job=job, posted_key="")
+    if not final:
+        now = now or timezone.now()
+        due = due.filter(recorded_at__lte=now - timedelta(
+            seconds=settings.DMARKET_BILLING_INTERVAL))
+    charged = ZERO
+    for machine_id in sorted(set(due.values_list("machine_id", flat=True))):
+        charged += usage_post_machine(job, machine_id)
+    return charged
+
+
+def usage_post_machine(job, machine_id):
+    """Post the job's unposted usage on one machine, in one transaction (see usage_post).
 
     A charge draws first on the job's hold. The job's total charge never passes its cap: the
-    usage that reaches the cap is billed only up to it. Returns the credits newly charged.
+    posting that reaches the cap is charged only up to it. Its key names the first usage record
+    it posts, and the records are stamped with it in the same transaction: posting twice, or
+    from two processes at once, posts each record once.
     """
     from dmarket.jobs.models import Job
+    from dmarket.machines.models import Machine
 
-    charged = ZERO
-    for usage in usages:
-        if usage.core_ms <= 0 and usage.gpu_ms <= 0:
-            continue
-        charge_key = f"charge:job:{job.pk}:{usage.key}"
-        with transaction.atomic():
-            # Both accounts, always in user-id order, so that two billers cannot deadlock.
-            owners = sorted({job.user_id, usage.machine.user_id})
-            for user_id in owners:
-                account_lock(job.user if user_id == job.user_id else usage.machine.user)
-            if LedgerEntry.objects.filter(key=charge_key).exists():
-                continue
-            locked = Job.objects.select_for_update().get(pk=job.pk)
-            cost = usage_cost(usage.core_ms, locked.price_per_core_hour, locked.premium_rate,
-                              usage.gpu_ms, locked.price_per_gpu_hour)
-            cost = min(cost, locked.max_credits - locked.cost)
-            if cost <= 0:
-                continue
-            from_hold = min(cost, job_hold_remaining(locked))
-            memo = f"job {job.pk}, executor {usage.key}, {usage.core_ms} core-ms"
-            if usage.gpu_ms:
-                memo += f", {usage.gpu_ms} GPU-ms"
-            ledger_post(job.user, LedgerEntry.CHARGE, charge_key, amount=-cost, held=-from_hold,
-                        job=locked, machine=usage.machine, memo=memo, allow_overdraft=True)
-            ledger_post(usage.machine.user, LedgerEntry.EARNING,
-                        f"earning:job:{job.pk}:{usage.key}", amount=cost, job=locked,
-                        machine=usage.machine, memo=memo)
-            locked.cost += cost
-            locked.save(update_fields=["cost"])
-            job.cost = locked.cost
-            charged += cost
-    return charged
+    machine = Machine.objects.select_related("user").get(pk=machine_id)
+    with transaction.atomic():
+        # Both accounts, always in user-id order, so that two posters cannot deadlock.
+        for user_id in sorted({job.user_id, machine.user_id}):
+            account_lock(job.user if user_id == job.user_id else machine.user)
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        rows = list(UsageRecord.objects.select_for_update()
+                    .filter(job=job, machine_id=machine_id, posted_key="")
+                    .order_by("id").values_list("id", "core_ms", "gpu_ms", "key"))
+        if not rows:
+            return ZERO
+        ids = [row[0] for row in rows]
+        core_ms = sum(row[1] for row in rows)
+        gpu_ms = sum(row[2] for row in rows)
+        key = f"job:{job.pk}:machine:{machine_id}:usage:{ids[0]}"
+        UsageRecord.objects.filter(pk__in=ids).update(posted_key=f"charge:{key}")
+        cost = usage_cost(core_ms, locked.price_per_core_hour, locked.premium_rate,
+                          gpu_ms, locked.price_per_gpu_hour)
+        cost = min(cost, locked.max_credits - locked.cost)
+        if cost <= 0:
+            return ZERO
+        from_hold = min(cost, job_hold_remaining(locked))
+        what = f"usage {rows[0][3]}" if len(rows) == 1 else f"{len(rows)} usage records"
+        memo = f"job {job.pk} on machine {machine_id}: {what}, {core_ms} core-ms"
+        if gpu_ms:
+            memo += f", {gpu_ms} GPU-ms"
+        ledger_post(job.user, LedgerEntry.CHARGE, f"charge:{key}", amount=-cost,
+                    held=-from_hold, job=locked, machine=machine, memo=memo,
+                    allow_overdraft=True)
+        ledger_post(machine.user, LedgerEntry.EARNING, f"earning:{key}", amount=cost,
+                    job=locked, machine=machine, memo=memo)
+        locked.cost += cost
+        locked.save(update_fields=["cost"])
+        job.cost = locked.cost
+        return cost
+
+
+def job_bill_usage(job, usages, final=True):
+    """Meter the usages and post the job's usage to the ledger (see usage_post): all of it when
+    final, else only what is a billing interval old. Returns the credits newly charged."""
+    usage_record(job, usages)
+    return usage_post(job, final=final)

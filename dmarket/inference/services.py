@@ -12,11 +12,13 @@ from dmarket.common.api import Conflict
 from dmarket.credits.services import (
     Usage,
     account_lock,
-    job_bill_usage,
     job_hold,
     job_prices,
     job_release,
     market_premium_rate,
+    usage_pending_cost,
+    usage_post,
+    usage_record,
 )
 from dmarket.files.services import job_inputs_pin
 from dmarket.jobs.models import Job
@@ -126,37 +128,33 @@ def inference_record(ijob, results, inputs, machine_of):
         return InferenceOutput.objects.filter(job=ijob).count() - before
 
 
-def inference_bill(ijob):
-    """Bill the job's recorded batches: one Usage per machine and round, written once.
+def inference_bill(ijob, final=False):
+    """Meter the job's recorded batches and post its usage (see usage_post).
 
-    Batches are first given the key of the Usage they belong to (a conditional UPDATE of
-    those without one), and each key is billed by job_bill_usage, which writes a key once:
-    billing that stops half-way and runs again bills every batch exactly once. Batches that
-    ran on no registered machine are not billed. Returns the credits newly charged.
+    New batches of each machine become one usage record: they are given its key by a
+    conditional UPDATE of those without one, and the record is written in the same
+    transaction, so metering that stops half-way and runs again meters every batch once.
+    Batches that ran on no registered machine are not billed. Returns the credits newly
+    charged.
     """
+    from dmarket.machines.models import Machine
+
     unkeyed = InferenceBatch.objects.filter(job=ijob, usage_key="", machine__isnull=False)
-    for machine_id, last in unkeyed.values_list("machine").annotate(last=Max("id")):
-        InferenceBatch.objects.filter(job=ijob, usage_key="", machine_id=machine_id,
-                                      id__lte=last).update(
-            usage_key=f"inference:{ijob.pk}:machine:{machine_id}:batch:{last}")
-    billed = set(ijob.job.ledger.filter(kind="charge").values_list("key", flat=True))
-    usages = []
-    rows = (InferenceBatch.objects.filter(job=ijob).exclude(usage_key="")
-            .values("usage_key", "machine").annotate(core_ms=Sum("core_ms"),
-                                                     gpu_ms=Sum("gpu_ms"))
-            .order_by("usage_key"))
-    machines = {}
-    for row in rows:
-        if f"charge:job:{ijob.job_id}:{row['usage_key']}" in billed:
-            continue
-        if row["machine"] not in machines:
-            from dmarket.machines.models import Machine
-            machines[row["machine"]] = Machine.objects.get(pk=row["machine"])
-        usages.append(Usage(key=row["usage_key"], machine=machines[row["machine"]],
-                            core_ms=row["core_ms"], gpu_ms=row["gpu_ms"]))
+    groups = list(unkeyed.values_list("machine").annotate(last=Max("id")))
+    machines = Machine.objects.in_bulk([machine_id for machine_id, _ in groups])
     job = Job.objects.get(pk=ijob.job_id)
-    charged = job_bill_usage(job, usages)
-    if job.cost >= job.max_credits:
+    for machine_id, last in groups:
+        key = f"inference:{ijob.pk}:machine:{machine_id}:batch:{last}"
+        with transaction.atomic():
+            if not InferenceBatch.objects.filter(job=ijob, usage_key="", machine_id=machine_id,
+                                                 id__lte=last).update(usage_key=key):
+                continue
+            used = InferenceBatch.objects.filter(job=ijob, usage_key=key).aggregate(
+                core_ms=Sum("core_ms"), gpu_ms=Sum("gpu_ms"))
+            usage_record(job, [Usage(key=key, machine=machines[machine_id],
+                                     core_ms=used["core_ms"] or 0, gpu_ms=used["gpu_ms"] or 0)])
+    charged = usage_post(job, final=final)
+    if job.cost + usage_pending_cost(job) >= job.max_credits:
         Job.objects.filter(pk=job.pk, cancel_requested=False).update(
             cancel_requested=True, stop_status=Job.FAILED, status_reason="credit cap reached")
     return charged
@@ -170,7 +168,7 @@ def inference_finish(ijob, status, reason):
     ijob.refresh_from_db()
     if not changed and ijob.job.settled_at is not None:
         return ijob
-    inference_bill(ijob)
+    inference_bill(ijob, final=True)
     job = Job.objects.get(pk=ijob.job_id)
     job_release(job)
     Job.objects.filter(pk=job.pk, settled_at__isnull=True).update(

@@ -15,13 +15,12 @@ from dmarket.cluster import spark
 from dmarket.cluster.billing import executor_gpus, executor_spans
 from dmarket.cluster.testing import wait_for
 from dmarket.credits.models import LedgerEntry
-from dmarket.credits.services import usage_cost
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
 
 from .conftest import APPS
 from .test_agent import bare_cluster, dmarket, drive, market, stop_agent  # noqa: F401
-from .util import executors_registered, ledger_sum, read_log, result, submit
+from .util import executors_registered, expected_bill, ledger_sum, read_log, result, submit
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.spark]
 GPU_HOST, CPU_HOST = "127.0.0.10", "127.0.0.11"
@@ -39,17 +38,15 @@ def history_bill(job):
     lifetime, priced as fixed at submission; and the same per machine address."""
     app = spark.history_app(job.spark_app_id)
     executors = spark.history_executors(job.spark_app_id)
-    total, by_host, gpus = Decimal(0), {}, {}
+    by_host, gpus = {}, {}
     for executor, start, end in executor_spans(job, app, executors):
         ms = (end - start) // timedelta(milliseconds=1)
-        held = executor_gpus(job, executor)
-        cost = usage_cost(int(executor["totalCores"]) * ms, job.price_per_core_hour,
-                          job.premium_rate, held * ms, job.price_per_gpu_hour)
         host = executor["hostPort"].rsplit(":", 1)[0]
-        total += cost
-        by_host[host] = by_host.get(host, Decimal(0)) + cost
+        by_host.setdefault(host, {})[executor["id"]] = (int(executor["totalCores"]) * ms,
+                                                        executor_gpus(job, executor) * ms)
         gpus[executor["id"]] = (host, executor.get("resources") or {})
-    return total, by_host, gpus
+    by_host = {host: expected_bill(job, usage) for host, usage in by_host.items()}
+    return sum(by_host.values(), Decimal(0)), by_host, gpus
 
 
 def test_a_gpu_job_lands_on_the_gpu_machine_and_a_cpu_job_beside_it_holds_no_gpu(

@@ -12,7 +12,7 @@ import pytest
 from dmarket.cluster import police, spark
 from dmarket.cluster.billing import job_settle
 from dmarket.cluster.models import PolicedApp
-from dmarket.credits.models import LedgerEntry
+from dmarket.credits.models import LedgerEntry, UsageRecord
 from dmarket.credits.services import credits_grant, job_hold
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
@@ -158,8 +158,11 @@ def test_an_application_whose_driver_listens_in_a_jobs_sandbox_fails_that_job(
     span_ms = (record.killed_at - record.started_at) // timedelta(milliseconds=1)
     charge = LedgerEntry.objects.get(kind=LedgerEntry.CHARGE)
     earning = LedgerEntry.objects.get(kind=LedgerEntry.EARNING)
-    assert charge.key == f"charge:job:{job.pk}:policed:app-rogue:0"
-    assert charge.memo == f"job {job.pk}, executor policed:app-rogue:0, {2 * span_ms} core-ms"
+    usage = UsageRecord.objects.get(job=job)
+    assert (usage.key, usage.core_ms, usage.posted_key) == ("policed:app-rogue:0", 2 * span_ms,
+                                                            charge.key)
+    assert charge.memo == (f"job {job.pk} on machine {machine.pk}: usage policed:app-rogue:0, "
+                           f"{2 * span_ms} core-ms")
     assert (earning.user, earning.machine, earning.amount) == (owner, machine, -charge.amount)
 
 

@@ -17,7 +17,7 @@ from dmarket.cluster.launcher import launcher_tick
 from dmarket.cluster.billing import billing_tick
 from dmarket.cluster.models import PolicedApp
 from dmarket.cluster.testing import wait_for
-from dmarket.credits.models import LedgerEntry
+from dmarket.credits.models import LedgerEntry, UsageRecord
 from dmarket.files.tests.util import uploaded
 from dmarket.jobs.models import Job
 from dmarket.jobs.services import job_cancel
@@ -170,8 +170,9 @@ def test_a_job_claiming_another_jobs_application_can_neither_cancel_it_nor_be_bi
     assert victim.status == Job.SUCCEEDED, read_log(victim)
     charges = LedgerEntry.objects.filter(job=hostile, kind=LedgerEntry.CHARGE)
     assert charges.exists()
-    assert all(f":{hostile.spark_app_id}:" in row.key for row in charges)
-    assert not LedgerEntry.objects.filter(job=hostile, key__contains=victim.spark_app_id)
+    metered = UsageRecord.objects.filter(job=hostile).values_list("key", flat=True)
+    assert metered and all(key.startswith(f"{hostile.spark_app_id}:") for key in metered)
+    assert not UsageRecord.objects.filter(job=hostile, key__contains=victim.spark_app_id)
 
 
 def test_a_job_runs_one_application_a_second_one_is_killed(
@@ -224,8 +225,8 @@ def test_a_second_application_a_job_starts_is_killed_within_5_s_billed_to_it_and
     # Its executor's cores from the application's start to its kill, on the machine that ran
     # it, and that machine's owner paid the same.
     span_ms = (record.killed_at - record.started_at) // timedelta(milliseconds=1)
-    charge = LedgerEntry.objects.get(key__startswith=f"charge:job:{job.pk}:policed:")
+    charge = LedgerEntry.objects.get(job=job, kind=LedgerEntry.CHARGE)
     assert charge.memo.endswith(f", {span_ms} core-ms")
     ran_on = {m.worker_id: m for m in machines.values()}[record.executors[0]["worker"]]
-    earning = LedgerEntry.objects.get(key__startswith=f"earning:job:{job.pk}:policed:")
+    earning = LedgerEntry.objects.get(job=job, kind=LedgerEntry.EARNING)
     assert (earning.user, earning.amount) == (ran_on.user, -charge.amount)

@@ -9,7 +9,7 @@ from dmarket.cluster import spark
 from dmarket.cluster.billing import billing_tick, executor_spans
 from dmarket.cluster.launcher import launcher_tick
 from dmarket.conftest import client_for
-from dmarket.credits.models import LedgerEntry
+from dmarket.credits.models import LedgerEntry, UsageRecord
 from dmarket.credits.services import usage_cost
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
@@ -82,9 +82,23 @@ def history_core_ms(job):
         milliseconds=1)) for executor, start, end in executor_spans(job, app, executors)}
 
 
-def expected_bill(job, core_ms_by_executor):
-    total = sum((usage_cost(ms, job.price_per_core_hour, job.premium_rate)
-                 for ms in core_ms_by_executor.values()), Decimal(0))
+def expected_bill(job, usage_by_executor):
+    """What the job owes for the executors named, by what the history server says they held
+    (executor id -> core-ms, or (core-ms, GPU-ms)): each was metered as one usage record of
+    exactly that, and each posting (a machine's records posted together) is priced once."""
+    usage = {executor: value if isinstance(value, tuple) else (value, 0)
+             for executor, value in usage_by_executor.items()}
+    records = {record.key.rsplit(":", 1)[1]: record for record in UsageRecord.objects.filter(
+        job=job, key__startswith=f"{job.spark_app_id}:")}
+    assert {e: (records[e].core_ms, records[e].gpu_ms) for e in usage} == usage
+    postings = {}
+    for executor, (core, gpu) in usage.items():
+        posted = postings.setdefault(records[executor].posted_key, [0, 0])
+        posted[0] += core
+        posted[1] += gpu
+    total = sum((usage_cost(core, job.price_per_core_hour, job.premium_rate, gpu,
+                            job.price_per_gpu_hour) for core, gpu in postings.values()),
+                Decimal(0))
     return min(total, job.max_credits)
 
 

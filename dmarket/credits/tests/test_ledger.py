@@ -209,7 +209,8 @@ def test_a_gpu_executor_is_charged_its_cores_and_gpus_and_its_machine_earns_the_
     assert account(alice) == money("95", held="45", spent="5")
     assert account(bob) == money("105", earned="5")
     charge = LedgerEntry.objects.get(kind=LedgerEntry.CHARGE)
-    assert charge.memo == f"job {job.pk}, executor app-1:0, 3600000 core-ms, 3600000 GPU-ms"
+    assert charge.memo == (f"job {job.pk} on machine {machine.pk}: usage app-1:0, "
+                           "3600000 core-ms, 3600000 GPU-ms")
 
 
 # --- Billing a job --------------------------------------------------------------------------

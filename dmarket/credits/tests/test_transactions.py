@@ -69,7 +69,8 @@ def test_rows_are_newest_first_with_job_and_machine(alice, billed):
     assert response.json()["results"][0] == {
         "id": charge.pk, "kind": "charge", "amount": "-1.000000", "held": "-1.000000",
         "balance_after": "99.000000", "held_after": "9.000000", "job": job.pk,
-        "machine": machine.pk, "memo": f"job {job.pk}, executor 1, 3600000 core-ms",
+        "machine": machine.pk,
+        "memo": f"job {job.pk} on machine {machine.pk}: usage 1, 3600000 core-ms",
         "created_at": as_listed(charge)["created_at"]}
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from dmarket.cluster.tests.util import share_workers
 from dmarket.conftest import client_for
-from dmarket.credits.models import LedgerEntry
+from dmarket.credits.models import LedgerEntry, UsageRecord
 from dmarket.credits.services import usage_cost
 from dmarket.inference.models import InferenceBatch, InferenceJob, InferenceOutput
 from dmarket.inference.server import inference_tick, server_dir
@@ -54,12 +54,16 @@ def finished(ijob):
 
 
 def expected_cost(ijob):
-    """One usage per billing key: its batches' core-ms, priced like any job's."""
+    """Its batches' core-ms, each batch metered once, priced like any job's: once per
+    posting (a machine's usage records posted together)."""
     job = ijob.job
-    per_key = (InferenceBatch.objects.filter(job=ijob).exclude(usage_key="")
-               .values("usage_key").annotate(ms=Sum("core_ms")))
+    metered = UsageRecord.objects.filter(job=job)
+    assert (metered.aggregate(s=Sum("core_ms"))["s"]
+            == InferenceBatch.objects.filter(job=ijob).exclude(machine=None)
+            .aggregate(s=Sum("core_ms"))["s"])
+    per_posting = metered.values("posted_key").annotate(ms=Sum("core_ms"))
     return sum((usage_cost(row["ms"], job.price_per_core_hour, job.premium_rate)
-                for row in per_key), Decimal(0))
+                for row in per_posting), Decimal(0))
 
 
 def assert_one_output_per_input(ijob, count):
