@@ -4,11 +4,21 @@ from django.http import HttpResponseServerError, JsonResponse
 from django.template.loader import render_to_string
 from django.views import defaults
 from rest_framework import exceptions, status
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
 class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class NewestFirstCursor(CursorPagination):
+    """Keyset pagination, newest (highest id) first: a page costs an index range scan however
+    many rows come before it, and no COUNT(*) (the ledger grows without bound)."""
+
+    ordering = "-id"
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500

@@ -5,8 +5,8 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dmarket.common.api import choice_param
-from dmarket.common.serializers import machine_types
+from dmarket.common.api import NewestFirstCursor, choice_param
+from dmarket.common.serializers import ValuesSerializer, machine_types
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
 
@@ -28,6 +28,8 @@ class CreditsView(APIView):
 
 class TransactionListView(generics.GenericAPIView):
     serializer_class = LedgerEntrySerializer
+    pagination_class = NewestFirstCursor
+    rows = ValuesSerializer(LedgerEntrySerializer)
 
     @extend_schema(parameters=[
         OpenApiParameter("kind", OpenApiTypes.STR, enum=KINDS,
@@ -38,8 +40,8 @@ class TransactionListView(generics.GenericAPIView):
         kinds = choice_param(request, "kind", [k.upper() for k in KINDS])
         if kinds:
             qs = qs.filter(kind__in=[k.lower() for k in kinds])
-        page = self.paginate_queryset(qs.order_by("-id"))
-        return self.get_paginated_response(LedgerEntrySerializer(page, many=True).data)
+        page = self.paginate_queryset(self.rows.values(qs))
+        return self.get_paginated_response(self.rows.data(page))
 
 
 def prices_quote():

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from dmarket.common.api import (PaymentRequired, choice_param, int_param, list_all_param,
                                 visible_to)
+from dmarket.common.serializers import ValuesSerializer
 from dmarket.credits.services import InsufficientCredits
 from dmarket.files.services import job_results, result_file, result_record
 from dmarket.files.storage import blob_response
@@ -40,10 +41,11 @@ def log_lines(chunk):
 
 class JobListView(generics.ListCreateAPIView):
     serializer_class = JobSerializer
+    rows = ValuesSerializer(JobSerializer)
 
     def get_queryset(self):
         statuses = choice_param(self.request, "status", STATUSES)
-        qs = Job.objects.select_related("user")
+        qs = Job.objects.all()
         if not list_all_param(self.request):
             qs = qs.filter(user=self.request.user)
         if statuses:
@@ -56,7 +58,8 @@ class JobListView(generics.ListCreateAPIView):
         OpenApiParameter("all", OpenApiTypes.BOOL, description="Operators: every user's."),
     ])
     def get(self, request):
-        return self.list(request)
+        page = self.paginate_queryset(self.rows.values(self.get_queryset()))
+        return self.get_paginated_response(self.rows.data(page))
 
     @extend_schema(request=JobSubmitSerializer,
                    responses={201: JobSerializer, 200: JobSerializer})

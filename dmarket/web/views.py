@@ -80,6 +80,19 @@ def page_of(request, items, per_page=PAGE_ROWS):
     return paginator.get_page(request.GET.get("page"))
 
 
+def keyset_page(request, items, per_page=PAGE_ROWS):
+    """A page of `items` (newest first by id) of ids below ?before=: no COUNT(*) and no
+    OFFSET, for lists that grow without bound (the ledger). ValueError for a bad ?before=."""
+    before = request.GET.get("before", "")
+    if before and not (before.isascii() and before.isdigit() and len(before) <= 18):
+        raise ValueError(f"?before= is an entry's id, not {before[:40]!r}.")
+    if before:
+        items = items.filter(id__lt=int(before))
+    rows = list(items.order_by("-id")[:per_page + 1])
+    return {"rows": rows[:per_page], "before": before,
+            "older": rows[per_page - 1].id if len(rows) > per_page else None}
+
+
 def throttled(request, throttles):
     """Seconds to wait when one of the API's sign-in throttles refuses this form post (the
     same limits as /api/auth/...), else None."""
@@ -253,10 +266,13 @@ def credits(request):
         kind = choice(request, "kind", KINDS)
     except ValueError as e:
         return HttpResponseBadRequest(str(e))
-    qs = LedgerEntry.objects.filter(user=request.user).order_by("-id")
+    qs = LedgerEntry.objects.filter(user=request.user)
     if kind:
         qs = qs.filter(kind=kind)
-    rows = page_of(request, qs)
+    try:
+        rows = keyset_page(request, qs)
+    except ValueError as e:
+        return HttpResponseBadRequest(str(e))
     return page(request, "web/credits.html", {
         "credits": credits_of(request.user), "page": rows, "kinds": KINDS, "kind": kind,
         "query": query_of(kind=kind), "series": ledger_series(request.user)},

@@ -1,4 +1,5 @@
-"""GET /api/credits/transactions/: the user's own ledger rows, newest first."""
+"""GET /api/credits/transactions/: the user's own ledger rows, newest first, in keyset pages
+(a cursor, no count: the ledger grows without bound)."""
 
 from decimal import Decimal
 
@@ -25,7 +26,7 @@ def as_listed(entry):
 
 
 def page(*entries):
-    return {"count": len(entries), "next": None, "previous": None,
+    return {"next": None, "previous": None,
             "results": [as_listed(e) for e in entries]}
 
 
@@ -52,7 +53,7 @@ def test_new_user_sees_the_signup_grant(alice):
     response = client_for(alice).get(URL)
 
     assert response.status_code == 200
-    assert response.json() == {"count": 1, "next": None, "previous": None, "results": [{
+    assert response.json() == {"next": None, "previous": None, "results": [{
         "id": grant.pk, "kind": "grant", "amount": "100.000000", "held": "0.000000",
         "balance_after": "100.000000", "held_after": "0.000000", "job": None, "machine": None,
         "memo": "sign-up grant", "created_at": as_listed(grant)["created_at"]}]}
@@ -120,20 +121,33 @@ def test_invalid_kind_is_400(alice, kind, shown):
     assert response.json() == {"detail": f"kind: {message}", "errors": {"kind": [message]}}
 
 
-def test_pagination(alice, staff):
+def test_pages_follow_a_cursor(alice, staff, django_assert_num_queries):
     for i in range(3):
         credits_adjust(alice, Decimal(i + 1), f"gift {i}", staff, key=f"adjustment:{i}")
     newest_first = rows(alice)
+    client_for(alice).get(URL)  # stamps the token's last use, which waits a while after
 
-    first = client_for(alice).get(URL, {"page_size": 3}).json()
-    second = client_for(alice).get(URL, {"page_size": 3, "page": 2}).json()
+    with django_assert_num_queries(2):  # the token and the page: no COUNT(*)
+        first = client_for(alice).get(URL, {"page_size": 3}).json()
+    assert first["previous"] is None
+    assert first["results"] == [as_listed(e) for e in newest_first[:3]]
+    assert first["next"].startswith("http://testserver/api/credits/transactions/?cursor=")
+    assert "page_size=3" in first["next"]
 
-    assert first == {"count": 4,
-                     "next": "http://testserver/api/credits/transactions/?page=2&page_size=3",
-                     "previous": None, "results": [as_listed(e) for e in newest_first[:3]]}
-    assert second == {"count": 4, "next": None,
-                      "previous": "http://testserver/api/credits/transactions/?page_size=3",
-                      "results": [as_listed(newest_first[3])]}
+    second = client_for(alice).get(first["next"]).json()
+    assert second["next"] is None and second["previous"]
+    assert second["results"] == [as_listed(newest_first[3])]
+    # Rows added meanwhile do not shift a page that was already handed out.
+    credits_adjust(alice, Decimal(9), "late", staff, key="adjustment:late")
+    assert client_for(alice).get(first["next"]).json()["results"] == second["results"]
+    back = client_for(alice).get(second["previous"]).json()
+    assert back["results"] == [as_listed(e) for e in newest_first[:3]]
+
+
+def test_a_forged_cursor_is_404(alice):
+    response = client_for(alice).get(URL, {"cursor": "bz0tMQ=="})
+
+    assert (response.status_code, response.json()) == (404, {"detail": "Invalid cursor"})
 
 
 def test_anonymous_is_401():

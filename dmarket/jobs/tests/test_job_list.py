@@ -178,3 +178,46 @@ def test_bad_token_is_401(alice):
 
     assert response.status_code == 401
     assert response.json() == {"detail": "Invalid token."}
+
+
+def test_each_row_is_what_the_job_serializer_gives(alice, staff, entry_file,
+                                                   django_assert_num_queries):
+    """The list renders rows from values() (dmarket.common.serializers.ValuesSerializer), not
+    through JobSerializer: every field, of every kind of job, must come out the same."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+    from rest_framework.renderers import JSONRenderer
+
+    from dmarket.envs.models import Environment
+    from dmarket.jobs.serializers import JobSerializer
+
+    env = Environment.objects.create(key="e" * 64, requirements="numpy==2.4.6\n",
+                                     python="3.11", platform="linux_x86_64")
+    now = timezone.now()
+    plain = submitted(alice, entry_file, name="plain", max_credits="1")
+    full = submitted(alice, entry_file, name="full <b>", max_credits="2.5")
+    Job.objects.filter(pk=full.pk).update(
+        libs=["dmarket://lib.zip@2"], archives=["dmarket://env.tgz#env"], files=["a.txt"],
+        app_params=["--epochs", "3", ""], conf={"spark.task.cpus": "1"}, environment=env,
+        env="env/bin/python", working_dir="work", driver_memory_mb=2048, max_runtime=600,
+        machine_type="gpu", gpus_per_executor=2, gpus_per_task=0.5, status=Job.FAILED,
+        status_reason="exit 3 ✗", cancel_requested=True, price_per_core_hour=Decimal("1.5"),
+        price_per_gpu_hour=Decimal("4"), premium_rate=Decimal("1.2345"),
+        cost=Decimal("0.000001"), spark_app_id="app-20261206-0001", exit_code=3,
+        started_at=now - timedelta(microseconds=1), finished_at=now,
+        settled_at=now + timedelta(seconds=1), submission_id="s-1")
+
+    with django_assert_num_queries(3):  # the token, the count, the page
+        response = client_for(alice).get("/api/jobs/")
+    assert response.status_code == 200
+    expected = JobSerializer(Job.objects.filter(pk__in=[full.pk, plain.pk])
+                             .order_by("-created_at", "-id"), many=True).data
+    assert response.content == JSONRenderer().render(
+        {"count": 2, "next": None, "previous": None, "results": expected})
+    assert response.json()["results"][0]["environment"] == "e" * 64
+    assert response.json()["results"][1]["environment"] is None
+    # Operators' list of everyone's jobs takes the same path.
+    assert client_for(staff).get("/api/jobs/?all=true").json()["results"] == (
+        response.json()["results"])

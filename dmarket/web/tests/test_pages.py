@@ -202,6 +202,28 @@ def test_credits_page_filters_the_ledger_and_charts_it(alice):
     assert client.get("/credits/?kind=bogus").status_code == 400
 
 
+def test_the_ledger_pages_by_id_without_counting(alice, staff, django_assert_max_num_queries):
+    from dmarket.credits.services import credits_adjust
+    for i in range(60):
+        credits_adjust(alice, Decimal("0.5"), f"gift {i}", staff, key=f"adjustment:{i}")
+    ids = list(LedgerEntry.objects.filter(user=alice, kind="adjustment").order_by("-id")
+               .values_list("id", flat=True))
+    client = signed_in(alice)
+    first = text(client.get("/credits/?kind=adjustment&part=credits"))
+    assert f'href="?kind=adjustment&amp;before={ids[49]}">Older</a>' in first
+    assert ">Newest<" not in first
+    second = text(client.get(f"/credits/?kind=adjustment&before={ids[49]}&part=credits"))
+    assert [int(n) for n in re.findall(r"<tr><td>(\d+)</td>", second)] == ids[50:]
+    assert 'href="?kind=adjustment&amp;">Newest</a>' in second and ">Older<" not in second
+    with django_assert_max_num_queries(8) as queries:
+        client.get(f"/credits/?before={ids[49]}&part=credits")
+    assert not any("COUNT(" in q["sql"] for q in queries.captured_queries)
+    for bad in ("x", "-1", "1" * 19, "²"):
+        response = client.get("/credits/", {"before": bad})
+        assert response.status_code == 400, bad
+        assert text(response).startswith("?before= is an entry's id")
+
+
 def test_tokens_are_issued_once_and_revoked_only_by_their_owner(alice, bob):
     client = signed_in(alice)
     response = client.post("/tokens/", {"action": "issue", "name": "laptop"})
