@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     # Swagger UI's files, served from static/ (no CDN): /api/docs/ works offline.
     "drf_spectacular_sidecar",
+    "dmarket.common",
     "dmarket.accounts",
     "dmarket.credits",
     "dmarket.machines",

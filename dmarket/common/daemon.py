@@ -12,9 +12,28 @@ from django.db import close_old_connections, connection
 log = logging.getLogger("dmarket.daemon")
 
 
+def pass_record(name, seconds, failed):
+    """Write the pass into DaemonPass (one UPDATE; an INSERT the first time)."""
+    import os
+    import socket
+
+    from django.db.models import F
+    from django.utils import timezone
+
+    from .models import DaemonPass
+
+    fields = {"host": socket.gethostname()[:255], "pid": os.getpid(),
+              "finished_at": timezone.now(), "seconds": seconds}
+    if not DaemonPass.objects.filter(name=name).update(
+            passes=F("passes") + 1, failed=F("failed") + int(failed), **fields):
+        DaemonPass.objects.get_or_create(name=name, defaults={
+            **fields, "passes": 1, "failed": int(failed)})
+
+
 def run_loop(tick, interval, name):
     """Call tick() every `interval` seconds until SIGTERM or SIGINT; the iteration under way
-    finishes first. An iteration that raises is logged and the loop goes on."""
+    finishes first. An iteration that raises is logged and the loop goes on. Each pass's
+    time is recorded (pass_record) for the metrics."""
     stop = threading.Event()
 
     def request_stop(signum, frame):
@@ -25,11 +44,19 @@ def run_loop(tick, interval, name):
     signal.signal(signal.SIGINT, request_stop)
     log.info("%s: started", name)
     while not stop.is_set():
+        started = time.monotonic()
+        failed = False
         try:
             tick()
         except Exception:
+            failed = True
             log.exception("%s: iteration failed", name)
             # A broken connection (the database restarted) is reopened next time.
+            connection.close()
+        try:
+            pass_record(name, time.monotonic() - started, failed)
+        except Exception:
+            log.exception("%s: could not record the pass", name)
             connection.close()
         close_old_connections()
         stop.wait(interval)
