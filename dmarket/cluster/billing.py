@@ -8,9 +8,17 @@ remove time: they end with the application (its attempt's end time), or, when th
 without ending it, when the launcher saw the driver exit. An executor is metered once it has
 ended, under a key naming it, so running this any number of times meters it once; its usage
 reaches the ledger per machine once a billing interval and when the job settles.
+
+A pass (billing_tick) asks the history server about all its jobs first, in
+DMARKET_BILLING_CONCURRENCY threads and for at most DMARKET_BILLING_DEADLINE seconds, so that
+one slow host cannot hold it: a job whose answer has not come by then waits for the next pass.
+Everything it writes, it writes afterwards, in its own thread, job by job.
 """
 
+import contextvars
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -38,20 +46,80 @@ def executor_worker_ui(executor):
     return ""
 
 
+def worker_ids_by_ui(workers):
+    """{host:port of a worker's web UI: its id}, from the master's list of workers."""
+    return {urlsplit(w.get("webuiaddress", "")).netloc: w.get("id") for w in workers}
+
+
+def executor_key(executor, worker_ids):
+    """(id of the worker that ran the executor, or "", its host address)."""
+    return (worker_ids.get(executor_worker_ui(executor), "") or "",
+            executor.get("hostPort", "").rsplit(":", 1)[0])
+
+
+class PassWorkers(list):
+    """The master's workers as a billing pass hands them to each of its jobs: indexed by web
+    UI once (not once a job: thousands of workers), and with the machines that ran the pass's
+    executors read in a few queries for all its jobs, not one or two per job and machine.
+
+    `histories`: the (app, executors) the pass fetched."""
+
+    CHUNK = 5000  # keys per query
+
+    def __init__(self, workers, histories=()):
+        super().__init__(workers)
+        self.ids_by_ui = worker_ids_by_ui(self)
+        self.keys = set()
+        for _, executors in histories:
+            for executor in executors if isinstance(executors, list) else []:
+                try:
+                    if executor.get("id") != "driver":
+                        self.keys.add(executor_key(executor, self.ids_by_ui))
+                except (AttributeError, TypeError, ValueError):
+                    pass  # not as Spark writes it: its job's own billing raises, guarded
+        self.by_worker, self.by_host = {}, {}
+        worker_ids = sorted({worker_id for worker_id, _ in self.keys if worker_id})
+        hosts = sorted({host for _, host in self.keys if host})
+        # Oldest first: the newest machine with a worker id or address is the last one kept.
+        for chunk in self._chunks(worker_ids):
+            for machine in Machine.objects.filter(worker_id__in=chunk).order_by("id"):
+                self.by_worker[machine.worker_id] = machine
+        for chunk in self._chunks(hosts):
+            for machine in Machine.objects.filter(address__in=chunk).order_by("id"):
+                _, shared = self.by_host.get(machine.address, (None, None))
+                self.by_host[machine.address] = (
+                    machine, shared if machine.state == Machine.REMOVED else machine)
+
+    def _chunks(self, items):
+        return (items[i:i + self.CHUNK] for i in range(0, len(items), self.CHUNK))
+
+    def machine(self, worker_id, host):
+        """What machine_resolver's queries would find for the key (one of self.keys)."""
+        machine = self.by_worker.get(worker_id) if worker_id else None
+        if machine is None and host:
+            newest, shared = self.by_host.get(host, (None, None))
+            machine = shared or newest
+        return machine
+
+
 def machine_resolver(workers):
     """A function from an executor to the Machine that ran it, or None.
 
     First by the worker's id (the master's list links the executor's worker UI to it, and the
-    machine's agent reports the id), then by the executor's host address.
+    machine's agent reports the id), then by the executor's host address. A pass's workers
+    (PassWorkers) have the machines of its executors already.
     """
-    worker_ids = {urlsplit(w.get("webuiaddress", "")).netloc: w.get("id") for w in workers}
+    known = workers if isinstance(workers, PassWorkers) else None
+    worker_ids = known.ids_by_ui if known is not None else worker_ids_by_ui(workers)
     cache = {}
 
     def resolve(executor):
-        host = executor.get("hostPort", "").rsplit(":", 1)[0]
-        worker_id = worker_ids.get(executor_worker_ui(executor), "")
-        key = (worker_id, host)
+        key = executor_key(executor, worker_ids)
         if key not in cache:
+            worker_id, host = key
+            if known is not None and key in known.keys:
+                cache[key] = known.machine(worker_id, host)
+                return cache[key]
             machine = None
             if worker_id:
                 machine = Machine.objects.filter(worker_id=worker_id).order_by("-id").first()
@@ -162,10 +230,75 @@ def master_workers():
     return (state or {}).get("workers", [])
 
 
-def job_bill_running(job, workers):
-    """Bill a running job's ended executors; stop the job if its cost reaches its cap."""
+# What the pass under way (billing_tick) fetched: {application id: (app, executors), or the
+# exception its lookup raised}. Outside a pass, None: each job's history is fetched for it.
+_fetched = contextvars.ContextVar("dmarket_billing_fetched", default=None)
+
+
+def job_history(job, history=None):
+    """(application, executors) of the job's application: `history` when the caller has it,
+    else what this pass fetched, else asked now. Raises what the lookup raised."""
+    if history is None:
+        fetched = _fetched.get()
+        if fetched is None or job.spark_app_id not in fetched:
+            return spark.history_of(job.spark_app_id)
+        history = fetched[job.spark_app_id]
+    if isinstance(history, Exception):
+        raise history
+    return history
+
+
+_LATE = object()
+
+
+def history_lookups(app_ids, concurrency, deadline):
+    """Ask the history server about the applications, and the master for its workers, in at
+    most `concurrency` threads at once, for at most `deadline` seconds.
+
+    Returns ({application id: (app, executors), or the exception its lookup raised}, the
+    master's workers, how many lookups were not done in time). Lookups not done by then are
+    left out, and those not started are not made; none of their requests waits longer than
+    what was left of the deadline when it began (to connect, and between bytes), so their
+    threads end soon after. The threads make HTTP requests only, never a database query.
+    """
+    app_ids = sorted(set(app_ids))
+    if not app_ids:
+        return {}, [], 0
+    ends = time.monotonic() + deadline
+
+    def lookup(app_id):
+        try:
+            return spark.history_of(app_id, deadline=ends)
+        except Exception as e:  # noqa: BLE001 - the job's own pass raises it, guarded
+            # Cut short by the deadline: not done in time, like one still waiting.
+            return _LATE if time.monotonic() >= ends else e
+
+    def workers():
+        try:
+            return master_workers()
+        except Exception:  # noqa: BLE001 - as when the master does not answer
+            log.exception("billing: the master's list of workers could not be read")
+            return []
+
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency),
+                              thread_name_prefix="billing-history")
     try:
-        app, executors = spark.history_of(job.spark_app_id)
+        master = pool.submit(workers)
+        futures = {pool.submit(lookup, app_id): app_id for app_id in app_ids}
+        done, _ = wait([master, *futures], timeout=max(0.0, ends - time.monotonic()))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    found = {futures[f]: f.result() for f in done if f in futures}
+    found = {app_id: history for app_id, history in found.items() if history is not _LATE}
+    return found, (master.result() if master in done else []), len(app_ids) - len(found)
+
+
+def job_bill_running(job, workers, history=None):
+    """Bill a running job's ended executors; stop the job if its cost reaches its cap.
+
+    `history`: its application's (app, executors) when the caller has fetched them."""
+    try:
+        app, executors = job_history(job, history)
     except spark.SparkUnavailable as e:
         log.warning("job %s: history server unavailable: %s", job.pk, e)
         return
@@ -177,17 +310,18 @@ def job_bill_running(job, workers):
             cancel_requested=True, stop_status=Job.FAILED, status_reason="credit cap reached")
 
 
-def job_settle(job, workers=None):
+def job_settle(job, workers=None, history=None):
     """Bill a finished job's executors and release what is left of its hold, once.
 
     Returns True when the job is settled. Waits (False) while the history server does not yet
     show the application complete, up to DMARKET_SETTLE_GRACE after the driver's exit.
+    `history`: its application's (app, executors) when the caller has fetched them.
     """
     if job.settled_at is not None or not job.is_finished:
         return job.settled_at is not None
     if job.spark_app_id:
         try:
-            app, executors = spark.history_of(job.spark_app_id)
+            app, executors = job_history(job, history)
         except spark.SparkUnavailable as e:
             log.warning("job %s: history server unavailable, settling later: %s", job.pk, e)
             return False
@@ -209,19 +343,34 @@ def job_settle(job, workers=None):
 
 def billing_tick():
     """One pass over the market: bill running jobs, settle finished ones. Returns how many
-    jobs it settled."""
-    cache = {}
+    jobs it settled.
 
-    def workers():
-        if "workers" not in cache:
-            cache["workers"] = master_workers()
-        return cache["workers"]
-
-    _guards["bill"].run(Job.objects.filter(status=Job.RUNNING).exclude(spark_app_id=""),
-                        lambda job: job_bill_running(job, workers()))
-    return sum(_guards["settle"].run(
-        Job.objects.filter(status__in=Job.FINISHED, settled_at__isnull=True),
-        lambda job: job_settle(job, workers())))
+    The history of every job to handle is looked up first, concurrently and within the pass's
+    deadline (history_lookups); a job whose lookup is not done by then is left for the next
+    pass. Then each job is billed or settled on its own, in this thread."""
+    bill, settle = _guards["bill"], _guards["settle"]
+    running = list(Job.objects.filter(status=Job.RUNNING).exclude(spark_app_id="")
+                   .exclude(pk__in=bill.backed_off()))
+    finished = list(Job.objects.filter(status__in=Job.FINISHED, settled_at__isnull=True)
+                    .exclude(pk__in=settle.backed_off()))
+    app_ids = {job.spark_app_id for job in running + finished if job.spark_app_id}
+    deadline = settings.DMARKET_BILLING_DEADLINE
+    fetched, workers, late = history_lookups(app_ids, settings.DMARKET_BILLING_CONCURRENCY,
+                                             deadline)
+    if late:
+        log.warning("billing: %d of %d history lookup(s) not done within %s s; their jobs wait "
+                    "for the next pass", late, len(app_ids), deadline)
+    workers = PassWorkers(workers, [history for history in fetched.values()
+                                    if isinstance(history, tuple)])
+    token = _fetched.set(fetched)
+    try:
+        bill.run([job for job in running if job.spark_app_id in fetched],
+                 lambda job: job_bill_running(job, workers))
+        return sum(settle.run(
+            [job for job in finished if not job.spark_app_id or job.spark_app_id in fetched],
+            lambda job: job_settle(job, workers)))
+    finally:
+        _fetched.reset(token)
 
 
 # Each job on its own (dmarket.common.daemon.RowGuard): one that raises is backed off.

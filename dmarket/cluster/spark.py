@@ -5,6 +5,7 @@ import math
 import os
 import re
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -213,9 +214,9 @@ def active_app_ids(state):
     return {a.get("id") for a in (state or {}).get("activeapps", [])}
 
 
-def _get(url):
+def _get(url, timeout=HTTP_TIMEOUT):
     try:
-        response = requests.get(url, timeout=HTTP_TIMEOUT)
+        response = requests.get(url, timeout=timeout)
     except requests.RequestException as e:
         raise SparkUnavailable(f"{url}: {e}") from None
     if response.status_code == 404:
@@ -258,20 +259,33 @@ def master_kill_app(app_id):
     _master_kill("/app/kill/", app_id)
 
 
-def history_app(app_id):
-    return _get(f"{settings.DMARKET_HISTORY_URL.rstrip('/')}/api/v1/applications/{app_id}")
+def history_app(app_id, timeout=HTTP_TIMEOUT):
+    return _get(f"{settings.DMARKET_HISTORY_URL.rstrip('/')}/api/v1/applications/{app_id}",
+                timeout)
 
 
-def history_executors(app_id):
+def history_executors(app_id, timeout=HTTP_TIMEOUT):
     return _get(f"{settings.DMARKET_HISTORY_URL.rstrip('/')}/api/v1/applications/{app_id}"
-                "/allexecutors")
+                "/allexecutors", timeout)
 
 
-def history_of(app_id):
+def history_of(app_id, deadline=None):
     """(application, its executors) from the history server; (None, None) if it has no such
-    application yet. Raises SparkUnavailable."""
-    app = history_app(app_id)
-    return (app, history_executors(app_id)) if app else (None, None)
+    application yet. Raises SparkUnavailable.
+
+    With a deadline (a time.monotonic() value), each of its two requests waits at most until
+    then (and never more than HTTP_TIMEOUT to connect or between bytes); past it, none is made.
+    """
+    def timeout():
+        if deadline is None:
+            return HTTP_TIMEOUT
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SparkUnavailable(f"application {app_id}: no time left for the history server")
+        return min(HTTP_TIMEOUT, left)
+
+    app = history_app(app_id, timeout=timeout())
+    return (app, history_executors(app_id, timeout=timeout())) if app else (None, None)
 
 
 def parse_time(text):
