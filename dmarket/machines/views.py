@@ -104,8 +104,14 @@ class MachineHeartbeatView(APIView):
 
     @extend_schema(request=HeartbeatSerializer, responses={200: HeartbeatReplySerializer})
     def post(self, request, pk):
-        # Only the machine's owner (its agent) may speak for it, staff included.
-        machine = get_object_or_404(Machine.objects.filter(user=request.user), pk=pk)
+        # Only the machine's owner (its agent) may speak for it, staff included. An agent's
+        # machine token brought its machine along (the token's lookup joined it).
+        token_machine = getattr(request.auth, "machine", None)
+        if (token_machine is not None and token_machine.pk == pk
+                and token_machine.user_id == request.user.pk):
+            machine = token_machine
+        else:
+            machine = get_object_or_404(Machine.objects.filter(user=request.user), pk=pk)
         serializer = HeartbeatSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         if machine.state == Machine.REMOVED:

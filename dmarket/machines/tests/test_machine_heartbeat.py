@@ -441,3 +441,17 @@ def test_a_steady_heartbeat_is_one_update_and_a_change_a_transaction(
     machine.refresh_from_db()
     assert (machine.state, machine.worker_id) == (Machine.ONLINE, "w-1")
     assert history(machine) == [("ONLINE", "heartbeat")]
+
+
+def test_a_steady_heartbeat_request_is_three_statements(alice, django_assert_num_queries,
+                                                         settings):
+    """The token (its machine joined), the conditional UPDATE, the cluster's secret: the
+    machine is not read again."""
+    settings.DMARKET_SPARK_AUTHENTICATE = True
+    machine = make_machine(alice)
+    client = machine_client(machine)
+    assert client.post(url(machine), {"worker_state": "ALIVE"}, format="json").status_code == 200
+    with django_assert_num_queries(3) as queries:
+        response = client.post(url(machine), {"worker_state": "ALIVE"}, format="json")
+    assert response.status_code == 200 and response.json()["state"] == "ONLINE"
+    assert queries.captured_queries[1]["sql"].startswith('UPDATE "machines_machine"')
