@@ -7,8 +7,8 @@ Starts gunicorn as scripts/start_central_server.sh does (gthread, DMARKET_WEB_WO
 DMARKET_WEB_THREADS, default 2 x 4) on a free port of 127.0.0.1, against a fresh PostgreSQL
 database (dmarket_load, on DATABASE_URL's server), seeds it (a user with 50 jobs and 200 ledger
 rows, 1,000 machines of another user) and drives it with wrk (Debian's package; installed
-as root when missing), each route for --seconds at each number of connections, three times,
-keeping the median. The routes:
+as root when missing), each route for --seconds at each number of connections, three times
+interleaved with the other routes, keeping the median. The routes:
 
 - baseline: a bare DRF view with the same token authentication and one UPDATE (bench/load_urls.py,
   never served by the market);
@@ -102,7 +102,8 @@ def seed_ledger(username, rows):
             "g * 0.000001, 0, %s || g, 'load', now() - (%s - g) * interval '1 ms' "
             "FROM generate_series(1, %s) AS g",
             [user.pk, f"load:{username}:", rows, rows])
-        cursor.execute("ANALYZE credits_ledgerentry")
+        # Settled before timing: autovacuum after a million-row insert would load the run.
+        cursor.execute("VACUUM ANALYZE credits_ledgerentry")
     return key
 
 
@@ -256,16 +257,21 @@ def main():
                 print(f"  {name:<23} alone: {alone[name]:.1f} ms", file=sys.stderr)
         results = {}
         for c in connections:
-            for name, reqs in routes.items():
-                # Each connection its own machine for the heartbeat (a script per connection
-                # count would need wrk's thread ids; cycling through c machines is the same).
-                script = lua_for(reqs[:c] if name == "heartbeat" else reqs)
-                runs = [run_wrk(base, script, c, options.seconds)
-                        for _ in range(options.repeat)]
+            # Repetitions interleaved (every route once, then again): a slow spell of the
+            # machine falls on all the routes alike, not on one route's three runs.
+            runs = {name: [] for name in routes}
+            for _ in range(options.repeat):
+                for name, reqs in routes.items():
+                    # Each connection its own machine for the heartbeat (a script per
+                    # connection count would need wrk's thread ids; cycling through c
+                    # machines is the same).
+                    script = lua_for(reqs[:c] if name == "heartbeat" else reqs)
+                    runs[name].append(run_wrk(base, script, c, options.seconds))
+            for name in routes:
                 results[(name, c)] = {
-                    "rps": statistics.median(r["rps"] for r in runs),
-                    "p99_ms": statistics.median(r["p99_ms"] for r in runs),
-                    "errors": sum(r["errors"] + r["non2xx"] for r in runs)}
+                    "rps": statistics.median(r["rps"] for r in runs[name]),
+                    "p99_ms": statistics.median(r["p99_ms"] for r in runs[name]),
+                    "errors": sum(r["errors"] + r["non2xx"] for r in runs[name])}
                 if not options.json:
                     print(f"  {name:<15} c={c:<4} {results[(name, c)]['rps']:8.0f} req/s  "
                           f"p99 {results[(name, c)]['p99_ms']:7.1f} ms", file=sys.stderr)

@@ -101,3 +101,22 @@ def test_a_thousand_silent_machines_go_offline_in_a_few_statements(
         state=Machine.OFFLINE, reason="no heartbeat for 30 s").count() == 1000
     # A second pass finds nothing to do.
     assert machines_monitor(alive) == 0
+
+
+def test_a_thousand_workers_cores_in_use_are_recorded_in_a_few_statements(
+        make_user, settings, django_assert_max_num_queries):
+    settings.DMARKET_HEARTBEAT_TIMEOUT = 30
+    owner = make_user("fleet")
+    now = timezone.now()
+    Machine.objects.bulk_create(
+        Machine(user=owner, cores=4, memory_mb=512, address=f"10.0.{i // 250}.{i % 250}",
+                worker_id=f"worker-{i}", state=Machine.ONLINE, last_heartbeat=now)
+        for i in range(1000))
+    alive = [{"id": f"worker-{i}", "state": "ALIVE", "coresused": i % 4} for i in range(1000)]
+
+    # 750 machines' counts changed: one UPDATE for them all, not 750.
+    with django_assert_max_num_queries(10):
+        assert machines_monitor(alive) == 0
+
+    used = dict(Machine.objects.values_list("worker_id", "cores_in_use"))
+    assert used == {f"worker-{i}": i % 4 for i in range(1000)}
