@@ -254,15 +254,24 @@ SPECTACULAR_SETTINGS = {
                              "dmarket.common.schema.add_error_responses"],
 }
 
-# Every line with its time, level, logger and request id ("-" outside a request; daemons'
-# lines name their job themselves: "job 12: ...").
+# Every line with its time, level, logger and context: the request id ("-" outside a request)
+# and, in a daemon, the row it is handling ("job 12"). DMARKET_LOG_FORMAT=json writes one JSON
+# object a line instead (time, level, logger, message, request_id, subject, exc_info), for a
+# log collector.
+DMARKET_LOG_FORMAT = env.str("DMARKET_LOG_FORMAT", "plain",
+                             validate=validate.OneOf(["plain", "json"]))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "dmarket.common.middleware.RequestIdFilter"}},
-    "formatters": {"plain": {
-        "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(context)s] %(message)s"},
+        "json": {"()": "pythonjsonlogger.json.JsonFormatter",
+                 "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s "
+                        "%(subject)s",
+                 "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": DMARKET_LOG_FORMAT,
                              "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str(
         "DMARKET_LOG_LEVEL", "INFO", validate=validate.OneOf(logging.getLevelNamesMapping()))},

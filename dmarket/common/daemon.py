@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
+from .middleware import log_subject
+
 log = logging.getLogger("dmarket.daemon")
 
 
@@ -106,7 +108,8 @@ class RowGuard:
             if time.monotonic() < retry_at:
                 continue
             try:
-                results.append(handle(row))
+                with log_subject(f"{row._meta.model_name} {row.pk}"):
+                    results.append(handle(row))
             except Exception as e:  # noqa: BLE001 - one bad row must not stall the others
                 count += 1
                 delay = min(2.0 ** (count - 1), settings.DMARKET_ROW_BACKOFF_MAX)

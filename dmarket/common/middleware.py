@@ -1,3 +1,4 @@
+import contextlib
 import contextvars
 import logging
 import re
@@ -39,6 +40,18 @@ class RejectNulMiddleware:
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # The request being handled, for log lines (dmarket.common.middleware.RequestIdFilter).
 current_request_id = contextvars.ContextVar("request_id", default="-")
+# The row a daemon is handling ("job 12", "machine 3"), for log lines: set by RowGuard.
+current_subject = contextvars.ContextVar("subject", default="")
+
+
+@contextlib.contextmanager
+def log_subject(subject):
+    """Log lines written inside name `subject` (e.g. "job 12") in their context field."""
+    token = current_subject.set(subject)
+    try:
+        yield
+    finally:
+        current_subject.reset(token)
 
 
 class RequestIdMiddleware:
@@ -62,6 +75,12 @@ class RequestIdMiddleware:
 
 
 class RequestIdFilter(logging.Filter):
+    """Gives every record `request_id` ("-" outside a request), `subject` (the daemon's row,
+    or "") and `context`: the two together, what the plain format shows in brackets."""
+
     def filter(self, record):
         record.request_id = current_request_id.get()
+        record.subject = current_subject.get()
+        record.context = " ".join(part for part in (
+            record.request_id if record.request_id != "-" else "", record.subject) if part) or "-"
         return True
