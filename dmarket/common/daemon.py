@@ -88,6 +88,12 @@ class DaemonCommand(BaseCommand):
             self.stdout.write(self.report.format(self.tick(options)))
 
 
+def row_name(row):
+    """"job 12" for a model row; the row's own text for anything else."""
+    meta = getattr(row, "_meta", None)
+    return f"{meta.model_name} {row.pk}" if meta is not None else str(row)
+
+
 class RowGuard:
     """Each row of a daemon's pass handled on its own, as healthchecks' senders do: a row
     whose handling raises is logged and backed off (1, 2, 4… s, at most
@@ -108,7 +114,7 @@ class RowGuard:
             if time.monotonic() < retry_at:
                 continue
             try:
-                with log_subject(f"{row._meta.model_name} {row.pk}"):
+                with log_subject(row_name(row)):
                     results.append(handle(row))
             except Exception as e:  # noqa: BLE001 - one bad row must not stall the others
                 count += 1
