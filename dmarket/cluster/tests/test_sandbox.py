@@ -217,16 +217,27 @@ def test_a_second_application_a_job_starts_is_killed_within_5_s_billed_to_it_and
     assert rogue[0]["duration"] < 5000, rogue
     record = PolicedApp.objects.get(app_id=rogue[0]["id"])
     assert record.job == job and record.spark_user == "nobody-at-all", record.reason
-    assert record.driver_address and [e["cores"] for e in record.executors] == [1]
+    # Its executor, if the police saw it up: on 2 busy cores an executor's JVM can take longer
+    # than the police's 2 s grace to start (seen here in about half the runs).
+    assert [e["cores"] for e in record.executors] in ([1], []), record.executors
+    assert bool(record.driver_address) == bool(record.executors), record.driver_address
     assert job.status == Job.FAILED and job.spark_app_id != rogue[0]["id"]
     assert job.status_reason == (f"the job started a second Spark application "
                                  f"({rogue[0]['id']}), which the market killed; what it ran "
                                  f"is billed to this job")
+    if not record.executors:
+        # Killed before its executor was up: nothing of it ran, nothing of it is billed.
+        assert not UsageRecord.objects.filter(job=job, key__startswith="policed:").exists()
+        return
     # Its executor's cores from the application's start to its kill, on the machine that ran
     # it, and that machine's owner paid the same.
     span_ms = (record.killed_at - record.started_at) // timedelta(milliseconds=1)
-    charge = LedgerEntry.objects.get(job=job, kind=LedgerEntry.CHARGE)
-    assert charge.memo.endswith(f", {span_ms} core-ms")
+    # Metered as its own usage record, posted (at the job's end) as its own charge.
+    usage = UsageRecord.objects.get(job=job, key__startswith="policed:")
+    assert usage.core_ms == span_ms
+    charge = LedgerEntry.objects.get(key=usage.posted_key)
+    assert (charge.job, charge.kind) == (job, LedgerEntry.CHARGE)
+    assert charge.memo.endswith(f": usage {usage.key}, {span_ms} core-ms")
     ran_on = {m.worker_id: m for m in machines.values()}[record.executors[0]["worker"]]
-    earning = LedgerEntry.objects.get(job=job, kind=LedgerEntry.EARNING)
+    earning = LedgerEntry.objects.get(key="earning:" + usage.posted_key.removeprefix("charge:"))
     assert (earning.user, earning.amount) == (ran_on.user, -charge.amount)
