@@ -167,3 +167,16 @@ def test_other_methods_are_not_allowed(alice, method):
     assert response.status_code == 405
     assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
     assert LedgerEntry.objects.count() == before
+
+
+def test_each_row_is_what_the_ledger_serializer_gives(alice, billed):
+    """The rows come from values() (dmarket.common.serializers.ValuesSerializer), not through
+    LedgerEntrySerializer: every field must come out the same."""
+    from rest_framework.renderers import JSONRenderer
+
+    from dmarket.credits.serializers import LedgerEntrySerializer
+
+    response = client_for(alice).get(URL)
+    expected = LedgerEntrySerializer(rows(alice), many=True).data
+    assert response.content == JSONRenderer().render(
+        {"next": None, "previous": None, "results": expected})
