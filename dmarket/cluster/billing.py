@@ -57,78 +57,76 @@ def executor_key(executor, worker_ids):
             executor.get("hostPort", "").rsplit(":", 1)[0])
 
 
+KEYS_PER_QUERY = 5000
+
+
+def machines_of(keys):
+    """{(worker id, host): the Machine that ran executors under that key, or None}, read in
+    two queries per KEYS_PER_QUERY keys: the newest machine with the worker's id, else the
+    newest still shared at the host (a machine removed since may have run it; one still
+    shared is likelier), else the newest at the host."""
+    by_worker, by_host = {}, {}
+    worker_ids = sorted({worker_id for worker_id, _ in keys if worker_id})
+    hosts = sorted({host for _, host in keys if host})
+
+    def chunks(items):
+        return (items[i:i + KEYS_PER_QUERY] for i in range(0, len(items), KEYS_PER_QUERY))
+    # Oldest first: the newest machine with a worker id or address is the last one kept.
+    for chunk in chunks(worker_ids):
+        for machine in Machine.objects.filter(worker_id__in=chunk).order_by("id"):
+            by_worker[machine.worker_id] = machine
+    for chunk in chunks(hosts):
+        for machine in Machine.objects.filter(address__in=chunk).order_by("id"):
+            _, shared = by_host.get(machine.address, (None, None))
+            by_host[machine.address] = (machine, shared if machine.state == Machine.REMOVED
+                                        else machine)
+    found = {}
+    for worker_id, host in keys:
+        machine = by_worker.get(worker_id) if worker_id else None
+        if machine is None and host:
+            newest, shared = by_host.get(host, (None, None))
+            machine = shared or newest
+        found[(worker_id, host)] = machine
+    return found
+
+
 class PassWorkers(list):
     """The master's workers as a billing pass hands them to each of its jobs: indexed by web
     UI once (not once a job: thousands of workers), and with the machines that ran the pass's
-    executors read in a few queries for all its jobs, not one or two per job and machine.
+    executors read in a few queries for all its jobs (machines_of), not one or two per job and
+    machine.
 
     `histories`: the (app, executors) the pass fetched."""
-
-    CHUNK = 5000  # keys per query
 
     def __init__(self, workers, histories=()):
         super().__init__(workers)
         self.ids_by_ui = worker_ids_by_ui(self)
-        self.keys = set()
+        keys = set()
         for _, executors in histories:
             for executor in executors if isinstance(executors, list) else []:
                 try:
                     if executor.get("id") != "driver":
-                        self.keys.add(executor_key(executor, self.ids_by_ui))
+                        keys.add(executor_key(executor, self.ids_by_ui))
                 except (AttributeError, TypeError, ValueError):
                     pass  # not as Spark writes it: its job's own billing raises, guarded
-        self.by_worker, self.by_host = {}, {}
-        worker_ids = sorted({worker_id for worker_id, _ in self.keys if worker_id})
-        hosts = sorted({host for _, host in self.keys if host})
-        # Oldest first: the newest machine with a worker id or address is the last one kept.
-        for chunk in self._chunks(worker_ids):
-            for machine in Machine.objects.filter(worker_id__in=chunk).order_by("id"):
-                self.by_worker[machine.worker_id] = machine
-        for chunk in self._chunks(hosts):
-            for machine in Machine.objects.filter(address__in=chunk).order_by("id"):
-                _, shared = self.by_host.get(machine.address, (None, None))
-                self.by_host[machine.address] = (
-                    machine, shared if machine.state == Machine.REMOVED else machine)
-
-    def _chunks(self, items):
-        return (items[i:i + self.CHUNK] for i in range(0, len(items), self.CHUNK))
-
-    def machine(self, worker_id, host):
-        """What machine_resolver's queries would find for the key (one of self.keys)."""
-        machine = self.by_worker.get(worker_id) if worker_id else None
-        if machine is None and host:
-            newest, shared = self.by_host.get(host, (None, None))
-            machine = shared or newest
-        return machine
+        self.machines = machines_of(keys)
 
 
 def machine_resolver(workers):
     """A function from an executor to the Machine that ran it, or None.
 
     First by the worker's id (the master's list links the executor's worker UI to it, and the
-    machine's agent reports the id), then by the executor's host address. A pass's workers
-    (PassWorkers) have the machines of its executors already.
+    machine's agent reports the id), then by the executor's host address (machines_of). A
+    pass's workers (PassWorkers) have the machines of its executors already.
     """
     known = workers if isinstance(workers, PassWorkers) else None
     worker_ids = known.ids_by_ui if known is not None else worker_ids_by_ui(workers)
-    cache = {}
+    cache = dict(known.machines) if known is not None else {}
 
     def resolve(executor):
         key = executor_key(executor, worker_ids)
         if key not in cache:
-            worker_id, host = key
-            if known is not None and key in known.keys:
-                cache[key] = known.machine(worker_id, host)
-                return cache[key]
-            machine = None
-            if worker_id:
-                machine = Machine.objects.filter(worker_id=worker_id).order_by("-id").first()
-            if machine is None and host:
-                # A machine removed since may have run it; one still shared is likelier.
-                at_host = Machine.objects.filter(address=host).order_by("-id")
-                machine = (at_host.exclude(state=Machine.REMOVED).first()
-                           or at_host.first())
-            cache[key] = machine
+            cache[key] = machines_of({key})[key]
         return cache[key]
 
     return resolve
