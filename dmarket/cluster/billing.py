@@ -28,6 +28,7 @@ from django.utils import timezone
 from dmarket.common.daemon import RowGuard
 from dmarket.credits.services import (Usage, billed_accelerator, job_bill_usage, job_release,
                                       usage_cost, usage_pending_cost)
+from dmarket.jobs.lifecycle import job_mark_settled, job_stop_at_cap
 from dmarket.jobs.models import Job
 from dmarket.jobs.services import job_mark_stuck
 from dmarket.machines.models import Machine
@@ -303,9 +304,7 @@ def job_bill_running(job, workers, history=None):
     usages, running_cost = job_usage(job, app, executors, workers)
     job_bill_usage(job, usages, final=False)
     if job.cost + usage_pending_cost(job) + running_cost >= job.max_credits:
-        Job.objects.filter(pk=job.pk, status__in=(Job.STARTING, Job.RUNNING),
-                           cancel_requested=False).update(
-            cancel_requested=True, stop_status=Job.FAILED, status_reason="credit cap reached")
+        job_stop_at_cap(job)
 
 
 def job_settle(job, workers=None, history=None):
@@ -333,8 +332,7 @@ def job_settle(job, workers=None, history=None):
         job_bill_usage(job, usages)
     job_bill_usage(job, policed_usage(job))
     job_release(job)
-    Job.objects.filter(pk=job.pk, settled_at__isnull=True).update(settled_at=timezone.now())
-    job.refresh_from_db()
+    job_mark_settled(job)
     log.info("job %s: settled, %s credits", job.pk, job.cost)
     return True
 

@@ -28,12 +28,13 @@ from dmarket.envs.builder import env_build_tick
 from dmarket.envs.services import BadEnvironment, BadWorkdir
 from dmarket.files.services import job_results_store
 from dmarket.files.storage import StorageUnavailable
+from dmarket.jobs.lifecycle import (job_claim, job_finish, job_mark_running, job_request_stop,
+                                    stop_outcome)
 from dmarket.jobs.models import Job
 from dmarket.jobs.services import job_mark_stuck
 from dmarket.machines.models import Machine
 
 from . import police, sandbox, security, spark
-from .billing import job_settle
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +150,9 @@ def launcher_claim(launcher_id):
     order = sorted(first, key=lambda user_id: (last_started.get(user_id) or epoch,
                                                first[user_id]))
     for user_id in order:
-        now = timezone.now()
-        won = Job.objects.filter(pk=first[user_id], status=Job.QUEUED).update(
-            status=Job.STARTING, status_reason="", launcher=launcher_id, started_at=now)
-        if won:
-            return Job.objects.get(pk=first[user_id])
+        job = job_claim(first[user_id], launcher_id)
+        if job is not None:
+            return job
     return None
 
 
@@ -215,11 +214,11 @@ def job_start(job):
                                     note=lambda unlimited: sandbox_note(profile, unlimited))
     except (OSError, KeyError, zlib.error, sandbox.Unavailable, BadEnvironment,
             BadWorkdir) as e:
-        job_finish(job, Job.FAILED, f"the driver could not start: {e}")
+        job_end(job, Job.FAILED, f"the driver could not start: {e}")
         return
     except StorageUnavailable as e:
         # Its environment or working directory could not be fetched from the file store.
-        job_finish(job, Job.FAILED, f"the driver could not start: {e.detail}")
+        job_end(job, Job.FAILED, f"the driver could not start: {e.detail}")
         return
     _children[child.pid] = child
     job.driver_pid = child.pid
@@ -239,26 +238,11 @@ def job_runtime_prepare(job):
     return env_unpack(*archive) if archive else None
 
 
-def job_finish(job, status, reason, exit_code=None):
-    """Record the job's end (once: only a job still STARTING or RUNNING changes), then bill."""
-    now = timezone.now()
-    changed = Job.objects.filter(pk=job.pk, status__in=(Job.STARTING, Job.RUNNING)).update(
-        status=status, status_reason=reason[:500], exit_code=exit_code, finished_at=now)
-    job.refresh_from_db()
-    if changed:
-        log.info("job %s: %s (%s)", job.pk, status, reason)
+def job_end(job, status, reason, exit_code=None):
+    """Record the job's end (the billing daemon settles it) and link its event log."""
+    job_finish(job, status, reason, exit_code=exit_code)
     if job.spark_app_id:
         event_log_link(job)
-    job_settle(job)
-
-
-def job_request_stop(job, status, reason):
-    """Ask for the job's stop with the outcome to record (once: a stop already asked for keeps
-    its own)."""
-    Job.objects.filter(pk=job.pk, status__in=(Job.STARTING, Job.RUNNING),
-                       cancel_requested=False).update(
-        cancel_requested=True, stop_status=status, status_reason=reason[:500])
-    job.refresh_from_db()
 
 
 def job_disk_use(job, max_entries):
@@ -368,7 +352,7 @@ def job_app_check(job, state):
         # One job per application: a claim on an id another job holds is refused.
         if not Job.objects.filter(spark_app_id=app_id).exclude(pk=job.pk).exists():
             Job.objects.filter(pk=job.pk, spark_app_id="").update(spark_app_id=app_id)
-            Job.objects.filter(pk=job.pk, status=Job.STARTING).update(status=Job.RUNNING)
+            job_mark_running(job.pk)
             job.refresh_from_db()
             log.info("job %s: running as %s (verified)", job.pk, app_id)
     active = spark.active_app_ids(state)
@@ -385,6 +369,11 @@ def job_app_check(job, state):
                              f"application ({job.spark_app_id or 'not yet verified'})\n"
                              .encode())
             spark.master_kill_app(app["id"])
+            if app in mine:
+                # Its own (its event log is in its directory): a second application would run
+                # outside its bill and its cancel, and its driver may hang on the killed one.
+                job_request_stop(job, Job.FAILED, f"the job started a second Spark application "
+                                                  f"({app['id']}), which the market killed")
     if job.spark_app_id:
         event_log_link(job)
 
@@ -434,10 +423,6 @@ def exit_reason(job, code):
     return f"the driver exited with code {code}"
 
 
-def stopped_status(job):
-    return (job.stop_status or Job.CANCELLED, job.status_reason or "cancelled")
-
-
 def job_follow(job, state=None):
     """One look at a starting or running job: its application id, its end, a cancel."""
     # Alive first, then the exit code: the wrapper writes the code before it exits, so a
@@ -446,20 +431,20 @@ def job_follow(job, state=None):
     code = read_exit_code(job)
     if code is not None:
         if job.cancel_requested:
-            status, reason = stopped_status(job)
+            status, reason = stop_outcome(job)
         elif code == 0:
             status, reason = Job.SUCCEEDED, "the driver exited with code 0"
         else:
             status, reason = Job.FAILED, exit_reason(job, code)
         driver_reap(job, kill=alive)
-        job_finish(job, status, reason, exit_code=code)
+        job_end(job, status, reason, exit_code=code)
         return
     if not alive:
         driver_reap(job, kill=False)
         if job.cancel_requested:
-            job_finish(job, *stopped_status(job))
+            job_end(job, *stop_outcome(job))
         else:
-            job_finish(job, Job.LOST, "the driver vanished without an exit code")
+            job_end(job, Job.LOST, "the driver vanished without an exit code")
         return
     job_app_check(job, state)
     job_limits(job)
@@ -502,7 +487,6 @@ def launcher_sandbox_ready():
 _policed = {"at": -1e9}
 # Each job on its own in each of the launcher's loops (dmarket.common.daemon.RowGuard).
 _guards = {"follow": RowGuard("launcher", job_mark_stuck("launcher")),
-           "settle": RowGuard("launcher (settling)", job_mark_stuck("launcher")),
            # A store that is down delays the copy, not the job's end: retried, not marked.
            "results": RowGuard("launcher (storing results)")}
 
@@ -528,9 +512,6 @@ def launcher_tick(launcher_id=None):
         results_stored_at__isnull=True).exclude(pk__in=_guards["results"].backed_off())
         .order_by("finished_at")[:RESULTS_PER_TICK],
         lambda job: job_results_store(job, deadline))
-    _guards["settle"].run(Job.objects.filter(launcher=launcher_id, status__in=Job.FINISHED,
-                                             settled_at__isnull=True,
-                                             finished_at__isnull=False), job_settle)
     started = 0
     if not launcher_sandbox_ready():
         return started
@@ -546,7 +527,7 @@ def launcher_tick(launcher_id=None):
             job_start(job)
         except Exception:  # noqa: BLE001 - the next claims must go on
             log.exception("job %s: the driver could not start", job.pk)
-            job_finish(job, Job.FAILED, "the driver could not start: an error of the "
+            job_end(job, Job.FAILED, "the driver could not start: an error of the "
                                         "launcher's (its log has it)")
         running += 1
         started += 1

@@ -22,6 +22,7 @@ import requests
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from dmarket.jobs.lifecycle import job_request_stop
 from dmarket.jobs.models import Job
 
 from . import spark
@@ -332,7 +333,7 @@ def cluster_police(state, launcher_id=None):
     sandbox runs its driver. Returns how many it killed."""
     if state is None:
         return 0
-    from .launcher import job_request_stop, process_alive
+    from .launcher import process_alive
 
     killed = police_drivers(state)
     running = list(Job.objects.filter(status__in=(Job.STARTING, Job.RUNNING)))

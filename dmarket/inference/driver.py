@@ -123,6 +123,7 @@ class Runner(threading.Thread):
         return spec
 
     def serve(self):
+        from dmarket.jobs.lifecycle import stop_outcome
         from dmarket.jobs.models import Job
 
         from .models import InferenceJob, InferenceOutput
@@ -154,13 +155,13 @@ class Runner(threading.Thread):
                 # next batches, rarely enough not to load the database.
                 batch_size, status = InferenceJob.objects.filter(pk=ijob.pk).values_list(
                     "batch_size", "status").get()
-                cancel, stop_status, reason = Job.objects.filter(pk=ijob.job_id).values_list(
-                    "cancel_requested", "stop_status", "status_reason").get()
+                carrier = Job.objects.only("cancel_requested", "stop_status",
+                                           "status_reason").get(pk=ijob.job_id)
                 last_read = time.monotonic()
             if status != InferenceJob.RUNNING:
                 stop = (status, "")
-            elif cancel:
-                stop = (stop_status or InferenceJob.CANCELLED, reason or "cancelled")
+            elif carrier.cancel_requested:
+                stop = stop_outcome(carrier)
             elif self.server.stopping.is_set():
                 stop = (None, "")
             if in_flight:

@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from dmarket.cluster import police, sandbox, security, spark
+from dmarket.jobs.lifecycle import stop_outcome
 
 from . import driver as driver_module
 from .models import InferenceJob
@@ -232,7 +233,6 @@ def inference_tick():
     if not unfinished.exists() or server_alive():
         return 0
     for ijob in unfinished.filter(status=InferenceJob.RUNNING, job__cancel_requested=True):
-        inference_finish(ijob, ijob.job.stop_status or InferenceJob.CANCELLED,
-                         ijob.job.status_reason or "cancelled")
+        inference_finish(ijob, *stop_outcome(ijob.job))
     server_start()
     return 1

@@ -21,6 +21,8 @@ from dmarket.credits.services import (
     usage_record,
 )
 from dmarket.files.services import job_inputs_pin
+from dmarket.jobs.lifecycle import (job_finish, job_mark_running, job_mark_settled,
+                                    job_request_stop, job_stop_at_cap)
 from dmarket.jobs.models import Job
 
 from .models import InferenceBatch, InferenceJob, InferenceOutput
@@ -68,8 +70,7 @@ def inference_cancel(ijob, reason="cancelled by its owner"):
             raise Conflict(f"Inference job {ijob.pk} has already finished ({locked.status}).")
         queued = locked.status == InferenceJob.QUEUED
         if not queued:
-            Job.objects.filter(pk=locked.job_id, cancel_requested=False).update(
-                cancel_requested=True, stop_status=Job.CANCELLED, status_reason=reason)
+            job_request_stop(locked.job, Job.CANCELLED, reason)
     if queued:
         inference_finish(ijob, InferenceJob.CANCELLED, reason)
     ijob.refresh_from_db()
@@ -93,8 +94,7 @@ def inference_claim(ijob_id):
         status=InferenceJob.RUNNING, started_at=now)
     if won:
         ijob = InferenceJob.objects.get(pk=ijob_id)
-        Job.objects.filter(pk=ijob.job_id, status=Job.STARTING).update(
-            status=Job.RUNNING, started_at=now)
+        job_mark_running(ijob.job_id, started_at=now)
         return ijob
     return None
 
@@ -155,8 +155,7 @@ def inference_bill(ijob, final=False):
                                      core_ms=used["core_ms"] or 0, gpu_ms=used["gpu_ms"] or 0)])
     charged = usage_post(job, final=final)
     if job.cost + usage_pending_cost(job) >= job.max_credits:
-        Job.objects.filter(pk=job.pk, cancel_requested=False).update(
-            cancel_requested=True, stop_status=Job.FAILED, status_reason="credit cap reached")
+        job_stop_at_cap(job)
     return charged
 
 
@@ -171,9 +170,8 @@ def inference_finish(ijob, status, reason):
     inference_bill(ijob, final=True)
     job = Job.objects.get(pk=ijob.job_id)
     job_release(job)
-    Job.objects.filter(pk=job.pk, settled_at__isnull=True).update(
-        status=JOB_STATUS[ijob.status], status_reason=ijob.status_reason,
-        finished_at=ijob.finished_at, settled_at=timezone.now())
+    job_finish(job, JOB_STATUS[ijob.status], ijob.status_reason, finished_at=ijob.finished_at)
+    job_mark_settled(job)
     ijob.refresh_from_db()
     return ijob
 

@@ -3,10 +3,9 @@ import secrets
 from django.db import transaction
 from django.db.models import Max
 from rest_framework.exceptions import Throttled, ValidationError
-from django.utils import timezone
 
 from dmarket.common.api import Conflict
-from dmarket.credits.services import (account_lock, job_hold, job_prices, job_release,
+from dmarket.credits.services import (account_lock, job_hold, job_prices,
                                       market_premium_rate)
 from dmarket.envs.models import Environment
 from dmarket.envs.services import (BadEnvironment, BadWorkdir, TooManyBuilds, archive_manifest,
@@ -14,6 +13,7 @@ from dmarket.envs.services import (BadEnvironment, BadWorkdir, TooManyBuilds, ar
 from dmarket.files.services import job_inputs_pin, job_inputs_resolve, result_file
 from dmarket.machines.models import Machine
 
+from .lifecycle import job_end_queued, job_request_stop
 from .models import Job
 from .serializers import submission_digest
 
@@ -120,22 +120,7 @@ def workdir_check(uri, path):
 def job_fail_queued(job, reason):
     """A queued job that can never start (its environment could not be built) fails at once;
     it never ran, so nothing is billed and its hold is released."""
-    with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
-        if locked.status != Job.QUEUED:
-            return False
-        queued_end(locked, Job.FAILED, reason[:500])
-    return True
-
-
-def queued_end(locked, status, reason):
-    """End a queued job, locked by the caller's transaction: it never ran, so nothing is
-    billed, and its hold is released right here."""
-    locked.status = status
-    locked.status_reason = reason
-    locked.finished_at = locked.settled_at = timezone.now()
-    locked.save(update_fields=["status", "status_reason", "finished_at", "settled_at"])
-    job_release(locked)
+    return job_end_queued(job, Job.FAILED, reason)
 
 
 def job_cancel(job, reason="cancelled by its owner"):
@@ -144,25 +129,14 @@ def job_cancel(job, reason="cancelled by its owner"):
     Returns True when the job is now CANCELLED, False when the cancel was only requested.
     Raises Conflict when the job has already finished.
     """
-    with transaction.atomic():
-        locked = Job.objects.select_for_update().get(pk=job.pk)
-        if locked.is_finished:
-            raise Conflict(f"Job {job.pk} has already finished ({locked.status}).")
-        if locked.status == Job.QUEUED:
-            queued_end(locked, Job.CANCELLED, reason)
-            done = True
-        elif not locked.cancel_requested:
-            # The launcher stops it and records this outcome; a stop already asked for (its
-            # credit cap was reached) keeps its own.
-            locked.cancel_requested = True
-            locked.stop_status = Job.CANCELLED
-            locked.status_reason = reason
-            locked.save(update_fields=["cancel_requested", "stop_status", "status_reason"])
-            done = False
-        else:
-            done = False
-    job.refresh_from_db()
-    return done
+    if job_end_queued(job, Job.CANCELLED, reason):
+        return True
+    # Started meanwhile, or earlier: the launcher stops it and records this outcome; a stop
+    # already asked for (its credit cap was reached) keeps its own.
+    job_request_stop(job, Job.CANCELLED, reason)
+    if job.is_finished:
+        raise Conflict(f"Job {job.pk} has already finished ({job.status}).")
+    return False
 
 
 def job_mark_stuck(daemon):

@@ -15,10 +15,8 @@ APPS = Path(__file__).parent / "apps"
 WORKERS = [("127.0.0.2", 1, 1024), ("127.0.0.3", 1, 1024)]
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "spark_cluster" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.spark)
+# Every test that uses spark_cluster (through cluster, inference_server...) is marked `spark` by
+# dmarket/conftest.py, which pytest loads also when only another app's tests are collected.
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 what a driver's sandbox is made of."""
 
 import os
-import time
 
 import pytest
 
@@ -195,3 +194,40 @@ def test_a_workers_executors_on_this_host_are_refused_the_same_ports_but_answer_
                          "meta skuid 998 tcp dport 5432 reject with tcp reset",
                          "meta skuid 998 tcp dport 8081 reject with tcp reset"]
     assert not any("998 tcp sport" in line for line in body)
+
+
+def test_a_second_application_of_its_own_is_killed_and_stops_the_job_an_impostor_does_not(
+        make_user, entry_file, monkeypatch, settings):
+    from dmarket.cluster.launcher import job_app_check
+
+    killed = []
+    monkeypatch.setattr(spark, "master_kill_app", killed.append)
+    settings.DMARKET_APP_GRACE = 0
+    job = a_job(make_user, entry_file)
+    Job.objects.filter(pk=job.pk).update(status=Job.RUNNING,
+                                         spark_app_id="app-20261203000000-0001")
+    job.refresh_from_db()
+    job.work_dir.mkdir(parents=True, exist_ok=True)
+    log_of(job, "app-20261203000000-0001.inprogress")
+    # Showing its tag with no log of its own: anyone can name an application so; killing it
+    # must not let another job stop this one.
+    state = {"activeapps": [app("app-20261203000000-0001", job.tag),
+                            app("app-20261203000000-0009", job.tag)]}
+
+    job_app_check(job, state)
+
+    assert killed == ["app-20261203000000-0009"]
+    job.refresh_from_db()
+    assert (job.status, job.cancel_requested) == (Job.RUNNING, False)
+
+    log_of(job, "app-20261203000000-0002.inprogress")
+    state["activeapps"].append(app("app-20261203000000-0002", job.tag, start=2))
+    job_app_check(job, state)
+
+    assert killed[1:] == ["app-20261203000000-0002", "app-20261203000000-0009"]
+    job.refresh_from_db()
+    assert (job.status, job.cancel_requested, job.stop_status, job.status_reason) == (
+        Job.RUNNING, True, Job.FAILED, "the job started a second Spark application "
+        "(app-20261203000000-0002), which the market killed")
+    assert ("dmarket: application app-20261203000000-0002 killed: a job runs one application "
+            "(app-20261203000000-0001)") in job.log_path.read_text()

@@ -135,6 +135,7 @@ def reachable_from(netns_name, host, port):
     return done.returncode == 0
 
 
+@pytest.mark.spark  # a cluster of its own (not the cluster fixture, which would mark it)
 def test_a_worker_in_its_own_network_namespace_fetches_the_files_and_runs_the_job(
         netns, make_user, settings, tmp_path):
     host, inside, name = netns

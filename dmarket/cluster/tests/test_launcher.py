@@ -283,6 +283,10 @@ def reconciled(job, exit_code=None):
         (job.work_dir / "exit_code").write_text(f"{exit_code}\n")
     launcher_tick("launcher-r")
     job.refresh_from_db()
+    # The launcher records the end; the billing daemon settles it, out of the launcher's loop.
+    assert job.is_finished and job.settled_at is None
+    billing_tick()
+    job.refresh_from_db()
     return job
 
 
