@@ -8,8 +8,6 @@ could not be reached, 2 a usage error.
 import hashlib
 import json as jsonlib
 import os
-import re
-import shlex
 import shutil
 import sys
 import time
@@ -17,11 +15,14 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 import click
-import requests
 
 from . import __version__, config
 from .api import ApiError, Client
+from .cli_shared import (CONTEXT, FINISHED, Failure, Group, StatusLine, for_people, gpu_amount,
+                         progress_display, short_time)
 from .context import Context, pass_context
+from .env_cli import env, workdir_pack
+from .files_cli import files, job_files_upload
 from .infer_cli import cluster, infer
 from .machine_cli import machine
 from .output import emit, emit_json, fields, json_option, quiet_option, table
@@ -31,40 +32,8 @@ from .units import Duration, MemorySize
 POLL_INTERVAL = 1.0
 
 STATUSES = ["QUEUED", "STARTING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "LOST"]
-FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED", "LOST")
 LEDGER_KINDS = ["grant", "hold", "release", "charge", "earning", "refund", "adjustment"]
 LOG_PAGE_LINES = 10000
-
-
-class Failure(click.ClickException):
-    """Exit 1 with `dmarket: <message>` on stderr."""
-
-    def show(self, file=None):
-        click.echo(f"dmarket: {self.format_message()}", err=True, file=file)
-
-
-class Group(click.Group):
-    """A group that turns the server's refusals into `dmarket: <detail>` and exit code 1."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except ApiError as e:
-            raise Failure(e.detail) from None
-        except requests.RequestException as e:
-            # A transfer that broke half-way (a download), after the request itself succeeded.
-            raise Failure(f"the connection to the server failed: {e}") from None
-        except click.UsageError:
-            raise
-        except click.ClickException as e:
-            if isinstance(e, Failure):
-                raise
-            failure = Failure(e.format_message())
-            failure.exit_code = e.exit_code
-            raise failure from None
-
-
-CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 @click.group("dmarket", cls=Group, context_settings=CONTEXT)
@@ -96,34 +65,6 @@ def main(argv=None):
 
 # --- formatting ---------------------------------------------------------------------------
 
-ISO_TIME = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)?$")
-
-
-def short_time(value):
-    """'2026-11-22T08:25:30.398123Z' -> '2026-11-22 08:25:30 UTC' (None -> None)."""
-    if not value:
-        return value
-    match = ISO_TIME.match(value)
-    if not match:
-        return value
-    day, clock, zone = match.groups()
-    zone = "UTC" if zone in ("Z", "+00:00") else zone
-    return f"{day} {clock}" + (f" {zone}" if zone else "")
-
-
-def human_size(n):
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"  # pragma: no cover
-
-
-def stderr_is_tty():
-    # sys.stderr, not click.get_text_stream (deprecated in click 8.5, gone in 9).
-    return sys.stderr.isatty()
-
-
 JOB_FIELDS = ["id", "name", "owner", "status", "status_reason", "cancel_requested", "entry_file",
               "libs", "archives", "files", "app_params", "conf", "main_class", "requirements",
               "environment", "env", "working_dir", "cores", "executor_memory_mb",
@@ -134,36 +75,6 @@ JOB_FIELDS = ["id", "name", "owner", "status", "status_reason", "cancel_requeste
               "settled_at"]
 OPTIONAL_FIELDS = ("conf", "main_class", "requirements", "environment", "env", "working_dir",
                    "gpus_per_executor", "gpus_per_task")
-TIME_FIELDS = ("created_at", "started_at", "finished_at", "settled_at", "date_joined",
-               "modified_at", "ended_at")
-
-
-def for_people(data):
-    """A copy of an API object fit for `name  value` lines and tables."""
-    shown = dict(data)
-    for key, value in data.items():
-        if key in TIME_FIELDS or key in ("created", "started", "ended"):
-            shown[key] = short_time(value)
-        elif key == "app_params":
-            shown[key] = shlex.join(value)
-        elif isinstance(value, list):
-            shown[key] = ", ".join(str(v) for v in value)
-        elif isinstance(value, bool):
-            shown[key] = "yes" if value else "no"
-        elif isinstance(value, dict):
-            shown[key] = ", ".join(f"{k}={v}" for k, v in value.items())
-        elif key == "requirements" and value:
-            shown[key] = "; ".join(value.splitlines())
-        elif key == "gpus_per_task":
-            shown[key] = gpu_amount(value)
-    return shown
-
-
-def gpu_amount(value):
-    """A GPU amount as people write it: 1 rather than 1.0, 0.25 as it is."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def show_job(ctx, job):
@@ -305,9 +216,6 @@ def jobs():
     """Submit jobs and follow them: their state, driver log, results and executors."""
 
 
-URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-
-
 def spark_properties(ctx, param, values):
     """--conf KEY=VALUE, repeated: {KEY: VALUE}, a later KEY replacing an earlier one."""
     conf = {}
@@ -394,8 +302,6 @@ def submit(ctx, entry_file, params, name, libs, archives, files, cores, executor
     if requirements_file and env_name:
         raise click.UsageError("give --requirements or --env, not both")
     if working_dir:
-        from .env_cli import workdir_pack
-
         packed = workdir_pack(working_dir)
         named.append(("'--working-dir'", packed, False))
         try:
@@ -539,46 +445,6 @@ def download_target(root, path):
     if not parts or PurePosixPath(path).is_absolute() or any(p in ("..", ".") for p in parts):
         return None
     return root.joinpath(*parts)
-
-
-class StatusLine:
-    """A status on stderr: redrawn in place on a terminal, a line per change otherwise."""
-
-    def __init__(self):
-        self.tty = stderr_is_tty()
-        self.last = None
-
-    def show(self, text):
-        if text == self.last:
-            return
-        if self.tty:
-            # Spaces, not an escape sequence, to wipe what is left of a longer line.
-            wipe = " " * max(0, len(self.last or "") - len(text))
-            click.echo(f"\r{text}{wipe}", err=True, nl=False)
-        else:
-            click.echo(text, err=True)
-        self.last = text
-
-    def close(self, keep=True):
-        """End the line (keep) or wipe it."""
-        if self.tty and self.last is not None:
-            if keep:
-                click.echo(err=True)
-            else:
-                click.echo("\r" + " " * len(self.last) + "\r", err=True, nl=False)
-        self.last = None
-
-
-def progress_display(line, name):
-    """A Client.download progress callback drawing on line; None off a terminal."""
-    if not line.tty:
-        return None
-
-    def show(done, total):
-        of = f" of {human_size(total)} ({done * 100 // total}%)" if total else ""
-        line.show(f"{name}  {human_size(done)}{of}")
-
-    return show
 
 
 @jobs.command(context_settings=CONTEXT)
@@ -741,14 +607,7 @@ def prices(ctx):
 cli.add_command(machine)
 cli.add_command(infer)
 cli.add_command(cluster)
-
-# Last: the files commands use this module's helpers, so it must be complete before they load.
-from .files_cli import files, job_files_upload  # noqa: E402
-
 cli.add_command(files)
-
-from .env_cli import env  # noqa: E402
-
 cli.add_command(env)
 
 

@@ -10,7 +10,7 @@ import zipfile
 import click
 import pathspec
 
-from .cli import CONTEXT, Failure, Group, StatusLine, human_size
+from .cli_shared import CONTEXT, Failure, Group, StatusLine, human_size
 from .context import pass_context
 from .output import emit, json_option
 

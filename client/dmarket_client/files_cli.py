@@ -12,8 +12,8 @@ import click
 import requests
 
 from .api import file_sha256
-from .cli import (CONTEXT, URI_SCHEME, Failure, Group, StatusLine, for_people, human_size,
-                  progress_display)
+from .cli_shared import (CONTEXT, Failure, Group, StatusLine, for_people, human_size,
+                         progress_display)
 from .context import pass_context
 from .output import emit, emit_json, fields, json_option, table
 
@@ -104,6 +104,7 @@ def put_one(client, local, name, public, line):
 # first 16 hex digits of its SHA-256) and file name, which Spark gives the fetched copy.
 JOB_FILES = "job-files"
 SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 def job_file_name(sha256, basename):

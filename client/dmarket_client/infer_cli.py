@@ -7,13 +7,11 @@ from pathlib import Path
 
 import click
 
+from .cli_shared import CONTEXT, FINISHED
 from .context import pass_context
-from .output import emit, emit_json, fields, json_option, quiet_option, table
+from .output import emit, emit_json, json_option, quiet_option, table
 
-CONTEXT = {"help_option_names": ["-h", "--help"]}
 STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
-# LOST as `dmarket jobs` has it (an inference job is not lost today, but watch must end).
-FINISHED = ("SUCCEEDED", "FAILED", "CANCELLED", "LOST")
 JOB_FIELDS = ["id", "name", "owner", "status", "status_reason", "cancel_requested", "model",
               "weights", "data", "batch_size", "input_count", "outputs", "max_credits",
               "cost", "billing_job", "created_at", "started_at", "finished_at", "settled_at"]
@@ -86,11 +84,7 @@ def submit(ctx, model, weights, data, batch_size, name, max_credits):
 
 
 def show(ctx, ijob):
-    if ctx.as_json:
-        emit_json(ijob)
-    else:
-        fields({k: ("" if v is None else v) for k, v in ijob.items()},
-               [n for n in JOB_FIELDS if n in ijob])
+    emit(ctx, ijob, names=[n for n in JOB_FIELDS if n in ijob])
 
 
 @infer.command("list", context_settings=CONTEXT)

@@ -255,9 +255,9 @@ def test_over_the_quota_nothing_is_stored(dmarket, user, local, settings, monkey
 
 
 def test_progress_on_a_terminal(dmarket, user, local, tmp_path, monkeypatch):
-    from dmarket_client import cli as cli_module
+    from dmarket_client import cli_shared
 
-    monkeypatch.setattr(cli_module, "stderr_is_tty", lambda: True)
+    monkeypatch.setattr(cli_shared, "stderr_is_tty", lambda: True)
     path = local("w.bin", b"w" * (2 * 1024 * 1024 + 5))
 
     put = dmarket("files", "put", path, "w.bin")

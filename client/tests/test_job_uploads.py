@@ -188,9 +188,9 @@ def test_a_server_path_is_passed_and_refused_by_the_server(dmarket, user, puts):
 
 
 def test_progress_on_a_terminal(dmarket, user, app, tmp_path, monkeypatch):
-    from dmarket_client import cli as cli_module
+    from dmarket_client import cli_shared
 
-    monkeypatch.setattr(cli_module, "stderr_is_tty", lambda: True)
+    monkeypatch.setattr(cli_shared, "stderr_is_tty", lambda: True)
     (tmp_path / "w.zip").write_bytes(b"w" * (2 * 1024 * 1024 + 5))
 
     result = dmarket("jobs", "submit", "app.py", "--archive", "w.zip")

@@ -640,9 +640,9 @@ def test_results_download(dmarket, dmarket_json, user, entry_file, tmp_path, mon
 
 def test_results_download_progress_on_a_terminal(dmarket, dmarket_json, user, entry_file,
                                                  tmp_path, monkeypatch):
-    from dmarket_client import cli as cli_module
+    from dmarket_client import cli_shared
 
-    monkeypatch.setattr(cli_module, "stderr_is_tty", lambda: True)
+    monkeypatch.setattr(cli_shared, "stderr_is_tty", lambda: True)
     job = submit(dmarket_json, entry_file)
     write_results(job["id"])
     result = dmarket("jobs", "results", job["id"], "--download", tmp_path / "fetched")
@@ -719,9 +719,9 @@ def test_watch_waits_for_the_bill(dmarket, dmarket_json, user, entry_file):
 
 def test_watch_on_a_terminal_redraws_one_line(dmarket, dmarket_json, user, entry_file,
                                              monkeypatch):
-    from dmarket_client import cli as cli_module
+    from dmarket_client import cli_shared
 
-    monkeypatch.setattr(cli_module, "stderr_is_tty", lambda: True)
+    monkeypatch.setattr(cli_shared, "stderr_is_tty", lambda: True)
     job = submit(dmarket_json, entry_file, "--name", "pi")
     thread = later(0.3, lambda: finish(job["id"], status=Job.LOST, status_reason="gone"))
     result = dmarket("jobs", "watch", job["id"])
