@@ -7,8 +7,9 @@ from rest_framework.permissions import AllowAny
 from dmarket.accounts import views as accounts
 from dmarket.cluster import views as cluster
 from dmarket.common.health import HealthView
-from dmarket.common.metrics import MetricsView
+from dmarket.ops.metrics import MetricsView
 from dmarket.credits import views as credits
+from dmarket.jobs import pricing
 from dmarket.envs import views as envs
 from dmarket.files import views as files
 from dmarket.inference import views as inference
@@ -57,7 +58,7 @@ api = [
     path("cluster/status/", inference.ClusterStatusView.as_view()),
     path("credits/", credits.CreditsView.as_view()),
     path("credits/transactions/", credits.TransactionListView.as_view()),
-    path("prices/", credits.PricesView.as_view(), name="prices"),
+    path("prices/", pricing.PricesView.as_view(), name="prices"),
     path("health/", HealthView.as_view()),
     path("metrics/", MetricsView.as_view()),
     path("schema/", SpectacularAPIView.as_view(authentication_classes=[],

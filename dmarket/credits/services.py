@@ -89,16 +89,6 @@ def premium_rate(unfinished_jobs, online_machines):
     return min(rate, cap).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
-def market_premium_rate(extra_jobs=0):
-    """The premium now; extra_jobs counts a job being submitted that is not saved yet."""
-    from dmarket.jobs.models import Job
-    from dmarket.machines.models import Machine
-
-    jobs = Job.objects.filter(status__in=Job.UNFINISHED).count() + extra_jobs
-    machines = Machine.objects.filter(state=Machine.ONLINE).count()
-    return premium_rate(jobs, machines)
-
-
 def resource_prices():
     """Credits per hour of one unit of each resource: "core" and each accelerator ("gpu")."""
     prices = dict(settings.DMARKET_PRICES)
@@ -209,15 +199,18 @@ def usage_post_machine(job, machine_id):
     it posts, and the records are stamped with it in the same transaction: posting twice, or
     from two processes at once, posts each record once.
     """
-    from dmarket.jobs.models import Job
-    from dmarket.machines.models import Machine
-
-    machine = Machine.objects.select_related("user").get(pk=machine_id)
+    first = (UsageRecord.objects.filter(job=job, machine_id=machine_id)
+             .select_related("machine__user").first())
+    if first is None:
+        return ZERO
+    machine = first.machine
     with transaction.atomic():
         # Both accounts, always in user-id order, so that two posters cannot deadlock.
         for user_id in sorted({job.user_id, machine.user_id}):
             account_lock(job.user if user_id == job.user_id else machine.user)
-        locked = Job.objects.select_for_update().get(pk=job.pk)
+        # The billable's own row (its cap, prices and cost), whatever model carries them:
+        # credits knows what is billed, not what runs it.
+        locked = type(job).objects.select_for_update().get(pk=job.pk)
         rows = list(UsageRecord.objects.select_for_update()
                     .filter(job=job, machine_id=machine_id, posted_key="")
                     .order_by("id").values_list("id", "core_ms", "gpu_ms", "key"))

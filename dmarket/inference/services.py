@@ -15,7 +15,6 @@ from dmarket.credits.services import (
     job_hold,
     job_prices,
     job_release,
-    market_premium_rate,
     usage_pending_cost,
     usage_post,
     usage_record,
@@ -24,6 +23,7 @@ from dmarket.files.services import job_inputs_pin
 from dmarket.jobs.lifecycle import (job_finish, job_mark_running, job_mark_settled,
                                     job_request_stop, job_stop_at_cap)
 from dmarket.jobs.models import Job
+from dmarket.jobs.pricing import market_premium_rate
 
 from .models import InferenceBatch, InferenceJob, InferenceOutput
 from .rates import spread_rate

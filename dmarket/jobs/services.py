@@ -5,8 +5,7 @@ from django.db.models import Max
 from rest_framework.exceptions import Throttled, ValidationError
 
 from dmarket.common.api import Conflict
-from dmarket.credits.services import (account_lock, job_hold, job_prices,
-                                      market_premium_rate)
+from dmarket.credits.services import account_lock, job_hold, job_prices
 from dmarket.envs.models import Environment
 from dmarket.envs.services import (BadEnvironment, BadWorkdir, TooManyBuilds, archive_manifest,
                                    env_request, workdir_size)
@@ -15,6 +14,7 @@ from dmarket.machines.models import Machine
 
 from .lifecycle import job_end_queued, job_request_stop
 from .models import Job
+from .pricing import market_premium_rate
 from .serializers import submission_digest
 
 

@@ -29,7 +29,7 @@ from dmarket.accounts.services import UsernameTaken, user_register
 from dmarket.accounts.throttles import LoginThrottle, LoginUsernameThrottle, RegisterThrottle
 from dmarket.common.api import visible_to
 from dmarket.credits.models import Account, LedgerEntry
-from dmarket.credits.views import prices_quote
+from dmarket.jobs.pricing import prices_quote
 from dmarket.files.serializers import FileVersionSerializer
 from dmarket.files.services import MAX_PATTERN, files_latest, job_results
 from dmarket.inference.cluster import cluster_status

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 from dmarket.conftest import client_for
-from dmarket.credits import views as credits_views
+from dmarket.jobs import pricing
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +15,7 @@ def test_a_500_carries_the_request_id_and_the_log_has_the_traceback(alice, monke
     def broken(self, request):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(credits_views.PricesView, "get", broken)
+    monkeypatch.setattr(pricing.PricesView, "get", broken)
     client = client_for(alice)
     client.raise_request_exception = False
     with caplog.at_level(logging.ERROR, logger="django.request"):

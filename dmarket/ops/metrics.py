@@ -82,7 +82,7 @@ class MarketCollector:
 
 def daemon_families(now):
     """Each daemon loop's last pass (DaemonPass, written by run_loop)."""
-    from .models import DaemonPass
+    from dmarket.common.models import DaemonPass
 
     seconds = GaugeMetricFamily("dmarket_daemon_pass_seconds",
                                 "How long each daemon's last pass took.", labels=["daemon"])
