@@ -9,17 +9,19 @@ class Environment(models.Model):
     put in a directory, packed as a tar.gz that executors unpack and drivers read. Built once
     per (requirements, Python, platform); every job asking for the same set reuses it."""
 
-    BUILDING = "BUILDING"
-    READY = "READY"
-    FAILED = "FAILED"
-    STATUSES = [(s, s) for s in (BUILDING, READY, FAILED)]
+    class Status(models.TextChoices):
+        BUILDING = "BUILDING"
+        READY = "READY"
+        FAILED = "FAILED"
+
+    BUILDING, READY, FAILED = Status
 
     # sha256 of the normalised requirements, the Python version and the platform.
     key = models.CharField(max_length=64, unique=True)
     requirements = models.TextField()
     python = models.CharField(max_length=16)
     platform = models.CharField(max_length=64)
-    status = models.CharField(max_length=8, choices=STATUSES, default=BUILDING, db_index=True)
+    status = models.CharField(max_length=8, choices=Status, default=BUILDING, db_index=True)
     error = models.TextField(blank=True)
     # The launcher building it (a claim by conditional UPDATE), and since when.
     builder = models.CharField(max_length=200, blank=True)

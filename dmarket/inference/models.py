@@ -13,12 +13,14 @@ from dmarket.jobs.models import Job
 
 
 class InferenceJob(models.Model):
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    STATUSES = [(s, s) for s in (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)]
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED"
+        RUNNING = "RUNNING"
+        SUCCEEDED = "SUCCEEDED"
+        FAILED = "FAILED"
+        CANCELLED = "CANCELLED"
+
+    QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = Status
     UNFINISHED = (QUEUED, RUNNING)
     FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 
@@ -33,7 +35,7 @@ class InferenceJob(models.Model):
     data_files = models.JSONField(default=list, blank=True)
     # Read by the inference server before each batch it forms: a change applies to the next.
     batch_size = models.PositiveIntegerField()
-    status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED, db_index=True)
+    status = models.CharField(max_length=10, choices=Status, default=QUEUED, db_index=True)
     status_reason = models.CharField(max_length=500, blank=True)
     input_count = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

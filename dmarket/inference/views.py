@@ -30,7 +30,7 @@ from .services import (
     inference_submit,
 )
 
-STATUSES = [s for s, _ in InferenceJob.STATUSES]
+STATUSES = InferenceJob.Status.values
 
 
 def inference_for(request, pk):

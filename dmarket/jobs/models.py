@@ -7,14 +7,17 @@ from dmarket.credits.models import credit_field
 
 
 class Job(models.Model):
-    QUEUED = "QUEUED"
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    LOST = "LOST"
-    STATUSES = [(s, s) for s in (QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED, LOST)]
+    # The moves between them: dmarket.jobs.lifecycle.
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED"
+        STARTING = "STARTING"
+        RUNNING = "RUNNING"
+        SUCCEEDED = "SUCCEEDED"
+        FAILED = "FAILED"
+        CANCELLED = "CANCELLED"
+        LOST = "LOST"
+
+    QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED, LOST = Status
     UNFINISHED = (QUEUED, STARTING, RUNNING)
     FINISHED = (SUCCEEDED, FAILED, CANCELLED, LOST)
 
@@ -63,12 +66,12 @@ class Job(models.Model):
     # key of its own) hands out URLs the web server honours. Empty: no such files.
     files_token = models.CharField(max_length=64, blank=True)
 
-    status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED, db_index=True)
+    status = models.CharField(max_length=10, choices=Status, default=QUEUED, db_index=True)
     status_reason = models.CharField(max_length=500, blank=True)
     cancel_requested = models.BooleanField(default=False)
     # What the launcher records when it stops a job on request: CANCELLED for its owner or an
     # operator, FAILED when its cost reached its cap.
-    stop_status = models.CharField(max_length=10, choices=STATUSES, blank=True)
+    stop_status = models.CharField(max_length=10, choices=Status, blank=True)
     # Fixed at submission: what one core-hour and one GPU-hour cost this job.
     price_per_core_hour = credit_field()
     price_per_gpu_hour = credit_field()

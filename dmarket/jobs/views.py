@@ -21,7 +21,7 @@ from .serializers import (JobSerializer, JobSubmitSerializer, LogSerializer,
                           ResultFileSerializer)
 from .services import job_cancel, job_submit
 
-STATUSES = [s for s, _ in Job.STATUSES]
+STATUSES = Job.Status.values
 LOG_MAX_LINES = 10000
 LOG_MAX_BYTES = 1024 * 1024
 

@@ -24,11 +24,13 @@ def parse_window(text):
 
 
 class Machine(models.Model):
-    ONLINE = "ONLINE"
-    OFFLINE = "OFFLINE"
-    PAUSED = "PAUSED"
-    REMOVED = "REMOVED"
-    STATES = [(s, s) for s in (ONLINE, OFFLINE, PAUSED, REMOVED)]
+    class State(models.TextChoices):
+        ONLINE = "ONLINE"
+        OFFLINE = "OFFLINE"
+        PAUSED = "PAUSED"
+        REMOVED = "REMOVED"
+
+    ONLINE, OFFLINE, PAUSED, REMOVED = State
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="machines")
     name = models.CharField(max_length=100, blank=True)
@@ -42,7 +44,7 @@ class Machine(models.Model):
     # Daily window in the server's time zone (UTC), "HH:MM-HH:MM"; empty: always shared.
     sharing_window = models.CharField(max_length=11, blank=True)
     share_until = models.DateTimeField(null=True, blank=True)
-    state = models.CharField(max_length=8, choices=STATES, default=OFFLINE, db_index=True)
+    state = models.CharField(max_length=8, choices=State, default=OFFLINE, db_index=True)
     # What the agent reported last: e.g. the Spark worker's id and state.
     worker_id = models.CharField(max_length=200, blank=True)
     worker_state = models.CharField(max_length=32, blank=True)
@@ -79,7 +81,7 @@ class MachineStateChange(models.Model):
     """When a machine went online, offline, paused or removed: its availability history."""
 
     machine = models.ForeignKey(Machine, models.CASCADE, related_name="history")
-    state = models.CharField(max_length=8, choices=Machine.STATES)
+    state = models.CharField(max_length=8, choices=Machine.State)
     reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -20,7 +20,7 @@ from .serializers import (HeartbeatReplySerializer, HeartbeatSerializer,
                           MachineSerializer, MachineStateChangeSerializer)
 from .services import machine_heartbeat, machine_set_state
 
-STATES = [s for s, _ in Machine.STATES]
+STATES = Machine.State.values
 
 
 def machines_with_earnings():

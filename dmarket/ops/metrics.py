@@ -33,11 +33,11 @@ class MarketCollector:
             return family
 
         yield by("dmarket_jobs", "Jobs by status.", "status", Job, "status",
-                 [s for s, _ in Job.STATUSES])
+                 Job.Status.values)
         yield by("dmarket_machines", "Machines by state.", "state", Machine, "state",
-                 [s for s, _ in Machine.STATES])
+                 Machine.State.values)
         yield by("dmarket_environments", "Job environments by status.", "status",
-                 Environment, "status", [s for s, _ in Environment.STATUSES])
+                 Environment, "status", Environment.Status.values)
         yield by("dmarket_ledger_rows", "Ledger rows by kind.", "kind", LedgerEntry, "kind",
                  [LedgerEntry.GRANT, LedgerEntry.HOLD, LedgerEntry.RELEASE, LedgerEntry.CHARGE,
                   LedgerEntry.EARNING])

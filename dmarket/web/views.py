@@ -42,7 +42,7 @@ from dmarket.machines.models import Machine
 from dmarket.machines.serializers import MachineSerializer
 from dmarket.machines.views import machines_with_earnings
 
-STATUSES = [s for s, _ in Job.STATUSES]
+STATUSES = Job.Status.values
 KINDS = [k for k, _ in LedgerEntry.KINDS]
 PAGE_ROWS = 50
 TOKEN_ID = re.compile(r"[0-9]{1,18}")
@@ -236,7 +236,7 @@ def machine_detail(request, pk):
     history = machine.history.order_by("-id")[:PAGE_ROWS]
     return page(request, "web/machine.html", {
         "machine": MachineSerializer(machine).data, "history": history,
-        "states": [s for s, _ in Machine.STATES]}, parts=["machine"])
+        "states": Machine.State.values}, parts=["machine"])
 
 
 def ledger_series(user):
