@@ -230,7 +230,7 @@ def one_round(server, client, options, source, sha256, memory):
     from django.conf import settings
     from django.db import connections
 
-    from dmarket.files.services import job_input_urls
+    from dmarket.jobs.inputs import job_input_urls
     from dmarket.jobs.models import Job
 
     size = options.size_mb * MB

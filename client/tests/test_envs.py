@@ -7,8 +7,8 @@ import zipfile
 
 import pytest
 
+from dmarket.cluster import env_builder as builder
 from dmarket.cluster import sandbox
-from dmarket.envs import builder
 from dmarket.envs.models import Environment
 from dmarket.envs.testing import local_index, make_wheel
 from dmarket.files.models import FileVersion

@@ -24,17 +24,17 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from dmarket.common.daemon import RowGuard
-from dmarket.envs.builder import env_build_tick
 from dmarket.envs.services import BadEnvironment, BadWorkdir
-from dmarket.files.services import job_results_store
 from dmarket.files.storage import StorageUnavailable
 from dmarket.jobs.lifecycle import (job_claim, job_finish, job_mark_running, job_request_stop,
                                     stop_outcome)
 from dmarket.jobs.models import Job
+from dmarket.jobs.results import job_results_store
 from dmarket.jobs.services import job_mark_stuck
 from dmarket.machines.models import Machine
 
 from . import police, sandbox, security, spark
+from .env_builder import env_build_tick
 
 log = logging.getLogger(__name__)
 

@@ -76,6 +76,12 @@ def daemon_java_opts():
     return " ".join(f"-D{k}={v}" for k, v in security_conf().items())
 
 
+def agent_security():
+    """What a machine's agent gets for its worker (dmarket.machines.services.agent_security,
+    set by this app's ready())."""
+    return {"spark_secret": cluster_secret(), "spark_conf": security_conf()}
+
+
 def write_properties(path, owner=None):
     """The driver's properties file, with the secret (spark-submit --properties-file: a driver
     in standalone mode reads the secret only from its configuration, and a command line is

@@ -12,8 +12,8 @@ from pathlib import Path
 import requests
 from django.conf import settings
 
-from dmarket.files.services import job_input_urls
 from dmarket.jobs.conf import allowed as conf_allowed
+from dmarket.jobs.inputs import job_input_urls
 from dmarket.jobs.uris import entry_is_jar
 
 # Spark's event log names: the application id, a codec, and .inprogress while it runs.

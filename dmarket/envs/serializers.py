@@ -2,8 +2,8 @@ from rest_framework import serializers
 
 from dmarket.common.serializers import StrictSerializer
 
-from .builder import log_tail
 from .models import Environment
+from .services import log_tail
 
 
 class EnvironmentRequestSerializer(StrictSerializer):

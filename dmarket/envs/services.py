@@ -86,6 +86,17 @@ def requirements_normalize(text):
     return "\n".join(sorted(set(lines))) + "\n"
 
 
+# The end of a build's log: the launcher's builder (dmarket.cluster.env_builder) puts it in a
+# failed build's error, the API shows it while an environment builds or after it failed.
+def log_tail(env, limit=2000):
+    try:
+        with open(env.log_path, "rb") as f:
+            f.seek(max(0, os.path.getsize(env.log_path) - limit))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def builder_python():
     """(Python version, platform) of the environments this server builds: its executors'
     Python (DMARKET_EXECUTOR_PYTHON) is the one it runs, doc/deploy.md. The same pair an
@@ -321,6 +332,11 @@ def workdir_unpack(archive, target, owner=None):
         for root, dirs, files in os.walk(target):
             for name in dirs + files:
                 os.lchown(os.path.join(root, name), *owner)
+
+
+def env_blobs_named(keys):
+    """Which of the keys in the store a built environment names (its packed archive)."""
+    return set(Environment.objects.filter(blob__in=keys).values_list("blob", flat=True))
 
 
 def job_env_archive(job):

@@ -1,10 +1,7 @@
 from django.db import transaction
-from django.http import FileResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, Throttled, ValidationError
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,9 +9,7 @@ from dmarket.common.api import Conflict, PayloadTooLarge
 from dmarket.credits.services import account_lock
 from dmarket.files.names import BadName, check_name
 from dmarket.files.serializers import FileVersionSerializer
-from dmarket.files.services import QuotaExceeded, UploadFailed, file_store, job_credential_check
-from dmarket.files.storage import blob_redirect
-from dmarket.jobs.models import Job
+from dmarket.files.services import QuotaExceeded, UploadFailed, file_store
 
 from .models import Environment
 from .serializers import (EnvironmentRequestSerializer, EnvironmentSaveSerializer,
@@ -82,24 +77,3 @@ class EnvironmentSaveView(APIView):
         return Response(FileVersionSerializer(version, context={"user": request.user}).data,
                         status=status.HTTP_201_CREATED)
 
-
-class JobEnvironmentView(APIView):
-    """What a job's executors fetch for its built environment: the job's credential in the
-    URL (as for its dmarket:// files), while it is unfinished."""
-
-    authentication_classes = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(operation_id="jobs_environment_download",
-                   responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, auth=[])
-    def get(self, request, pk, token, filename):
-        job = Job.objects.select_related("environment").filter(pk=pk).first()
-        job_credential_check(job, token)
-        env = job.environment
-        if env is None or env.status != Environment.READY:
-            raise NotFound(f"Job {job.pk} has no built environment.")
-        redirect = blob_redirect(env.blob) if env.blob else None
-        if redirect is not None:
-            return redirect
-        return FileResponse(open(env.archive_path, "rb"), as_attachment=True,
-                            filename=filename)

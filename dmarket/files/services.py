@@ -4,37 +4,26 @@ import hmac
 import logging
 import os
 import re
-import secrets
 import stat
-import time
 from dataclasses import replace
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from pathlib import Path
-from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, DataError, IntegrityError, transaction
+from django.db import transaction
 from django.db.models import OuterRef, Subquery, Sum
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied
 
-from dmarket.common.api import Conflict, visible_to
-from dmarket.jobs.models import Job
-from dmarket.jobs.uris import split_alias
+from dmarket.common.api import Conflict
 
 from .models import FileVersion, JobInput, ResultFile, StoredFile
-from .names import SCHEME, BadName, ResultRef, parse_uri
 from .storage import HashingReader, ShortBody, StorageUnavailable, blobs, new_key
 
-CHUNK = 1024 * 1024
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
-INPUT_ROLES = ("entry_file", "libs", "archives", "files", "env", "working_dir")
-# Roles naming one file (the others a list); env and working_dir may name none.
-SINGLE_ROLES = ("entry_file", "env", "working_dir")
-ALIASED_ROLES = ("archives", "files")
 
 
 class QuotaExceeded(Exception):
@@ -206,7 +195,10 @@ def file_delete(user, ref):
                         stored.versions.select_for_update().filter(version=ref.version))
         if not versions:
             raise NotFound(f"No such file: {ref.uri()}")
-        busy = (JobInput.objects.filter(version__in=versions, job__status__in=Job.UNFINISHED)
+        # The job model through JobInput's foreign key (the string "jobs.Job"): files imports
+        # nothing of jobs, the app above it.
+        unfinished = JobInput._meta.get_field("job").related_model.UNFINISHED
+        busy = (JobInput.objects.filter(version__in=versions, job__status__in=unfinished)
                 .select_related("job", "version").order_by("job_id").first())
         if busy is not None:
             raise Conflict(f"{ref.uri(version=busy.version.version)} is in use by job "
@@ -220,10 +212,6 @@ def file_delete(user, ref):
 
 
 # --- Files that jobs name -------------------------------------------------------------------
-
-class BadInput(Exception):
-    pass
-
 
 def result_record(job, path):
     """The recorded ResultFile at `path` of a job whose results were stored, else None."""
@@ -299,169 +287,6 @@ def job_results(job):
             for path, info in output_files(job.output_dir)]
 
 
-# A path's UTF-8 bytes in a row: PostgreSQL's index on (job, path) takes at most 2,704 bytes.
-RESULT_PATH_BYTES = 2000
-
-
-def result_store(job, path, info, store):
-    """Record one result file, and copy its bytes into a store that is not this disk.
-    Returns whether it was recorded; raises StorageUnavailable (the pass is retried)."""
-    # The job wrote these; its processes have ended, but a link or a FIFO put in a file's
-    # place must still not be followed or block the launcher.
-    fd = os.open(job.output_dir / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as f:
-        opened = os.fstat(f.fileno())
-        if not stat.S_ISREG(opened.st_mode):
-            return False
-        size = opened.st_size
-        reader = HashingReader(f, size)
-        key = ""
-        if store.kind == "local":
-            while reader.read(CHUNK):
-                pass
-        else:
-            # Hashed on its way to the store: what is recorded is what was sent.
-            key = new_key("results")
-            store.put_stream(key, reader)
-    try:
-        with transaction.atomic():
-            ResultFile.objects.create(job=job, path=path, size=size,
-                                      sha256=reader.digest.hexdigest(), blob=key,
-                                      modified_at=modified_at(info))
-    except DatabaseError:
-        # Recorded by a pass that ran at once (the copy is then named by nothing), or a row
-        # the database refuses: either way this copy is not kept.
-        if key:
-            store.delete(key, quiet=True)
-        if ResultFile.objects.filter(job=job, path=path).exists():
-            return False
-        raise
-    return True
-
-
-def result_fits(job, path, info, totals):
-    """Whether a file of the job's output may be a result: a name that can be a row, and
-    within the job's quotas (counted in bytes, not blocks: a sparse file of 2 GB is 2 GB
-    to copy)."""
-    try:
-        fits = len(path.encode()) <= RESULT_PATH_BYTES
-    except UnicodeEncodeError:
-        fits = False
-    if not fits:
-        log.warning("job %s: result %r not recorded: its name cannot be stored", job.pk, path)
-        return False
-    totals["files"] += 1
-    totals["bytes"] += info.st_size
-    if (totals["files"] > settings.DMARKET_JOB_MAX_FILES
-            or totals["bytes"] > settings.DMARKET_JOB_DISK_QUOTA_MB * MB):
-        log.warning("job %s: result %r not recorded: past the job's quota of %s files or "
-                    "%s MB", job.pk, path, settings.DMARKET_JOB_MAX_FILES,
-                    settings.DMARKET_JOB_DISK_QUOTA_MB)
-        return False
-    return True
-
-
-def job_results_store(job, deadline=None):
-    """Record a finished job's result files (path, size, SHA-256) and copy their bytes into
-    the store, so that they outlive the launcher's host; once per job. A file that cannot be
-    read or recorded is logged and left out; a pass that fails on the store, or runs past
-    `deadline` (time.monotonic(); a job of many files must not hold up the launcher), is
-    taken up by the next, skipping what was recorded. Returns how many files were recorded."""
-    if not job.is_finished or job.results_stored_at is not None:
-        return 0
-    if deadline is None:
-        deadline = time.monotonic() + settings.DMARKET_RESULTS_PASS_SECONDS
-    store = blobs()
-    done = set(job.result_files.values_list("path", flat=True))
-    count, totals = 0, {"files": 0, "bytes": 0}
-    for path, info in output_files(job.output_dir):
-        if not result_fits(job, path, info, totals) or path in done:
-            continue
-        if time.monotonic() > deadline:
-            return count
-        try:
-            count += result_store(job, path, info, store)
-        except (OSError, IntegrityError, DataError) as e:
-            # Unreadable, or a row the database refuses: this file, not the pass.
-            log.warning("job %s: result %r not recorded: %s", job.pk, path, e)
-    Job.objects.filter(pk=job.pk, results_stored_at=None).update(
-        results_stored_at=timezone.now())
-    job.refresh_from_db(fields=["results_stored_at"])
-    return count
-
-
-def finished_job(user, job_id):
-    """The job whose results a ref names, if the user may read them and they are final;
-    BadInput otherwise."""
-    job = visible_to(Job.objects.all(), user).filter(pk=job_id).first()
-    if job is None:
-        raise BadInput(f"no job {job_id} whose results you may read")
-    if not job.is_finished:
-        raise BadInput(f"job {job.pk} has not finished ({job.status}); its results are "
-                       "not final yet")
-    return job
-
-
-def input_resolve(user, ref):
-    """(pinned URI, JobInput fields) for a ref the user may read; BadInput otherwise."""
-    if isinstance(ref, ResultRef):
-        job = finished_job(user, ref.job_id)
-        if not result_exists(job, ref.path):
-            raise BadInput(f"job {job.pk} has no result file {ref.path}")
-        return ref.uri(), {"result_job": job, "result_path": ref.path}
-    try:
-        stored = file_for(user, ref)
-    except NotFound:
-        raise BadInput("no such file that you may read") from None
-    try:
-        # Locked until the job exists: a concurrent delete waits and then sees the pin.
-        version = version_of(stored, ref, lock=True)
-    except NotFound:
-        latest = stored.versions.order_by("-version").first()
-        raise BadInput(f"no version {ref.version} (the latest is {latest.version})") from None
-    return ref.uri(version=version.version), {"version": version}
-
-
-def job_inputs_resolve(user, fields):
-    """The job's fields with every dmarket:// URI pinned to the version it names now
-    (NAME -> NAME@LATEST), and the pins to record with job_inputs_pin.
-
-    Raises ValidationError naming each field and URI that cannot be read."""
-    fields, pins, errors = dict(fields), {}, {}
-    for role in INPUT_ROLES:
-        single = role in SINGLE_ROLES
-        values = ([fields[role]] if fields.get(role) else []) if single \
-            else list(fields.get(role) or [])
-        for index, uri in enumerate(values):
-            if not uri.startswith(SCHEME):
-                continue
-            base, alias = split_alias(uri) if role in ALIASED_ROLES else (uri, "")
-            try:
-                pinned, pin = input_resolve(user, parse_uri(base))
-            except (BadInput, BadName) as e:
-                message = f"{base}: {e}"
-                if single:
-                    errors[role] = [message]
-                else:
-                    errors.setdefault(role, {})[index] = [message]
-                continue
-            pins[pinned] = pin
-            values[index] = pinned + (f"#{alias}" if alias else "")
-        if values or not single:
-            fields[role] = values[0] if single else values
-    if errors:
-        raise ValidationError(errors)
-    return fields, pins
-
-
-def job_inputs_pin(job, pins):
-    if not pins:
-        return
-    JobInput.objects.bulk_create(JobInput(job=job, uri=uri, **pin) for uri, pin in pins.items())
-    job.files_token = secrets.token_hex(32)
-    job.save(update_fields=["files_token"])
-
-
 def job_input_token_valid(job, token):
     """The job's credential opens only its own files; a job without any has none."""
     return bool(job.files_token) and hmac.compare_digest(job.files_token, token)
@@ -476,26 +301,6 @@ def job_credential_check(job, token):
     if job.status not in job.UNFINISHED:
         raise PermissionDenied(f"This credential expired when job {job.pk} finished "
                                f"({job.status}).")
-
-
-def job_input_urls(job):
-    """A function giving the URL Spark fetches for each of the job's URIs: a dmarket:// one
-    becomes the server's URL of its pinned file, with the job's credential, ending in the
-    file's own name (Spark names the copy after it); others stay as they are."""
-    inputs = {i.uri: i for i in job.inputs.all()}
-    token = job.files_token
-    base_url = settings.DMARKET_PUBLIC_URL.rstrip("/")
-
-    def url(uri, role):
-        if not uri.startswith(SCHEME):
-            return uri
-        base, alias = split_alias(uri) if role in ALIASED_ROLES else (uri, "")
-        name = parse_uri(base).basename
-        found = inputs[base]
-        return (f"{base_url}/api/jobs/{job.pk}/inputs/{found.pk}/{token}/{quote(name)}"
-                + (f"#{alias}" if alias else ""))
-
-    return url
 
 
 def job_input_source(job, input_id):
@@ -535,17 +340,28 @@ def job_input_file(job, input_id):
 
 # --- Bytes that nothing names -------------------------------------------------------------------
 
-SWEPT_PREFIXES = ("blobs/", "results/", "envs/")
+SWEPT_PREFIXES = ("blobs/", "results/")
+# Bytes that rows of an app above files name (envs: built environments, under "envs/"): each
+# such app adds its prefix and a function giving which of some keys its rows name, from its
+# AppConfig.ready() (storage_users_add), as files imports nothing of the apps above it. A
+# prefix that no app added is not swept at all: a missed registration keeps bytes, it never
+# deletes bytes in use.
+_storage_users = {}
+
+
+def storage_users_add(prefix, named):
+    """Sweep `prefix` too, keeping the keys that `named(keys)` (a set) says rows name."""
+    _storage_users[prefix] = named
 
 
 def storage_named(keys):
     """Which of the keys a row names (a version, a result file, a built environment)."""
-    from dmarket.envs.models import Environment
-
     keys = list(keys)
-    return (set(FileVersion.objects.filter(blob__in=keys).values_list("blob", flat=True))
-            | set(ResultFile.objects.filter(blob__in=keys).values_list("blob", flat=True))
-            | set(Environment.objects.filter(blob__in=keys).values_list("blob", flat=True)))
+    named = (set(FileVersion.objects.filter(blob__in=keys).values_list("blob", flat=True))
+             | set(ResultFile.objects.filter(blob__in=keys).values_list("blob", flat=True)))
+    for users in _storage_users.values():
+        named |= users(keys)
+    return named
 
 
 def storage_sweep(older_than, dry_run=False, batch=1000):
@@ -556,7 +372,7 @@ def storage_sweep(older_than, dry_run=False, batch=1000):
     store = blobs()
     cutoff = timezone.now() - older_than
     counts = {"checked": 0, "deleted": 0, "aborted": 0}
-    for prefix in SWEPT_PREFIXES:
+    for prefix in SWEPT_PREFIXES + tuple(_storage_users):
         old = []
         for key, modified in store.listing(prefix):
             counts["checked"] += 1

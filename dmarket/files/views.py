@@ -1,25 +1,21 @@
 import re
 
-from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dmarket.common.api import LengthRequired, PayloadTooLarge, bool_param, int_param
-from dmarket.jobs.models import Job
 
 from .models import FileVersion
 from .names import BadName, FileRef, check_name
 from .serializers import (FileDeletedSerializer, FilePatchSerializer, FileReplicasSerializer,
                           FileVersionSerializer, StorageUsageSerializer)
 from .services import (MAX_PATTERN, QuotaExceeded, UploadFailed, file_delete, file_for,
-                       file_publish, file_store, files_latest, job_credential_check,
-                       job_input_source, storage_summary, version_of)
-from .storage import blob_redirect, blob_replicas, blob_response
+                       file_publish, file_store, files_latest, storage_summary, version_of)
+from .storage import blob_replicas, blob_response
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 OWNER = OpenApiParameter("owner", OpenApiTypes.STR,
@@ -181,24 +177,4 @@ class FileReplicasView(APIView):
         return Response({"owner": stored.user.username, "name": stored.name,
                          "version": version.version, "sha256": version.sha256,
                          **blob_replicas(version.blob)})
-
-
-class JobInputView(APIView):
-    """What Spark fetches for a job's dmarket:// files: no user token, only the job's
-    credential in the URL, which opens only that job's pinned files while it is unfinished."""
-
-    authentication_classes = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(operation_id="jobs_inputs_download", responses=BINARY, auth=[])
-    def get(self, request, pk, input_id, token, filename):
-        job = Job.objects.filter(pk=pk).first()
-        job_credential_check(job, token)
-        found = job_input_source(job, input_id)
-        if found is None:
-            raise Http404(f"Job {job.pk} names no such file.")
-        key, size, path = found
-        if key:
-            return blob_redirect(key) or blob_response(key, size, filename)
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
 

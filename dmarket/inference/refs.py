@@ -19,15 +19,13 @@ from dmarket.files.models import JobInput
 from dmarket.files.names import (SCHEME, BadName, FileRef, ResultRef, parse_ref, parse_uri,
                                  server_file_refusal)
 from dmarket.files.services import (
-    BadInput,
     files_latest,
-    finished_job,
     glob_regex,
-    input_resolve,
     job_input_file,
     job_results,
     result_file,
 )
+from dmarket.jobs.inputs import BadInput, finished_job, input_resolve
 
 from .resolve import (
     BUILTIN,

@@ -19,7 +19,7 @@ from dmarket.credits.services import (
     usage_post,
     usage_record,
 )
-from dmarket.files.services import job_inputs_pin
+from dmarket.jobs.inputs import job_inputs_pin
 from dmarket.jobs.lifecycle import (job_finish, job_mark_running, job_mark_settled,
                                     job_request_stop, job_stop_at_cap)
 from dmarket.jobs.models import Job

@@ -9,9 +9,10 @@ from dmarket.credits.services import account_lock, job_hold, job_prices
 from dmarket.envs.models import Environment
 from dmarket.envs.services import (BadEnvironment, BadWorkdir, TooManyBuilds, archive_manifest,
                                    env_request, workdir_size)
-from dmarket.files.services import job_inputs_pin, job_inputs_resolve, result_file
+from dmarket.files.services import result_file
 from dmarket.machines.models import Machine
 
+from .inputs import job_inputs_pin, job_inputs_resolve
 from .lifecycle import job_end_queued, job_request_stop
 from .models import Job
 from .pricing import market_premium_rate

@@ -58,7 +58,7 @@ def check_uri(uri, role, user=None):
         raise BadURI(refusal)
     if base.startswith(SCHEME):
         # Whether the file exists and the submitter may read it is checked at submission
-        # (dmarket.files.services.job_inputs_resolve); here only its shape.
+        # (dmarket.jobs.inputs.job_inputs_resolve); here only its shape.
         try:
             path = parse_uri(base).basename
         except BadName as e:

@@ -5,7 +5,8 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,8 +14,11 @@ from dmarket.common.api import (PaymentRequired, choice_param, int_param, list_a
                                 visible_to)
 from dmarket.common.serializers import ValuesSerializer
 from dmarket.credits.services import InsufficientCredits
-from dmarket.files.services import job_results, result_file, result_record
-from dmarket.files.storage import blob_response
+from dmarket.envs.models import Environment
+from dmarket.files.services import (job_credential_check, job_input_source, job_results,
+                                    result_file, result_record)
+from dmarket.files.storage import blob_redirect, blob_response
+from dmarket.files.views import BINARY
 
 from .models import Job
 from .serializers import (JobSerializer, JobSubmitSerializer, LogSerializer,
@@ -167,3 +171,44 @@ class JobResultFileView(APIView):
             response["X-Content-SHA256"] = record.sha256
         return response
 
+
+class JobInputView(APIView):
+    """What Spark fetches for a job's dmarket:// files: no user token, only the job's
+    credential in the URL, which opens only that job's pinned files while it is unfinished."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="jobs_inputs_download", responses=BINARY, auth=[])
+    def get(self, request, pk, input_id, token, filename):
+        job = Job.objects.filter(pk=pk).first()
+        job_credential_check(job, token)
+        found = job_input_source(job, input_id)
+        if found is None:
+            raise Http404(f"Job {job.pk} names no such file.")
+        key, size, path = found
+        if key:
+            return blob_redirect(key) or blob_response(key, size, filename)
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
+
+
+class JobEnvironmentView(APIView):
+    """What a job's executors fetch for its built environment: the job's credential in the
+    URL (as for its dmarket:// files), while it is unfinished."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="jobs_environment_download",
+                   responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, auth=[])
+    def get(self, request, pk, token, filename):
+        job = Job.objects.select_related("environment").filter(pk=pk).first()
+        job_credential_check(job, token)
+        env = job.environment
+        if env is None or env.status != Environment.READY:
+            raise NotFound(f"Job {job.pk} has no built environment.")
+        redirect = blob_redirect(env.blob) if env.blob else None
+        if redirect is not None:
+            return redirect
+        return FileResponse(open(env.archive_path, "rb"), as_attachment=True,
+                            filename=filename)

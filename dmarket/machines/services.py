@@ -1,11 +1,30 @@
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from .models import Machine, MachineStateChange
+
+# What a machine's agent needs for its worker to join the closed cluster: the cluster's Spark
+# secret and conf. The cluster app keeps them (dmarket.cluster.security; the secret is a row of
+# its own) and sets the function giving them from its AppConfig.ready(), as machines, below
+# cluster, imports nothing of it.
+_agent_security = None
+
+
+def agent_security_set(get):
+    global _agent_security
+    _agent_security = get
+
+
+def agent_security():
+    """{"spark_secret", "spark_conf"} for an agent (dmarket.cluster.security.agent_security)."""
+    if _agent_security is None:
+        raise ImproperlyConfigured("dmarket.cluster gave no cluster secret for the agents")
+    return _agent_security()
 
 
 def machine_set_state(machine, state, reason=""):

@@ -10,7 +10,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dmarket.accounts.models import ApiToken
-from dmarket.cluster import security
 from dmarket.common.api import Conflict, choice_param, list_all_param, visible_to
 from dmarket.credits.models import ZERO, LedgerEntry
 
@@ -18,7 +17,7 @@ from .models import Machine
 from .serializers import (HeartbeatReplySerializer, HeartbeatSerializer,
                           MachineCreateSerializer, MachineRegisteredSerializer,
                           MachineSerializer, MachineStateChangeSerializer)
-from .services import machine_heartbeat, machine_set_state
+from .services import agent_security, machine_heartbeat, machine_set_state
 
 STATES = Machine.State.values
 
@@ -34,7 +33,7 @@ def machines_with_earnings():
 def spark_security():
     """What the agent's worker needs to join the closed cluster (only its agent sees it: the
     registration and heartbeat answers)."""
-    return {"spark_secret": security.cluster_secret(), "spark_conf": security.security_conf()}
+    return agent_security()
 
 
 def agent_settings():

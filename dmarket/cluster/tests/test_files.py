@@ -18,8 +18,8 @@ from pytest_django.live_server_helper import LiveServer
 
 from dmarket.cluster.testing import LocalCluster
 from dmarket.conftest import client_for
-from dmarket.files.services import job_input_urls
 from dmarket.files.tests.util import uploaded
+from dmarket.jobs.inputs import job_input_urls
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
 

@@ -8,9 +8,9 @@ import tarfile
 
 import pytest
 
+from dmarket.cluster import env_builder as builder
 from dmarket.cluster import sandbox
 from dmarket.conftest import client_for
-from dmarket.envs import builder
 from dmarket.envs.models import Environment
 from dmarket.envs.services import MANIFEST, archive_manifest, builder_python, env_unpack
 from dmarket.envs.testing import local_index, make_wheel

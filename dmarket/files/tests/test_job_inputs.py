@@ -7,7 +7,7 @@ import pytest
 from dmarket.cluster import spark
 from dmarket.conftest import client_for
 from dmarket.files.models import JobInput
-from dmarket.files.services import job_input_urls
+from dmarket.jobs.inputs import job_input_urls
 from dmarket.jobs.models import Job
 from dmarket.jobs.tests.util import submitted
 

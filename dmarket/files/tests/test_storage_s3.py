@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from dmarket.conftest import client_for
 from dmarket.files.models import FileVersion, ResultFile
-from dmarket.files.services import UploadFailed, file_store, job_results_store
+from dmarket.files.services import UploadFailed, file_store
 from dmarket.files.storage import StorageUnavailable, blobs
+from dmarket.jobs.results import job_results_store
 from dmarket.jobs.tests.util import submitted
 
 from .util import sha, upload, uploaded

@@ -303,7 +303,7 @@ def finished(job, status="SUCCEEDED"):
 
 
 def test_stored_results_are_listed_with_their_sha256(alice, job):
-    from dmarket.files.services import job_results_store
+    from dmarket.jobs.results import job_results_store
 
     write_output(job, "out.txt", b"result\n")
     write_output(job, "sub/model.bin", b"\x00\x01")
@@ -320,7 +320,7 @@ def test_stored_results_are_listed_with_their_sha256(alice, job):
 
 
 def test_results_of_an_unfinished_job_are_not_stored(job):
-    from dmarket.files.services import job_results_store
+    from dmarket.jobs.results import job_results_store
 
     write_output(job, "out.txt", b"result\n")
 
@@ -331,7 +331,7 @@ def test_results_of_an_unfinished_job_are_not_stored(job):
 
 def test_storing_twice_records_each_file_once(alice, job):
     from dmarket.files.models import ResultFile
-    from dmarket.files.services import job_results_store
+    from dmarket.jobs.results import job_results_store
 
     write_output(job, "out.txt", b"result\n")
     finished(job)
@@ -342,7 +342,7 @@ def test_storing_twice_records_each_file_once(alice, job):
 
 
 def test_files_written_after_the_record_are_not_results(alice, job):
-    from dmarket.files.services import job_results_store
+    from dmarket.jobs.results import job_results_store
 
     write_output(job, "out.txt", b"result\n")
     job_results_store(finished(job))
@@ -355,7 +355,7 @@ def test_files_written_after_the_record_are_not_results(alice, job):
 
 
 def test_links_are_not_recorded_as_results(alice, job, tmp_path):
-    from dmarket.files.services import job_results_store
+    from dmarket.jobs.results import job_results_store
 
     secret = tmp_path / "secret.txt"
     secret.write_text("secret")
@@ -368,7 +368,7 @@ def test_links_are_not_recorded_as_results(alice, job, tmp_path):
 
 
 def test_a_name_that_is_not_utf8_is_left_out(alice, job):
-    from dmarket.files.services import job_results_store
+    from dmarket.jobs.results import job_results_store
 
     write_output(job, "ok.txt", b"ok")
     os.makedirs(job.output_dir, exist_ok=True)
@@ -387,7 +387,7 @@ def sha256(data):
 
 
 def test_a_pass_out_of_time_leaves_the_rest_to_the_next(alice, job):
-    from dmarket.files.services import job_results_store
+    from dmarket.jobs.results import job_results_store
 
     for n in range(3):
         write_output(job, f"{n}.txt", b"x")
@@ -402,7 +402,7 @@ def test_a_pass_out_of_time_leaves_the_rest_to_the_next(alice, job):
 
 
 def test_files_a_row_cannot_hold_are_left_out_and_the_rest_recorded(alice, job, settings):
-    from dmarket.files.services import job_results_store
+    from dmarket.jobs.results import job_results_store
 
     write_output(job, "ok.txt", b"ok")
     # 972 characters, 2,916 bytes: past what PostgreSQL's index on the path takes.
@@ -416,7 +416,7 @@ def test_files_a_row_cannot_hold_are_left_out_and_the_rest_recorded(alice, job, 
 
 
 def test_a_modification_time_python_cannot_hold_is_not_a_500(alice, job):
-    from dmarket.files.services import job_results_store
+    from dmarket.jobs.results import job_results_store
 
     path = write_output(job, "future.txt", b"x")
     try:
@@ -433,7 +433,7 @@ def test_a_modification_time_python_cannot_hold_is_not_a_500(alice, job):
 
 
 def test_files_past_the_jobs_quota_are_not_results(alice, job, settings):
-    from dmarket.files.services import job_results_store
+    from dmarket.jobs.results import job_results_store
 
     settings.DMARKET_JOB_MAX_FILES = 2
     for n in range(3):

@@ -18,10 +18,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from dmarket.cluster import sandbox
+from dmarket.envs.models import Environment
+from dmarket.envs.services import BadEnvironment, env_pack, log_tail
 from dmarket.files.storage import StorageUnavailable, blobs
-
-from .models import Environment
-from .services import BadEnvironment, env_pack
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +50,6 @@ def build_command(env):
     return [sys.executable, "-m", "pip", "install", "--no-input", "--target",
             str(env.build_dir / "site"), "--no-warn-script-location", "--no-compile",
             *settings.DMARKET_ENV_PIP_ARGS, "-r", str(env.build_dir / "requirements.txt")]
-
-
-def log_tail(env, limit=2000):
-    try:
-        with open(env.log_path, "rb") as f:
-            f.seek(max(0, os.path.getsize(env.log_path) - limit))
-            return f.read().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def env_build_orphan_kill(env):
