@@ -11,6 +11,7 @@ from pathlib import Path
 
 import requests
 from django.conf import settings
+from django.urls import reverse
 
 from dmarket.jobs.conf import allowed as conf_allowed
 from dmarket.jobs.inputs import job_input_urls
@@ -145,8 +146,9 @@ def job_runtime(job, url):
         path.append(".")
     if job.environment_id:
         base_url = settings.DMARKET_PUBLIC_URL.rstrip("/")
-        out["archives"].append(f"{base_url}/api/jobs/{job.pk}/environment/{job.files_token}/"
-                               f"env-{job.environment.key[:16]}.tar.gz#{ALIAS}")
+        archive = reverse("job-environment", args=[job.pk, job.files_token,
+                                                   f"env-{job.environment.key[:16]}.tar.gz"])
+        out["archives"].append(f"{base_url}{archive}#{ALIAS}")
     elif job.env:
         out["archives"].append(f"{url(job.env, 'env')}#{ALIAS}")
     if job.environment_id or job.env:

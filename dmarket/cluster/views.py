@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -50,7 +51,8 @@ class ExecutorListView(APIView):
                 "end_reason": executor.get("removeReason", "") or "",
                 "core_seconds": (Decimal(core_ms(executor, start, end)) / 1000
                                  if end else None),
-                "logs": {kind: f"/api/jobs/{job.pk}/executors/{executor['id']}/log/?type={kind}"
+                "logs": {kind: reverse("job-executor-log", args=[job.pk, executor["id"]])
+                         + f"?type={kind}"
                          for kind in sorted(executor.get("executorLogs") or {})},
             })
         return Response(ExecutorSerializer(rows, many=True).data)

@@ -3,9 +3,9 @@ working directory): resolved and pinned when it is submitted, and the URLs Spark
 from. Above the file store (dmarket.files), which imports nothing of jobs."""
 
 import secrets
-from urllib.parse import quote
 
 from django.conf import settings
+from django.urls import reverse
 from rest_framework.exceptions import NotFound, ValidationError
 
 from dmarket.common.api import visible_to
@@ -112,7 +112,7 @@ def job_input_urls(job):
         base, alias = split_alias(uri) if role in ALIASED_ROLES else (uri, "")
         name = parse_uri(base).basename
         found = inputs[base]
-        return (f"{base_url}/api/jobs/{job.pk}/inputs/{found.pk}/{token}/{quote(name)}"
-                + (f"#{alias}" if alias else ""))
+        path = reverse("job-input", args=[job.pk, found.pk, token, name])
+        return f"{base_url}{path}" + (f"#{alias}" if alias else "")
 
     return url
