@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
-from dmarket.inference.tasks import build_model
+from dmarket.inference.executor import build_model
 spec, count, batch = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 model = build_model(spec, {})
 shape = tuple(int(d) for d in model.input_shape[1:])
@@ -100,7 +100,7 @@ def main():
     from django.core.management import call_command
 
     from dmarket.cluster.testing import LocalCluster
-    from dmarket.inference import server
+    from dmarket.inference import keeper
     from dmarket.inference.services import inference_submit
 
     call_command("migrate", verbosity=0)
@@ -124,7 +124,7 @@ def main():
                     "name": f"bench {label} {batch}", "model": model, "weights": "",
                     "data": f"synthetic:{count}", "batch_size": batch, "max_credits": 50})
                 while True:
-                    server.inference_tick()
+                    keeper.inference_tick()
                     ijob.refresh_from_db()
                     if ijob.is_finished:
                         break
@@ -133,7 +133,7 @@ def main():
                     raise SystemExit(f"{label} at batch {batch}: {ijob.status} "
                                      f"({ijob.status_reason})")
                 rate, batches = server_rate(ijob)
-                from dmarket.inference.resolve import inference_resolve_model
+                from dmarket.inference.references import inference_resolve_model
 
                 plain = plain_rate(inference_resolve_model(model), count, batch)
                 rows.append((label, batch, count, batches, rate, rate / options.cores, plain,
@@ -142,7 +142,7 @@ def main():
                       f"({rate / options.cores:8.2f} per core), plain {plain:8.2f} q/s per "
                       "core", flush=True)
     finally:
-        server.server_stop()
+        keeper.server_stop()
         cluster.cleanup()
     print(f"\nqueries per second per core; inference server on {options.cores} one-core "
           "executors vs one-thread Keras predict, same machine, same run\n")

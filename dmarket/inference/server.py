@@ -1,238 +1,442 @@
-"""The inference server's keeper: while inference jobs wait or run, one driver process of
-dmarket/inference/driver.py runs under spark-submit in client mode (as the launcher runs
-jobs' drivers); the driver stops itself once it has been idle for DMARKET_INFERENCE_IDLE.
+"""The inference server: one Spark application that serves every inference job.
 
-The driver is the market's own code, not a user's (users' models run only in the executors):
-it starts through dmarket.cluster.sandbox like every driver, as the server's own identity with
-the database in its environment, seeing the system, the code and the data directory; and it
-takes a PostgreSQL advisory lock, so that two keepers on two hosts cannot both serve.
+Run by its keeper (keeper.py, `manage.py inference`) under spark-submit (client mode) on the
+central server; uses the Django ORM directly. Each running job is a thread (Runner) that cuts
+its pending inputs into batches of the job's current batch size and submits each as a small
+Spark job in the job's own FAIR scheduler pool; the executors run the model
+(executor.run_batches) and send back the outputs and timings, which the runner records. A
+controller keeps the jobs' query rates together by holding back the jobs ahead (see
+Controller). The driver stops after DMARKET_INFERENCE_IDLE seconds with no job, and on SIGTERM
+(its jobs stay RUNNING and the next driver resumes them from their outputs: an input with an
+output is never run again).
 """
 
+import collections
 import logging
 import os
+import signal
 import sys
-import zipfile
-from pathlib import Path
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from django.conf import settings
+log = logging.getLogger("dmarket.inference.server")
 
-from dmarket.cluster import police, sandbox, security, spark
-from dmarket.jobs.lifecycle import stop_outcome
-
-from . import driver as driver_module
-from .models import InferenceJob
-from .services import inference_bill, inference_finish
-
-log = logging.getLogger(__name__)
-
-REPO = Path(__file__).resolve().parents[2]
-LENET = REPO / "sample" / "mnist" / "mnist_common.py"
-# The executors' side: tasks.py, as a package of its own (no Django). The driver sends the
-# inputs in the batches, so the executors no longer need resolve.py.
-SHIPPED = ["dmarket/__init__.py", "dmarket/inference/__init__.py", "dmarket/inference/tasks.py"]
-
-_child = None
+# Taken for the driver's lifetime, so that a second driver exits at once.
+ADVISORY_LOCK = 0x646D6B69  # "dmki"
+# Seconds the rates in the driver's log are measured over.
+CONTROL_WINDOW = 10.0
+READ_INTERVAL = 0.5
+# A batch whose Spark job fails this many times (after Spark's own task retries) fails its job.
+MAX_BATCH_FAILURES = 4
+# A Spark job carries batches of one inference job for about this many seconds of work.
+TASK_TARGET = 0.25
+MAX_PACK = 32
+# Seconds a driver told to stop has to finish its batches in flight.
+STOP_GRACE = 15
 
 
-def server_dir():
-    path = Path(settings.DMARKET_INFERENCE_DIR)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+class Runner(threading.Thread):
+    """One inference job: batches submitted while its in-flight limit and pace allow."""
 
+    def __init__(self, server, ijob):
+        super().__init__(name=f"infer-{ijob.pk}", daemon=True)
+        self.server = server
+        self.ijob = ijob
+        self.limit = server.max_in_flight
+        # Queries completed by this driver, and in batches submitted but not back yet: their
+        # sum is what the controller compares.
+        self.completed = 0
+        self.in_flight_queries = 0
+        self.batch_size = ijob.batch_size
+        # Seconds a batch of the current size holds its core (smoothed), once timed.
+        self.batch_wall = None
+        self.completions = collections.deque()
+        self.lock = threading.Lock()
+        self.first_completion = None
+        self.finished = False
+        self.blobs = {}
 
-def tasks_zip():
-    path = server_dir() / "inference-tasks.zip"
-    with zipfile.ZipFile(path, "w") as z:
-        for name in SHIPPED:
-            z.write(REPO / name, name)
-    return path
+    @property
+    def submitted(self):
+        return self.completed + self.in_flight_queries
 
+    def rate_over(self, seconds, now):
+        """Queries per second over the last `seconds`; None until its first batch is that
+        old (a rate over part of a window would read low)."""
+        from .rates import spread_rate
 
-def server_argv():
-    """spark-submit's argv for the inference server's driver; no user value in it."""
-    conf = {
-        "spark.scheduler.mode": "FAIR",
-        # Thousands of one-batch Spark jobs: an event log of them would cost the driver more
-        # than it tells (billing and statistics come from the recorded batches), and the UI
-        # keeps only the latest.
-        "spark.eventLog.enabled": "false",
-        "spark.ui.retainedJobs": 100,
-        "spark.ui.retainedStages": 100,
-        "spark.ui.retainedTasks": 1000,
-        "spark.driver.host": settings.DMARKET_DRIVER_HOST,
-        "spark.executorEnv.PYSPARK_PYTHON": settings.DMARKET_EXECUTOR_PYTHON,
-        "spark.executorEnv.DMARKET_INFER_THREADS": settings.DMARKET_EXECUTOR_CORES,
-        # Batches are short: waiting for a preferred executor only delays them.
-        "spark.locality.wait": "0s",
-        "spark.dmarket.inference": "true",
-        # Its UI stays (the driver reads its executors there), without the kill buttons.
-        "spark.ui.killEnabled": "false",
-        "spark.driver.extraJavaOptions": f"-Duser.name={police.INFERENCE_USER}",
-    }
-    if settings.DMARKET_INFERENCE_CORES:
-        conf["spark.cores.max"] = settings.DMARKET_INFERENCE_CORES
-    if settings.DMARKET_INFERENCE_GPUS:
-        # Each task holds all of its executor's GPUs: one batch at a time uses them.
-        conf["spark.executor.resource.gpu.amount"] = settings.DMARKET_INFERENCE_GPUS
-        conf["spark.task.resource.gpu.amount"] = settings.DMARKET_INFERENCE_GPUS
-    for name, value in settings.DMARKET_JOB_ENV.items():
-        conf[f"spark.executorEnv.{name}"] = value
-    argv = [str(spark.spark_home() / "bin" / "spark-submit"),
-            "--master", settings.DMARKET_SPARK_MASTER_URL,
-            "--deploy-mode", "client",
-            *spark.properties_args(security.write_properties(server_dir() / "spark.conf")),
-            "--name", "dmarket inference server",
-            "--executor-cores", str(settings.DMARKET_EXECUTOR_CORES),
-            "--executor-memory", f"{settings.DMARKET_INFERENCE_EXECUTOR_MEMORY_MB}m",
-            "--py-files", f"{tasks_zip()},{LENET}"]
-    for name, value in conf.items():
-        argv += ["--conf", f"{name}={value}"]
-    return argv + [driver_module.__file__]
+        with self.lock:
+            while self.completions and self.completions[0][1] < now - 60:
+                self.completions.popleft()
+            spans = list(self.completions)
+        if self.first_completion is None or now - self.first_completion < seconds:
+            return None
+        return spread_rate(spans, now - seconds, now)
 
+    def run(self):
+        from django.db import connection
 
-def server_env():
-    env = sandbox.base_env()
-    for name in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DMARKET_DATA_DIR", "PYTHONPATH"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    env["SECRET_KEY"] = settings.SECRET_KEY
-    env["HOME"] = str(server_dir())
-    env.update(settings.DMARKET_JOB_ENV)
-    env.update({
-        "SPARK_HOME": str(spark.spark_home()),
-        "PYSPARK_PYTHON": settings.DMARKET_EXECUTOR_PYTHON,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "dmarket.settings"),
-        "DMARKET_INFERENCE_DIR": str(server_dir()),
-        "SPARK_USER": police.INFERENCE_USER,
-        "PYTHONUNBUFFERED": "1",
-    })
-    # What this process was configured with, which may differ from its environment (tests).
-    for name in ("DMARKET_SPARK_MASTER_URL", "DMARKET_SPARK_MASTER_UI", "DMARKET_HISTORY_URL",
-                 "DMARKET_INFERENCE_IDLE", "DMARKET_EXECUTOR_CORES", "DMARKET_JOBS_DIR",
-                 "DMARKET_FILES_DIR"):
-        env[name] = str(getattr(settings, name))
-    if settings.DMARKET_SPARK_CONF_DIR:
-        env["SPARK_CONF_DIR"] = str(settings.DMARKET_SPARK_CONF_DIR)
-    if settings.DMARKET_STORAGE == "s3":
-        # Models and inputs in an object store: fetched by the server itself, into a cache of
-        # its own (it can write nothing of DMARKET_FILES_DIR). It holds the database's
-        # credentials already; the store's add nothing it could not reach.
-        for name in ("DMARKET_STORAGE", "DMARKET_S3_ENDPOINT", "DMARKET_S3_BUCKET",
-                     "DMARKET_S3_ACCESS_KEY", "DMARKET_S3_SECRET_KEY", "DMARKET_S3_REGION"):
-            env[name] = str(getattr(settings, name))
-        env["DMARKET_FILES_CACHE_DIR"] = str(server_dir() / "cache")
-    return env
+        from .models import InferenceJob
+        from .services import inference_finish
 
-
-def server_alive():
-    """The driver this keeper started, or one a previous keeper left (by its pid file)."""
-    if _child is not None:
-        return _child.poll() is None
-    try:
-        pid = int((server_dir() / "driver.pid").read_text())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read()
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
-        return False
-    return state != b"Z" and driver_module.__file__.encode() in cmdline
-
-
-def server_profile():
-    data = Path(settings.DATA_DIR)
-    writable = [server_dir()]
-    # SQLite writes its journal beside the database file.
-    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-        writable.append(Path(settings.DATABASES["default"]["NAME"]).parent)
-    return sandbox.Profile(name="inference", env=server_env(), chdir=server_dir(),
-                           identity="server", readable=[REPO, data, settings.DMARKET_FILES_DIR],
-                           writable=writable, max_open_files=settings.DMARKET_SANDBOX_MAX_OPEN_FILES,
-                           tmp_mb=settings.DMARKET_SANDBOX_TMP_MB)
-
-
-def server_start():
-    global _child
-    directory = server_dir()
-    (directory / "exit_code").unlink(missing_ok=True)
-    # The police know its application by this file, which its driver writes once registered;
-    # until then, by its user (police.INFERENCE_USER).
-    (directory / "app_id").unlink(missing_ok=True)
-    _child, _, _ = sandbox.start(server_profile(), server_argv(), directory,
-                                 directory / "driver.log")
-    (directory / "driver.pid").write_text(str(_child.pid))
-    log.info("inference server started (pid %s)", _child.pid)
-
-
-def server_stop(timeout=20):
-    """Stop the driver (its jobs stay RUNNING; the next driver resumes them): when the keeper
-    stops, and after tests. The driver also stops by itself when idle.
-
-    spark-submit's JVM leads the process group and the Python driver is its child: both must
-    be gone (an orphaned driver would keep the advisory lock), so the whole group is waited
-    for, and killed if it outlives the timeout."""
-    global _child
-    import signal
-    import time
-
-    if _child is None and not server_alive():
-        return
-    pid = _child.pid if _child is not None else int((server_dir() / "driver.pid").read_text())
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + timeout
-    while group_alive(pid) and time.monotonic() < deadline:
-        if _child is not None:
-            _child.poll()
-        time.sleep(0.2)
-    if group_alive(pid):
-        log.warning("inference server (group %s) still running after %s s: killing it", pid,
-                    timeout)
         try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    if _child is not None:
-        _child.wait()
-    _child = None
+            self.serve()
+        except Exception as e:
+            log.exception("inference job %s failed", self.ijob.pk)
+            inference_finish(self.ijob, InferenceJob.FAILED, f"{type(e).__name__}: {e}")
+        finally:
+            self.finished = True
+            for blob in self.blobs.values():
+                blob.unpersist()
+            connection.close()
+
+    def spark_job(self, batches):
+        from .executor import run_batches
+
+        sc = self.server.sc
+        blobs = self.blobs
+        sc.setLocalProperty("spark.scheduler.pool", self.ijob.pool)
+        sc.setJobGroup(self.ijob.pool, f"inference job {self.ijob.pk}")
+        # The broadcasts go in the closure: so Spark ships them with the tasks.
+        # One task runs the group's batches one after the other.
+        return sc.parallelize(batches, 1).mapPartitions(
+            lambda it: run_batches(it, blobs)).collect()
+
+    def ship(self, spec):
+        """The model spec as the executors take it: its files' bytes as Spark broadcasts
+        (read here, on the server; the executors need no access to its disk)."""
+        import hashlib
+
+        def broadcast(path):
+            with open(path, "rb") as f:
+                data = f.read()
+            key = hashlib.sha256(data).hexdigest()
+            if key not in self.blobs:
+                self.blobs[key] = self.server.sc.broadcast(data)
+            return key
+
+        spec = dict(spec)
+        if "path" in spec:
+            spec["blob"] = broadcast(spec.pop("path"))
+        elif spec.get("weights"):
+            spec["weights_blob"] = broadcast(spec.pop("weights"))
+        return spec
+
+    def serve(self):
+        from dmarket.jobs.lifecycle import stop_outcome
+        from dmarket.jobs.models import Job
+
+        from .models import InferenceJob, InferenceOutput
+        from .pins import inference_files
+        from .references import InputReader, inference_resolve_data, inference_resolve_model
+        from .services import inference_bill, inference_finish, inference_record
+
+        ijob = self.ijob
+        path_of = inference_files(ijob)
+        spec = self.ship(inference_resolve_model(ijob.model, ijob.weights, path_of))
+        inputs = inference_resolve_data(
+            ijob.data, [(name, path_of(uri)) for name, uri in ijob.data_files] or None)
+        reader = InputReader()
+        InferenceJob.objects.filter(pk=ijob.pk).update(input_count=len(inputs))
+        done = set(InferenceOutput.objects.filter(job=ijob).values_list("index", flat=True))
+        pending = collections.deque(i for i in range(len(inputs)) if i not in done)
+        failures = collections.Counter()
+        # By content: a model file's key is its hash.
+        model_key = repr(sorted(spec.items()))
+        pool = ThreadPoolExecutor(self.server.max_in_flight, thread_name_prefix=ijob.pool)
+        in_flight = {}
+        last_bill = time.monotonic()
+        stop = None
+        log.info("inference job %s: %s inputs, %s to do", ijob.pk, len(inputs), len(pending))
+        last_read = 0.0
+        while True:
+            if time.monotonic() - last_read >= READ_INTERVAL:
+                # The job's batch size and a cancel, twice a second: often enough for the
+                # next batches, rarely enough not to load the database.
+                batch_size, status = InferenceJob.objects.filter(pk=ijob.pk).values_list(
+                    "batch_size", "status").get()
+                carrier = Job.objects.only("cancel_requested", "stop_status",
+                                           "status_reason").get(pk=ijob.job_id)
+                last_read = time.monotonic()
+            if status != InferenceJob.RUNNING:
+                stop = (status, "")
+            elif carrier.cancel_requested:
+                stop = stop_outcome(carrier)
+            elif self.server.stopping.is_set():
+                stop = (None, "")
+            if in_flight:
+                finished, _ = wait(list(in_flight), timeout=0.1, return_when=FIRST_COMPLETED)
+            else:
+                finished = []
+            for future in finished:
+                indices = in_flight.pop(future)
+                try:
+                    results = future.result()
+                except Exception as e:
+                    self.in_flight_queries -= len(indices)
+                    failures[indices[0]] += 1
+                    log.warning("inference job %s: batch at %s failed (%s): %s", ijob.pk,
+                                indices[0], failures[indices[0]], str(e).splitlines()[0:1])
+                    if failures[indices[0]] >= MAX_BATCH_FAILURES:
+                        raise RuntimeError(f"a batch failed {MAX_BATCH_FAILURES} times: "
+                                           f"{last_line(e)}") from None
+                    pending.extendleft(reversed(indices))
+                    continue
+                inference_record(ijob, results, inputs, self.server.machine_of)
+                self.in_flight_queries -= len(indices)
+                self.completed += len(indices)
+                now = time.monotonic()
+                walls = [r["wall_ms"] / 1000 for r in results if r["size"] == self.batch_size]
+                if walls:
+                    # The first batch of a model includes loading it: the smallest is the cost.
+                    wall = min(walls)
+                    self.batch_wall = wall if self.batch_wall is None else (
+                        0.8 * self.batch_wall + 0.2 * wall)
+                with self.lock:
+                    for r in results:
+                        end = now - r["after_ms"] / 1000
+                        self.completions.append((end - r["wall_ms"] / 1000, end, r["size"]))
+                    if self.first_completion is None:
+                        self.first_completion = now
+            now = time.monotonic()
+            if now - last_bill >= 2:
+                inference_bill(ijob)
+                last_bill = now
+            if stop is not None:
+                if in_flight:
+                    continue
+                if stop[0] is not None and stop[0] != status:
+                    inference_finish(ijob, stop[0], stop[1])
+                pool.shutdown()
+                return
+            if not pending and not in_flight:
+                inference_finish(ijob, InferenceJob.SUCCEEDED, f"{len(inputs)} inputs done")
+                pool.shutdown()
+                return
+            if batch_size != self.batch_size:
+                self.batch_size, self.batch_wall = batch_size, None
+            while pending and len(in_flight) < self.limit:
+                batches, indices = [], []
+                # Several batches to a Spark job while it stays short: a Spark job costs tens
+                # of ms of the driver's and the executor's CPU, more than a small batch of a
+                # small model. The controller may cut the group short (it counts queries).
+                while (pending and len(batches) < self.pack()
+                       and self.server.controller.allows(
+                           self, len(indices) + min(batch_size, len(pending)))):
+                    count = min(batch_size, len(pending))
+                    taken = [pending.popleft() for _ in range(count)]
+                    batches.append({
+                        "model_key": model_key, "model": spec, "first": taken[0],
+                        "items": [(i, reader.payload(inputs[i][1])) for i in taken],
+                        "cores": 1, "driver_host": self.server.driver_host})
+                    indices += taken
+                if not batches:
+                    break
+                self.in_flight_queries += len(indices)
+                in_flight[pool.submit(self.spark_job, batches)] = indices
+            if not in_flight:
+                time.sleep(0.05)
+
+    def pack(self):
+        """Batches per Spark job: as many as take about TASK_TARGET seconds (one until a
+        batch of the current size has been timed), at most MAX_PACK."""
+        if not self.batch_wall:
+            return 1
+        return max(1, min(MAX_PACK, int(TASK_TARGET / self.batch_wall)))
 
 
-def group_alive(pgid):
-    """Whether any process of the group is left, zombies of others' children aside."""
+def last_line(error):
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:400] if lines else type(error).__name__
+
+
+class Controller:
+    """Keeps concurrent jobs' query rates together, whatever each model costs per query.
+
+    Lockstep on queries submitted (completed, or in batches in flight): once every running
+    job has completed a batch, a job may submit a batch only while that keeps it within one
+    batch (the largest batch size among the jobs) of the job that has submitted least since
+    the set of running jobs last changed; that job may always submit, up to its in-flight
+    limit. A job whose batches cost more has more of them in flight at once; when it reaches
+    its limit, the others wait for it. Over any stretch of time every job completes the same
+    number of queries, give or take its batches in flight: equal rates, at capacity / the sum
+    of the jobs' costs per query. Lockstep on queries completed instead lets the job ahead
+    have only one batch in flight, which leaves the cores idle while batches travel; pacing
+    on measured rates chases their noise on a busy machine.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.members = frozenset()
+        self.base = {}
+        self.last_log = 0.0
+
+    def allows(self, runner, count):
+        with self.lock:
+            warm = frozenset(r for r in self.runners() if r.first_completion is not None)
+            if runner not in warm or len(warm) < 2:
+                return True
+            if warm != self.members:
+                # A job joined or left: compare progress from here on.
+                self.members = warm
+                self.base = {r: r.submitted for r in warm}
+            progress = {r: r.submitted - self.base[r] for r in warm}
+            slack = max(r.batch_size for r in warm)
+            return progress[runner] + count <= min(progress.values()) + slack
+
+    def runners(self):
+        # A snapshot: the main thread adds and removes runners while runner threads ask.
+        return [r for r in list(self.server.runners.values()) if not r.finished]
+
+    def report(self):
+        """Every 5 s, the jobs' rates over the last 10 s, into the driver's log."""
+        now = time.monotonic()
+        if now - self.last_log < 5:
+            return
+        self.last_log = now
+        rates = [(r.ijob.pk, r.rate_over(CONTROL_WINDOW, now)) for r in self.runners()]
+        rates = [(pk, rate) for pk, rate in rates if rate is not None]
+        if len(rates) > 1:
+            log.info("10 s rates: %s", ", ".join(f"job {pk} {rate:.2f}" for pk, rate in rates))
+
+
+class Server:
+    def __init__(self, sc):
+        from django.conf import settings
+
+        self.sc = sc
+        self.stopping = threading.Event()
+        self.driver_host = settings.DMARKET_DRIVER_HOST
+        self.idle = settings.DMARKET_INFERENCE_IDLE
+        cores = int(sc.getConf().get("spark.cores.max", "0") or 0)
+        # Enough batches in flight to keep every core of the cluster busy while others travel
+        # between the driver and the executors.
+        self.max_in_flight = max(2, 2 * (cores or sc.defaultParallelism) + 2)
+        self.runners = {}
+        self.controller = Controller()
+        self.controller.server = self
+        self._executors = {}
+        self._machines = {}
+
+    def machine_of(self, executor, host):
+        """The Machine that ran an executor: by its worker, from this application's
+        executors list, else by its address."""
+        from dmarket.cluster.billing import machine_resolver, master_workers
+
+        if self._machines.get((executor, host)) is not None:
+            return self._machines[(executor, host)]
+        if executor not in self._executors:
+            import requests
+
+            try:
+                url = (f"{self.sc.uiWebUrl}/api/v1/applications/{self.sc.applicationId}"
+                       "/allexecutors")
+                for info in requests.get(url, timeout=3).json():
+                    self._executors[info["id"]] = info
+            except (requests.RequestException, ValueError, TypeError, KeyError):
+                pass
+        info = self._executors.get(executor) or {"id": executor, "hostPort": f"{host}:0"}
+        machine = self._machines[(executor, host)] = machine_resolver(master_workers())(info)
+        return machine
+
+    def serve(self):
+        from django.db import close_old_connections
+
+        from .models import InferenceJob
+        from .services import inference_claim
+
+        idle_since = time.monotonic()
+        while not self.stopping.is_set():
+            for ijob in InferenceJob.objects.filter(status=InferenceJob.RUNNING).exclude(
+                    pk__in=list(self.runners)).select_related("job"):
+                # Claimed by a driver before this one: resumed from its outputs.
+                self.start_runner(ijob)
+            for pk in InferenceJob.objects.filter(status=InferenceJob.QUEUED).order_by(
+                    "id").values_list("id", flat=True):
+                ijob = inference_claim(pk)
+                if ijob is not None:
+                    self.start_runner(ijob)
+            for pk in [pk for pk, r in self.runners.items() if r.finished]:
+                del self.runners[pk]
+            now = time.monotonic()
+            self.controller.report()
+            if self.runners:
+                idle_since = now
+            elif now - idle_since > self.idle:
+                log.info("idle for %s s: stopping", self.idle)
+                break
+            close_old_connections()
+            self.stopping.wait(0.25)
+        self.stopping.set()
+        for runner in list(self.runners.values()):
+            runner.join(timeout=120)
+
+    def start_runner(self, ijob):
+        runner = Runner(self, ijob)
+        self.runners[ijob.pk] = runner
+        runner.start()
+        log.info("inference job %s: serving (pool %s)", ijob.pk, ijob.pool)
+
+
+def main():
+    import django
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    django.setup()
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK])
+            if not cursor.fetchone()[0]:
+                log.info("another inference server holds the lock: exiting")
+                return 0
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    # The launchers spare this application when they police the cluster (only this driver
+    # writes the inference directory).
+    app_file = os.path.join(os.environ["DMARKET_INFERENCE_DIR"], "app_id")
+    with open(app_file + ".tmp", "w") as f:
+        f.write(session.sparkContext.applicationId)
+    os.replace(app_file + ".tmp", app_file)
+    server = Server(session.sparkContext)
+    def terminate(*_):
+        server.stopping.set()
+        # Batches in flight when Spark's JVM goes away may never come back, and their
+        # threads would hold this process (and its advisory lock) alive: a stopped driver
+        # that has not left by itself within the grace is ended. Its unrecorded batches run
+        # again under the next driver.
+        timer = threading.Timer(STOP_GRACE, os._exit, [0])
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, terminate)
+    log.info("inference server %s up, %s batches in flight per job at most",
+             session.sparkContext.applicationId, server.max_in_flight)
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        # fields: state, ppid, pgrp, ...
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
+        server.serve()
+    finally:
+        session.stop()
+    return 0
 
 
-def inference_tick():
-    """One iteration of the keeper: bill what the jobs ran, finish jobs cancelled while no
-    server ran, and start the server when jobs wait for it. Returns 1 if it started one."""
-    global _child
-    if _child is not None and _child.poll() is not None:
-        _child = None
-    for ijob in InferenceJob.objects.filter(status=InferenceJob.RUNNING).select_related("job"):
-        inference_bill(ijob)
-    unfinished = InferenceJob.objects.filter(status__in=InferenceJob.UNFINISHED)
-    if not unfinished.exists() or server_alive():
-        return 0
-    for ijob in unfinished.filter(status=InferenceJob.RUNNING, job__cancel_requested=True):
-        inference_finish(ijob, *stop_outcome(ijob.job))
-    server_start()
-    return 1
+if __name__ == "__main__":
+    # --py-files puts the executors' copy of dmarket (executor.py only) on the path too; the
+    # driver needs the whole of it.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
+    for name in [m for m in sys.modules if m == "dmarket" or m.startswith("dmarket.")]:
+        del sys.modules[name]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmarket.settings")
+    # As the package's module, so that its relative imports work and Spark's pickles name
+    # dmarket.inference.executor, the module the executors have.
+    from dmarket.inference.server import main as package_main
+
+    code = package_main()
+    sys.stdout.flush()
+    # Not sys.exit: that waits for the batch threads, which a dead JVM can leave blocked.
+    os._exit(code)

@@ -26,8 +26,8 @@ from dmarket.jobs.models import Job
 from dmarket.jobs.pricing import market_premium_rate
 
 from .models import InferenceBatch, InferenceJob, InferenceOutput
+from .pins import inference_inputs_resolve
 from .rates import spread_rate
-from .refs import inference_inputs_resolve
 
 # The launcher name of the jobs.Job rows that carry inference jobs' money: no launcher runs
 # under it, so none ever follows or claims them.
@@ -39,7 +39,7 @@ JOB_STATUS = {InferenceJob.SUCCEEDED: Job.SUCCEEDED, InferenceJob.FAILED: Job.FA
 
 def inference_submit(user, fields):
     """Create a queued inference job, its files pinned, and hold its credit cap. `fields` are
-    the validated submit fields. Raises ValidationError for what they name (refs.py) and
+    the validated submit fields. Raises ValidationError for what they name (pins.py) and
     InsufficientCredits; either way nothing is written."""
     with transaction.atomic():
         account_lock(user)

@@ -12,8 +12,8 @@ from rest_framework.views import APIView
 from dmarket.common.api import PaymentRequired, choice_param, list_all_param, visible_to
 from dmarket.credits.services import InsufficientCredits
 
-from .cluster import cluster_status
 from .models import InferenceJob, InferenceOutput
+from .placement import cluster_status
 from .serializers import (
     BatchSizeSerializer,
     ClusterMachineSerializer,

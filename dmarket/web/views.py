@@ -32,8 +32,8 @@ from dmarket.credits.models import Account, LedgerEntry
 from dmarket.jobs.pricing import prices_quote
 from dmarket.files.serializers import FileVersionSerializer
 from dmarket.files.services import MAX_PATTERN, files_latest, job_results
-from dmarket.inference.cluster import cluster_status
 from dmarket.inference.models import InferenceJob
+from dmarket.inference.placement import cluster_status
 from dmarket.inference.serializers import InferenceJobSerializer, StatsSerializer
 from dmarket.inference.services import inference_stats
 from dmarket.jobs.models import Job

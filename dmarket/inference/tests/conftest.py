@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 
 from dmarket.cluster.tests.conftest import cluster, spark_cluster  # noqa: F401
-from dmarket.inference import server
+from dmarket.inference import keeper
 
 
 @pytest.fixture
@@ -19,4 +19,4 @@ def inference_server(cluster, settings, tmp_path, monkeypatch):  # noqa: F811
     settings.DMARKET_INFERENCE_IDLE = 3
     settings.DMARKET_INFERENCE_EXECUTOR_MEMORY_MB = 512
     yield cluster
-    server.server_stop()
+    keeper.server_stop()

@@ -13,8 +13,8 @@ from dmarket.cluster.tests.util import share_workers
 from dmarket.conftest import client_for
 from dmarket.credits.models import LedgerEntry, UsageRecord
 from dmarket.credits.services import usage_cost
+from dmarket.inference.keeper import inference_tick, server_dir
 from dmarket.inference.models import InferenceBatch, InferenceJob, InferenceOutput
-from dmarket.inference.server import inference_tick, server_dir
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -246,7 +246,7 @@ def test_a_driver_stopped_mid_run_is_replaced_and_its_jobs_resume(inference_serv
     """The driver stops (SIGTERM: the keeper stopping, a deploy) while a job runs; the job
     stays RUNNING, the keeper's next iteration starts a new driver, which resumes it from its
     outputs: no input is lost or run into a second output."""
-    from dmarket.inference.server import server_alive, server_stop
+    from dmarket.inference.keeper import server_alive, server_stop
 
     share_workers(inference_server, make_user)
     alice = make_user("alice")
@@ -309,7 +309,7 @@ def test_inceptionv3_with_weights_from_the_store_over_png_images(inference_serve
     import numpy as np
 
     from dmarket.files.tests.util import uploaded
-    from dmarket.inference import tasks
+    from dmarket.inference import executor
 
     tf = pytest.importorskip("tensorflow")
     share_workers(inference_server, make_user)
@@ -330,7 +330,7 @@ def test_inceptionv3_with_weights_from_the_store_over_png_images(inference_serve
     assert ijob.weights == "dmarket://weights/inception.h5@1"
     outputs = list(InferenceOutput.objects.filter(job=ijob).order_by("index"))
     assert [o.name for o in outputs] == ["images/a.png", "images/b.png", "images/c.png"]
-    x = np.stack([tasks.read_input(("image", png), (75, 75, 3)) for png in pngs])
+    x = np.stack([executor.read_input(("image", png), (75, 75, 3)) for png in pngs])
     expected = model(x, training=False).numpy()
     got = np.array([o.output for o in outputs])
     # Softmax over 1,000 classes from random weights: every value is near 0.001, so the

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dmarket.inference import tasks
+from dmarket.inference import executor
 
 SAMPLE = Path(__file__).resolve().parents[3] / "sample" / "mnist"
 
@@ -24,11 +24,11 @@ def test_inference_tasks_map_their_gpus_to_cudas_numbering(monkeypatch, executor
                                                            expected):
     monkeypatch.setenv("DMARKET_EXECUTOR_GPUS", executor_gpus)
 
-    assert tasks.cuda_devices(task) == expected
+    assert executor.cuda_devices(task) == expected
 
 
 def test_outside_a_task_there_is_no_gpu():
-    assert tasks.task_gpus() == []
+    assert executor.task_gpus() == []
 
 
 @pytest.fixture

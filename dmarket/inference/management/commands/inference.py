@@ -1,5 +1,5 @@
 from dmarket.common.daemon import DaemonCommand
-from dmarket.inference.server import inference_tick, server_stop
+from dmarket.inference.keeper import inference_tick, server_stop
 
 
 class Command(DaemonCommand):

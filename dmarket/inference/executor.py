@@ -105,7 +105,7 @@ def input_shape(model):
 
 
 def read_input(payload, shape):
-    """An input as the model takes it, from what the driver sent (resolve.InputReader)."""
+    """An input as the model takes it, from what the driver sent (references.InputReader)."""
     import numpy as np
 
     kind = payload[0]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dmarket.inference.resolve import (
+from dmarket.inference.references import (
     BadRef,
     inference_resolve_data,
     inference_resolve_model,
@@ -55,13 +55,13 @@ def test_data_files_in_name_order_csv_rows_one_input_each(tmp_path):
                                                      ("synthetic:1", ("synthetic", 1))]
     with pytest.raises(BadRef, match="not an absolute path"):
         inference_resolve_data("data/*.npy")
-    # The store's pinned files come named and in order from refs.py.
+    # The store's pinned files come named and in order from pins.py.
     assert inference_resolve_data("dmarket://x/*", [("x/b.npy", str(tmp_path / "b.npy"))]) \
         == [("x/b.npy", ("npy", str(tmp_path / "b.npy")))]
 
 
 def test_the_driver_sends_csv_rows_as_values_and_files_as_bytes(tmp_path):
-    from dmarket.inference.resolve import InputReader
+    from dmarket.inference.references import InputReader
 
     (tmp_path / "c.csv").write_text("x,label,y\n1,7,2\n3,8,4\n")
     np.save(tmp_path / "b.npy", np.zeros(3))

@@ -1,4 +1,4 @@
-"""What the executors run (tasks.run_batches), in this process: a saved Keras model over the
+"""What the executors run (executor.run_batches), in this process: a saved Keras model over the
 MNIST setup job's CSV rows, as the driver sends them (the model's bytes as a broadcast, the
 rows' values in the batch); no Spark, so a broadcast is stood in for by an object with its
 `.value`."""
@@ -6,7 +6,11 @@ rows' values in the batch); no Spark, so a broadcast is stood in for by an objec
 import numpy as np
 import pytest
 
-from dmarket.inference.resolve import InputReader, inference_resolve_data, inference_resolve_model
+from dmarket.inference.references import (
+    InputReader,
+    inference_resolve_data,
+    inference_resolve_model,
+)
 
 tf = pytest.importorskip("tensorflow")
 
@@ -17,9 +21,9 @@ def test_a_model_file_over_csv_rows_one_output_each(tmp_path, monkeypatch):
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[3] / "sample" / "mnist"))
     sys.modules.pop("mnist_common", None)
-    from dmarket.inference import tasks
+    from dmarket.inference import executor
 
-    model = tasks.build_model({"builtin": "lenet", "side": 8, "weights": ""}, {})
+    model = executor.build_model({"builtin": "lenet", "side": 8, "weights": ""}, {})
     path = tmp_path / "lenet.keras"
     model.save(path)
     rows = np.random.default_rng(1).random((5, 64)).round(3)
@@ -38,7 +42,7 @@ def test_a_model_file_over_csv_rows_one_output_each(tmp_path, monkeypatch):
              "items": [(i, reader.payload(inputs[i][1])) for i in range(5)],
              "driver_host": "127.0.0.1"}
     monkeypatch.chdir(tmp_path)
-    (result,) = list(tasks.run_batches([batch], {"ab" * 32: broadcast}))
+    (result,) = list(executor.run_batches([batch], {"ab" * 32: broadcast}))
 
     assert [name for name, _ in inputs] == [f"part-00000.csv:{i}" for i in range(5)]
     assert result["size"] == 5 and [i for i, _ in result["outputs"]] == list(range(5))
@@ -52,7 +56,7 @@ def test_a_model_file_over_csv_rows_one_output_each(tmp_path, monkeypatch):
 
 def test_npy_and_image_inputs_go_as_their_bytes_and_are_decoded_to_the_models_shape(
         tmp_path):
-    from dmarket.inference import tasks
+    from dmarket.inference import executor
 
     array = np.arange(12, dtype=np.float32).reshape(2, 2, 3)
     np.save(tmp_path / "a.npy", array)
@@ -62,8 +66,8 @@ def test_npy_and_image_inputs_go_as_their_bytes_and_are_decoded_to_the_models_sh
     reader = InputReader()
     payloads = [reader.payload(locator) for _, locator in inputs]
     assert [kind for kind, _ in payloads] == ["npy", "image"]
-    assert np.array_equal(tasks.read_input(payloads[0], (2, 2, 3)), array)
-    image = tasks.read_input(payloads[1], (4, 4, 3))
+    assert np.array_equal(executor.read_input(payloads[0], (2, 2, 3)), array)
+    image = executor.read_input(payloads[1], (4, 4, 3))
     assert image.shape == (4, 4, 3) and 0 <= image.min() and image.max() <= 1
 
 
@@ -74,21 +78,21 @@ def test_an_evicted_model_is_freed_although_loaded_models_are_frozen(monkeypatch
     import gc
     import weakref
 
-    from dmarket.inference import tasks
+    from dmarket.inference import executor
 
     class Model:
         def __init__(self):
             self.me = self
 
-    monkeypatch.setattr(tasks, "_models", {})
-    monkeypatch.setattr(tasks, "MODELS_KEPT", 1)
-    monkeypatch.setattr(tasks, "build_model", lambda spec, blobs: Model())
+    monkeypatch.setattr(executor, "_models", {})
+    monkeypatch.setattr(executor, "MODELS_KEPT", 1)
+    monkeypatch.setattr(executor, "build_model", lambda spec, blobs: Model())
     try:
-        ref = weakref.ref(tasks.model_for("a", {}, {}))
+        ref = weakref.ref(executor.model_for("a", {}, {}))
         assert gc.get_freeze_count() > 0
-        tasks.model_for("b", {}, {})
+        executor.model_for("b", {}, {})
         gc.collect()
         assert ref() is None
-        assert list(tasks._models) == ["b"]
+        assert list(executor._models) == ["b"]
     finally:
         gc.unfreeze()

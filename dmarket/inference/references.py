@@ -1,12 +1,14 @@
-"""What an inference job's model and data references name, in one place.
+"""What an inference job's model and data references name, and reading its inputs, in one
+place.
 
 A reference is a built-in model name, `synthetic:N` data, or a file: a `dmarket://` URI
-pinned at submission (see refs.py, which gives `path_of`, from a pinned URI to its bytes on
-the central server) or an absolute path on the server (operators only). The driver reads the
-files; the executors get the model as a Spark broadcast and each batch's inputs in the batch
-(see input_payload), so no file system is shared with them.
+pinned at submission (see pins.py, which pins it and gives `path_of`, from a pinned URI to its
+bytes on the central server) or an absolute path on the server (operators only). The driver
+reads the files; the executors get the model as a Spark broadcast and each batch's inputs in
+the batch (see InputReader), so no file system is shared with them.
 
-No Django here (refs.py is the Django side): the tests and the bench use it on its own.
+No Django here (pins.py is the file store's side, with Django): the tests and the bench use it
+on its own.
 """
 
 import csv
@@ -104,7 +106,7 @@ def csv_rows(path, name):
 
 def inference_resolve_data(ref, files=None):
     """The dataset's inputs, in order: a list of (name, locator) where a locator tells the
-    driver how to read the input (see input_payload). `files`: [(name, path)] of the data's
+    driver how to read the input (see InputReader). `files`: [(name, path)] of the data's
     pinned files; without it, `ref` is synthetic:N or a server path. Raises BadRef."""
     match = SYNTHETIC.match(ref)
     if match:

@@ -9,6 +9,9 @@ named then, kept from deletion until the job ends), so the job reads the same by
 long it waits. The inference server's driver reads them on the central server's disk and
 sends the executors the model (a Spark broadcast) and each batch's inputs: executors need no
 access to the store. Absolute paths on the server are for operators only.
+
+This is the file store's side (Django): the pins, and the paths of the pinned files. What a
+reference names, and reading a file's inputs, is references.py's (no Django).
 """
 
 import re
@@ -27,7 +30,7 @@ from dmarket.files.services import (
 )
 from dmarket.jobs.inputs import BadInput, finished_job, input_resolve
 
-from .resolve import (
+from .references import (
     BUILTIN,
     BUILTIN_MODELS,
     INPUT_SUFFIXES,
