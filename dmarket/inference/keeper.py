@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from dmarket.cluster import police, sandbox, security, spark
+from dmarket.common.daemon import RowGuard
 from dmarket.jobs.lifecycle import stop_outcome
 
 from . import server as server_module
@@ -228,12 +229,27 @@ def inference_tick():
     global _child
     if _child is not None and _child.poll() is not None:
         _child = None
-    for ijob in InferenceJob.objects.filter(status=InferenceJob.RUNNING).select_related("job"):
-        inference_bill(ijob)
+    bill, finish = _guards["bill"], _guards["finish"]
+    bill.run(InferenceJob.objects.filter(status=InferenceJob.RUNNING)
+             .exclude(pk__in=bill.backed_off()).select_related("job"), inference_bill)
     unfinished = InferenceJob.objects.filter(status__in=InferenceJob.UNFINISHED)
     if not unfinished.exists() or server_alive():
         return 0
-    for ijob in unfinished.filter(status=InferenceJob.RUNNING, job__cancel_requested=True):
-        inference_finish(ijob, *stop_outcome(ijob.job))
+    finish.run(unfinished.filter(status=InferenceJob.RUNNING, job__cancel_requested=True)
+               .exclude(pk__in=finish.backed_off()),
+               lambda ijob: inference_finish(ijob, *stop_outcome(ijob.job)))
     server_start()
     return 1
+
+
+def inference_mark_stuck(ijob, error):
+    """RowGuard's mark: the job says the keeper fails on it (the operators' log has each
+    traceback)."""
+    InferenceJob.objects.filter(pk=ijob.pk).update(status_reason=(
+        f"the inference keeper fails on this job and retries it: {type(error).__name__}: "
+        f"{error}")[:500])
+
+
+# Each job on its own (dmarket.common.daemon.RowGuard): one that raises is backed off.
+_guards = {"bill": RowGuard("inference keeper (billing)", inference_mark_stuck),
+           "finish": RowGuard("inference keeper (finishing)", inference_mark_stuck)}

@@ -7,7 +7,11 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from dmarket.inference import executor, keeper
+
+from .util import running
 
 IMPORT = """
 import pickle, sys
@@ -29,3 +33,30 @@ def test_the_executors_zip_holds_the_module_the_pickles_name(settings, tmp_path)
     module, file, django, server = result.stdout.decode().split()
     assert module == "dmarket.inference.executor"
     assert file.startswith(str(path)) and (django, server) == ("False", "False")
+
+
+@pytest.mark.django_db
+def test_a_job_whose_billing_raises_is_backed_off_and_marked_the_others_are_billed(
+        make_user, monkeypatch, settings):
+    settings.DMARKET_ROW_POISON_AFTER = 2
+    settings.DMARKET_ROW_BACKOFF_MAX = 0  # retried at every pass here
+    poisoned, healthy = running(make_user("alice")), running(make_user("bob"))
+    billed = []
+
+    def bill(ijob):
+        if ijob.pk == poisoned.pk:
+            raise ValueError("a batch row the billing cannot read")
+        billed.append(ijob.pk)
+
+    monkeypatch.setattr(keeper, "inference_bill", bill)
+    # A server is up: the pass bills and goes no further (no server is started here).
+    monkeypatch.setattr(keeper, "server_alive", lambda: True)
+    for _ in range(3):
+        assert keeper.inference_tick() == 0
+
+    assert billed == [healthy.pk] * 3
+    poisoned.refresh_from_db()
+    assert poisoned.status_reason == ("the inference keeper fails on this job and retries it: "
+                                      "ValueError: a batch row the billing cannot read")
+    healthy.refresh_from_db()
+    assert healthy.status_reason == ""
