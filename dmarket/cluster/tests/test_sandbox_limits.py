@@ -9,6 +9,7 @@ import time
 import pytest
 
 from dmarket.cluster import sandbox
+from dmarket.cluster.billing import billing_tick
 from dmarket.cluster.launcher import launcher_tick
 from dmarket.jobs.models import Job
 
@@ -28,6 +29,7 @@ def finish(job, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         launcher_tick()
+        billing_tick()  # the billing daemon settles
         job.refresh_from_db()
         if job.settled_at is not None:
             return job
