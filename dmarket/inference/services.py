@@ -20,8 +20,7 @@ from dmarket.credits.services import (
     usage_record,
 )
 from dmarket.jobs.inputs import job_inputs_pin
-from dmarket.jobs.lifecycle import (job_finish, job_mark_running, job_mark_settled,
-                                    job_request_stop, job_stop_at_cap)
+from dmarket.jobs.lifecycle import job_finish, job_mark_running, job_request_stop, job_stop_at_cap
 from dmarket.jobs.models import Job
 from dmarket.jobs.pricing import market_premium_rate
 
@@ -170,8 +169,8 @@ def inference_finish(ijob, status, reason):
     inference_bill(ijob, final=True)
     job = Job.objects.get(pk=ijob.job_id)
     job_release(job)
-    job_finish(job, JOB_STATUS[ijob.status], ijob.status_reason, finished_at=ijob.finished_at)
-    job_mark_settled(job)
+    job_finish(job, JOB_STATUS[ijob.status], ijob.status_reason, finished_at=ijob.finished_at,
+               settled=True)
     ijob.refresh_from_db()
     return ijob
 

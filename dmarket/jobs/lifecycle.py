@@ -75,13 +75,15 @@ def job_mark_running(job_id, **fields):
     return job_move(job_id, Job.RUNNING, **fields)
 
 
-def job_finish(job, status, reason, exit_code=None, finished_at=None):
+def job_finish(job, status, reason, exit_code=None, finished_at=None, settled=False):
     """Record a started job's end, once: only a job still STARTING or RUNNING changes. The
-    billing daemon settles it. Returns whether this call recorded it."""
+    billing daemon settles it, unless its caller has (`settled`: an inference job's carrier,
+    billed by the inference keeper). Returns whether this call recorded it."""
     if status not in Job.FINISHED:
         raise BadTransition(f"{status} is not an end")
+    stamp = {"settled_at": timezone.now()} if settled else {}
     changed = job_move(job.pk, status, sources=STOPPABLE, status_reason=reason[:500],
-                       exit_code=exit_code, finished_at=finished_at or timezone.now())
+                       exit_code=exit_code, finished_at=finished_at or timezone.now(), **stamp)
     job.refresh_from_db()
     if changed:
         log.info("job %s: %s (%s)", job.pk, status, reason)
