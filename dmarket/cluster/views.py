@@ -11,7 +11,8 @@ from rest_framework.views import APIView
 from dmarket.jobs.views import int_param, job_for
 
 from . import spark
-from .billing import core_ms, executor_spans, machine_resolver, master_workers
+from .billing import (PassWorkers, core_ms, executor_spans, machine_resolver,
+                      master_workers)
 from .serializers import ExecutorLogSerializer, ExecutorSerializer
 
 LOG_MAX_BYTES = 1024 * 1024
@@ -22,24 +23,31 @@ class SparkUnavailableError(APIException):
     default_detail = "The Spark cluster does not answer; try again shortly."
 
 
-def job_executors(job):
-    """The job's executors as the history server knows them; [] before the job has an app."""
+def job_history(job):
+    """(app, executors) as the history server knows them; (None, []) before the job has an
+    app."""
     if not job.spark_app_id:
-        return []
+        return None, []
     try:
-        app, executors = spark.history_of(job.spark_app_id)
+        return spark.history_of(job.spark_app_id)
     except spark.SparkUnavailable as e:
         raise SparkUnavailableError(f"The Spark history server does not answer: {e}") from None
-    return list(executor_spans(job, app, executors))
+
+
+def job_executors(job):
+    """The job's executors as the history server knows them; [] before the job has an app."""
+    return list(executor_spans(job, *job_history(job)))
 
 
 class ExecutorListView(APIView):
     @extend_schema(responses={200: ExecutorSerializer(many=True)})
     def get(self, request, pk):
         job = job_for(request, pk)
-        resolve = machine_resolver(master_workers())
+        app, executors = job_history(job)
+        # The machines of all its executors in one lookup, as a billing pass reads them.
+        resolve = machine_resolver(PassWorkers(master_workers(), [(app, executors)]))
         rows = []
-        for executor, start, end in job_executors(job):
+        for executor, start, end in executor_spans(job, app, executors):
             machine = resolve(executor)
             rows.append({
                 "id": executor["id"],

@@ -60,3 +60,21 @@ def test_anonymous_is_401(db):
 
     assert response.status_code == 401
     assert response.json() == ANONYMOUS
+
+
+def test_versions_queries_do_not_grow_with_versions(alice, django_assert_num_queries):
+    client = client_for(alice)
+    uploaded(alice, "model.zip", b"1")
+    client.get("/api/file-versions/model.zip")  # stamps the token's last use
+
+    # The token, the file (its owner joined), whether it has a version, the count, the page
+    # (file and owner joined).
+    with django_assert_num_queries(5):
+        few = client.get("/api/file-versions/model.zip")
+    for i in range(2, 7):
+        uploaded(alice, "model.zip", str(i).encode())
+    with django_assert_num_queries(5):
+        many = client.get("/api/file-versions/model.zip")
+
+    assert [r["version"] for r in few.json()["results"]] == [1]
+    assert [r["version"] for r in many.json()["results"]] == [6, 5, 4, 3, 2, 1]

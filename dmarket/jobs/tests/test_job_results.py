@@ -452,3 +452,44 @@ def test_a_loop_of_links_is_404_not_500(alice, job):
     response = download(alice, job, "a")
 
     assert (response.status_code, response.json()) == (404, NO_FILE)
+
+
+def test_listing_queries_do_not_grow_with_files(alice, job, django_assert_num_queries):
+    client = client_for(alice)
+    write_output(job, "out0.txt", b"0")
+    client.get(f"/api/jobs/{job.pk}/results/")  # stamps the token's last use
+
+    # The token and the job (its owner joined): the files are read from its output directory.
+    with django_assert_num_queries(2):
+        few = client.get(f"/api/jobs/{job.pk}/results/")
+    for i in range(1, 6):
+        write_output(job, f"sub{i}/out{i}.txt", b"x" * i)
+    with django_assert_num_queries(2):
+        many = client.get(f"/api/jobs/{job.pk}/results/")
+
+    assert few.json()["count"] == 1
+    assert many.json()["count"] == 6
+
+
+def test_stored_listing_queries_do_not_grow_with_files(alice, entry_file,
+                                                       django_assert_num_queries):
+    from dmarket.jobs.results import job_results_store
+
+    client = client_for(alice)
+    one, six = submitted(alice, entry_file), submitted(alice, entry_file)
+    write_output(one, "out0.txt", b"0")
+    for i in range(6):
+        write_output(six, f"sub{i}/out{i}.txt", b"x" * i)
+    assert job_results_store(finished(one)) == 1
+    assert job_results_store(finished(six)) == 6
+    client.get(f"/api/jobs/{one.pk}/results/")  # stamps the token's last use
+
+    # The token, the job (its owner joined), its recorded result files: no count (a list).
+    with django_assert_num_queries(3):
+        few = client.get(f"/api/jobs/{one.pk}/results/")
+    with django_assert_num_queries(3):
+        many = client.get(f"/api/jobs/{six.pk}/results/")
+
+    assert [f["sha256"] for f in few.json()["results"]] == [sha256(b"0")]
+    assert [f["sha256"] for f in many.json()["results"]] == [
+        sha256(b"x" * i) for i in range(6)]

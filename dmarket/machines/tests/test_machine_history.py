@@ -42,3 +42,23 @@ def test_the_machine_token_is_403(alice):
 
     assert response.status_code == 403
     assert response.json() == {"detail": MACHINE_TOKEN_REFUSED}
+
+
+def test_history_queries_do_not_grow_with_state_changes(alice, django_assert_num_queries):
+    machine = make_machine(alice)
+    url = f"/api/machines/{machine.pk}/history/"
+    client = client_for(alice)
+    machine_set_state(machine, Machine.ONLINE, "heartbeat")
+    client.get(url)  # stamps the token's last use, which waits a while after
+
+    # The token, the machine (may the user see it), the count, the page.
+    with django_assert_num_queries(4):
+        few = client.get(url)
+    for i in range(5):
+        machine_set_state(machine, Machine.OFFLINE if i % 2 == 0 else Machine.ONLINE,
+                          f"change {i}")
+    with django_assert_num_queries(4):
+        many = client.get(url)
+
+    assert few.json()["count"] == 1 and len(few.json()["results"]) == 1
+    assert many.json()["count"] == 6 and len(many.json()["results"]) == 6

@@ -478,3 +478,61 @@ def test_other_methods_are_not_allowed(alice, method):
 
     assert response.status_code == 405
     assert response.json() == {"detail": f'Method "{method.upper()}" not allowed.'}
+
+
+# --- Queries --------------------------------------------------------------------------------
+
+def earning_machines(owner, customer, n, start):
+    """n machines of owner's, each with earnings from customer's job (a ledger row of its own),
+    so that a row's owner and earnings are there to fetch one by one."""
+    from decimal import Decimal
+
+    from dmarket.credits.services import Usage, job_bill_usage, job_hold
+    from dmarket.jobs.models import Job
+
+    machines = [make_machine(owner, name=f"m{start + i}", address=f"192.0.2.{start + i}")
+                for i in range(n)]
+    job = Job.objects.create(user=customer, name="paid", entry_file="/tmp/app.py",
+                             max_credits=Decimal("10"), price_per_core_hour=Decimal("1"),
+                             premium_rate=Decimal("1"))
+    job_hold(job)
+    job_bill_usage(job, [Usage(str(i), m, 60_000) for i, m in enumerate(machines)])
+    return machines
+
+
+def test_list_queries_do_not_grow_with_machines(alice, bob, django_assert_num_queries):
+    client = client_for(alice)
+    earning_machines(alice, bob, 1, 1)
+    client.get(URL)  # stamps the token's last use, which waits a while after
+
+    # The token (its user and machine joined), the count, the page (owners joined, earnings
+    # summed in it).
+    with django_assert_num_queries(3):
+        few = client.get(URL)
+    earning_machines(alice, bob, 5, 2)
+    with django_assert_num_queries(3):
+        many = client.get(URL)
+
+    assert few.json()["count"] == 1 and len(few.json()["results"]) == 1
+    assert many.json()["count"] == 6 and len(many.json()["results"]) == 6
+    assert {m["earned"] for m in many.json()["results"]} == {"0.016667"}
+
+
+def test_everyones_list_queries_do_not_grow_with_owners(make_user, staff,
+                                                        django_assert_num_queries):
+    customer = make_user("customer")
+    client = client_for(staff)
+    earning_machines(make_user(), customer, 1, 1)
+    client.get(URL, {"all": "true"})  # stamps the token's last use
+
+    # The token, the count, the page (owners joined): not one more per owner.
+    with django_assert_num_queries(3):
+        few = client.get(URL, {"all": "true"})
+    for i in range(5):
+        earning_machines(make_user(), customer, 1, 2 + i)
+    with django_assert_num_queries(3):
+        many = client.get(URL, {"all": "true"})
+
+    assert few.json()["count"] == 1
+    assert many.json()["count"] == 6
+    assert len({m["owner"] for m in many.json()["results"]}) == 6
