@@ -158,12 +158,15 @@ def test_launcher_killed_and_restarted_mid_job_ends_it_right_and_bills_once(
 
     second = start_launcher("launcher-2")
     try:
-        job = wait_db(job, settled, 180, second, tmp_path / "launcher-2.log")
+        job = wait_db(job, lambda j: j.is_finished, 180, second, tmp_path / "launcher-2.log")
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=30) == 0
-
     assert job.status == Job.SUCCEEDED, read_log(job)
+    # The billing daemon settles it (the launcher only records the end).
+    wait_for(lambda: billing_tick() or settled(Job.objects.get(pk=job.pk)), 60,
+             what="the job settled")
+    job.refresh_from_db()
     core_ms = history_core_ms(job)
     charges = LedgerEntry.objects.filter(job=job, kind=LedgerEntry.CHARGE)
     assert charges.count() == len(core_ms) == 2
