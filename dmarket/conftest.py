@@ -1,5 +1,5 @@
 import pytest
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from rest_framework.test import APIClient
 
 
@@ -14,14 +14,17 @@ def ledger_problems():
     """Where a cached account differs from the sum of its ledger rows, or breaks a rule."""
     from dmarket.credits.models import ZERO, Account, LedgerEntry
 
+    # Every user's sums in one query (it runs after every test that touched the database).
+    charge, earning = Q(kind=LedgerEntry.CHARGE), Q(kind=LedgerEntry.EARNING)
+    ledger = {row.pop("user_id"): row for row in LedgerEntry.objects.order_by().values(
+        "user_id").annotate(balance=Sum("amount"), held=Sum("held"),
+                            earned=Sum("amount", filter=earning),
+                            charged=Sum("amount", filter=charge))}
     problems = []
     for account in Account.objects.all():
-        rows = LedgerEntry.objects.filter(user_id=account.user_id)
-        sums = rows.aggregate(balance=Sum("amount"), held=Sum("held"))
-        earned = rows.filter(kind=LedgerEntry.EARNING).aggregate(s=Sum("amount"))["s"] or ZERO
-        spent = -(rows.filter(kind=LedgerEntry.CHARGE).aggregate(s=Sum("amount"))["s"] or ZERO)
-        expected = {"balance": sums["balance"] or ZERO, "held": sums["held"] or ZERO,
-                    "earned": earned, "spent": spent}
+        sums = ledger.get(account.user_id, {})
+        expected = {"balance": sums.get("balance") or ZERO, "held": sums.get("held") or ZERO,
+                    "earned": sums.get("earned") or ZERO, "spent": -(sums.get("charged") or ZERO)}
         for name, value in expected.items():
             if getattr(account, name) != value:
                 problems.append(f"user {account.user_id}: cached {name} "
@@ -29,11 +32,99 @@ def ledger_problems():
         if account.held < 0 or account.available < 0:
             problems.append(f"user {account.user_id}: held {account.held}, "
                             f"available {account.available}")
-    charges = LedgerEntry.objects.filter(kind=LedgerEntry.CHARGE).aggregate(s=Sum("amount"))
-    earnings = LedgerEntry.objects.filter(kind=LedgerEntry.EARNING).aggregate(s=Sum("amount"))
-    if -(charges["s"] or ZERO) != (earnings["s"] or ZERO):
-        problems.append(f"charges {charges['s']} != earnings {earnings['s']}")
+    totals = LedgerEntry.objects.aggregate(charges=Sum("amount", filter=charge),
+                                           earnings=Sum("amount", filter=earning))
+    if -(totals["charges"] or ZERO) != (totals["earnings"] or ZERO):
+        problems.append(f"charges {totals['charges']} != earnings {totals['earnings']}")
     return problems
+
+
+# --- The `spark` marker ---------------------------------------------------------------------
+# Every test that starts Spark (a JVM: a master, a worker, a history server, spark-submit)
+# carries the marker `spark` (pytest.ini): -m "not spark" is the fast tier, without Java.
+# A test on the session's cluster (any fixture that depends on spark_cluster, as cluster and
+# inference_server do: dmarket/cluster/tests/conftest.py) is marked here, whatever its module
+# says, also when only part of the tree is collected; one that starts a LocalCluster of its
+# own marks itself, and fails below if it forgot.
+SPARK_FIXTURES = {"spark_cluster"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SPARK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.spark)
+        if item.get_closest_marker("spark") is not None:
+            # Under pytest-xdist with --dist loadgroup they all run in one worker, one after
+            # another: they share one cluster of two 1-core workers, and time what runs on it.
+            # (scripts/test.sh runs them in a single process anyway.)
+            item.add_marker(pytest.mark.xdist_group("spark"))
+
+
+_running = None  # the test now set up, run or torn down
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item):
+    global _running
+    _running = item
+    try:
+        yield
+    finally:
+        _running = None
+
+
+def _flush_by_delete():
+    """After each transactional test (transactional_db, live_server) Django empties every table
+    with one TRUNCATE: on PostgreSQL 0.2 s for this schema's few rows, where DELETEs in one
+    transaction take a few ms, leaving the same empty tables (sequences are not reset by
+    either, unless asked: then, and with CASCADE, it is still TRUNCATE)."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    truncate = DatabaseOperations.sql_flush
+    if getattr(truncate, "by_delete", False):
+        return
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if reset_sequences or allow_cascade or not tables:
+            return truncate(self, style, tables, reset_sequences=reset_sequences,
+                            allow_cascade=allow_cascade)
+        # Django's foreign keys are DEFERRABLE: checked at commit, when every table is empty.
+        return ["SET CONSTRAINTS ALL DEFERRED;",
+                *(f"DELETE FROM {self.quote_name(table)};" for table in tables)]
+
+    sql_flush.by_delete = True
+    DatabaseOperations.sql_flush = sql_flush
+
+
+def pytest_configure(config):
+    """The live server without Nagle's algorithm; a Spark daemon started by a test without the
+    `spark` marker fails that test."""
+    from django.core.servers.basehttp import WSGIRequestHandler
+
+    # pytest-django's live server (Django's WSGIRequestHandler) writes a response's headers and
+    # its body apart: with Nagle's algorithm on, the body waited for the client's delayed ACK,
+    # 40 ms a response (the fuzzer's 1,700 requests took 100 s instead of 25).
+    WSGIRequestHandler.disable_nagle_algorithm = True
+    _flush_by_delete()
+
+    try:
+        from dmarket.cluster.testing import LocalCluster
+    except ImportError:  # the cluster's tests say why when they are collected
+        return
+    start = getattr(LocalCluster, "_start", None)
+    if start is None or getattr(start, "spark_guard", False):
+        return
+
+    def guarded(self, name, *args, **kwargs):
+        if _running is not None and _running.get_closest_marker("spark") is None:
+            raise AssertionError(
+                f"{_running.nodeid} starts Spark ({name}) but is not marked spark: add "
+                "@pytest.mark.spark (or use the cluster fixture, which marks it)")
+        return start(self, name, *args, **kwargs)
+
+    guarded.spark_guard = True
+    LocalCluster._start = guarded
 
 
 @pytest.hookimpl(hookwrapper=True)

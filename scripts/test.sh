@@ -37,4 +37,31 @@ if ! pg_up 2>/dev/null; then
   fi
   pg_up || { echo "[test] no PostgreSQL at $DATABASE_URL; start one or set DATABASE_URL." >&2; exit 1; }
 fi
+
+# The tests marked spark (dmarket/conftest.py marks them) share one real cluster of two 1-core
+# workers and time what runs on it: a run that may select them is one process, as CI's (no
+# arguments) is. A run whose -m leaves them out, the fast tier (-m "not spark"), runs on every
+# core (at most 4: each worker has its own test database, SeaweedFS cluster and browser) with
+# pytest-xdist, unless the arguments choose for themselves (-n, --dist, -p no:xdist).
+markexpr="" prev="" chosen=""
+for arg in "$@"; do
+  [ "$prev" = -m ] && markexpr=$arg
+  case $arg in
+    -m?*) markexpr=${arg#-m} ;;
+    -n|-n?*|--numprocesses*|--maxprocesses*|--dist*|*no:xdist) chosen=1 ;;
+  esac
+  prev=$arg
+done
+leaves_out_spark() { .venv/bin/python - "$1" 2>/dev/null <<'PY'
+import sys
+from _pytest.mark.expression import Expression
+expr = Expression.compile(sys.argv[1])
+# Whether it selects a test marked spark (or spark and mnist) with none or all of the others.
+sys.exit(any(expr.evaluate(lambda name, **kw: name in marks or (others and not kw))
+             for marks in ({"spark"}, {"spark", "mnist"}) for others in (False, True)))
+PY
+}
+if [ -z "$chosen" ] && [ -n "$markexpr" ] && leaves_out_spark "$markexpr"; then
+  set -- -n auto --maxprocesses 4 --dist loadgroup "$@"
+fi
 exec .venv/bin/pytest "$@"

@@ -102,7 +102,8 @@ class FakeHistory:
         return 200, json.dumps({"id": app_id, "name": app_id, "attempts": [attempt]}).encode()
 
     def start(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # Polled every 10 ms: shutdown() waits for a poll (0.5 s by default).
+        threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True).start()
         return self
 
     def stop(self):

@@ -109,7 +109,8 @@ def history(settings):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Polled every 10 ms: shutdown() waits for a poll (0.5 s by default), after every test.
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     settings.DMARKET_HISTORY_URL = f"http://127.0.0.1:{server.server_address[1]}"
     yield asked
     server.shutdown()
