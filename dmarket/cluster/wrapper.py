@@ -20,9 +20,11 @@ import sys
 import time
 
 
-def group_members():
-    """Other processes of this process group (Linux /proc; empty elsewhere)."""
-    me, group = os.getpid(), os.getpgid(0)
+def group_members(group=None):
+    """The other live processes of a process group, by default this one's (Linux /proc; empty
+    elsewhere)."""
+    me = os.getpid()
+    group = os.getpgid(0) if group is None else group
     members = []
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
         if not entry.isdigit() or int(entry) == me:
@@ -30,7 +32,7 @@ def group_members():
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
+        except (OSError, IndexError):
             continue
         # fields: state, ppid, pgrp, ...; a zombie is already gone for our purpose.
         if int(fields[2]) == group and fields[0] != b"Z":

@@ -17,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 
 from dmarket.cluster import police, sandbox, security, spark
+from dmarket.cluster.wrapper import group_members
 from dmarket.common.daemon import RowGuard
 from dmarket.jobs.lifecycle import stop_outcome
 
@@ -151,7 +152,8 @@ def server_profile():
         writable.append(Path(settings.DATABASES["default"]["NAME"]).parent)
     return sandbox.Profile(name="inference", env=server_env(), chdir=server_dir(),
                            identity="server", readable=[REPO, data, settings.DMARKET_FILES_DIR],
-                           writable=writable, max_open_files=settings.DMARKET_SANDBOX_MAX_OPEN_FILES,
+                           writable=writable,
+                           max_open_files=settings.DMARKET_SANDBOX_MAX_OPEN_FILES,
                            tmp_mb=settings.DMARKET_SANDBOX_TMP_MB)
 
 
@@ -209,18 +211,7 @@ def group_alive(pgid):
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        # fields: state, ppid, pgrp, ...
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
+    return bool(group_members(pgid))
 
 
 def inference_tick():

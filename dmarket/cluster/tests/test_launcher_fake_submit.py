@@ -22,6 +22,7 @@ import pytest
 from dmarket.cluster import launcher, sandbox
 from dmarket.cluster.billing import billing_tick
 from dmarket.cluster.launcher import launcher_tick
+from dmarket.cluster.wrapper import group_members
 from dmarket.credits.tests.test_ledger import make_machine
 from dmarket.jobs.models import Job
 from dmarket.jobs.services import job_cancel
@@ -34,22 +35,6 @@ pytestmark = pytest.mark.django_db
 FAKE_SUBMIT = Path(__file__).parent / "fake_spark" / "bin" / "spark-submit"
 # How long any one wait of these tests may take: every one ends in a second or two.
 WAIT = 8.0
-
-
-def group_members(pgid):
-    """The live (not zombie) processes of a process group (Linux /proc)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            members.append(int(entry))
-    return sorted(members)
 
 
 class FakeMaster:
