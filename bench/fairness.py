@@ -17,14 +17,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from benchutil import fresh_database  # noqa: E402 - bench/ on the path first
+from benchutil import inference_market  # noqa: E402 - bench/ on the path first
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmarket.settings")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -38,34 +37,14 @@ def main():
     parser.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     options = parser.parse_args()
 
-    data = Path(tempfile.mkdtemp(prefix="dmarket-bench-fairness-"))
-    database = fresh_database(os.environ.get("DATABASE_URL",
-                                             "postgres://postgres@127.0.0.1:5432/postgres"),
-                              "dmarket_bench_fairness")
-    os.environ.update(DATABASE_URL=database, DMARKET_DATA_DIR=str(data))
-
-    import django
-
-    django.setup()
-    from django.conf import settings
+    settings, cluster = inference_market("dmarket-bench-fairness-", "dmarket_bench_fairness",
+                                         options.cores)
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from rest_framework.test import APIClient
 
-    from dmarket.cluster.testing import LocalCluster
     from dmarket.inference import keeper
     from dmarket.inference.services import inference_cancel, inference_submit
 
-    call_command("migrate", verbosity=0)
-    cluster = LocalCluster(data / "spark").start(
-        workers=[("127.0.0.2", options.cores, 1024 * options.cores + 512)])
-    settings.DMARKET_SPARK_MASTER_URL = cluster.master_url
-    settings.DMARKET_SPARK_SECRET = cluster.secret
-    settings.DMARKET_SPARK_MASTER_UI = cluster.master_ui
-    settings.DMARKET_HISTORY_URL = cluster.history_url
-    settings.DMARKET_EVENT_LOG_DIR = cluster.events
-    settings.DMARKET_INFERENCE_IDLE = 60
-    settings.DMARKET_INFERENCE_EXECUTOR_MEMORY_MB = 1024
     settings.ALLOWED_HOSTS = ["*"]
     user = get_user_model().objects.create_user("bench", "b@example.org", "bench password 1")
     client = APIClient()
