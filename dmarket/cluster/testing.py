@@ -33,6 +33,19 @@ def wait_for(predicate, timeout, interval=0.2, what="condition"):
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
+def state_summary(state):
+    """The master's workers and running applications, one line each, for a failure's
+    message."""
+    if state is None:
+        return "the master does not answer"
+    lines = [f"worker {w.get('host')} {w.get('state')}: cores {w.get('coresused')}/"
+             f"{w.get('cores')}, memory {w.get('memoryused')}/{w.get('memory')} MB"
+             for w in state.get("workers", [])]
+    lines += [f"application {a.get('id')} {a.get('name')!r} of {a.get('user')}: "
+              f"{a.get('state')}, {a.get('cores')} cores" for a in state.get("activeapps", [])]
+    return "\n".join(lines)
+
+
 class LocalCluster:
     def __init__(self, root, host="127.0.0.1", rpc_encryption=True):
         # The master's and history server's address (workers reach the master there).
@@ -163,6 +176,25 @@ class LocalCluster:
             if worker["host"] == address and worker["state"] == "ALIVE":
                 return worker
         return None
+
+    def summary(self):
+        return state_summary(self._get(self.master_ui + "/json/"))
+
+    def idle(self, kill, timeout=60):
+        """Kill (with `kill(app_id)`) every application the master runs, left by an earlier
+        test that failed, and wait until every live worker's cores are free again."""
+        state = self._get(self.master_ui + "/json/") or {}
+        for app in state.get("activeapps", []):
+            kill(app["id"])
+
+        def free():
+            state = self._get(self.master_ui + "/json/")
+            return state is not None and not state["activeapps"] and all(
+                w["coresused"] == 0 for w in state["workers"] if w["state"] == "ALIVE")
+        try:
+            wait_for(free, timeout, what="an idle cluster")
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}:\n{self.summary()}") from None
 
     def kill_worker(self, address):
         """SIGKILL the worker and its executors, as when the computer loses power."""

@@ -1,12 +1,15 @@
 """A real Spark standalone cluster for the cluster tests: a master, a history server and two
 workers of one core each on 127.0.0.2 and 127.0.0.3, started once per test session."""
 
+import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from dmarket.cluster import launcher, spark
 from dmarket.cluster.testing import LocalCluster
 # The dashboard's headless browser, for test_browser_job.py.
 from dmarket.web.tests.conftest import browser, chromium  # noqa: F401
@@ -37,7 +40,23 @@ def cluster(spark_cluster, settings, tmp_path):
     for address, cores, memory_mb in WORKERS:
         if spark_cluster.worker(address) is None:
             spark_cluster.start_worker(address, cores, memory_mb)
-    return use_cluster(settings, spark_cluster, f"test-launcher-{tmp_path.name}")
+    use_cluster(settings, spark_cluster, f"test-launcher-{tmp_path.name}")
+    # What a test that failed left running would hold the next tests' cores (and make them
+    # fail too): each test starts on an idle cluster.
+    spark_cluster.idle(spark.master_kill_app)
+    yield spark_cluster
+    drivers_kill()
+
+
+def drivers_kill():
+    """Kill the drivers a test left running (the launcher's, of jobs it never saw end)."""
+    for pid, child in list(launcher._children.items()):
+        if child.poll() is None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.wait(timeout=10)
 
 
 def use_cluster(settings, cluster, launcher_id):

@@ -8,6 +8,7 @@ from django.db.models import Sum
 from dmarket.cluster import spark
 from dmarket.cluster.billing import billing_tick, executor_spans
 from dmarket.cluster.launcher import launcher_tick
+from dmarket.cluster.testing import state_summary
 from dmarket.conftest import client_for
 from dmarket.credits.models import LedgerEntry, UsageRecord
 from dmarket.credits.services import usage_cost
@@ -55,7 +56,14 @@ def drive(job, until, timeout=120, billing=True):
             return job
         time.sleep(0.2)
     raise AssertionError(f"job {job.pk} is {job.status} (settled {job.settled_at}) after "
-                         f"{timeout} s; log:\n{read_log(job)}")
+                         f"{timeout} s; log:\n{read_log(job)}\nthe master:\n{master_summary()}")
+
+
+def master_summary():
+    try:
+        return state_summary(spark.master_state())
+    except spark.SparkUnavailable as e:
+        return str(e)
 
 
 def settled(job):
