@@ -18,6 +18,7 @@ Each job's runtime limit and its results' quota are the launcher's (dmarket.clus
 """
 
 import functools
+import hashlib
 import logging
 import os
 import pwd
@@ -304,12 +305,13 @@ def nft_rules(uid, ports, served=(), worker_uid=None):
     return "\n".join(lines) + "\n"
 
 
-_applied = {}
-
-
 def network_apply(worker_uis=()):
     """Install (or refresh) the nftables rules for the sandbox user; returns a problem or ""
-    (as root; not as root the network cannot be filtered, which doc/security.md says)."""
+    (as root; not as root the network cannot be filtered, which doc/security.md says).
+
+    Checked against the live table each time, not a memory of having applied them: a firewall
+    reload (`nft flush ruleset`, a restart of nftables) or another launcher on this host may
+    have replaced them, and the sandbox would run unfiltered."""
     if not (is_root() and enabled()):
         return ""
     nft = shutil.which("nft")
@@ -321,13 +323,16 @@ def network_apply(worker_uis=()):
     except KeyError:
         worker_uid = None
     rules = nft_rules(uid, blocked_ports(worker_uis), served_ports(), worker_uid)
-    if _applied.get("rules") == rules:
+    # The last rule counts the sandbox's packets and names these rules' digest, for the check.
+    mark = "dmarket-rules-" + hashlib.sha256(rules.encode()).hexdigest()[:16]
+    listed = subprocess.run([nft, "list", "table", "inet", NFT_TABLE], capture_output=True)
+    if listed.returncode == 0 and f'"{mark}"'.encode() in listed.stdout:
         return ""
-    script = f"table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n{rules}"
+    marked = rules.replace("  }\n}\n", f'    meta skuid {uid} counter comment "{mark}"\n  }}\n}}\n')
+    script = f"table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\n{marked}"
     done = subprocess.run([nft, "-f", "-"], input=script.encode(), capture_output=True)
     if done.returncode != 0:
         return "not filtered: nft: " + done.stderr.decode(errors="replace").strip()[-200:]
-    _applied["rules"] = rules
     return ""
 
 

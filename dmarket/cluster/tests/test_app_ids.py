@@ -2,6 +2,8 @@
 what a driver's sandbox is made of."""
 
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -231,3 +233,41 @@ def test_a_second_application_of_its_own_is_killed_and_stops_the_job_an_impostor
         "(app-20261203000000-0002), which the market killed")
     assert ("dmarket: application app-20261203000000-0002 killed: a job runs one application "
             "(app-20261203000000-0001)") in job.log_path.read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"),
+                    reason="only root can install nftables rules")
+def test_network_rules_flushed_or_replaced_behind_the_launchers_back_are_put_back(
+        settings, monkeypatch):
+    # A table of this test's own: the host's is the launchers'.
+    table = f"dmarket_test_{os.getpid()}"
+    monkeypatch.setattr(sandbox, "NFT_TABLE", table)
+    settings.DMARKET_SANDBOX, settings.DMARKET_SANDBOX_USER = "auto", "nobody"
+    settings.DMARKET_SPARK_MASTER_UI = "http://127.0.0.1:8080"
+
+    def live():
+        listed = subprocess.run(["nft", "list", "table", "inet", table], capture_output=True,
+                                text=True)
+        return listed.stdout if listed.returncode == 0 else None
+
+    try:
+        assert sandbox.network_apply() == ""
+        first = live()
+        assert "tcp dport 8080 reject" in first
+        assert sandbox.network_apply() == "" and live() == first  # unchanged: left as it is
+
+        # A firewall reload drops it.
+        subprocess.run(["nft", "delete", "table", "inet", table], check=True)
+        assert sandbox.network_apply() == ""
+        assert "tcp dport 8080 reject" in live()
+
+        # Another launcher on this host put its own rules in place of these.
+        other = sandbox.nft_rules(65534, [9090])
+        subprocess.run(["nft", "-f", "-"], check=True, text=True,
+                       input=f"delete table inet {table}\n{other}")
+        assert "8080" not in live()
+        assert sandbox.network_apply() == ""
+        rules = live()
+        assert "tcp dport 8080 reject" in rules and "9090" not in rules
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True)
