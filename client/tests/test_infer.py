@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from dmarket.inference.lifecycle import inference_claim
 from dmarket.inference.models import InferenceJob, InferenceOutput
-from dmarket.inference.services import inference_claim
 from dmarket.inference.tests.util import add_batch
 from dmarket.machines.models import Machine
 

@@ -343,8 +343,8 @@ class Server:
     def serve(self):
         from django.db import close_old_connections
 
+        from .lifecycle import inference_claim
         from .models import InferenceJob
-        from .services import inference_claim
 
         idle_since = time.monotonic()
         while not self.stopping.is_set():

@@ -20,10 +20,11 @@ from dmarket.credits.services import (
     usage_record,
 )
 from dmarket.jobs.inputs import job_inputs_pin
-from dmarket.jobs.lifecycle import job_finish, job_mark_running, job_request_stop, job_stop_at_cap
+from dmarket.jobs.lifecycle import job_finish, job_request_stop, job_stop_at_cap
 from dmarket.jobs.models import Job
 from dmarket.jobs.pricing import market_premium_rate
 
+from .lifecycle import inference_end
 from .models import InferenceBatch, InferenceJob, InferenceOutput
 from .pins import inference_inputs_resolve
 from .rates import spread_rate
@@ -84,18 +85,6 @@ def inference_set_batch(ijob, batch_size):
     if not changed:
         raise Conflict(f"Inference job {ijob.pk} has already finished ({ijob.status}).")
     return ijob
-
-
-def inference_claim(ijob_id):
-    """The inference server takes a queued job (a conditional UPDATE: one winner)."""
-    now = timezone.now()
-    won = InferenceJob.objects.filter(pk=ijob_id, status=InferenceJob.QUEUED).update(
-        status=InferenceJob.RUNNING, started_at=now)
-    if won:
-        ijob = InferenceJob.objects.get(pk=ijob_id)
-        job_mark_running(ijob.job_id, started_at=now)
-        return ijob
-    return None
 
 
 def inference_record(ijob, results, inputs, machine_of):
@@ -160,11 +149,10 @@ def inference_bill(ijob, final=False):
 
 def inference_finish(ijob, status, reason):
     """Record the job's end (once), bill what it ran and release the rest of its hold."""
-    now = timezone.now()
-    changed = InferenceJob.objects.filter(pk=ijob.pk, status__in=InferenceJob.UNFINISHED) \
-        .update(status=status, status_reason=reason[:500], finished_at=now)
-    ijob.refresh_from_db()
-    if not changed and ijob.job.settled_at is not None:
+    # Not recorded by this call: settled already, or still going (a queued job never
+    # succeeds); recorded by a call that stopped before settling: settled now.
+    if not inference_end(ijob, status, reason) and (
+            not ijob.is_finished or ijob.job.settled_at is not None):
         return ijob
     inference_bill(ijob, final=True)
     job = Job.objects.get(pk=ijob.job_id)

@@ -3,8 +3,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from dmarket.conftest import client_for
+from dmarket.inference.lifecycle import inference_claim
 from dmarket.inference.models import InferenceBatch, InferenceJob
-from dmarket.inference.services import inference_claim
 
 
 def submit(user, **fields):

@@ -1,0 +1,82 @@
+"""The inference job lifecycle: the table of allowed moves, one winner per move, and no other
+module writing a status."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from dmarket.common.tests.writes import field_writes
+from dmarket.inference import lifecycle
+from dmarket.inference.lifecycle import BadTransition, inference_claim, inference_end
+from dmarket.inference.models import InferenceJob
+from dmarket.inference.services import inference_finish
+from dmarket.jobs.models import Job
+
+from .util import submit
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_status_but_the_first_is_reached_only_from_the_table():
+    assert lifecycle.sources_of(InferenceJob.RUNNING) == (InferenceJob.QUEUED,)
+    assert lifecycle.sources_of(InferenceJob.SUCCEEDED) == (InferenceJob.RUNNING,)
+    assert lifecycle.sources_of(InferenceJob.FAILED) == (InferenceJob.RUNNING,)
+    assert lifecycle.sources_of(InferenceJob.CANCELLED) == (InferenceJob.QUEUED,
+                                                            InferenceJob.RUNNING)
+    with pytest.raises(BadTransition, match="no inference job ever moves to QUEUED"):
+        lifecycle.sources_of(InferenceJob.QUEUED)
+    assert not set(InferenceJob.FINISHED) & set(lifecycle.TRANSITIONS)
+
+
+def test_a_job_is_claimed_once_and_ends_once(alice):
+    ijob = submit(alice)
+    with pytest.raises(BadTransition, match="RUNNING is not an end"):
+        inference_end(ijob, InferenceJob.RUNNING, "x")
+
+    claimed = inference_claim(ijob.pk)
+    assert claimed.status == InferenceJob.RUNNING and claimed.started_at is not None
+    assert Job.objects.get(pk=ijob.job_id).status == Job.RUNNING
+    assert inference_claim(ijob.pk) is None
+
+    assert inference_end(claimed, InferenceJob.SUCCEEDED, "done") is True
+    assert inference_end(claimed, InferenceJob.FAILED, "late") is False
+    claimed.refresh_from_db()
+    assert (claimed.status, claimed.status_reason) == (InferenceJob.SUCCEEDED, "done")
+
+
+def test_a_queued_job_never_succeeds_nor_is_settled_as_if_it_had(alice):
+    ijob = submit(alice)
+    finished = inference_finish(ijob, InferenceJob.SUCCEEDED, "done")
+    assert finished.status == InferenceJob.QUEUED
+    assert Job.objects.get(pk=ijob.job_id).settled_at is None
+
+    finished = inference_finish(ijob, InferenceJob.CANCELLED, "cancelled by its owner")
+    assert finished.status == InferenceJob.CANCELLED
+    assert Job.objects.get(pk=ijob.job_id).settled_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_of_servers_claiming_one_job_at_once_one_wins(alice):
+    ijob = submit(alice)
+    won, barrier = [], threading.Barrier(4)
+
+    def claim():
+        barrier.wait()
+        try:
+            if inference_claim(ijob.pk):
+                won.append(1)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert won == [1]
+
+
+def test_no_module_but_the_lifecycle_writes_an_inference_jobs_status():
+    assert field_writes(("InferenceJob", "ijob", "locked"), ("status",),
+                        ("inference", "lifecycle.py")) == []
