@@ -356,10 +356,13 @@ def job_app_check(job, state):
             job.refresh_from_db()
             log.info("job %s: running as %s (verified)", job.pk, app_id)
     active = spark.active_app_ids(state)
-    # The master lists an application a moment before its driver writes its event log.
+    # The master lists an application a moment before its driver writes its event log: on a
+    # busy host, seconds before. Until the job has its own, one showing its tag is likelier
+    # its own, slow, than another's: it gets the police's grace for a starting job's.
+    grace = (settings.DMARKET_APP_GRACE if job.spark_app_id
+             else settings.DMARKET_APP_VERIFY_GRACE)
     now_ms = time.time() * 1000
-    late = [a for a in impostors
-            if now_ms - a.get("starttime", now_ms) > settings.DMARKET_APP_GRACE * 1000]
+    late = [a for a in impostors if now_ms - a.get("starttime", now_ms) > grace * 1000]
     for app in mine + late:
         if app["id"] != job.spark_app_id and app["id"] in active:
             log.warning("job %s: killing application %s, which is not its verified one",

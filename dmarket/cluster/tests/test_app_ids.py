@@ -235,6 +235,41 @@ def test_a_second_application_of_its_own_is_killed_and_stops_the_job_an_impostor
             "(app-20261203000000-0001)") in job.log_path.read_text()
 
 
+def test_a_starting_jobs_own_slow_application_gets_the_verify_grace_before_it_is_killed(
+        make_user, entry_file, monkeypatch, settings):
+    """On a busy host its event log can show seconds after the master lists it (CI once
+    killed a job's only application 2 s in, as an impostor)."""
+    import time
+
+    from dmarket.cluster.launcher import job_app_check
+
+    killed = []
+    monkeypatch.setattr(spark, "master_kill_app", killed.append)
+    settings.DMARKET_APP_GRACE, settings.DMARKET_APP_VERIFY_GRACE = 2, 10
+    job = a_job(make_user, entry_file)
+    Job.objects.filter(pk=job.pk).update(status=Job.STARTING)
+    job.refresh_from_db()
+    job.work_dir.mkdir(parents=True, exist_ok=True)
+    now_ms = time.time() * 1000
+    state = {"activeapps": [app("app-20261203000000-0001", job.tag, start=now_ms - 5000)]}
+
+    job_app_check(job, state)
+    assert killed == []
+
+    log_of(job, "app-20261203000000-0001.inprogress")
+    job_app_check(job, state)
+    job.refresh_from_db()
+    assert (job.spark_app_id, job.status, killed) == ("app-20261203000000-0001", Job.RUNNING, [])
+
+    # Past the verify grace with no log of its own, a tagged application is killed.
+    other = Job.objects.create(user=job.user, name="j", entry_file=entry_file,
+                               price_per_core_hour=1)
+    other.work_dir.mkdir(parents=True, exist_ok=True)
+    job_app_check(other, {"activeapps": [app("app-20261203000000-0002", other.tag,
+                                             start=now_ms - 11000)]})
+    assert killed == ["app-20261203000000-0002"]
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"),
                     reason="only root can install nftables rules")
 def test_network_rules_flushed_or_replaced_behind_the_launchers_back_are_put_back(
