@@ -141,7 +141,13 @@ def server_alive():
             state = f.read().rsplit(b")", 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
         return False
-    return state != b"Z" and server_module.__file__.encode() in cmdline
+    return state != b"Z" and any(path.encode() in cmdline for path in server_paths())
+
+
+def server_paths():
+    """The server's module file, and the name it had before (driver.py): a server that a keeper
+    of before the rename started is still a server, and no second one is started beside it."""
+    return server_module.__file__, str(Path(server_module.__file__).with_name("driver.py"))
 
 
 def server_profile():

@@ -254,11 +254,12 @@ def last_line(error):
 class Controller:
     """Keeps concurrent jobs' query rates together, whatever each model costs per query.
 
-    Lockstep on queries submitted (completed, or in batches in flight): once every running
-    job has completed a batch, a job may submit a batch only while that keeps it within one
-    batch (the largest batch size among the jobs) of the job that has submitted least since
-    the set of running jobs last changed; that job may always submit, up to its in-flight
-    limit. A job whose batches cost more has more of them in flight at once; when it reaches
+    Lockstep on queries submitted (completed, or in batches in flight), among the running
+    jobs that have completed a batch (a job still waiting for its first is neither held back
+    nor holds others back, so a slow first batch cannot stall the rest): of those, a job may
+    submit a batch only while that keeps it within one batch (the largest batch size among
+    them) of the one that has submitted least since that set last changed; that one may
+    always submit, up to its in-flight limit (the runner's). A job whose batches cost more has more of them in flight at once; when it reaches
     its limit, the others wait for it. Over any stretch of time every job completes the same
     number of queries, give or take its batches in flight: equal rates, at capacity / the sum
     of the jobs' costs per query. Lockstep on queries completed instead lets the job ahead

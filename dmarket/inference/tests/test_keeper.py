@@ -6,9 +6,11 @@ import pickle
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
+from dmarket.cluster.testing import wait_for
 from dmarket.inference import executor, keeper
 
 from .util import running
@@ -60,3 +62,36 @@ def test_a_job_whose_billing_raises_is_backed_off_and_marked_the_others_are_bill
                                       "ValueError: a batch row the billing cannot read")
     healthy.refresh_from_db()
     assert healthy.status_reason == ""
+
+
+@pytest.mark.parametrize("name", ["server.py", "driver.py"])
+def test_a_server_left_by_a_previous_keeper_is_found_by_its_pid_file_also_under_its_old_name(
+        name, settings, tmp_path, monkeypatch):
+    settings.DMARKET_INFERENCE_DIR = tmp_path / "inference"
+    monkeypatch.setattr(keeper, "_child", None)
+    module = str(keeper.server_module.__file__).replace("server.py", name)
+    # A process whose command line names the module, as spark-submit's does.
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", module])
+    try:
+        wait_for(lambda: module.encode() in Path(f"/proc/{process.pid}/cmdline").read_bytes(),
+                 10, 0.01, "the process's command line")
+        keeper.server_dir().mkdir(parents=True, exist_ok=True)
+        (keeper.server_dir() / "driver.pid").write_text(str(process.pid))
+        assert keeper.server_alive()
+    finally:
+        process.kill()
+        process.wait()
+    assert not keeper.server_alive()
+
+
+def test_a_pid_file_naming_another_process_is_no_server(settings, tmp_path, monkeypatch):
+    settings.DMARKET_INFERENCE_DIR = tmp_path / "inference"
+    monkeypatch.setattr(keeper, "_child", None)
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        keeper.server_dir().mkdir(parents=True, exist_ok=True)
+        (keeper.server_dir() / "driver.pid").write_text(str(process.pid))
+        assert not keeper.server_alive()
+    finally:
+        process.kill()
+        process.wait()
