@@ -259,10 +259,10 @@ class Controller:
     nor holds others back, so a slow first batch cannot stall the rest): of those, a job may
     submit a batch only while that keeps it within one batch (the largest batch size among
     them) of the one that has submitted least since that set last changed; that one may
-    always submit, up to its in-flight limit (the runner's). A job whose batches cost more has more of them in flight at once; when it reaches
-    its limit, the others wait for it. Over any stretch of time every job completes the same
-    number of queries, give or take its batches in flight: equal rates, at capacity / the sum
-    of the jobs' costs per query. Lockstep on queries completed instead lets the job ahead
+    always submit, up to its in-flight limit (the runner's). A job whose batches cost more
+    has more of them in flight at once; when it reaches its limit, the others wait for it.
+    Over any stretch of time every job completes the same number of queries, give or take its
+    batches in flight: equal rates, at capacity / the sum of the jobs' costs per query. Lockstep on queries completed instead lets the job ahead
     have only one batch in flight, which leaves the cores idle while batches travel; pacing
     on measured rates chases their noise on a busy machine.
     """
