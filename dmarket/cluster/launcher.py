@@ -35,6 +35,7 @@ from dmarket.machines.models import Machine
 
 from . import police, sandbox, security, spark
 from .env_builder import env_build_tick
+from .wrapper import group_members
 
 log = logging.getLogger(__name__)
 
@@ -404,11 +405,14 @@ def driver_reap(job, kill):
     """After the driver's end: kill whatever it left in its process group (a Python driver
     still shutting down, children the user's code started) and reap the wrapper.
 
-    Only while the wrapper was seen alive: once it is gone, its pid may be another's."""
+    Only while the wrapper was seen alive: once it is gone, its pid may be another's, and only
+    the processes of its group that carry the job's id are killed (leftovers_kill)."""
     _term_sent.pop(job.pk, None)
     _disk_checked.pop(job.pk, None)
     if kill:
         job_signal(job, signal.SIGKILL)
+    else:
+        leftovers_kill(job)
     child = _children.pop(job.driver_pid, None)
     if child is not None:
         try:
@@ -416,6 +420,25 @@ def driver_reap(job, kill):
         except subprocess.TimeoutExpired:
             log.warning("job %s: the driver's wrapper (pid %s) did not exit", job.pk, child.pid)
     sandbox.cgroups_remove(sandbox.cgroup_dirs(f"job-{job.pk}").values())
+
+
+def leftovers_kill(job):
+    """Kill what a vanished wrapper left of the job: the processes still in its process group
+    whose environment names the job (DMARKET_JOB_ID, which every driver gets). In a sandbox
+    they die with the wrapper (bubblewrap's --die-with-parent, the cgroup); without one (or a
+    driver that left it) they would outlive the job, unbilled."""
+    if not job.driver_pid:
+        return
+    mark = f"DMARKET_JOB_ID={job.pk}".encode()
+    for pid in group_members(job.driver_pid):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if mark not in f.read().split(b"\0"):
+                    continue
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
+        log.warning("job %s: killed process %s, which its vanished driver left", job.pk, pid)
 
 
 def exit_reason(job, code):

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 from dmarket.cluster import launcher, sandbox
 from dmarket.cluster.billing import billing_tick
 from dmarket.cluster.launcher import launcher_tick
+from dmarket.cluster.testing import wait_for
 from dmarket.cluster.wrapper import group_members
 from dmarket.credits.tests.test_ledger import make_machine
 from dmarket.jobs.models import Job
@@ -275,19 +277,43 @@ def test_a_spark_submit_that_cannot_be_run_fails_the_job_with_the_wrappers_code(
     settle(job, alice)
 
 
-def test_a_driver_that_vanishes_without_an_exit_code_is_lost(fake_spark, alice, entry_file):
-    job = started(submit(alice, entry_file, "sleep 30"))
-    fake_record(job)
+def test_a_driver_that_vanishes_without_an_exit_code_is_lost_and_what_it_left_is_killed(
+        fake_spark, alice, entry_file):
+    job = started(submit(alice, entry_file, "child;sleep 30"))
+    record = fake_record(job, children=1)
+    assert {record["pid"], *record["children"]} <= set(group_members(job.driver_pid))
 
-    # The wrapper dies before it can record anything (an OOM kill, a host's operator...).
+    # The wrapper dies before it can record anything (an OOM kill, a host's operator...);
+    # with no sandbox, nothing else ends what it started.
     os.kill(job.driver_pid, signal.SIGKILL)
     job = drive(job)
 
     assert (job.status, job.exit_code, job.status_reason) == (
         Job.LOST, None, "the driver vanished without an exit code")
     assert job.driver_pid not in launcher._children
+    wait_for(lambda: group_members(job.driver_pid) == [], 5, 0.05,
+             "the job's leftovers to die")
     settle(job, alice)
     assert ledger_kinds(alice) == ["grant", "hold", "release"]
+
+
+@pytest.mark.parametrize("job_id, killed", [("7", True), ("8", False), (None, False)])
+def test_of_a_vanished_wrappers_group_only_processes_carrying_the_jobs_id_are_killed(
+        job_id, killed):
+    """Its pid may have gone to another process since: the group's number alone proves
+    nothing."""
+    env = {"PATH": os.environ["PATH"], **({"DMARKET_JOB_ID": job_id} if job_id else {})}
+    process = subprocess.Popen(["sleep", "60"], env=env, start_new_session=True)
+    try:
+        launcher.leftovers_kill(Job(pk=7, driver_pid=process.pid))
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        assert (process.poll() is not None) == killed
+    finally:
+        process.kill()
+        process.wait()
 
 
 @pytest.mark.parametrize("limit_from", ["job", "setting"])
