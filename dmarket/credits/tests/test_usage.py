@@ -1,17 +1,16 @@
 """Metered usage (dmarket.credits.services.usage_record / usage_post): usage is recorded as it
 is seen and reaches the ledger per job x machine once a billing interval and at the job's end."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.apps import apps
-from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
 from dmarket.cluster import billing
+from dmarket.common.tests.concurrency import at_once
 from dmarket.credits.models import LedgerEntry, UsageRecord
 from dmarket.credits.services import (Usage, job_bill_usage, ledger_post, usage_pending_cost,
                                       usage_post)
@@ -108,24 +107,8 @@ def test_two_posters_at_once_post_each_record_once(make_user):
     machines = [make_machine(bob) for _ in range(3)]
     job_bill_usage(job, [Usage(f"app:{i}", machines[i % 3], HOUR // 10) for i in range(60)],
                    final=False)
-    start = threading.Barrier(4)
-    results, errors = [], []
-
-    def post():
-        try:
-            start.wait()
-            results.append(usage_post(Job.objects.get(pk=job.pk)))
-        except Exception as e:  # pragma: no cover - shown by the assertion below
-            errors.append(e)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    results = at_once(lambda i: usage_post(Job.objects.get(pk=job.pk)))
+    assert all(isinstance(r, Decimal) for r in results), results
     assert sum(results) == D("6")
     assert sorted(amount for _, amount in charges(job)) == [D("-2")] * 3
     job.refresh_from_db()

@@ -1,11 +1,9 @@
 """The inference job lifecycle: the table of allowed moves, one winner per move, and no other
 module writing a status."""
 
-import threading
-
 import pytest
-from django.db import connection
 
+from dmarket.common.tests.concurrency import at_once
 from dmarket.common.tests.writes import field_writes
 from dmarket.inference import lifecycle
 from dmarket.inference.lifecycle import BadTransition, inference_claim, inference_end
@@ -59,22 +57,9 @@ def test_a_queued_job_never_succeeds_nor_is_settled_as_if_it_had(alice):
 @pytest.mark.django_db(transaction=True)
 def test_of_servers_claiming_one_job_at_once_one_wins(alice):
     ijob = submit(alice)
-    won, barrier = [], threading.Barrier(4)
-
-    def claim():
-        barrier.wait()
-        try:
-            if inference_claim(ijob.pk):
-                won.append(1)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert won == [1]
+    claimed = at_once(lambda i: inference_claim(ijob.pk))
+    assert sorted(type(c).__name__ for c in claimed) == ["InferenceJob", "NoneType",
+                                                          "NoneType", "NoneType"]
 
 
 def test_no_module_but_the_lifecycle_writes_an_inference_jobs_status():

@@ -1,11 +1,10 @@
 """The job lifecycle: the table of allowed moves, one winner per move, stops and settling."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
+from dmarket.common.tests.concurrency import at_once
 from dmarket.common.tests.writes import field_writes
 from dmarket.credits.models import Account
 from dmarket.credits.services import job_hold
@@ -74,21 +73,8 @@ def test_a_job_goes_its_way_once(job):
 @pytest.mark.django_db(transaction=True)
 def test_of_launchers_claiming_one_job_at_once_one_wins(alice, entry_file):
     job = Job.objects.create(user=alice, name="j", entry_file=entry_file)
-    won, barrier = [], threading.Barrier(4)
-
-    def claim(name):
-        try:
-            barrier.wait()
-            if job_claim(job.pk, name) is not None:
-                won.append(name)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=claim, args=(f"launcher-{i}",)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    claims = at_once(lambda i: job_claim(job.pk, f"launcher-{i}"))
+    won = [f"launcher-{i}" for i, claim in enumerate(claims) if claim is not None]
     assert len(won) == 1
     job.refresh_from_db()
     assert job.launcher == won[0]
