@@ -52,6 +52,17 @@ PLAIN = {serializers.CharField: str, serializers.IntegerField: int,
          serializers.BooleanField: bool, serializers.FloatField: float}
 
 
+class Zoned:
+    """A converter that needs the current time zone (a request's, which a thread-local holds):
+    looked up once per page by ValuesSerializer.data, not once per value."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def __call__(self, value):
+        return self.make(timezone.get_current_timezone())(value)
+
+
 def fast_converter(field):
     """A function equal to field.to_representation on the values a database column gives
     (never None: the caller handles it), without DRF's per-call checks where that is safe."""
@@ -69,10 +80,12 @@ def fast_converter(field):
     if (kind is serializers.DateTimeField and getattr(field, "format", empty) is empty
             and api_settings.DATETIME_FORMAT == ISO_8601 and not hasattr(field, "timezone")):
         # DRF: to the current time zone, ISO 8601 with Z for UTC.
-        def datetime_iso(value):
-            text = value.astimezone(timezone.get_current_timezone()).isoformat()
-            return text[:-6] + "Z" if text.endswith("+00:00") else text
-        return datetime_iso if settings.USE_TZ else field.to_representation
+        def datetime_iso(zone):
+            def convert(value):
+                text = value.astimezone(zone).isoformat()
+                return text[:-6] + "Z" if text.endswith("+00:00") else text
+            return convert
+        return Zoned(datetime_iso) if settings.USE_TZ else field.to_representation
     if kind in (serializers.ListField, serializers.DictField) and (
             type(field.child) is serializers.CharField):
         if kind is serializers.ListField:
@@ -103,7 +116,27 @@ class ValuesSerializer:
     def values(self, queryset):
         return queryset.values(*self.columns)
 
+    def rows_counted(self, queryset):
+        """values(queryset) for a paginator, its COUNT(*) made on `queryset` itself: the
+        model's table alone, without the joins of the rows' columns (to-one joins: the same
+        number)."""
+        return CountedRows(self.values(queryset), queryset)
+
     def data(self, rows):
-        plan = self.plan
+        zone = timezone.get_current_timezone()
+        plan = [(name, source, convert.make(zone) if isinstance(convert, Zoned) else convert,
+                 default) for name, source, convert, default in self.plan]
         return [{name: default if (value := row[source]) is None else convert(value)
                  for name, source, convert, default in plan} for row in rows]
+
+
+class CountedRows:
+    def __init__(self, rows, plain):
+        self.rows, self.plain = rows, plain
+        self.ordered = rows.ordered
+
+    def count(self):
+        return self.plain.count()
+
+    def __getitem__(self, index):
+        return self.rows[index]

@@ -62,7 +62,7 @@ class JobListView(generics.ListCreateAPIView):
         OpenApiParameter("all", OpenApiTypes.BOOL, description="Operators: every user's."),
     ])
     def get(self, request):
-        page = self.paginate_queryset(self.rows.values(self.get_queryset()))
+        page = self.paginate_queryset(self.rows.rows_counted(self.get_queryset()))
         return self.get_paginated_response(self.rows.data(page))
 
     @extend_schema(request=JobSubmitSerializer,
