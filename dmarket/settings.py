@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import environs
+import orjson
 from django.core.exceptions import ImproperlyConfigured
 from marshmallow import ValidationError, validate
 
@@ -208,7 +209,10 @@ REST_FRAMEWORK = {
                                        "rest_framework.authentication.SessionAuthentication"],
     # A machine agent's token only on its machine's routes (dmarket/accounts/permissions.py).
     "DEFAULT_PERMISSION_CLASSES": ["dmarket.accounts.permissions.IsUser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's JSON, written by orjson: the same bytes (UTF-8, compact, Z for UTC; the list
+    # endpoints' tests compare theirs with DRF's own renderer), in a tenth of the time.
+    "DEFAULT_RENDERER_CLASSES": ["drf_orjson_renderer.renderers.ORJSONRenderer"],
+    "ORJSON_RENDERER_OPTIONS": (orjson.OPT_UTC_Z, orjson.OPT_NON_STR_KEYS),
     "DEFAULT_PARSER_CLASSES": ["dmarket.common.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "dmarket.common.api.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
