@@ -449,8 +449,8 @@ DMARKET_RESULTS_PASS_SECONDS = env.float("DMARKET_RESULTS_PASS_SECONDS", 5.0)
 # application older than DMARKET_APP_GRACE seconds that is no running job's verified one nor
 # the inference server's (one showing a starting job's tag gets DMARKET_APP_VERIFY_GRACE to
 # show its event log, here and in the launcher's check of its own jobs), record it (admin:
-# Policed applications) and fail the job whose sandbox runs its driver. An application is killed at most grace + interval + one master request after
-# it registered.
+# Policed applications) and fail the job whose sandbox runs its driver. An application is
+# killed at most grace + interval + one master request after it registered.
 DMARKET_POLICE_INTERVAL = env.float("DMARKET_POLICE_INTERVAL", 1.0)
 DMARKET_APP_GRACE = env.float("DMARKET_APP_GRACE", 2.0)
 DMARKET_APP_VERIFY_GRACE = env.float("DMARKET_APP_VERIFY_GRACE", 10.0)
