@@ -12,16 +12,18 @@ def at_once(call, n=4):
 
     def run(i):
         try:
-            barrier.wait()
+            barrier.wait(timeout=30)
             results[i] = call(i)
-        except Exception as e:  # shown by the caller's assertion
+        except Exception as e:  # shown by the caller's assertion (a thread's is otherwise lost)
             results[i] = e
         finally:
+            # Left open, a thread's connection blocks the test database's teardown.
             connection.close()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
     return results

@@ -1,11 +1,9 @@
 """Submits racing each other on real PostgreSQL: the account lock must keep a balance from
 being spent twice and a submission_id from creating two jobs."""
 
-import threading
-
 import pytest
-from django.db import connection
 
+from dmarket.common.tests.concurrency import at_once
 from dmarket.conftest import client_for
 from dmarket.credits.models import Account, LedgerEntry
 from dmarket.jobs.models import Job
@@ -15,28 +13,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def race(n, request):
     """Run request() in n threads released at once; return their responses."""
-    barrier = threading.Barrier(n)
-    responses = [None] * n
-    errors = []
-
-    def run(i):
-        try:
-            barrier.wait(timeout=30)
-            responses[i] = request()
-        except Exception as e:  # reported below: a thread's exception is otherwise lost
-            errors.append(e)
-        finally:
-            # Each thread has its own connection; left open, it blocks the test database's
-            # teardown.
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
+    responses = at_once(lambda i: request(), n)
+    assert [r for r in responses if isinstance(r, Exception)] == []
     return responses
 
 
