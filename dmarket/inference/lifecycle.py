@@ -12,7 +12,7 @@ ties the two together.
 
 from django.utils import timezone
 
-from dmarket.jobs.lifecycle import BadTransition, job_mark_running
+from dmarket.jobs.lifecycle import BadTransition, job_mark_running, table_sources
 
 from .models import InferenceJob
 
@@ -24,10 +24,7 @@ TRANSITIONS = {
 
 def sources_of(status):
     """The statuses an inference job may leave for `status`."""
-    sources = tuple(s for s, targets in TRANSITIONS.items() if status in targets)
-    if not sources:
-        raise BadTransition(f"no inference job ever moves to {status}")
-    return sources
+    return table_sources(TRANSITIONS, status, "inference job")
 
 
 def inference_move(ijob_id, status, **fields):

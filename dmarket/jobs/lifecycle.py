@@ -41,12 +41,18 @@ class BadTransition(ValueError):
     pass
 
 
+def table_sources(transitions, status, noun):
+    """The statuses of a table of moves (status -> the statuses it may move to) that lead to
+    `status`; BadTransition naming the `noun` ("job") when none does."""
+    sources = tuple(s for s, targets in transitions.items() if status in targets)
+    if not sources:
+        raise BadTransition(f"no {noun} ever moves to {status}")
+    return sources
+
+
 def sources_of(status):
     """The statuses a job may leave for `status`."""
-    sources = tuple(s for s, targets in TRANSITIONS.items() if status in targets)
-    if not sources:
-        raise BadTransition(f"no job ever moves to {status}")
-    return sources
+    return table_sources(TRANSITIONS, status, "job")
 
 
 def job_move(job_id, status, sources=None, **fields):
