@@ -188,6 +188,7 @@ def seed(options):
     from django.core.management import call_command
     from django.utils import timezone as dj_timezone
 
+    from dmarket.credits.models import Run
     from dmarket.jobs.models import Job
     from dmarket.machines.models import Machine
 
@@ -203,11 +204,14 @@ def seed(options):
                 worker_id=f"worker-{m}", state=Machine.ONLINE, worker_state="ALIVE",
                 last_heartbeat=now - timedelta(minutes=10) if m < silent else now)
         for m in range(options.machines)], batch_size=2000)
+    runs = Run.objects.bulk_create([
+        Run(user=users[j % len(users)], label=f"job {j}", max_credits=Decimal("1000"),
+            price_per_core_hour=Decimal("1"), premium_rate=Decimal("1"))
+        for j in range(options.jobs)], batch_size=1000)
     Job.objects.bulk_create([
-        Job(user=users[j % len(users)], name=f"job {j}", entry_file="dmarket://a.py@1",
-            cores=4, status=Job.RUNNING, spark_app_id=app_id(j), max_credits=Decimal("1000"),
-            price_per_core_hour=Decimal("1"), premium_rate=Decimal("1"),
-            started_at=now - timedelta(hours=2))
+        Job(user=users[j % len(users)], run=runs[j], name=f"job {j}",
+            entry_file="dmarket://a.py@1", cores=4, status=Job.RUNNING,
+            spark_app_id=app_id(j), started_at=now - timedelta(hours=2))
         for j in range(options.jobs)], batch_size=1000)
 
 
@@ -281,7 +285,7 @@ def billing_pass(name, options, concurrency, deadline, interval=60):
         logger.propagate = True
     row.update(concurrency=concurrency, deadline=deadline,
                lookup_seconds=round(lookups.get("seconds", 0), 3),
-               billed=UsageRecord.objects.values("job").distinct().count(),
+               billed=UsageRecord.objects.values("run").distinct().count(),
                unavailable=notes.unavailable, late=notes.late)
     return row
 

@@ -116,6 +116,7 @@ def seed(connections):
     from django.utils import timezone
 
     from dmarket.accounts.models import ApiToken
+    from dmarket.credits.models import Run
     from dmarket.credits.services import credits_grant
     from dmarket.jobs.models import Job
     from dmarket.machines.models import Machine
@@ -126,9 +127,11 @@ def seed(connections):
     _, key = ApiToken.issue(user, name="load")
     for i in range(150):
         credits_grant(user, Decimal("0.000001"), key=f"load-grant-{i}", memo="load")
+    runs = Run.objects.bulk_create([Run(user=user, label=f"job-{i}", max_credits=Decimal("1"))
+                                    for i in range(50)])
     Job.objects.bulk_create([
-        Job(user=user, name=f"job-{i}", entry_file="dmarket://a.py@1", status=Job.SUCCEEDED,
-            max_credits=Decimal("1"), finished_at=timezone.now()) for i in range(50)])
+        Job(user=user, run=run, name=f"job-{i}", entry_file="dmarket://a.py@1",
+            status=Job.SUCCEEDED, finished_at=timezone.now()) for i, run in enumerate(runs)])
     owner = User.objects.create_user("contributor", "c@example.org", "a long load password 2")
     now = timezone.now()
     machines = Machine.objects.bulk_create([

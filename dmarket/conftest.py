@@ -12,7 +12,7 @@ def jobs_dir(settings, tmp_path):
 
 def ledger_problems():
     """Where a cached account differs from the sum of its ledger rows, or breaks a rule."""
-    from dmarket.credits.models import ZERO, Account, LedgerEntry
+    from dmarket.credits.models import ZERO, Account, LedgerEntry, Run
 
     # Every user's sums in one query (it runs after every test that touched the database).
     charge, earning = Q(kind=LedgerEntry.CHARGE), Q(kind=LedgerEntry.EARNING)
@@ -36,6 +36,15 @@ def ledger_problems():
                                            earnings=Sum("amount", filter=earning))
     if -(totals["charges"] or ZERO) != (totals["earnings"] or ZERO):
         problems.append(f"charges {totals['charges']} != earnings {totals['earnings']}")
+    # A run's cached cost is the sum of its charges, never above its cap; what it holds is
+    # never negative.
+    for run in Run.objects.annotate(charged=Sum("ledger__amount", filter=Q(
+            ledger__kind=LedgerEntry.CHARGE)), held_now=Sum("ledger__held")):
+        if run.cost != -(run.charged or ZERO) or run.cost > run.max_credits:
+            problems.append(f"run {run.pk}: cost {run.cost}, charged {run.charged}, "
+                            f"cap {run.max_credits}")
+        if (run.held_now or ZERO) < 0:
+            problems.append(f"run {run.pk}: holds {run.held_now}")
     return problems
 
 

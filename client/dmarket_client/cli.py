@@ -579,7 +579,8 @@ def history(ctx, kinds, limit):
     rows = ctx.client().first("credits/transactions/", limit, **params)
     emit(ctx, rows if ctx.as_json else [for_people(r) for r in rows], columns=[
         ("id", "ID"), ("kind", "KIND"), ("amount", "AMOUNT"), ("held", "HELD"),
-        ("balance_after", "BALANCE"), ("job", "JOB"), ("memo", "MEMO"),
+        ("balance_after", "BALANCE"), ("job", "JOB"), ("inference_job", "INFERENCE"),
+        ("memo", "MEMO"),
         ("created_at", "CREATED"),
     ])
 

@@ -14,7 +14,7 @@ from .output import emit, emit_json, json_option, quiet_option, table
 STATUSES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
 JOB_FIELDS = ["id", "name", "owner", "status", "status_reason", "cancel_requested", "model",
               "weights", "data", "batch_size", "input_count", "outputs", "max_credits",
-              "cost", "billing_job", "created_at", "started_at", "finished_at", "settled_at"]
+              "cost", "created_at", "started_at", "finished_at", "settled_at"]
 JOB_COLUMNS = [("id", "ID"), ("name", "NAME"), ("status", "STATUS"), ("batch_size", "BATCH"),
                ("progress", "OUTPUTS"), ("cost", "COST")]
 STATS_COLUMNS = [("count", "COUNT"), ("mean_ms", "MEAN MS"), ("std_ms", "STD MS"),

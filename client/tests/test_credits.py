@@ -5,7 +5,7 @@ import re
 from datetime import timezone as dt_timezone
 
 from dmarket.credits.models import LedgerEntry
-from dmarket.credits.services import Usage, job_bill_usage
+from dmarket.credits.services import Usage, run_bill_usage
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
 
@@ -40,7 +40,7 @@ def test_credits_after_a_bill(dmarket_json, user, entry_file):
                                      address="10.0.0.5")
     job = Job.objects.get(pk=job_id)
     # 1 core for 30 minutes at 1 credit per core-hour times the premium of 2: 1 credit.
-    job_bill_usage(job, [Usage(key="0", machine=machine, core_ms=1_800_000)])
+    run_bill_usage(job.run, [Usage(key="0", machine=machine, core_ms=1_800_000)])
     assert dmarket_json("credits") == {"balance": "100.000000", "held": "9.000000",
                                        "available": "91.000000", "earned": "1.000000",
                                        "spent": "1.000000"}
@@ -55,7 +55,8 @@ def test_history(dmarket, dmarket_json, user, entry_file):
     assert result.exit_code == 0, result.stderr
     cells = [re.split(r"\s{2,}", line) for line in result.stdout.splitlines()]
     assert cells == [
-        ["ID", "KIND", "AMOUNT", "HELD", "BALANCE", "JOB", "MEMO", "CREATED"],
+        ["ID", "KIND", "AMOUNT", "HELD", "BALANCE", "JOB", "INFERENCE", "MEMO", "CREATED"],
+        # (their INFERENCE column is blank)
         [str(release.pk), "release", "0.000000", "-10.000000", "100.000000", str(job_id),
          f"release of job {job_id}'s hold", stamp(release.created_at)],
         [str(hold.pk), "hold", "0.000000", "10.000000", "100.000000", str(job_id),
@@ -79,8 +80,9 @@ def test_history(dmarket, dmarket_json, user, entry_file):
     ]
     assert rows[2] == {"id": grant.pk, "kind": "grant", "amount": "100.000000",
                        "held": "0.000000", "balance_after": "100.000000",
-                       "held_after": "0.000000", "job": None, "machine": None,
-                       "memo": "sign-up grant", "created_at": rows[2]["created_at"]}
+                       "held_after": "0.000000", "run": None, "job": None,
+                       "inference_job": None, "machine": None, "memo": "sign-up grant",
+                       "created_at": rows[2]["created_at"]}
 
     result = dmarket("credits", "history", "--kind", "HOLD", "--json")
     assert [r["id"] for r in json.loads(result.stdout)] == [hold.pk]

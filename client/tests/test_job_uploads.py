@@ -64,7 +64,7 @@ def test_local_files_are_uploaded_and_the_job_names_them(dmarket, dmarket_json, 
         (f"job-files/{sha(data)[:16]}/{name}", 1, sha(data), data, False)
         for name, data in app.items())
     # Pinned like any dmarket:// file the job names.
-    assert sorted(JobInput.objects.filter(job_id=job["id"]).values_list("uri", flat=True)) == (
+    assert sorted(JobInput.objects.filter(run__job=job["id"]).values_list("uri", flat=True)) == (
         sorted(stored_uri(data, name) for name, data in app.items()))
 
 

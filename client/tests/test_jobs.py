@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from datetime import datetime, timezone as dt_timezone
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
+from dmarket.credits.models import Run
 from dmarket.jobs.models import Job
+from dmarket.jobs.tests.factories import make_job
 from dmarket.machines.models import Machine
 
 SHELL_PARAMS = ["$(touch /tmp/pwned)", "`id`", "a b", "'single'", '"double"', ";", "|",
@@ -60,8 +63,25 @@ def later(delay, action):
     return thread
 
 
-def finish(job_id, status=Job.SUCCEEDED, settled=True, **changes):
+def charge(job_id, cost):
+    """Post `cost` credits to the job's run, as billing does (usage of a machine of someone
+    else's, at 1 credit a core-hour), so that the ledger says what the job shows."""
+    from django.contrib.auth import get_user_model
+
+    from dmarket.credits.models import Run
+    from dmarket.credits.services import Usage, run_bill_usage
+
+    Run.objects.filter(job=job_id).update(price_per_core_hour=1, premium_rate=1)
+    owner, _ = get_user_model().objects.get_or_create(username="machine-owner")
+    machine = Machine.objects.create(user=owner, cores=4, memory_mb=4096, address="10.0.0.9")
+    run_bill_usage(Run.objects.get(job=job_id),
+                   [Usage(f"app:{machine.pk}", machine, int(Decimal(cost) * 3_600_000))])
+
+
+def finish(job_id, status=Job.SUCCEEDED, settled=True, cost=None, **changes):
     now = timezone.now()
+    if cost is not None:
+        charge(job_id, cost)
     Job.objects.filter(pk=job_id).update(status=status, finished_at=now,
                                          settled_at=now if settled else None, **changes)
 
@@ -413,8 +433,9 @@ def test_list(dmarket, dmarket_json, user, entry_file):
 
 
 def test_list_follows_pages(dmarket_json, user, entry_file):
-    Job.objects.bulk_create([Job(user=user.model, name=f"j{i}", entry_file=entry_file)
-                             for i in range(520)])
+    runs = Run.objects.bulk_create([Run(user=user.model, label=f"j{i}") for i in range(520)])
+    Job.objects.bulk_create([Job(user=user.model, run=run, name=f"j{i}", entry_file=entry_file)
+                             for i, run in enumerate(runs)])
     listed = dmarket_json("jobs", "list", "--limit", "510")
     assert len(listed) == 510
     ids = [job["id"] for job in listed]
@@ -427,7 +448,7 @@ def test_list_all_is_for_operators(dmarket, dmarket_json, user, entry_file):
     from django.contrib.auth import get_user_model
 
     other = get_user_model().objects.create_user("bob", "", "another long password")
-    theirs = Job.objects.create(user=other, name="theirs", entry_file=entry_file)
+    theirs = make_job(user=other, name="theirs", entry_file=entry_file)
     assert dmarket_json("jobs", "list") == []
     result = dmarket("jobs", "list", "--all")
     assert result.exit_code == 1
@@ -447,7 +468,7 @@ def test_show_someone_elses_job(dmarket, user, entry_file):
     from django.contrib.auth import get_user_model
 
     other = get_user_model().objects.create_user("bob", "", "another long password")
-    theirs = Job.objects.create(user=other, name="theirs", entry_file=entry_file)
+    theirs = make_job(user=other, name="theirs", entry_file=entry_file)
     for command in ("show", "cancel", "log", "results", "watch", "executors"):
         result = dmarket("jobs", command, theirs.pk)
         assert result.exit_code == 1, command
@@ -703,10 +724,15 @@ def test_watch_waits_for_the_bill(dmarket, dmarket_json, user, entry_file):
     job = submit(dmarket_json, entry_file, "--name", "pi")
     Job.objects.filter(pk=job["id"]).update(status=Job.RUNNING)
 
+    from django.db import transaction
+
     def driver():
         finish(job["id"], settled=False, exit_code=0)
         time.sleep(0.3)
-        Job.objects.filter(pk=job["id"]).update(settled_at=timezone.now(), cost="0.5")
+        # Posted and settled at once, as billing does.
+        with transaction.atomic():
+            charge(job["id"], "0.5")
+            Job.objects.filter(pk=job["id"]).update(settled_at=timezone.now())
 
     thread = later(0.3, driver)
     result = dmarket("jobs", "watch", job["id"])

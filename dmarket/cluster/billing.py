@@ -26,8 +26,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from dmarket.common.daemon import RowGuard
-from dmarket.credits.services import (Usage, billed_accelerator, job_bill_usage, job_release,
-                                      usage_cost, usage_pending_cost)
+from dmarket.credits.services import (Usage, billed_accelerator, run_bill_usage, run_over_cap,
+                                      run_release, usage_cost)
 from dmarket.jobs.lifecycle import job_mark_settled, job_stop_at_cap
 from dmarket.jobs.models import Job
 from dmarket.jobs.services import job_mark_stuck
@@ -178,12 +178,13 @@ def job_usage(job, app, executors, workers):
     resolve = machine_resolver(workers)
     usages, running_cost = [], 0
     now = timezone.now()
+    run = job.run
     for executor, start, end in executor_spans(job, app, executors):
         machine = resolve(executor)
         if end is None:
-            running_cost += usage_cost(core_ms(executor, start, now), job.price_per_core_hour,
-                                       job.premium_rate, gpu_ms(job, executor, start, now),
-                                       job.price_per_gpu_hour)
+            running_cost += usage_cost(core_ms(executor, start, now), run.price_per_core_hour,
+                                       run.premium_rate, gpu_ms(job, executor, start, now),
+                                       run.price_per_gpu_hour)
             continue
         if machine is None:
             log.warning("job %s: executor %s on %s ran on no registered machine; not billed",
@@ -302,8 +303,8 @@ def job_bill_running(job, workers, history=None):
         log.warning("job %s: history server unavailable: %s", job.pk, e)
         return
     usages, running_cost = job_usage(job, app, executors, workers)
-    job_bill_usage(job, usages, final=False)
-    if job.cost + usage_pending_cost(job) + running_cost >= job.max_credits:
+    run_bill_usage(job.run, usages, final=False)
+    if run_over_cap(job.run, running_cost):
         job_stop_at_cap(job)
 
 
@@ -329,11 +330,11 @@ def job_settle(job, workers=None, history=None):
         if workers is None:
             workers = master_workers()
         usages, _ = job_usage(job, app, executors, workers)
-        job_bill_usage(job, usages)
-    job_bill_usage(job, policed_usage(job))
-    job_release(job)
+        run_bill_usage(job.run, usages)
+    run_bill_usage(job.run, policed_usage(job))
+    run_release(job.run)
     job_mark_settled(job)
-    log.info("job %s: settled, %s credits", job.pk, job.cost)
+    log.info("job %s: settled, %s credits", job.pk, job.run.cost)
     return True
 
 
@@ -346,9 +347,9 @@ def billing_tick():
     pass. Then each job is billed or settled on its own, in this thread."""
     bill, settle = _guards["bill"], _guards["settle"]
     running = list(Job.objects.filter(status=Job.RUNNING).exclude(spark_app_id="")
-                   .exclude(pk__in=bill.backed_off()))
+                   .exclude(pk__in=bill.backed_off()).select_related("run__user"))
     finished = list(Job.objects.filter(status__in=Job.FINISHED, settled_at__isnull=True)
-                    .exclude(pk__in=settle.backed_off()))
+                    .exclude(pk__in=settle.backed_off()).select_related("run__user"))
     app_ids = {job.spark_app_id for job in running + finished if job.spark_app_id}
     deadline = settings.DMARKET_BILLING_DEADLINE
     fetched, workers, late = history_lookups(app_ids, settings.DMARKET_BILLING_CONCURRENCY,

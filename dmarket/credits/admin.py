@@ -9,7 +9,7 @@ from django.shortcuts import render
 
 from dmarket.common.admin import ReadOnlyAdmin
 
-from .models import QUANTUM, LedgerEntry, UsageRecord
+from .models import QUANTUM, LedgerEntry, Run, UsageRecord
 from .services import InsufficientCredits, credits_adjust
 
 User = get_user_model()
@@ -19,10 +19,10 @@ User = get_user_model()
 class LedgerEntryAdmin(ReadOnlyAdmin):
     # Append-only: operators move credits with the "grant credits" action on users.
     list_display = ["id", "created_at", "user", "kind", "amount", "held", "balance_after",
-                    "job", "machine", "memo"]
+                    "run", "machine", "memo"]
     list_filter = ["kind", "created_at"]
     search_fields = ["user__username", "memo", "key"]
-    list_select_related = ["user", "job", "machine"]
+    list_select_related = ["user", "run", "machine"]
     date_hierarchy = "created_at"
 
 
@@ -93,8 +93,18 @@ admin.site.site_header = "dmarket operations"
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(ReadOnlyAdmin):
-    # Metered usage, posted to the ledger per job x machine (credits.services.usage_post).
-    list_display = ["id", "recorded_at", "job", "machine", "key", "core_ms", "gpu_ms",
+    # Metered usage, posted to the ledger per run x machine (credits.services.usage_post).
+    list_display = ["id", "recorded_at", "run", "machine", "key", "core_ms", "gpu_ms",
                     "posted_key"]
     search_fields = ["key", "posted_key"]
-    list_select_related = ["job", "machine"]
+    list_select_related = ["run", "machine"]
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    # What each job, of either kind, is billed under; changed only by the credit services.
+    list_display = ["id", "created_at", "label", "user", "max_credits", "cost",
+                    "price_per_core_hour", "price_per_gpu_hour", "premium_rate"]
+    search_fields = ["label", "user__username"]
+    list_select_related = ["user"]
+    date_hierarchy = "created_at"

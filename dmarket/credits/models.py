@@ -46,6 +46,56 @@ class Account(models.Model):
         return self.balance - self.held
 
 
+class Run(models.Model):
+    """What one job is billed under: its credit cap (held while it runs), its prices, fixed
+    when it was submitted, and what it has cost so far.
+
+    A Spark job (jobs.Job) and an inference job (inference.InferenceJob) each own one, one to
+    one: credits bills runs and knows nothing of what runs them. Their models name it `run`
+    and declare their statuses (`status`, `UNFINISHED`), which is all runs_unfinished reads.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="runs")
+    # What it bills, for people: "job 7", "inference job 3" (memos, the admin).
+    label = models.CharField(max_length=100)
+    max_credits = credit_field()
+    # Fixed at submission: what one core-hour and one GPU-hour cost this run, and the
+    # market's premium then.
+    price_per_core_hour = credit_field()
+    price_per_gpu_hour = credit_field()
+    premium_rate = models.DecimalField(max_digits=8, decimal_places=4, default=1)
+    # Cached sum of the run's charge rows, written in the same transaction as they are.
+    cost = credit_field()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"run {self.pk}: {self.label}"
+
+
+def run_owner(run):
+    """The job, of whichever kind, that owns the run (see runs_unfinished), or None."""
+    for rel in Run._meta.related_objects:
+        # A missing reverse one-to-one raises an AttributeError: the default.
+        owner = getattr(run, rel.get_accessor_name(), None) if rel.one_to_one else None
+        if owner is not None:
+            return owner
+    return None
+
+
+def runs_unfinished(prefix=""):
+    """A Q that holds for runs (through `prefix`, e.g. "run__") whose job, of whichever kind,
+    has not finished: the one-to-one relations to Run name the models that own runs, so that
+    credits imports none of them."""
+    q = models.Q(pk__in=[])
+    for rel in Run._meta.related_objects:
+        if rel.one_to_one:
+            q |= models.Q(**{f"{prefix}{rel.name}__status__in": rel.related_model.UNFINISHED})
+    return q
+
+
 class LedgerEntry(models.Model):
     GRANT = "grant"
     HOLD = "hold"
@@ -70,11 +120,11 @@ class LedgerEntry(models.Model):
     held = credit_field(help_text="Change to the held part of the balance.")
     balance_after = credit_field()
     held_after = credit_field()
-    job = models.ForeignKey("jobs.Job", models.PROTECT, null=True, blank=True,
-                            related_name="ledger")
+    run = models.ForeignKey(Run, models.PROTECT, null=True, blank=True, related_name="ledger")
     machine = models.ForeignKey("machines.Machine", models.PROTECT, null=True, blank=True,
                                 related_name="ledger")
-    # Names the movement itself (e.g. "hold:job:7"), so that code which runs twice writes once.
+    # Names the movement itself (e.g. "hold:run:7"), so that code which runs twice writes
+    # once. Rows from before runs say "job:N": the run made for job N has its id.
     key = models.CharField(max_length=200, unique=True)
     memo = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True,
@@ -84,7 +134,7 @@ class LedgerEntry(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "ledger entries"
-        indexes = [models.Index(fields=["user", "-id"]), models.Index(fields=["job", "kind"])]
+        indexes = [models.Index(fields=["user", "-id"]), models.Index(fields=["run", "kind"])]
 
     def __str__(self):
         return f"{self.kind} {self.amount} for {self.user}"
@@ -99,16 +149,16 @@ class LedgerEntry(models.Model):
 
 
 class UsageRecord(models.Model):
-    """What one executor, or one group of inference batches, held on one machine for one job.
+    """What one executor, or one group of inference batches, held on one machine for one run.
 
-    Usage is metered here as it is seen and posted to the ledger later, per job × machine, at
+    Usage is metered here as it is seen and posted to the ledger later, per run × machine, at
     most once per billing interval and at the job's end (dmarket.credits.services.usage_post),
     so that ledger rows grow with machines × time, not with executors or batches.
     """
 
-    job = models.ForeignKey("jobs.Job", models.CASCADE, related_name="usage")
+    run = models.ForeignKey(Run, models.CASCADE, related_name="usage")
     machine = models.ForeignKey("machines.Machine", models.PROTECT, related_name="usage")
-    # Names the usage within its job (a Spark executor "app-…:3", a batch group), so that
+    # Names the usage within its run (a Spark executor "app-…:3", a batch group), so that
     # metering it again records nothing.
     key = models.CharField(max_length=200)
     core_ms = models.BigIntegerField()
@@ -121,13 +171,13 @@ class UsageRecord(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["job", "key"], name="usage_unique_key"),
+            models.UniqueConstraint(fields=["run", "key"], name="usage_unique_key"),
         ]
         indexes = [
-            # The poster's question: what of this job is not posted yet?
-            models.Index(fields=["job", "machine"], condition=models.Q(posted_key=""),
+            # The poster's question: what of this run is not posted yet?
+            models.Index(fields=["run", "machine"], condition=models.Q(posted_key=""),
                          name="usage_unposted"),
         ]
 
     def __str__(self):
-        return f"job {self.job_id} on machine {self.machine_id}: {self.key}"
+        return f"run {self.run_id} on machine {self.machine_id}: {self.key}"

@@ -17,10 +17,15 @@ class CreditsSerializer(serializers.Serializer):
 
 
 class LedgerEntrySerializer(serializers.ModelSerializer):
+    # What the run it moves credits for belongs to: a job, or an inference job.
+    job = serializers.IntegerField(source="run.job.id", read_only=True, default=None)
+    inference_job = serializers.IntegerField(source="run.inference.id", read_only=True,
+                                             default=None)
+
     class Meta:
         model = LedgerEntry
-        fields = ["id", "kind", "amount", "held", "balance_after", "held_after", "job",
-                  "machine", "memo", "created_at"]
+        fields = ["id", "kind", "amount", "held", "balance_after", "held_after", "run", "job",
+                  "inference_job", "machine", "memo", "created_at"]
 
 
 class PricesSerializer(serializers.Serializer):

@@ -366,6 +366,7 @@ def job_input_path(job, uri):
     from dmarket.files.models import JobInput
     from dmarket.files.services import job_input_file
 
-    found = JobInput.objects.select_related("version").filter(job=job, uri=uri).first()
+    found = (JobInput.objects.select_related("version").filter(run_id=job.run_id, uri=uri)
+             .first())
     path = job_input_file(job, found.pk) if found else None
     return (path, found.version) if path is not None else None

@@ -31,6 +31,6 @@ class FileVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(JobInput)
 class JobInputAdmin(ReadOnlyAdmin):
-    list_display = ["id", "job", "uri", "version", "result_job", "result_path"]
-    search_fields = ["uri", "job__id"]
-    list_select_related = ["job", "version__file", "result_job"]
+    list_display = ["id", "run", "uri", "version", "result_job", "result_path"]
+    search_fields = ["uri", "run__label"]
+    list_select_related = ["run", "version__file", "result_job"]

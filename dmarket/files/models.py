@@ -46,10 +46,11 @@ class FileVersion(models.Model):
 
 
 class JobInput(models.Model):
-    """A dmarket:// file that a job names, pinned when it was submitted: what the job's
-    credential may read, and what cannot be deleted while the job is unfinished."""
+    """A dmarket:// file that a job (of either kind: through its run) names, pinned when it
+    was submitted: what the job's credential may read, and what cannot be deleted while the
+    job is unfinished."""
 
-    job = models.ForeignKey("jobs.Job", models.CASCADE, related_name="inputs")
+    run = models.ForeignKey("credits.Run", models.CASCADE, related_name="inputs")
     # The pinned URI as the job shows it (dmarket://NAME@VERSION), without any '#alias'.
     uri = models.CharField(max_length=2000)
     # One of these two: a stored version, or another job's result file.
@@ -60,11 +61,11 @@ class JobInput(models.Model):
     result_path = models.CharField(max_length=2000, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["job", "uri"],
+        constraints = [models.UniqueConstraint(fields=["run", "uri"],
                                                name="job_input_unique_uri")]
 
     def __str__(self):
-        return f"job {self.job_id}: {self.uri}"
+        return f"run {self.run_id}: {self.uri}"
 
 
 class ResultFile(models.Model):

@@ -18,6 +18,7 @@ from django.utils import timezone
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from dmarket.common.api import Conflict
+from dmarket.credits.models import run_owner, runs_unfinished
 
 from .models import FileVersion, JobInput, ResultFile, StoredFile
 from .storage import HashingReader, ShortBody, StorageUnavailable, blobs, new_key
@@ -195,15 +196,13 @@ def file_delete(user, ref):
                         stored.versions.select_for_update().filter(version=ref.version))
         if not versions:
             raise NotFound(f"No such file: {ref.uri()}")
-        # The job model through JobInput's foreign key (the string "jobs.Job"): files imports
-        # nothing of jobs, the app above it.
-        unfinished = JobInput._meta.get_field("job").related_model.UNFINISHED
-        busy = (JobInput.objects.filter(version__in=versions, job__status__in=unfinished)
-                .select_related("job", "version").order_by("job_id").first())
+        # Through runs: files imports nothing of the job apps above it.
+        busy = (JobInput.objects.filter(runs_unfinished("run__"), version__in=versions)
+                .select_related("run", "version").order_by("run_id").first())
         if busy is not None:
-            raise Conflict(f"{ref.uri(version=busy.version.version)} is in use by job "
-                           f"{busy.job_id} ({busy.job.status}); delete it once that job has "
-                           "finished.")
+            raise Conflict(f"{ref.uri(version=busy.version.version)} is in use by "
+                           f"{busy.run.label} ({run_owner(busy.run).status}); delete it once "
+                           "that job has finished.")
         keys = [v.blob for v in versions]
         FileVersion.objects.filter(pk__in=[v.pk for v in versions]).delete()
         # After the rows: a store that fails here leaves bytes that nothing names.
@@ -308,7 +307,7 @@ def job_input_source(job, input_id):
     in the store, ("", size, local path) for a result still in its job's output directory;
     None if it is not the job's or is gone."""
     found = (JobInput.objects.select_related("version", "result_job")
-             .filter(job=job, pk=input_id).first())
+             .filter(run_id=job.run_id, pk=input_id).first())
     if found is None:
         return None
     if found.version is not None:
@@ -326,9 +325,9 @@ def job_input_source(job, input_id):
 
 
 def job_input_file(job, input_id):
-    """The path of the job's pinned input `input_id`, or None."""
+    """The path of the pinned input `input_id` of the job (of either kind), or None."""
     found = (JobInput.objects.select_related("version", "result_job")
-             .filter(job=job, pk=input_id).first())
+             .filter(run_id=job.run_id, pk=input_id).first())
     if found is None:
         return None
     if found.version is not None:

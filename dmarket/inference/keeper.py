@@ -19,9 +19,9 @@ from django.conf import settings
 from dmarket.cluster import police, sandbox, security, spark
 from dmarket.cluster.wrapper import group_members
 from dmarket.common.daemon import RowGuard
-from dmarket.jobs.lifecycle import stop_outcome
 
 from . import server as server_module
+from .lifecycle import stop_outcome
 from .models import InferenceJob
 from .services import inference_bill, inference_finish
 
@@ -228,13 +228,13 @@ def inference_tick():
         _child = None
     bill, finish = _guards["bill"], _guards["finish"]
     bill.run(InferenceJob.objects.filter(status=InferenceJob.RUNNING)
-             .exclude(pk__in=bill.backed_off()).select_related("job"), inference_bill)
+             .exclude(pk__in=bill.backed_off()).select_related("run__user"), inference_bill)
     unfinished = InferenceJob.objects.filter(status__in=InferenceJob.UNFINISHED)
     if not unfinished.exists() or server_alive():
         return 0
-    finish.run(unfinished.filter(status=InferenceJob.RUNNING, job__cancel_requested=True)
+    finish.run(unfinished.filter(status=InferenceJob.RUNNING, cancel_requested=True)
                .exclude(pk__in=finish.backed_off()),
-               lambda ijob: inference_finish(ijob, *stop_outcome(ijob.job)))
+               lambda ijob: inference_finish(ijob, *stop_outcome(ijob)))
     server_start()
     return 1
 

@@ -6,13 +6,14 @@
 
 As jobs.lifecycle does for Spark jobs: a job moves only along TRANSITIONS, each move one
 conditional UPDATE naming the statuses it may leave, so of two processes making the same move
-one wins. Its money (hold, bill, settling) follows its carrier job's lifecycle; services.py
-ties the two together.
+one wins. A stop of a running job (its owner's cancel, its credit cap) is asked for with the
+outcome to record, and the inference server, which runs it, ends it with that outcome. Its
+money is its run's (dmarket.credits): services.py bills it and settles it once it has ended.
 """
 
 from django.utils import timezone
 
-from dmarket.jobs.lifecycle import BadTransition, job_mark_running, table_sources
+from dmarket.jobs.lifecycle import BadTransition, table_sources
 
 from .models import InferenceJob
 
@@ -36,12 +37,9 @@ def inference_move(ijob_id, status, **fields):
 
 def inference_claim(ijob_id):
     """The inference server takes a queued job (one winner). Returns it, or None."""
-    now = timezone.now()
-    if not inference_move(ijob_id, InferenceJob.RUNNING, started_at=now):
+    if not inference_move(ijob_id, InferenceJob.RUNNING, started_at=timezone.now()):
         return None
-    ijob = InferenceJob.objects.get(pk=ijob_id)
-    job_mark_running(ijob.job_id, started_at=now)
-    return ijob
+    return InferenceJob.objects.get(pk=ijob_id)
 
 
 def inference_end(ijob, status, reason):
@@ -53,3 +51,38 @@ def inference_end(ijob, status, reason):
                            finished_at=timezone.now())
     ijob.refresh_from_db()
     return ended
+
+
+def inference_request_stop(ijob, status, reason):
+    """Ask for a running job's stop, with the outcome to record (CANCELLED for its owner,
+    FAILED for its cap). Once: a stop already asked for keeps its own outcome. Returns whether
+    this call asked for it."""
+    if status not in (InferenceJob.CANCELLED, InferenceJob.FAILED):
+        raise BadTransition(f"an inference job is never stopped as {status}")
+    asked = InferenceJob.objects.filter(
+        pk=ijob.pk, status=InferenceJob.RUNNING, cancel_requested=False).update(
+        cancel_requested=True, stop_status=status, status_reason=reason[:500])
+    ijob.refresh_from_db()
+    return bool(asked)
+
+
+def inference_stop_at_cap(ijob):
+    """Its cost (posted and metered) reached its credit cap: it fails."""
+    return inference_request_stop(ijob, InferenceJob.FAILED, "credit cap reached")
+
+
+def stop_outcome(ijob):
+    """(status, reason) to end a job whose stop was asked for."""
+    return ijob.stop_status or InferenceJob.CANCELLED, ijob.status_reason or "cancelled"
+
+
+def inference_mark_settled(ijob):
+    """Stamp the end of its billing, once. Returns whether this call stamped it."""
+    if ijob.status not in InferenceJob.FINISHED:
+        raise BadTransition(f"inference job {ijob.pk} is {ijob.status}: only an ended job is "
+                            "settled")
+    stamped = InferenceJob.objects.filter(pk=ijob.pk, status__in=InferenceJob.FINISHED,
+                                          settled_at__isnull=True).update(
+        settled_at=timezone.now())
+    ijob.refresh_from_db()
+    return bool(stamped)

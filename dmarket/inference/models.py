@@ -1,15 +1,11 @@
 """Inference jobs: a model run over every input of a dataset, in batches, by the inference
 server (one long-running Spark application shared by all inference jobs).
 
-Each inference job owns a jobs.Job row that carries its money (hold, cost, price, premium) so
-that the credit services bill it like any job; that row is never QUEUED, so no launcher ever
-claims it (its launcher field names the inference server instead).
+Each inference job owns a credits.Run, as a Spark job does: what it holds, is charged and earns.
 """
 
 from django.conf import settings
 from django.db import models
-
-from dmarket.jobs.models import Job
 
 
 class InferenceJob(models.Model):
@@ -26,7 +22,9 @@ class InferenceJob(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT,
                              related_name="inference_jobs")
-    job = models.OneToOneField(Job, models.PROTECT, related_name="inference")
+    # What it is billed under: its cap, prices and cost (dmarket.credits).
+    run = models.OneToOneField("credits.Run", models.PROTECT, related_name="inference")
+    name = models.CharField(max_length=200)
     model = models.CharField(max_length=2000)
     weights = models.CharField(max_length=2000, blank=True)
     data = models.CharField(max_length=2000)
@@ -37,10 +35,16 @@ class InferenceJob(models.Model):
     batch_size = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status, default=QUEUED, db_index=True)
     status_reason = models.CharField(max_length=500, blank=True)
+    # Asked of a running job (its owner's cancel, its credit cap), with the outcome the
+    # inference server records when it stops it: CANCELLED or FAILED (lifecycle.py).
+    cancel_requested = models.BooleanField(default=False)
+    stop_status = models.CharField(max_length=10, choices=Status, blank=True)
     input_count = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When what it ran was billed and what was left of its hold released.
+    settled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

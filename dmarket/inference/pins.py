@@ -4,7 +4,7 @@ A user names a model or weights file as `dmarket://NAME[@V]` (or just `NAME[@V]`
 `dmarket://~USER/NAME` (public) or `dmarket://jobs/ID/results/PATH`, and data as
 `dmarket://PATTERN` (* and ? match, '/' included; a name without them that is not a file is
 a folder: every file under it), `dmarket://~USER/PATTERN` or `dmarket://jobs/ID/results/PATTERN`.
-Each is pinned when the job is submitted (a JobInput of its billing job: the version it
+Each is pinned when the job is submitted (a JobInput of its run: the version it
 named then, kept from deletion until the job ends), so the job reads the same bytes however
 long it waits. The inference server's driver reads them on the central server's disk and
 sends the executors the model (a Spark broadcast) and each batch's inputs: executors need no
@@ -232,14 +232,14 @@ def pin_path(pin):
 def inference_files(ijob):
     """A function from a pinned URI of the job to the path of its bytes on this server (a
     server path stays as it is); None for a file gone since (deleted by an operator)."""
-    inputs = {i.uri: i.pk for i in JobInput.objects.filter(job_id=ijob.job_id)}
+    inputs = {i.uri: i.pk for i in JobInput.objects.filter(run_id=ijob.run_id)}
 
     def path_of(ref):
         if not ref.startswith(SCHEME):
             return ref
         if ref not in inputs:
             return None
-        path = job_input_file(ijob.job, inputs[ref])
+        path = job_input_file(ijob, inputs[ref])
         return str(path) if path is not None else None
 
     return path_of

@@ -13,7 +13,7 @@ from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
 
 from .models import InferenceBatch
-from .services import INFERENCE_LAUNCHER, RATE_WINDOW
+from .services import RATE_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def regular_job_placements(resolve):
     """(machine id, job, cores) for each live executor of each running job."""
     running = (Job.objects.filter(status=Job.RUNNING).exclude(spark_app_id="")
-               .exclude(launcher=INFERENCE_LAUNCHER).select_related("user"))
+               .select_related("user"))
     for job in running:
         try:
             executors = spark.history_executors(job.spark_app_id) or []

@@ -4,6 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from dmarket.common.serializers import StrictSerializer
+from dmarket.credits.serializers import credits_field
 
 from .models import InferenceJob
 
@@ -46,22 +47,16 @@ class BatchSizeSerializer(StrictSerializer):
 
 class InferenceJobSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="user.username", read_only=True)
-    name = serializers.CharField(source="job.name", read_only=True)
-    billing_job = serializers.IntegerField(source="job_id", read_only=True,
-                                           help_text="The job that carries its bill.")
-    max_credits = serializers.DecimalField(source="job.max_credits", max_digits=20,
-                                           decimal_places=6, read_only=True)
-    cost = serializers.DecimalField(source="job.cost", max_digits=20, decimal_places=6,
-                                    read_only=True)
-    cancel_requested = serializers.BooleanField(source="job.cancel_requested", read_only=True)
-    settled_at = serializers.DateTimeField(source="job.settled_at", read_only=True)
+    # Its run's: what it is billed under.
+    max_credits = credits_field(source="run.max_credits", read_only=True)
+    cost = credits_field(source="run.cost", read_only=True)
     outputs = serializers.SerializerMethodField()
 
     class Meta:
         model = InferenceJob
         fields = ["id", "owner", "name", "model", "weights", "data", "batch_size", "status",
                   "status_reason", "cancel_requested", "input_count", "outputs",
-                  "max_credits", "cost", "billing_job", "created_at", "started_at",
+                  "max_credits", "cost", "created_at", "started_at",
                   "finished_at", "settled_at"]
         read_only_fields = fields
 

@@ -124,9 +124,7 @@ class Runner(threading.Thread):
         return spec
 
     def serve(self):
-        from dmarket.jobs.lifecycle import stop_outcome
-        from dmarket.jobs.models import Job
-
+        from .lifecycle import stop_outcome
         from .models import InferenceJob, InferenceOutput
         from .pins import inference_files
         from .references import InputReader, inference_resolve_data, inference_resolve_model
@@ -154,15 +152,15 @@ class Runner(threading.Thread):
             if time.monotonic() - last_read >= READ_INTERVAL:
                 # The job's batch size and a cancel, twice a second: often enough for the
                 # next batches, rarely enough not to load the database.
-                batch_size, status = InferenceJob.objects.filter(pk=ijob.pk).values_list(
-                    "batch_size", "status").get()
-                carrier = Job.objects.only("cancel_requested", "stop_status",
-                                           "status_reason").get(pk=ijob.job_id)
+                latest = InferenceJob.objects.only(
+                    "batch_size", "status", "cancel_requested", "stop_status",
+                    "status_reason").get(pk=ijob.pk)
+                batch_size, status = latest.batch_size, latest.status
                 last_read = time.monotonic()
             if status != InferenceJob.RUNNING:
                 stop = (status, "")
-            elif carrier.cancel_requested:
-                stop = stop_outcome(carrier)
+            elif latest.cancel_requested:
+                stop = stop_outcome(latest)
             elif self.server.stopping.is_set():
                 stop = (None, "")
             if in_flight:
@@ -350,7 +348,7 @@ class Server:
         idle_since = time.monotonic()
         while not self.stopping.is_set():
             for ijob in InferenceJob.objects.filter(status=InferenceJob.RUNNING).exclude(
-                    pk__in=list(self.runners)).select_related("job"):
+                    pk__in=list(self.runners)).select_related("run"):
                 # Claimed by a driver before this one: resumed from its outputs.
                 self.start_runner(ijob)
             for pk in InferenceJob.objects.filter(status=InferenceJob.QUEUED).order_by(

@@ -9,32 +9,27 @@ from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
 from dmarket.common.api import Conflict
+from dmarket.credits.models import Run
 from dmarket.credits.services import (
     Usage,
     account_lock,
-    job_hold,
-    job_prices,
-    job_release,
-    usage_pending_cost,
+    run_hold,
+    run_open,
+    run_over_cap,
+    run_release,
     usage_post,
     usage_record,
 )
-from dmarket.jobs.inputs import job_inputs_pin
-from dmarket.jobs.lifecycle import job_finish, job_request_stop, job_stop_at_cap
-from dmarket.jobs.models import Job
+from dmarket.jobs.inputs import inputs_pin
 from dmarket.jobs.pricing import market_premium_rate
 
-from .lifecycle import inference_end
+from .lifecycle import (inference_end, inference_mark_settled, inference_request_stop,
+                        inference_stop_at_cap)
 from .models import InferenceBatch, InferenceJob, InferenceOutput
 from .pins import inference_inputs_resolve
 from .rates import spread_rate
 
-# The launcher name of the jobs.Job rows that carry inference jobs' money: no launcher runs
-# under it, so none ever follows or claims them.
-INFERENCE_LAUNCHER = "dmarket-inference-server"
 RATE_WINDOW = timedelta(seconds=10)
-JOB_STATUS = {InferenceJob.SUCCEEDED: Job.SUCCEEDED, InferenceJob.FAILED: Job.FAILED,
-              InferenceJob.CANCELLED: Job.CANCELLED}
 
 
 def inference_submit(user, fields):
@@ -44,21 +39,14 @@ def inference_submit(user, fields):
     with transaction.atomic():
         account_lock(user)
         fields, pins = inference_inputs_resolve(user, fields)
-        core_price, gpu_price = job_prices("cpu")
-        job = Job.objects.create(
-            user=user, name=fields["name"], entry_file="(inference server)",
-            app_params=[fields["model"], fields["data"]], cores=1,
-            max_credits=fields["max_credits"],
-            machine_type="cpu", price_per_core_hour=core_price, price_per_gpu_hour=gpu_price,
-            premium_rate=market_premium_rate(extra_jobs=1),
-            # Never QUEUED: the launchers claim QUEUED jobs.
-            status=Job.STARTING, launcher=INFERENCE_LAUNCHER)
-        job_inputs_pin(job, pins)
-        job_hold(job)
-        return InferenceJob.objects.create(
-            user=user, job=job, model=fields["model"], weights=fields["weights"],
-            data=fields["data"], data_files=fields["data_files"],
+        run = run_open(user, fields["max_credits"], "cpu", market_premium_rate(extra_jobs=1))
+        ijob = InferenceJob.objects.create(
+            user=user, run=run, name=fields["name"], model=fields["model"],
+            weights=fields["weights"], data=fields["data"], data_files=fields["data_files"],
             batch_size=fields["batch_size"], input_count=fields["input_count"])
+        inputs_pin(run, pins)
+        run_hold(run, f"inference job {ijob.pk}")
+        return ijob
 
 
 def inference_cancel(ijob, reason="cancelled by its owner"):
@@ -70,7 +58,7 @@ def inference_cancel(ijob, reason="cancelled by its owner"):
             raise Conflict(f"Inference job {ijob.pk} has already finished ({locked.status}).")
         queued = locked.status == InferenceJob.QUEUED
         if not queued:
-            job_request_stop(locked.job, Job.CANCELLED, reason)
+            inference_request_stop(locked, InferenceJob.CANCELLED, reason)
     if queued:
         inference_finish(ijob, InferenceJob.CANCELLED, reason)
     ijob.refresh_from_db()
@@ -130,7 +118,8 @@ def inference_bill(ijob, final=False):
     unkeyed = InferenceBatch.objects.filter(job=ijob, usage_key="", machine__isnull=False)
     groups = list(unkeyed.values_list("machine").annotate(last=Max("id")))
     machines = Machine.objects.in_bulk([machine_id for machine_id, _ in groups])
-    job = Job.objects.get(pk=ijob.job_id)
+    # Read now: the caller's copy may be older than its last posting.
+    run = Run.objects.select_related("user").get(pk=ijob.run_id)
     for machine_id, last in groups:
         key = f"inference:{ijob.pk}:machine:{machine_id}:batch:{last}"
         with transaction.atomic():
@@ -139,11 +128,11 @@ def inference_bill(ijob, final=False):
                 continue
             used = InferenceBatch.objects.filter(job=ijob, usage_key=key).aggregate(
                 core_ms=Sum("core_ms"), gpu_ms=Sum("gpu_ms"))
-            usage_record(job, [Usage(key=key, machine=machines[machine_id],
+            usage_record(run, [Usage(key=key, machine=machines[machine_id],
                                      core_ms=used["core_ms"] or 0, gpu_ms=used["gpu_ms"] or 0)])
-    charged = usage_post(job, final=final)
-    if job.cost + usage_pending_cost(job) >= job.max_credits:
-        job_stop_at_cap(job)
+    charged = usage_post(run, final=final)
+    if not final and run_over_cap(run):
+        inference_stop_at_cap(ijob)
     return charged
 
 
@@ -152,14 +141,11 @@ def inference_finish(ijob, status, reason):
     # Not recorded by this call: settled already, or still going (a queued job never
     # succeeds); recorded by a call that stopped before settling: settled now.
     if not inference_end(ijob, status, reason) and (
-            not ijob.is_finished or ijob.job.settled_at is not None):
+            not ijob.is_finished or ijob.settled_at is not None):
         return ijob
     inference_bill(ijob, final=True)
-    job = Job.objects.get(pk=ijob.job_id)
-    job_release(job)
-    job_finish(job, JOB_STATUS[ijob.status], ijob.status_reason, finished_at=ijob.finished_at,
-               settled=True)
-    ijob.refresh_from_db()
+    run_release(Run.objects.select_related("user").get(pk=ijob.run_id))
+    inference_mark_settled(ijob)
     return ijob
 
 

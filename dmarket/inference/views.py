@@ -34,7 +34,7 @@ STATUSES = InferenceJob.Status.values
 
 
 def inference_for(request, pk):
-    return get_object_or_404(visible_to(InferenceJob.objects.select_related("user", "job"),
+    return get_object_or_404(visible_to(InferenceJob.objects.select_related("user", "run"),
                                         request.user), pk=pk)
 
 
@@ -43,7 +43,7 @@ class InferenceListView(generics.ListCreateAPIView):
 
     def get_queryset(self):
         statuses = choice_param(self.request, "status", STATUSES)
-        qs = InferenceJob.objects.select_related("user", "job")
+        qs = InferenceJob.objects.select_related("user", "run")
         if not list_all_param(self.request):
             qs = qs.filter(user=self.request.user)
         if statuses:
@@ -107,11 +107,11 @@ class InferenceRatesView(APIView):
     def get(self, request):
         now = timezone.now()
         jobs = (InferenceJob.objects.filter(user=request.user, status=InferenceJob.RUNNING)
-                .select_related("job").order_by("id"))
+                .order_by("id"))
         rows = []
         for ijob in jobs:
             stats = inference_stats(ijob, now)
-            rows.append({"job": ijob.pk, "name": ijob.job.name, "status": ijob.status,
+            rows.append({"job": ijob.pk, "name": ijob.name, "status": ijob.status,
                          "count": stats["count"], "rate_10s": stats["rate_10s"],
                          "rate_total": stats["rate_total"]})
         rates = [r["rate_10s"] for r in rows]

@@ -21,11 +21,10 @@ def cancel_jobs(modeladmin, request, queryset):
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "user", "status", "cores", "machine_type", "gpus_per_executor",
-                    "max_credits",
-                    "cost", "created_at", "finished_at"]
+                    "run__max_credits", "run__cost", "created_at", "finished_at"]
     list_filter = ["status", "machine_type", "created_at"]
     search_fields = ["name", "user__username", "spark_app_id", "submission_id"]
-    list_select_related = ["user"]
+    list_select_related = ["user", "run"]
     date_hierarchy = "created_at"
     actions = [cancel_jobs]
 

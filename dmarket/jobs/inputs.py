@@ -90,10 +90,16 @@ def job_inputs_resolve(user, fields):
     return fields, pins
 
 
+def inputs_pin(run, pins):
+    """Pin the files of a job of either kind to its run."""
+    JobInput.objects.bulk_create(JobInput(run=run, uri=uri, **pin) for uri, pin in pins.items())
+
+
 def job_inputs_pin(job, pins):
+    """Pin the job's files, and make the credential Spark fetches them with."""
     if not pins:
         return
-    JobInput.objects.bulk_create(JobInput(job=job, uri=uri, **pin) for uri, pin in pins.items())
+    inputs_pin(job.run, pins)
     job.files_token = secrets.token_hex(32)
     job.save(update_fields=["files_token"])
 
@@ -102,7 +108,7 @@ def job_input_urls(job):
     """A function giving the URL Spark fetches for each of the job's URIs: a dmarket:// one
     becomes the server's URL of its pinned file, with the job's credential, ending in the
     file's own name (Spark names the copy after it); others stay as they are."""
-    inputs = {i.uri: i for i in job.inputs.all()}
+    inputs = {i.uri: i for i in JobInput.objects.filter(run_id=job.run_id)}
     token = job.files_token
     base_url = settings.DMARKET_PUBLIC_URL.rstrip("/")
 

@@ -21,7 +21,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from dmarket.credits.services import job_release
+from dmarket.credits.services import run_release
 
 from .models import Job
 
@@ -77,19 +77,17 @@ def job_claim(job_id, launcher_id):
 
 
 def job_mark_running(job_id, **fields):
-    """Its application (or, for an inference job, the inference server) is up."""
+    """Its application is up."""
     return job_move(job_id, Job.RUNNING, **fields)
 
 
-def job_finish(job, status, reason, exit_code=None, finished_at=None, settled=False):
+def job_finish(job, status, reason, exit_code=None, finished_at=None):
     """Record a started job's end, once: only a job still STARTING or RUNNING changes. The
-    billing daemon settles it, unless its caller has (`settled`: an inference job's carrier,
-    billed by the inference keeper). Returns whether this call recorded it."""
+    billing daemon settles it. Returns whether this call recorded it."""
     if status not in Job.FINISHED:
         raise BadTransition(f"{status} is not an end")
-    stamp = {"settled_at": timezone.now()} if settled else {}
     changed = job_move(job.pk, status, sources=STOPPABLE, status_reason=reason[:500],
-                       exit_code=exit_code, finished_at=finished_at or timezone.now(), **stamp)
+                       exit_code=exit_code, finished_at=finished_at or timezone.now())
     job.refresh_from_db()
     if changed:
         log.info("job %s: %s (%s)", job.pk, status, reason)
@@ -107,7 +105,7 @@ def job_end_queued(job, status, reason):
                         finished_at=now, settled_at=now):
             return False
         job.refresh_from_db()
-        job_release(job)
+        run_release(job.run)
     return True
 
 

@@ -3,7 +3,6 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
-from dmarket.credits.models import credit_field
 
 
 class Job(models.Model):
@@ -57,7 +56,8 @@ class Job(models.Model):
     # A packed directory (dmarket:// URI of a zip) that is the driver's and executors' working
     # directory and on their sys.path.
     working_dir = models.CharField(max_length=2000, blank=True)
-    max_credits = credit_field()
+    # What it is billed under: its cap, prices and cost (dmarket.credits).
+    run = models.OneToOneField("credits.Run", models.PROTECT, related_name="job")
     submission_id = models.CharField(max_length=128, null=True, blank=True)
     # A digest of the submitted fields: a retry with the same submission_id must match it.
     submission_digest = models.CharField(max_length=64, blank=True)
@@ -72,13 +72,6 @@ class Job(models.Model):
     # What the launcher records when it stops a job on request: CANCELLED for its owner or an
     # operator, FAILED when its cost reached its cap.
     stop_status = models.CharField(max_length=10, choices=Status, blank=True)
-    # Fixed at submission: what one core-hour and one GPU-hour cost this job.
-    price_per_core_hour = credit_field()
-    price_per_gpu_hour = credit_field()
-    premium_rate = models.DecimalField(max_digits=8, decimal_places=4, default=1)
-    # Cached sum of the job's charge rows, written in the same transaction as they are.
-    cost = credit_field()
-
     # Filled by the launcher (the Spark issue): who runs the driver, and what became of it.
     launcher = models.CharField(max_length=200, blank=True)
     driver_pid = models.IntegerField(null=True, blank=True)

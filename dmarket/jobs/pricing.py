@@ -9,15 +9,20 @@ from rest_framework.views import APIView
 from dmarket.common.serializers import machine_types
 from dmarket.credits.models import QUANTUM
 from dmarket.credits.serializers import PricesSerializer
+from dmarket.credits.models import Run, runs_unfinished
 from dmarket.credits.services import premium_rate, resource_prices
 from dmarket.machines.models import Machine
 
-from .models import Job
+
+def unfinished_jobs():
+    """Unfinished jobs of every kind (Spark jobs and inference jobs): what the market's demand
+    is counted in. Through their runs, so that this counts jobs of kinds above it."""
+    return Run.objects.filter(runs_unfinished()).count()
 
 
 def market_premium_rate(extra_jobs=0):
     """The premium now; extra_jobs counts a job being submitted that is not saved yet."""
-    jobs = Job.objects.filter(status__in=Job.UNFINISHED).count() + extra_jobs
+    jobs = unfinished_jobs() + extra_jobs
     machines = Machine.objects.filter(state=Machine.ONLINE).count()
     return premium_rate(jobs, machines)
 
@@ -25,7 +30,7 @@ def market_premium_rate(extra_jobs=0):
 def prices_quote():
     """The prices and premium now, and what a job submitted now would pay per unit-hour: the
     API's /prices/ and the dashboard's submit form."""
-    jobs = Job.objects.filter(status__in=Job.UNFINISHED).count()
+    jobs = unfinished_jobs()
     machines = Machine.objects.filter(state=Machine.ONLINE).count()
     premium = premium_rate(jobs, machines)
     prices = resource_prices()

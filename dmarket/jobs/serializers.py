@@ -12,6 +12,7 @@ from rest_framework import serializers
 from dmarket.common.serializers import (StrictSerializer, default_machine_type,
                                         validate_machine_type)
 from dmarket.credits.models import QUANTUM
+from dmarket.credits.serializers import credits_field
 from dmarket.envs.services import BadRequirements, requirements_normalize
 
 from .conf import BadConf, conf_check
@@ -304,6 +305,13 @@ class JobSerializer(serializers.ModelSerializer):
     environment = serializers.CharField(source="environment.key", read_only=True, default=None)
     requirements = serializers.CharField(source="environment.requirements", read_only=True,
                                          default="")
+    # Its run's: what it is billed under.
+    max_credits = credits_field(source="run.max_credits", read_only=True)
+    price_per_core_hour = credits_field(source="run.price_per_core_hour", read_only=True)
+    price_per_gpu_hour = credits_field(source="run.price_per_gpu_hour", read_only=True)
+    premium_rate = serializers.DecimalField(source="run.premium_rate", max_digits=8,
+                                            decimal_places=4, read_only=True)
+    cost = credits_field(source="run.cost", read_only=True)
 
     class Meta:
         model = Job

@@ -5,7 +5,7 @@ from django.db.models import Max
 from rest_framework.exceptions import Throttled, ValidationError
 
 from dmarket.common.api import Conflict
-from dmarket.credits.services import account_lock, job_hold, job_prices
+from dmarket.credits.services import account_lock, run_hold, run_open
 from dmarket.envs.models import Environment
 from dmarket.envs.services import (BadEnvironment, BadWorkdir, TooManyBuilds, archive_manifest,
                                    env_request, workdir_size)
@@ -44,18 +44,15 @@ def job_submit(user, fields):
         fields, pins = job_inputs_resolve(user, fields)
         gpus_offered_check(fields["machine_type"], fields.get("gpus_per_executor", 0))
         fields.update(job_environment(user, fields, pins))
-        core_price, gpu_price = job_prices(fields["machine_type"])
-        job = Job.objects.create(
-            user=user, submission_digest=digest,
-            price_per_core_hour=core_price, price_per_gpu_hour=gpu_price,
-            premium_rate=market_premium_rate(extra_jobs=1), **fields,
-        )
+        run = run_open(user, fields.pop("max_credits"), fields["machine_type"],
+                       market_premium_rate(extra_jobs=1))
+        job = Job.objects.create(user=user, submission_digest=digest, run=run, **fields)
         job_inputs_pin(job, pins)
         if job.environment_id and not job.files_token:
             # Its executors fetch the built environment with the job's credential.
             job.files_token = secrets.token_hex(32)
             job.save(update_fields=["files_token"])
-        job_hold(job)
+        run_hold(run, f"job {job.pk}")
     return job, True
 
 

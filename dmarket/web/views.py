@@ -219,7 +219,6 @@ def job_detail(request, pk):
     return page(request, "web/job.html", {
         "job": JobSerializer(job).data, "finished": job.is_finished,
         "results": job_results(job) if job.is_finished else [],
-        "inference": InferenceJob.objects.filter(job=job).values_list("pk", flat=True).first(),
     }, parts=["job"])
 
 
@@ -266,7 +265,8 @@ def credits(request):
         kind = choice(request, "kind", KINDS)
     except ValueError as e:
         return HttpResponseBadRequest(str(e))
-    qs = LedgerEntry.objects.filter(user=request.user)
+    qs = LedgerEntry.objects.filter(user=request.user).select_related("run__job",
+                                                                      "run__inference")
     if kind:
         qs = qs.filter(kind=kind)
     try:
@@ -295,7 +295,7 @@ def files(request):
 
 @login_required
 def inference(request):
-    jobs = (InferenceJob.objects.filter(user=request.user).select_related("user", "job")
+    jobs = (InferenceJob.objects.filter(user=request.user).select_related("user", "run")
             .order_by("-id"))
     rows = page_of(request, jobs)
     return page(request, "web/inference.html", {
@@ -305,7 +305,7 @@ def inference(request):
 
 @login_required
 def inference_detail(request, pk):
-    ijob = get_object_or_404(visible_to(InferenceJob.objects.select_related("user", "job"),
+    ijob = get_object_or_404(visible_to(InferenceJob.objects.select_related("user", "run"),
                                         request.user), pk=pk)
     return page(request, "web/inference_job.html", {
         "ijob": InferenceJobSerializer(ijob).data,

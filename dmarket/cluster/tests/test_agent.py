@@ -133,7 +133,7 @@ def test_two_agents_share_a_job_and_a_machine_lost_mid_job_is_offline_and_paid_f
         assert len(daves) == 1
         assert ledger_sum(machine=dave_machine, kind=LedgerEntry.EARNING) == expected_bill(
             job, {daves[0]: core_ms[daves[0]]})
-        assert job.cost == expected_bill(job, core_ms)
+        assert job.run.cost == expected_bill(job, core_ms)
 
         # Carol sees her machine and what it earned, with the client.
         listing = dmarket(owners["carol"], tmp_path, live_server.url, "machine", "list",

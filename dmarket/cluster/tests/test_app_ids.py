@@ -10,6 +10,7 @@ import pytest
 from dmarket.cluster import sandbox, spark
 from dmarket.cluster.launcher import job_profile
 from dmarket.jobs.models import Job
+from dmarket.jobs.tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +20,8 @@ def app(app_id, user, start=1):
 
 
 def a_job(make_user, entry_file):
-    return Job.objects.create(user=make_user("mallory"), name="j", entry_file=entry_file,
-                              price_per_core_hour=1)
+    return make_job(user=make_user("mallory"), name="j", entry_file=entry_file,
+                    price_per_core_hour=1)
 
 
 def log_of(job, name):
@@ -262,8 +263,8 @@ def test_a_starting_jobs_own_slow_application_gets_the_verify_grace_before_it_is
     assert (job.spark_app_id, job.status, killed) == ("app-20261203000000-0001", Job.RUNNING, [])
 
     # Past the verify grace with no log of its own, a tagged application is killed.
-    other = Job.objects.create(user=job.user, name="j", entry_file=entry_file,
-                               price_per_core_hour=1)
+    other = make_job(user=job.user, name="j", entry_file=entry_file,
+                     price_per_core_hour=1)
     other.work_dir.mkdir(parents=True, exist_ok=True)
     job_app_check(other, {"activeapps": [app("app-20261203000000-0002", other.tag,
                                              start=now_ms - 11000)]})

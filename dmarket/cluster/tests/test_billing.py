@@ -81,10 +81,10 @@ def test_billing_while_running_and_after_bills_each_executor_once(cluster, make_
         billing_tick()
 
     job = drive(job, settled)
-    rows = LedgerEntry.objects.filter(job=job).count()
+    rows = LedgerEntry.objects.filter(run=job.run).count()
     for _ in range(3):
         billing_tick()
         job_settle(job)
 
-    assert LedgerEntry.objects.filter(job=job).count() == rows == 1 + 2 * 2 + 1
-    assert job.cost == expected_bill(job, history_core_ms(job)) > Decimal(0)
+    assert LedgerEntry.objects.filter(run=job.run).count() == rows == 1 + 2 * 2 + 1
+    assert job.run.cost == expected_bill(job, history_core_ms(job)) > Decimal(0)

@@ -146,10 +146,10 @@ def finished(user, app_id):
 def billed(job):
     """(usage records metered, credits charged) of the job."""
     job.refresh_from_db()
-    charged = sum((-e.amount for e in LedgerEntry.objects.filter(job=job,
+    charged = sum((-e.amount for e in LedgerEntry.objects.filter(run=job.run,
                                                                  kind=LedgerEntry.CHARGE)),
                   Decimal(0))
-    return UsageRecord.objects.filter(job=job).count(), charged
+    return UsageRecord.objects.filter(run=job.run).count(), charged
 
 
 def timed_tick():
@@ -291,7 +291,7 @@ def test_a_pass_reads_the_machines_of_all_its_jobs_at_once_as_each_job_would(
               if 'FROM "machines_machine"' in q["sql"]]
     assert [w.split(" IN ")[0] for w in wheres if "worker_id" in w or "address" in w] == [
         '"machines_machine"."worker_id"', '"machines_machine"."address"']
-    machine_of = {app_id: list(UsageRecord.objects.filter(job=job)
+    machine_of = {app_id: list(UsageRecord.objects.filter(run=job.run)
                                .values_list("machine_id", flat=True))
                   for app_id, job in jobs.items()}
     assert machine_of == {"app-1": [by_id.pk], "app-2": [by_address.pk],

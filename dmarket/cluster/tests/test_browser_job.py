@@ -70,7 +70,7 @@ def test_a_new_user_submits_follows_and_fetches_a_job_in_the_browser(
     log = text_of(browser, "#job-log")
     assert f"started {job.spark_app_id}" in log and "finished 4 tasks" in log
     assert text_of(browser, "[data-log-state]") == "The job ended: SUCCEEDED."
-    assert text_of(browser, "#job-cost") == str(job.cost)
+    assert text_of(browser, "#job-cost") == str(job.run.cost)
 
     # Its executors, from the history server, then a result downloaded.
     wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#executors tbody tr"))
@@ -99,7 +99,7 @@ def test_a_new_user_submits_follows_and_fetches_a_job_in_the_browser(
 
     # Her credits moved by exactly the job's cost.
     account = Account.objects.get(user__username="sam")
-    assert job.cost > 0 and account.available == 100 - job.cost
+    assert job.run.cost > 0 and account.available == 100 - job.run.cost
     browser.get(base + "/")
     assert text_of(browser, "[data-credits=available]") == str(account.available)
     browser.get(base + "/credits/")

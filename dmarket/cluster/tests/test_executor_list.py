@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from dmarket.cluster import spark
 from dmarket.conftest import client_for
-from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
+from dmarket.jobs.tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -49,8 +49,8 @@ def shared_machines(owner, n, start):
 
 def test_list_queries_do_not_grow_with_executors(alice, bob, monkeypatch,
                                                  django_assert_num_queries):
-    job = Job.objects.create(user=alice, name="job", entry_file="/tmp/app.py",
-                             spark_app_id="app-1")
+    job = make_job(user=alice, name="job", entry_file="/tmp/app.py",
+                   spark_app_id="app-1")
     url = f"/api/jobs/{job.pk}/executors/"
     client = client_for(alice)
     machines = shared_machines(bob, 1, 1)

@@ -167,7 +167,7 @@ def test_a_worker_in_its_own_network_namespace_fetches_the_files_and_runs_the_jo
         assert all(row["values"] == ["1", "2", "3"] for row in rows)
         listing = client_for(alice).get(f"/api/jobs/{job.pk}/results/").json()
         assert [f["path"] for f in listing["results"]] == ["model.zip", "result.json"]
-        assert job.cost > 0
+        assert job.run.cost > 0
     finally:
         if server is not None:
             server.stop()

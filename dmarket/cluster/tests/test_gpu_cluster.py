@@ -102,8 +102,8 @@ def test_a_gpu_job_lands_on_the_gpu_machine_and_a_cpu_job_beside_it_holds_no_gpu
     assert all(len(r["gpu"]["addresses"]) == 1 for _, r in held.values())
     cpu_bill, cpu_by_host, cpu_held = history_bill(cpu_job)
     assert all(not r.get("gpu") for _, r in cpu_held.values())
-    assert gpu_job.cost == gpu_bill > 0
-    assert cpu_job.cost == cpu_bill > 0
+    assert gpu_job.run.cost == gpu_bill > 0
+    assert cpu_job.run.cost == cpu_bill > 0
     # Its charge names the GPU time; the CPU job's none.
     assert all("GPU-ms" in c.memo for c in LedgerEntry.objects.filter(
         job=gpu_job, kind=LedgerEntry.CHARGE))

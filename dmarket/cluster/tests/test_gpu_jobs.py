@@ -166,7 +166,7 @@ def test_a_cpu_jobs_executor_that_held_gpus_anyway_pays_for_them(alice, bob, ent
     usages, _ = job_usage(job, APP, [held], [])
 
     assert [(u.core_ms, u.gpu_ms) for u in usages] == [(60_000, 60_000)]
-    assert job.price_per_gpu_hour == Decimal("4")
+    assert job.run.price_per_gpu_hour == Decimal("4")
 
 
 def test_a_running_gpu_executor_counts_toward_the_cap(alice, bob, entry_file):

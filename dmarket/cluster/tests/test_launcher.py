@@ -48,15 +48,15 @@ def test_job_runs_to_success_with_results_log_and_exact_bill(cluster, make_user)
     # Both workers ran executors; the bill is their history-server core-time at the price.
     core_ms = history_core_ms(job)
     assert len(core_ms) == 2
-    assert job.cost == expected_bill(job, core_ms) > 0
-    assert -ledger_sum(job=job, kind=LedgerEntry.CHARGE) == job.cost
+    assert job.run.cost == expected_bill(job, core_ms) > 0
+    assert -ledger_sum(run=job.run, kind=LedgerEntry.CHARGE) == job.run.cost
     earned = {address: ledger_sum(machine=m, kind=LedgerEntry.EARNING)
               for address, m in machines.items()}
     assert all(amount > 0 for amount in earned.values())
-    assert sum(earned.values()) == job.cost
+    assert sum(earned.values()) == job.run.cost
     credits = client.get("/api/credits/").json()
     assert credits["held"] == "0.000000"
-    assert Decimal(credits["balance"]) == Decimal(100) - job.cost
+    assert Decimal(credits["balance"]) == Decimal(100) - job.run.cost
 
 
 def test_driver_that_raises_fails_with_its_traceback_in_the_log(cluster, make_user):
@@ -98,7 +98,7 @@ def test_cancel_while_queued_never_starts_it(cluster, make_user, settings):
     assert job.status == Job.CANCELLED
     assert job.driver_pid is None and job.started_at is None
     assert not job.work_dir.exists()
-    assert ledger_sum(job=job) == 0
+    assert ledger_sum(run=job.run) == 0
 
 
 def test_cancel_while_running_kills_the_driver_and_bills_the_time_it_ran(cluster, make_user):
@@ -119,7 +119,7 @@ def test_cancel_while_running_kills_the_driver_and_bills_the_time_it_ran(cluster
     apps = {a["id"]: a for a in spark.master_state()["completedapps"]}
     assert apps[job.spark_app_id]["state"] in ("KILLED", "FINISHED")
     core_ms = history_core_ms(job)
-    assert job.cost == expected_bill(job, core_ms) > 0
+    assert job.run.cost == expected_bill(job, core_ms) > 0
     assert job.finished_at - job.started_at < timedelta(seconds=110)
 
 
@@ -168,12 +168,12 @@ def test_launcher_killed_and_restarted_mid_job_ends_it_right_and_bills_once(
              what="the job settled")
     job.refresh_from_db()
     core_ms = history_core_ms(job)
-    charges = LedgerEntry.objects.filter(job=job, kind=LedgerEntry.CHARGE)
+    charges = LedgerEntry.objects.filter(run=job.run, kind=LedgerEntry.CHARGE)
     assert charges.count() == len(core_ms) == 2
-    assert job.cost == expected_bill(job, core_ms)
+    assert job.run.cost == expected_bill(job, core_ms)
     # Billing again, as the poller will, writes nothing more.
     billing_tick()
-    assert LedgerEntry.objects.filter(job=job).count() == 1 + 2 * 2 + 1
+    assert LedgerEntry.objects.filter(run=job.run).count() == 1 + 2 * 2 + 1
 
 
 def test_a_worker_lost_mid_job_the_job_still_succeeds_and_only_its_executor_time_is_billed(
@@ -191,7 +191,7 @@ def test_a_worker_lost_mid_job_the_job_still_succeeds_and_only_its_executor_time
     lost = [e for e in executors if e["hostPort"].startswith("127.0.0.3")]
     assert len(lost) == 1 and lost[0]["removeReason"].startswith("worker lost")
     core_ms = history_core_ms(job)
-    assert job.cost == expected_bill(job, core_ms)
+    assert job.run.cost == expected_bill(job, core_ms)
     dave_machine = machines["127.0.0.3"]
     dave_earned = ledger_sum(machine=dave_machine, kind=LedgerEntry.EARNING)
     assert dave_earned == expected_bill(job, {lost[0]["id"]: core_ms[lost[0]["id"]]})
@@ -209,7 +209,7 @@ def test_a_job_whose_cost_reaches_its_cap_is_stopped_as_failed(cluster, make_use
 
     assert job.status == Job.FAILED
     assert job.status_reason == "credit cap reached"
-    assert job.cost == cap
+    assert job.run.cost == cap
     assert job.finished_at - job.started_at < timedelta(seconds=110)
     credits = client_for(alice).get("/api/credits/").json()
     assert credits == {"balance": "99.998000", "held": "0.000000", "available": "99.998000",
@@ -325,7 +325,7 @@ def test_restarted_launcher_marks_a_vanished_driver_lost_and_releases_its_hold(
 
     assert (job.status, job.exit_code) == (Job.LOST, None)
     assert job.status_reason == "the driver vanished without an exit code"
-    assert [r.kind for r in LedgerEntry.objects.filter(job=job).order_by("id")] == [
+    assert [r.kind for r in LedgerEntry.objects.filter(run=job.run).order_by("id")] == [
         "hold", "release"]
     assert client_for(alice).get("/api/credits/").json()["held"] == "0.000000"
 

@@ -174,7 +174,7 @@ def test_a_driver_is_followed_to_its_exit_code_and_the_job_settled(
     assert job.driver_pid not in launcher._children
     # The launcher records the end; billing settles it, and nothing ran on the cluster.
     settle(job, alice)
-    assert job.cost == Decimal(0)
+    assert job.run.cost == Decimal(0)
     assert ledger_kinds(alice) == ["grant", "hold", "release"]
 
 
@@ -379,6 +379,6 @@ def test_a_verified_application_runs_and_its_credit_cap_stops_the_job(
     assert (settings.DMARKET_EVENT_LOG_DIR / f"{app_id}.inprogress").exists()
     history.completed.add(app_id)
     settle(job, alice)
-    assert job.cost == job.max_credits == Decimal("1")
+    assert job.run.cost == job.run.max_credits == Decimal("1")
     # Its hold, all charged: nothing left to release.
     assert ledger_kinds(alice) == ["grant", "hold", "charge"]

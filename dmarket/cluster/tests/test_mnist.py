@@ -46,9 +46,9 @@ def assert_billed(job):
     """Charged exactly its executors' core-time at its price, all of it earned by owners."""
     core_ms = history_core_ms(job)
     assert len(core_ms) == 2
-    assert job.cost == expected_bill(job, core_ms) > 0
-    assert -ledger_sum(job=job, kind=LedgerEntry.CHARGE) == job.cost
-    assert ledger_sum(job=job, kind=LedgerEntry.EARNING) == job.cost
+    assert job.run.cost == expected_bill(job, core_ms) > 0
+    assert -ledger_sum(run=job.run, kind=LedgerEntry.CHARGE) == job.run.cost
+    assert ledger_sum(run=job.run, kind=LedgerEntry.EARNING) == job.run.cost
 
 
 @pytest.mark.django_db(transaction=True)
@@ -93,7 +93,7 @@ def test_mnist_pipeline_reaches_95_percent_and_bills_every_job(cluster, make_use
 
     for job in (setup, train, test):
         assert_billed(job)
-    spent = setup.cost + train.cost + test.cost
+    spent = setup.run.cost + train.run.cost + test.run.cost
     credits = client_for(alice).get("/api/credits/").json()
     assert (credits["held"], Decimal(credits["balance"])) == ("0.000000", Decimal(100) - spent)
     assert sum(ledger_sum(machine=m, kind=LedgerEntry.EARNING) for m in machines.values()) \

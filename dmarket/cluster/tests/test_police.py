@@ -13,9 +13,10 @@ from dmarket.cluster import police, spark
 from dmarket.cluster.billing import job_settle
 from dmarket.cluster.models import PolicedApp
 from dmarket.credits.models import LedgerEntry, UsageRecord
-from dmarket.credits.services import credits_grant, job_hold
+from dmarket.credits.services import credits_grant, run_hold
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
+from dmarket.jobs.tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -37,8 +38,8 @@ def killed(monkeypatch, settings, tmp_path):
 
 
 def a_job(user, entry_file, **fields):
-    return Job.objects.create(user=user, name="j", entry_file=entry_file,
-                              price_per_core_hour=1, launcher="here", **fields)
+    return make_job(user=user, name="j", entry_file=entry_file,
+                    price_per_core_hour=1, launcher="here", **fields)
 
 
 def test_the_police_kills_what_is_no_running_jobs_application_once_past_the_grace(
@@ -121,7 +122,7 @@ def test_an_application_whose_driver_listens_in_a_jobs_sandbox_fails_that_job(
     alice = make_user("alice")
     credits_grant(alice, 100, "grant:test")
     job = a_job(alice, entry_file, status=Job.RUNNING, spark_app_id="app-mine", max_credits=10)
-    job_hold(job)
+    run_hold(job.run, job.run.label)
     port, master_port = sandbox_of(job)
     settings.DMARKET_SPARK_MASTER_URL = f"spark://127.0.0.1:{master_port}"
     # Its pid is no wrapper of its (pid 1 is every process's ancestor).
@@ -158,7 +159,7 @@ def test_an_application_whose_driver_listens_in_a_jobs_sandbox_fails_that_job(
     span_ms = (record.killed_at - record.started_at) // timedelta(milliseconds=1)
     charge = LedgerEntry.objects.get(kind=LedgerEntry.CHARGE)
     earning = LedgerEntry.objects.get(kind=LedgerEntry.EARNING)
-    usage = UsageRecord.objects.get(job=job)
+    usage = UsageRecord.objects.get(run=job.run)
     assert (usage.key, usage.core_ms, usage.posted_key) == ("policed:app-rogue:0", 2 * span_ms,
                                                             charge.key)
     assert charge.memo == (f"job {job.pk} on machine {machine.pk}: usage policed:app-rogue:0, "

@@ -168,11 +168,11 @@ def test_a_job_claiming_another_jobs_application_can_neither_cancel_it_nor_be_bi
 
     assert hostile.status == Job.CANCELLED
     assert victim.status == Job.SUCCEEDED, read_log(victim)
-    charges = LedgerEntry.objects.filter(job=hostile, kind=LedgerEntry.CHARGE)
+    charges = LedgerEntry.objects.filter(run=hostile.run, kind=LedgerEntry.CHARGE)
     assert charges.exists()
-    metered = UsageRecord.objects.filter(job=hostile).values_list("key", flat=True)
+    metered = UsageRecord.objects.filter(run=hostile.run).values_list("key", flat=True)
     assert metered and all(key.startswith(f"{hostile.spark_app_id}:") for key in metered)
-    assert not UsageRecord.objects.filter(job=hostile, key__contains=victim.spark_app_id)
+    assert not UsageRecord.objects.filter(run=hostile.run, key__contains=victim.spark_app_id)
 
 
 def test_a_job_runs_one_application_a_second_one_is_killed(
@@ -223,13 +223,13 @@ def test_a_second_application_a_job_starts_is_killed_within_5_s_billed_to_it_and
                                  f"is billed to this job")
     if not record.executors:
         # Killed before its executor was up: nothing of it ran, nothing of it is billed.
-        assert not UsageRecord.objects.filter(job=job, key__startswith="policed:").exists()
+        assert not UsageRecord.objects.filter(run=job.run, key__startswith="policed:").exists()
         return
     # Its executor's cores from the application's start to its kill, on the machine that ran
     # it, and that machine's owner paid the same.
     span_ms = (record.killed_at - record.started_at) // timedelta(milliseconds=1)
     # Metered as its own usage record, posted (at the job's end) as its own charge.
-    usage = UsageRecord.objects.get(job=job, key__startswith="policed:")
+    usage = UsageRecord.objects.get(run=job.run, key__startswith="policed:")
     assert usage.core_ms == span_ms
     charge = LedgerEntry.objects.get(key=usage.posted_key)
     assert (charge.job, charge.kind) == (job, LedgerEntry.CHARGE)

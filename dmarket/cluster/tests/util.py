@@ -97,17 +97,17 @@ def expected_bill(job, usage_by_executor):
     usage = {executor: value if isinstance(value, tuple) else (value, 0)
              for executor, value in usage_by_executor.items()}
     records = {record.key.rsplit(":", 1)[1]: record for record in UsageRecord.objects.filter(
-        job=job, key__startswith=f"{job.spark_app_id}:")}
+        run=job.run, key__startswith=f"{job.spark_app_id}:")}
     assert {e: (records[e].core_ms, records[e].gpu_ms) for e in usage} == usage
     postings = {}
     for executor, (core, gpu) in usage.items():
         posted = postings.setdefault(records[executor].posted_key, [0, 0])
         posted[0] += core
         posted[1] += gpu
-    total = sum((usage_cost(core, job.price_per_core_hour, job.premium_rate, gpu,
-                            job.price_per_gpu_hour) for core, gpu in postings.values()),
+    total = sum((usage_cost(core, job.run.price_per_core_hour, job.run.premium_rate, gpu,
+                            job.run.price_per_gpu_hour) for core, gpu in postings.values()),
                 Decimal(0))
-    return min(total, job.max_credits)
+    return min(total, job.run.max_credits)
 
 
 def ledger_sum(**filters):

@@ -8,9 +8,10 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from dmarket.credits.models import Account, LedgerEntry
-from dmarket.credits.services import credits_adjust, job_hold
+from dmarket.credits.services import credits_adjust, run_hold
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine, MachineStateChange
+from dmarket.jobs.tests.factories import make_job as job_create
 
 User = get_user_model()
 D = Decimal
@@ -36,9 +37,9 @@ def make_machine(user, state=Machine.ONLINE, **fields):
 
 
 def make_job(user, status=Job.QUEUED, max_credits="10"):
-    job = Job.objects.create(user=user, name="train", entry_file="/tmp/app.py", status=status,
-                             max_credits=D(max_credits), price_per_core_hour=D("1"))
-    job_hold(job)
+    job = job_create(user=user, name="train", entry_file="/tmp/app.py", status=status,
+                     max_credits=D(max_credits), price_per_core_hour=D("1"))
+    run_hold(job.run, job.run.label)
     return job
 
 
@@ -224,7 +225,7 @@ def test_cancel_jobs_cancels_a_queued_job_and_releases_its_hold(admin_client, al
     assert job.finished_at is not None
     account = Account.objects.get(user=alice)
     assert (account.balance, account.held) == (D("100"), D("0"))
-    release = LedgerEntry.objects.get(job=job, kind=LedgerEntry.RELEASE)
+    release = LedgerEntry.objects.get(run=job.run, kind=LedgerEntry.RELEASE)
     assert release.held == D("-12")
     assert f"Job {job.pk} cancelled." in messages_of(response)
 

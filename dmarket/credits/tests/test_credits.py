@@ -7,9 +7,9 @@ from django.contrib.auth import get_user_model
 
 from dmarket.conftest import client_for
 from dmarket.credits.models import Account
-from dmarket.credits.services import Usage, credits_adjust, job_bill_usage, job_hold, job_release
-from dmarket.jobs.models import Job
+from dmarket.credits.services import Usage, credits_adjust, run_bill_usage, run_hold, run_release
 from dmarket.machines.models import Machine
+from dmarket.jobs.tests.factories import make_job as job_create
 
 URL = "/api/credits/"
 
@@ -24,10 +24,10 @@ def credits(balance, held="0.000000", earned="0.000000", spent="0.000000", avail
 
 
 def make_job(user, max_credits="10"):
-    job = Job.objects.create(user=user, name="train", entry_file="/tmp/app.py",
-                             max_credits=Decimal(max_credits), price_per_core_hour=Decimal("1"),
-                             premium_rate=Decimal("1"))
-    job_hold(job)
+    job = job_create(user=user, name="train", entry_file="/tmp/app.py",
+                     max_credits=Decimal(max_credits), price_per_core_hour=Decimal("1"),
+                     premium_rate=Decimal("1"))
+    run_hold(job.run, job.run.label)
     return job
 
 
@@ -51,13 +51,13 @@ def test_a_jobs_hold_is_held_not_spent(alice):
 def test_billing_shows_as_spent_and_earned(alice, bob):
     job = make_job(alice)
     machine = Machine.objects.create(user=bob, cores=4, memory_mb=8192, address="192.0.2.10")
-    job_bill_usage(job, [Usage("1", machine, 5_400_000)])
+    run_bill_usage(job.run, [Usage("1", machine, 5_400_000)])
 
     assert client_for(alice).get(URL).json() == credits(
         "98.500000", held="8.500000", available="90.000000", spent="1.500000")
     assert client_for(bob).get(URL).json() == credits("101.500000", earned="1.500000")
 
-    job_release(job)
+    run_release(job.run)
 
     assert client_for(alice).get(URL).json() == credits(
         "98.500000", available="98.500000", spent="1.500000")

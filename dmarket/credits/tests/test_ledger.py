@@ -6,11 +6,12 @@ import pytest
 from django.db.models import Sum
 
 from dmarket.credits.models import Account, LedgerEntry
-from dmarket.credits.services import (InsufficientCredits, Usage, job_bill_usage, job_hold,
-                                      job_release, ledger_post, premium_rate, usage_cost)
+from dmarket.credits.services import (InsufficientCredits, Usage, run_bill_usage, run_hold,
+                                      run_release, ledger_post, premium_rate, usage_cost)
 from dmarket.jobs.models import Job
 from dmarket.jobs.services import job_submit
 from dmarket.machines.models import Machine
+from dmarket.jobs.tests.factories import make_job as job_create
 
 D = Decimal
 
@@ -27,10 +28,10 @@ def money(balance, held="0", earned="0", spent="0"):
 
 
 def make_job(user, max_credits="10", price="1", premium="1"):
-    job = Job.objects.create(user=user, name="train", entry_file="/tmp/app.py",
-                             max_credits=D(max_credits), price_per_core_hour=D(price),
-                             premium_rate=D(premium))
-    job_hold(job)
+    job = job_create(user=user, name="train", entry_file="/tmp/app.py",
+                     max_credits=D(max_credits), price_per_core_hour=D(price),
+                     premium_rate=D(premium))
+    run_hold(job.run, job.run.label)
     return job
 
 
@@ -202,8 +203,8 @@ def test_a_gpu_executor_is_charged_its_cores_and_gpus_and_its_machine_earns_the_
     job, _ = job_submit(alice, fields)
 
     # 2 cores and 2 GPUs for half an hour, at 1 and 4 credits an hour (premium 1).
-    charged = job_bill_usage(job, [Usage("app-1:0", machine, 3_600_000, 3_600_000)])
-    again = job_bill_usage(job, [Usage("app-1:0", machine, 3_600_000, 3_600_000)])
+    charged = run_bill_usage(job.run, [Usage("app-1:0", machine, 3_600_000, 3_600_000)])
+    again = run_bill_usage(job.run, [Usage("app-1:0", machine, 3_600_000, 3_600_000)])
 
     assert (charged, again) == (D("5"), D("0"))
     assert account(alice) == money("95", held="45", spent="5")
@@ -220,26 +221,27 @@ def test_billing_charges_the_owner_and_pays_machine_owners_in_proportion(alice, 
     job = make_job(alice)
     bobs, carols = make_machine(bob), make_machine(carol)
 
-    charged = job_bill_usage(job, [Usage("1", bobs, 3_600_000), Usage("2", carols, 1_800_000)])
+    charged = run_bill_usage(job.run, [Usage("1", bobs, 3_600_000), Usage("2", carols, 1_800_000)])
 
     assert charged == D("1.5")
     assert account(alice) == money("98.5", held="8.5", spent="1.5")
     assert account(bob) == money("101", earned="1")
     assert account(carol) == money("100.5", earned="0.5")
     job.refresh_from_db()
-    assert job.cost == D("1.5")
+    assert job.run.cost == D("1.5")
     charges = LedgerEntry.objects.filter(kind=LedgerEntry.CHARGE).order_by("id")
     earnings = LedgerEntry.objects.filter(kind=LedgerEntry.EARNING).order_by("id")
-    assert [(e.user, e.amount, e.held, e.job, e.machine) for e in charges] == [
-        (alice, D("-1"), D("-1"), job, bobs), (alice, D("-0.5"), D("-0.5"), job, carols)]
-    assert [(e.user, e.amount, e.held, e.job, e.machine) for e in earnings] == [
-        (bob, D("1"), D("0"), job, bobs), (carol, D("0.5"), D("0"), job, carols)]
+    assert [(e.user, e.amount, e.held, e.run, e.machine) for e in charges] == [
+        (alice, D("-1"), D("-1"), job.run, bobs),
+        (alice, D("-0.5"), D("-0.5"), job.run, carols)]
+    assert [(e.user, e.amount, e.held, e.run, e.machine) for e in earnings] == [
+        (bob, D("1"), D("0"), job.run, bobs), (carol, D("0.5"), D("0"), job.run, carols)]
 
 
 def test_billing_uses_the_jobs_own_price_and_premium(alice, bob):
     job = make_job(alice, price="4", premium="1.5")
 
-    charged = job_bill_usage(job, [Usage("1", make_machine(bob), 600_000)])
+    charged = run_bill_usage(job.run, [Usage("1", make_machine(bob), 600_000)])
 
     assert charged == D("1")
     assert account(bob) == money("101", earned="1")
@@ -249,7 +251,7 @@ def test_a_charge_draws_on_the_hold_first(alice, bob):
     job = make_job(alice)
     assert account(alice)["available"] == D("90")
 
-    job_bill_usage(job, [Usage("1", make_machine(bob), 3 * 3_600_000)])
+    run_bill_usage(job.run, [Usage("1", make_machine(bob), 3 * 3_600_000)])
 
     # Paid from what was held for the job: the credits free for other jobs do not change.
     assert account(alice) == money("97", held="7", spent="3")
@@ -260,13 +262,13 @@ def test_billing_never_charges_past_the_jobs_cap(alice, bob):
     job = make_job(alice, max_credits="1")
     machine = make_machine(bob)
 
-    charged = job_bill_usage(job, [Usage("1", machine, 2 * 3_600_000),
+    charged = run_bill_usage(job.run, [Usage("1", machine, 2 * 3_600_000),
                                    Usage("2", machine, 3_600_000)])
 
     assert charged == D("1")
     job.refresh_from_db()
-    assert job.cost == D("1")
-    assert LedgerEntry.objects.filter(job=job, kind=LedgerEntry.CHARGE).count() == 1
+    assert job.run.cost == D("1")
+    assert LedgerEntry.objects.filter(run=job.run, kind=LedgerEntry.CHARGE).count() == 1
     assert account(alice) == money("99", spent="1")
     assert account(bob) == money("101", earned="1")
 
@@ -275,12 +277,12 @@ def test_the_usage_that_reaches_the_cap_is_billed_up_to_it(alice, bob):
     job = make_job(alice, max_credits="1.25")
     machine = make_machine(bob)
 
-    job_bill_usage(job, [Usage("1", machine, 3_600_000)])
-    job_bill_usage(job, [Usage("2", machine, 3_600_000)])
+    run_bill_usage(job.run, [Usage("1", machine, 3_600_000)])
+    run_bill_usage(job.run, [Usage("2", machine, 3_600_000)])
 
     job.refresh_from_db()
-    assert job.cost == D("1.25")
-    amounts = list(LedgerEntry.objects.filter(job=job, kind=LedgerEntry.CHARGE)
+    assert job.run.cost == D("1.25")
+    amounts = list(LedgerEntry.objects.filter(run=job.run, kind=LedgerEntry.CHARGE)
                    .order_by("id").values_list("amount", flat=True))
     assert amounts == [D("-1"), D("-0.25")]
 
@@ -289,19 +291,19 @@ def test_billing_the_same_usages_twice_writes_nothing_new(alice, bob):
     job = make_job(alice)
     machine = make_machine(bob)
     usages = [Usage("1", machine, 3_600_000), Usage("2", machine, 1_800_000)]
-    job_bill_usage(job, usages)
+    run_bill_usage(job.run, usages)
     rows = LedgerEntry.objects.count()
     after_first = (account(alice), account(bob))
 
-    charged = job_bill_usage(job, usages)
+    charged = run_bill_usage(job.run, usages)
     # The key names the executor: a later, larger report for it is not billed again either.
-    charged += job_bill_usage(job, [Usage("1", machine, 9 * 3_600_000)])
+    charged += run_bill_usage(job.run, [Usage("1", machine, 9 * 3_600_000)])
 
     assert charged == D("0")
     assert LedgerEntry.objects.count() == rows
     assert (account(alice), account(bob)) == after_first
     job.refresh_from_db()
-    assert job.cost == D("1.5")
+    assert job.run.cost == D("1.5")
 
 
 def test_usages_of_no_time_are_skipped(alice, bob):
@@ -309,7 +311,7 @@ def test_usages_of_no_time_are_skipped(alice, bob):
     machine = make_machine(bob)
     rows = LedgerEntry.objects.count()
 
-    charged = job_bill_usage(job, [Usage("1", machine, 0), Usage("2", machine, -5)])
+    charged = run_bill_usage(job.run, [Usage("1", machine, 0), Usage("2", machine, -5)])
 
     assert charged == D("0")
     assert LedgerEntry.objects.count() == rows
@@ -319,7 +321,7 @@ def test_a_usage_worth_less_than_a_micro_credit_writes_nothing(alice, bob):
     job = make_job(alice)
     rows = LedgerEntry.objects.count()
 
-    charged = job_bill_usage(job, [Usage("1", make_machine(bob), 1)])
+    charged = run_bill_usage(job.run, [Usage("1", make_machine(bob), 1)])
 
     assert charged == D("0")
     assert LedgerEntry.objects.count() == rows
@@ -328,16 +330,16 @@ def test_a_usage_worth_less_than_a_micro_credit_writes_nothing(alice, bob):
 def test_a_job_on_its_owners_own_machine(alice):
     job = make_job(alice)
 
-    job_bill_usage(job, [Usage("1", make_machine(alice), 3_600_000)])
+    run_bill_usage(job.run, [Usage("1", make_machine(alice), 3_600_000)])
 
     assert account(alice) == money("100", held="9", earned="1", spent="1")
 
 
 def test_release_returns_the_rest_of_the_hold(alice, bob):
     job = make_job(alice)
-    job_bill_usage(job, [Usage("1", make_machine(bob), 1_800_000)])
+    run_bill_usage(job.run, [Usage("1", make_machine(bob), 1_800_000)])
 
-    entry, created = job_release(job)
+    entry, created = run_release(job.run)
 
     assert created is True
     assert (entry.kind, entry.amount, entry.held) == ("release", D("0"), D("-9.5"))
@@ -346,12 +348,12 @@ def test_release_returns_the_rest_of_the_hold(alice, bob):
 
 def test_release_twice_writes_one_row(alice):
     job = make_job(alice)
-    job_release(job)
+    run_release(job.run)
 
-    entry, created = job_release(job)
+    entry, created = run_release(job.run)
 
     assert (entry, created) == (None, False)
-    assert LedgerEntry.objects.filter(job=job, kind=LedgerEntry.RELEASE).count() == 1
+    assert LedgerEntry.objects.filter(run=job.run, kind=LedgerEntry.RELEASE).count() == 1
     assert account(alice) == money("100")
 
 
@@ -360,26 +362,26 @@ def test_after_billing_and_release_nothing_is_held_and_the_books_balance(alice, 
     first, second = make_job(alice, max_credits="2"), make_job(bob, max_credits="5")
     bobs, carols = make_machine(bob), make_machine(carol)
 
-    job_bill_usage(first, [Usage("a", bobs, 3_600_000), Usage("b", carols, 7_200_000)])
-    job_bill_usage(second, [Usage("a", carols, 1_234_567), Usage("b", bobs, 89)])
-    job_release(first)
-    job_release(second)
+    run_bill_usage(first.run, [Usage("a", bobs, 3_600_000), Usage("b", carols, 7_200_000)])
+    run_bill_usage(second.run, [Usage("a", carols, 1_234_567), Usage("b", bobs, 89)])
+    run_release(first.run)
+    run_release(second.run)
 
     assert account(alice)["held"] == account(bob)["held"] == D("0")
     assert ledger_total(LedgerEntry.EARNING) == -ledger_total(LedgerEntry.CHARGE)
     first.refresh_from_db()
     second.refresh_from_db()
-    assert first.cost == D("2")
-    assert second.cost == D("0.342960")  # 0.342935 + 0.000025
-    assert ledger_total(LedgerEntry.EARNING) == first.cost + second.cost
+    assert first.run.cost == D("2")
+    assert second.run.cost == D("0.342960")  # 0.342935 + 0.000025
+    assert ledger_total(LedgerEntry.EARNING) == first.run.cost + second.run.cost
 
 
 def test_usage_billed_after_release_is_still_capped(alice, bob):
     # The launcher may report an executor's time only after the job finished and released.
     job = make_job(alice, max_credits="1")
-    job_release(job)
+    run_release(job.run)
 
-    charged = job_bill_usage(job, [Usage("late", make_machine(bob), 5 * 3_600_000)])
+    charged = run_bill_usage(job.run, [Usage("late", make_machine(bob), 5 * 3_600_000)])
 
     assert charged == D("1")
     assert account(alice) == money("99", spent="1")
@@ -396,10 +398,10 @@ def test_submitted_job_holds_its_cap_at_the_market_premium(alice, bob, entry_fil
     job, created = job_submit(alice, fields)
 
     assert created is True
-    assert (job.price_per_core_hour, job.price_per_gpu_hour, job.premium_rate) == (
+    assert (job.run.price_per_core_hour, job.run.price_per_gpu_hour, job.run.premium_rate) == (
         D("1"), D("4"), D("1"))
     assert account(alice) == money("100", held="12")
-    job_bill_usage(job, [Usage("1", make_machine(bob), 3_600_000, 3_600_000)])
+    run_bill_usage(job.run, [Usage("1", make_machine(bob), 3_600_000, 3_600_000)])
     assert account(bob) == money("105", earned="5")
 
 

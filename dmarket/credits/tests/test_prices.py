@@ -11,6 +11,7 @@ import pytest
 from dmarket.conftest import client_for
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
+from dmarket.jobs.tests.factories import make_job as job_create
 
 URL = "/api/prices/"
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def make_jobs(user, count, status=Job.QUEUED):
     for _ in range(count):
-        Job.objects.create(user=user, name="train", entry_file="/tmp/app.py", status=status)
+        job_create(user=user, name="train", entry_file="/tmp/app.py", status=status)
 
 
 def make_machines(user, count, state=Machine.ONLINE):

@@ -7,9 +7,9 @@ import pytest
 
 from dmarket.conftest import client_for
 from dmarket.credits.models import LedgerEntry
-from dmarket.credits.services import Usage, credits_adjust, job_bill_usage, job_hold
-from dmarket.jobs.models import Job
+from dmarket.credits.services import Usage, credits_adjust, run_bill_usage, run_hold
 from dmarket.machines.models import Machine
+from dmarket.jobs.tests.factories import make_job
 
 URL = "/api/credits/transactions/"
 KINDS = "GRANT, HOLD, RELEASE, CHARGE, EARNING, REFUND, ADJUSTMENT"
@@ -20,7 +20,9 @@ pytestmark = pytest.mark.django_db
 def as_listed(entry):
     return {"id": entry.pk, "kind": entry.kind, "amount": f"{entry.amount:.6f}",
             "held": f"{entry.held:.6f}", "balance_after": f"{entry.balance_after:.6f}",
-            "held_after": f"{entry.held_after:.6f}", "job": entry.job_id,
+            "held_after": f"{entry.held_after:.6f}", "run": entry.run_id,
+            "job": getattr(getattr(entry.run, "job", None), "pk", None),
+            "inference_job": getattr(getattr(entry.run, "inference", None), "pk", None),
             "machine": entry.machine_id, "memo": entry.memo,
             "created_at": entry.created_at.isoformat().replace("+00:00", "Z")}
 
@@ -38,12 +40,12 @@ def rows(user, kind=None):
 @pytest.fixture
 def billed(alice, bob):
     """alice's job ran on bob's machine: rows of several kinds for both."""
-    job = Job.objects.create(user=alice, name="train", entry_file="/tmp/app.py",
-                             max_credits=Decimal("10"), price_per_core_hour=Decimal("1"),
-                             premium_rate=Decimal("1"))
-    job_hold(job)
+    job = make_job(user=alice, name="train", entry_file="/tmp/app.py",
+                   max_credits=Decimal("10"), price_per_core_hour=Decimal("1"),
+                   premium_rate=Decimal("1"))
+    run_hold(job.run, job.run.label)
     machine = Machine.objects.create(user=bob, cores=4, memory_mb=8192, address="192.0.2.10")
-    job_bill_usage(job, [Usage("1", machine, 3_600_000)])
+    run_bill_usage(job.run, [Usage("1", machine, 3_600_000)])
     return job, machine
 
 
@@ -55,7 +57,8 @@ def test_new_user_sees_the_signup_grant(alice):
     assert response.status_code == 200
     assert response.json() == {"next": None, "previous": None, "results": [{
         "id": grant.pk, "kind": "grant", "amount": "100.000000", "held": "0.000000",
-        "balance_after": "100.000000", "held_after": "0.000000", "job": None, "machine": None,
+        "balance_after": "100.000000", "held_after": "0.000000", "run": None, "job": None,
+        "inference_job": None, "machine": None,
         "memo": "sign-up grant", "created_at": as_listed(grant)["created_at"]}]}
 
 
@@ -69,10 +72,27 @@ def test_rows_are_newest_first_with_job_and_machine(alice, billed):
     assert response.json() == page(charge, hold, grant)
     assert response.json()["results"][0] == {
         "id": charge.pk, "kind": "charge", "amount": "-1.000000", "held": "-1.000000",
-        "balance_after": "99.000000", "held_after": "9.000000", "job": job.pk,
-        "machine": machine.pk,
+        "balance_after": "99.000000", "held_after": "9.000000", "run": job.run_id,
+        "job": job.pk, "inference_job": None, "machine": machine.pk,
         "memo": f"job {job.pk} on machine {machine.pk}: usage 1, 3600000 core-ms",
         "created_at": as_listed(charge)["created_at"]}
+
+
+def test_an_inference_jobs_rows_name_it(alice):
+    from dmarket.inference.tests.util import submit
+
+    ijob = submit(alice)
+    hold = LedgerEntry.objects.get(user=alice, kind=LedgerEntry.HOLD)
+
+    response = client_for(alice).get(URL)
+
+    assert response.status_code == 200
+    assert response.json()["results"][0] == {
+        "id": hold.pk, "kind": "hold", "amount": "0.000000", "held": "5.000000",
+        "balance_after": "100.000000", "held_after": "5.000000", "run": ijob.run_id,
+        "job": None, "inference_job": ijob.pk, "machine": None,
+        "memo": f"hold for inference job {ijob.pk}",
+        "created_at": as_listed(hold)["created_at"]}
 
 
 def test_only_own_rows_are_listed(alice, bob, billed):

@@ -5,14 +5,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.apps import apps
-from django.db.models import Sum
 from django.utils import timezone
 
 from dmarket.cluster import billing
 from dmarket.common.tests.concurrency import at_once
-from dmarket.credits.models import LedgerEntry, UsageRecord
-from dmarket.credits.services import (Usage, job_bill_usage, ledger_post, usage_pending_cost,
+from dmarket.credits.models import LedgerEntry, Run, UsageRecord
+from dmarket.credits.services import (Usage, run_bill_usage, usage_pending_cost,
                                       usage_post)
 from dmarket.jobs.models import Job
 
@@ -35,7 +33,7 @@ def clock(monkeypatch):
 
 
 def charges(job):
-    return list(LedgerEntry.objects.filter(job=job, kind=LedgerEntry.CHARGE).order_by("id")
+    return list(LedgerEntry.objects.filter(run=job.run, kind=LedgerEntry.CHARGE).order_by("id")
                 .values_list("machine_id", "amount"))
 
 
@@ -45,59 +43,59 @@ def test_running_usage_is_posted_per_machine_once_an_interval_old(alice, bob, se
     one, two = make_machine(bob), make_machine(bob)
 
     # Three executors end in the first minute: metered, not posted.
-    assert job_bill_usage(job, [Usage("app:1", one, HOUR), Usage("app:2", one, HOUR),
+    assert run_bill_usage(job.run, [Usage("app:1", one, HOUR), Usage("app:2", one, HOUR),
                                 Usage("app:3", two, HOUR // 2)], final=False) == 0
     assert charges(job) == []
-    assert usage_pending_cost(job) == D("2.5")
+    assert usage_pending_cost(job.run) == D("2.5")
     assert account(alice) == money("100", held="20")
 
     clock(59)
-    assert usage_post(job, final=False) == 0
+    assert usage_post(job.run, final=False) == 0
     clock(1)
     # A minute after the first: one charge per machine for all its usage so far.
-    assert job_bill_usage(job, [Usage("app:1", one, HOUR), Usage("app:4", one, HOUR)],
+    assert run_bill_usage(job.run, [Usage("app:1", one, HOUR), Usage("app:4", one, HOUR)],
                           final=False) == D("3.5")
     assert charges(job) == [(one.pk, D("-3")), (two.pk, D("-0.5"))]
-    assert usage_pending_cost(job) == 0
+    assert usage_pending_cost(job.run) == 0
     clock(30)
-    job_bill_usage(job, [Usage("app:5", two, HOUR)], final=False)
+    run_bill_usage(job.run, [Usage("app:5", two, HOUR)], final=False)
     assert len(charges(job)) == 2
 
     # The job's end posts everything, whatever its age.
-    assert usage_post(job) == D("1")
+    assert usage_post(job.run) == D("1")
     assert charges(job) == [(one.pk, D("-3")), (two.pk, D("-0.5")), (two.pk, D("-1"))]
     job.refresh_from_db()
-    assert job.cost == D("4.5")
+    assert job.run.cost == D("4.5")
     assert account(alice) == money("95.5", held="15.5", spent="4.5")
     assert account(bob) == money("104.5", earned="4.5")
     # Every record names the charge it was posted under, and that charge exists once.
-    keys = set(UsageRecord.objects.filter(job=job).values_list("posted_key", flat=True))
-    assert keys == set(LedgerEntry.objects.filter(job=job, kind=LedgerEntry.CHARGE)
+    keys = set(UsageRecord.objects.filter(run=job.run).values_list("posted_key", flat=True))
+    assert keys == set(LedgerEntry.objects.filter(run=job.run, kind=LedgerEntry.CHARGE)
                        .values_list("key", flat=True))
-    assert UsageRecord.objects.filter(job=job).count() == 5
+    assert UsageRecord.objects.filter(run=job.run).count() == 5
 
 
 def test_a_posting_shows_what_it_posts(alice, bob):
     job = make_job(alice)
     machine = make_machine(bob)
-    job_bill_usage(job, [Usage("app:1", machine, HOUR, 5), Usage("app:2", machine, 1000)])
+    run_bill_usage(job.run, [Usage("app:1", machine, HOUR, 5), Usage("app:2", machine, 1000)])
     charge = LedgerEntry.objects.get(kind=LedgerEntry.CHARGE)
-    first = UsageRecord.objects.filter(job=job).first()
-    assert charge.key == f"charge:job:{job.pk}:machine:{machine.pk}:usage:{first.pk}"
+    first = UsageRecord.objects.filter(run=job.run).first()
+    assert charge.key == f"charge:run:{job.run_id}:machine:{machine.pk}:usage:{first.pk}"
     assert charge.memo == (f"job {job.pk} on machine {machine.pk}: 2 usage records, "
                            "3601000 core-ms, 5 GPU-ms")
     earning = LedgerEntry.objects.get(kind=LedgerEntry.EARNING)
-    assert earning.key == f"earning:job:{job.pk}:machine:{machine.pk}:usage:{first.pk}"
+    assert earning.key == f"earning:run:{job.run_id}:machine:{machine.pk}:usage:{first.pk}"
 
 
 def test_usage_past_the_cap_is_stamped_and_charged_nothing(alice, bob):
     job = make_job(alice, max_credits="1")
     machine = make_machine(bob)
-    assert job_bill_usage(job, [Usage("a", machine, 3 * HOUR)]) == D("1")
-    assert job_bill_usage(job, [Usage("b", machine, HOUR)]) == 0
+    assert run_bill_usage(job.run, [Usage("a", machine, 3 * HOUR)]) == D("1")
+    assert run_bill_usage(job.run, [Usage("b", machine, HOUR)]) == 0
     assert len(charges(job)) == 1
-    assert not UsageRecord.objects.filter(job=job, posted_key="").exists()
-    assert usage_pending_cost(job) == 0
+    assert not UsageRecord.objects.filter(run=job.run, posted_key="").exists()
+    assert usage_pending_cost(job.run) == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -105,14 +103,14 @@ def test_two_posters_at_once_post_each_record_once(make_user):
     alice, bob = make_user("alice"), make_user("bob")
     job = make_job(alice, max_credits="100")
     machines = [make_machine(bob) for _ in range(3)]
-    job_bill_usage(job, [Usage(f"app:{i}", machines[i % 3], HOUR // 10) for i in range(60)],
+    run_bill_usage(job.run, [Usage(f"app:{i}", machines[i % 3], HOUR // 10) for i in range(60)],
                    final=False)
-    results = at_once(lambda i: usage_post(Job.objects.get(pk=job.pk)))
+    results = at_once(lambda i: usage_post(Run.objects.get(pk=job.run_id)))
     assert all(isinstance(r, Decimal) for r in results), results
     assert sum(results) == D("6")
     assert sorted(amount for _, amount in charges(job)) == [D("-2")] * 3
     job.refresh_from_db()
-    assert job.cost == D("6")
+    assert job.run.cost == D("6")
     assert account(bob)["earned"] == D("6")
 
 
@@ -145,34 +143,7 @@ def test_the_cap_counts_usage_not_posted_yet(alice, bob, settings, monkeypatch):
     billing.job_bill_running(job, [{"id": "worker-1", "webuiaddress": "http://192.0.2.10:8081"}])
 
     job.refresh_from_db()
-    assert charges(job) == [] and job.cost == 0
-    assert usage_pending_cost(job) == D("9")
+    assert charges(job) == [] and job.run.cost == 0
+    assert usage_pending_cost(job.run) == D("9")
     assert (job.cancel_requested, job.stop_status, job.status_reason) == (
         True, Job.FAILED, "credit cap reached")
-
-
-def test_charges_posted_before_metering_become_posted_usage(alice, bob):
-    """The migration that adds usage records: an executor charged under the old per-executor
-    key is not charged again when it is metered after the upgrade."""
-    from importlib import import_module
-    migration = import_module("dmarket.credits.migrations.0002_usage_records")
-
-    job = make_job(alice)
-    machine = make_machine(bob)
-    ledger_post(alice, LedgerEntry.CHARGE, f"charge:job:{job.pk}:app-1:0", amount=D("-1"),
-                held=D("-1"), job=job, machine=machine,
-                memo=f"job {job.pk}, executor app-1:0, 3600000 core-ms, 7 GPU-ms")
-    ledger_post(bob, LedgerEntry.EARNING, f"earning:job:{job.pk}:app-1:0", amount=D("1"),
-                job=job, machine=machine)
-    Job.objects.filter(pk=job.pk).update(cost=D("1"))
-    job.refresh_from_db()
-
-    migration.charges_to_usage(apps, None)
-    record = UsageRecord.objects.get(job=job)
-    assert (record.key, record.core_ms, record.gpu_ms, record.posted_key) == (
-        "app-1:0", HOUR, 7, f"charge:job:{job.pk}:app-1:0")
-
-    assert job_bill_usage(job, [Usage("app-1:0", machine, HOUR),
-                                Usage("app-1:1", machine, HOUR)]) == D("1")
-    assert LedgerEntry.objects.filter(job=job, kind=LedgerEntry.CHARGE).aggregate(
-        s=Sum("amount"))["s"] == D("-2")

@@ -37,7 +37,7 @@ def urls(job):
 def test_urls_name_the_file_last(job):
     entry, lib = urls(job)
     token = job.files_token
-    inputs = {i.uri: i.pk for i in JobInput.objects.filter(job=job)}
+    inputs = {i.uri: i.pk for i in JobInput.objects.filter(run=job.run)}
 
     assert entry == (f"http://public.example/api/jobs/{job.pk}/inputs/"
                      f"{inputs['dmarket://app.py@1']}/{token}/app.py")
@@ -84,7 +84,7 @@ def test_a_wrong_credential_is_403(job):
 def test_one_jobs_credential_does_not_open_another_jobs_files(job, alice):
     uploaded(alice, "other.py", b"other")
     other = submitted(alice, "dmarket://other.py")
-    other_input = JobInput.objects.get(job=other)
+    other_input = JobInput.objects.get(run=other.run)
     token = job.files_token
 
     # job's credential with other's input: not a file job names.
@@ -120,7 +120,7 @@ def test_spark_submit_gets_the_urls(alice, settings):
                     archives=["dmarket://data.tar.gz#data"], files=["dmarket://conf.json#c"])
     prefix = f"http://public.example/api/jobs/{job.pk}/inputs/"
     token = job.files_token
-    ids = {i.uri.split("//")[1].split("@")[0]: i.pk for i in JobInput.objects.filter(job=job)}
+    ids = {i.uri.split("//")[1].split("@")[0]: i.pk for i in JobInput.objects.filter(run=job.run)}
 
     def url(name):
         return f"{prefix}{ids[name]}/{token}/{name}"

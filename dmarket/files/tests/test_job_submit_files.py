@@ -28,7 +28,7 @@ def test_files_are_pinned_to_their_latest_version(alice, files):
     assert (job.entry_file, job.libs, job.archives, job.files) == (
         "dmarket://app.py@2", ["dmarket://lib/util.zip@1"], ["dmarket://data.tar.gz@1#data"],
         ["dmarket://conf.json@1"])
-    pins = JobInput.objects.filter(job=job).select_related("version__file")
+    pins = JobInput.objects.filter(run=job.run).select_related("version__file")
     assert sorted((p.uri, p.version.file.name, p.version.version) for p in pins) == [
         ("dmarket://app.py@2", "app.py", 2), ("dmarket://conf.json@1", "conf.json", 1),
         ("dmarket://data.tar.gz@1", "data.tar.gz", 1),
@@ -41,13 +41,13 @@ def test_an_explicit_version_is_kept(alice, files):
     job = submitted(alice, "dmarket://app.py@1")
 
     assert job.entry_file == "dmarket://app.py@1"
-    assert JobInput.objects.get(job=job).version.version == 1
+    assert JobInput.objects.get(run=job.run).version.version == 1
 
 
 def test_a_file_named_twice_is_pinned_once(alice, files):
     job = submitted(alice, "dmarket://app.py", files=["dmarket://app.py@2"])
 
-    assert JobInput.objects.filter(job=job).count() == 1
+    assert JobInput.objects.filter(run=job.run).count() == 1
 
 
 def test_plain_paths_and_uris_pass_unchanged(alice, files, entry_file):
@@ -126,7 +126,7 @@ def test_a_finished_jobs_result_file(alice, entry_file):
                     archives=[f"dmarket://jobs/{first.pk}/results/model.zip#model"])
 
     assert job.archives == [f"dmarket://jobs/{first.pk}/results/model.zip#model"]
-    pin = JobInput.objects.get(job=job)
+    pin = JobInput.objects.get(run=job.run)
     assert (pin.result_job_id, pin.result_path, pin.version) == (first.pk, "model.zip", None)
 
 

@@ -90,7 +90,7 @@ def test_a_jobs_credential_is_exchanged_for_a_short_url_of_the_store(alice, s3_s
     data = b"print('from the store')\n"
     uploaded(alice, "app.py", data)
     job = submitted(alice, "dmarket://app.py")
-    found = job.inputs.get()
+    found = job.run.inputs.get()
     url = f"/api/jobs/{job.pk}/inputs/{found.pk}/{job.files_token}/app.py"
 
     response = client_for(None).get(url)
@@ -143,7 +143,7 @@ def test_a_result_named_by_a_later_job_is_fetched_from_the_store(alice, s3_store
     job_results_store(job)
 
     second = submitted(alice, entry_file, archives=[f"dmarket://jobs/{job.pk}/results/model.zip"])
-    found = second.inputs.get(result_job=job)
+    found = second.run.inputs.get(result_job=job)
     response = client_for(None).get(
         f"/api/jobs/{second.pk}/inputs/{found.pk}/{second.files_token}/model.zip")
 

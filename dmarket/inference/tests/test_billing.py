@@ -8,11 +8,10 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
-from dmarket.credits.models import LedgerEntry, UsageRecord
+from dmarket.credits.models import LedgerEntry, Run, UsageRecord
 from dmarket.credits.services import usage_cost
 from dmarket.inference.models import InferenceBatch, InferenceJob
 from dmarket.inference.services import inference_bill, inference_finish
-from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine
 
 from .util import running
@@ -46,22 +45,22 @@ def test_a_10000_query_job_at_batch_1_posts_a_few_rows_per_machine_minute(
     assert first == 10000
     inference_finish(ijob, InferenceJob.SUCCEEDED, "done")
 
-    ledger = LedgerEntry.objects.filter(job=ijob.job)
+    ledger = LedgerEntry.objects.filter(run=ijob.run)
     per_kind = dict(ledger.values_list("kind").annotate(n=Sum(1)).values_list("kind", "n"))
     # A charge and an earning per machine per minute (5 minutes, 2 machines), the hold and its
     # release: before metering, 20,002 rows.
     assert per_kind == {"hold": 1, "charge": 10, "earning": 10, "release": 1}
     # Exact: 36,000,000 core-ms at the job's price, charged as earned.
-    job = Job.objects.get(pk=ijob.job_id)
-    cost = usage_cost(36_000_000, job.price_per_core_hour, job.premium_rate)
-    assert cost == 10 * job.price_per_core_hour * job.premium_rate
-    assert job.cost == cost
+    run = Run.objects.get(pk=ijob.run_id)
+    cost = usage_cost(36_000_000, run.price_per_core_hour, run.premium_rate)
+    assert cost == 10 * run.price_per_core_hour * run.premium_rate
+    assert run.cost == cost
     assert ledger.filter(kind="charge").aggregate(s=Sum("amount"))["s"] == -cost
     assert ledger.filter(kind="earning").aggregate(s=Sum("amount"))["s"] == cost
     # Every batch metered once; every usage record posted.
     assert not InferenceBatch.objects.filter(job=ijob, usage_key="").exists()
-    assert UsageRecord.objects.filter(job=ijob.job).aggregate(s=Sum("core_ms"))["s"] == 36_000_000
-    assert not UsageRecord.objects.filter(job=ijob.job, posted_key="").exists()
+    assert UsageRecord.objects.filter(run=ijob.run).aggregate(s=Sum("core_ms"))["s"] == 36_000_000
+    assert not UsageRecord.objects.filter(run=ijob.run, posted_key="").exists()
 
 
 def test_billing_again_meters_nothing_twice(alice, bob, settings):
@@ -71,11 +70,10 @@ def test_billing_again_meters_nothing_twice(alice, bob, settings):
     InferenceBatch.objects.create(job=ijob, first_index=0, size=8, processing_ms=1.0,
                                   core_ms=3_600_000, machine=machine,
                                   finished_at=timezone.now(), started_at=timezone.now())
-    job = Job.objects.get(pk=ijob.job_id)
-    assert inference_bill(ijob) == job.price_per_core_hour * job.premium_rate
+    assert inference_bill(ijob) == ijob.run.price_per_core_hour * ijob.run.premium_rate
     assert inference_bill(ijob) == 0
-    assert UsageRecord.objects.filter(job=ijob.job).count() == 1
-    assert LedgerEntry.objects.filter(job=ijob.job, kind="charge").count() == 1
+    assert UsageRecord.objects.filter(run=ijob.run).count() == 1
+    assert LedgerEntry.objects.filter(run=ijob.run, kind="charge").count() == 1
 
 
 def test_the_cap_counts_batches_not_posted_yet(alice, bob, settings):
@@ -86,8 +84,9 @@ def test_the_cap_counts_batches_not_posted_yet(alice, bob, settings):
                                   core_ms=4 * 3_600_000, machine=machine,
                                   finished_at=timezone.now(), started_at=timezone.now())
     assert inference_bill(ijob) == 0
-    job = Job.objects.get(pk=ijob.job_id)
-    assert (job.cost, job.cancel_requested, job.status_reason) == (0, True, "credit cap reached")
+    ijob.refresh_from_db()
+    assert (ijob.run.cost, ijob.cancel_requested, ijob.status_reason) == (
+        0, True, "credit cap reached")
     inference_finish(ijob, InferenceJob.FAILED, "credit cap reached")
-    job.refresh_from_db()
-    assert job.cost == Decimal("2")
+    ijob.refresh_from_db()
+    assert ijob.run.cost == Decimal("2")

@@ -21,9 +21,9 @@ def test_a_queued_job_is_cancelled_at_once_and_its_hold_released(alice):
     assert response.status_code == 200
     assert response.json()["status"] == "CANCELLED"
     assert response.json()["status_reason"] == "cancelled by its owner"
-    ijob.job.refresh_from_db()
-    assert ijob.job.status == "CANCELLED" and ijob.job.settled_at is not None
-    assert LedgerEntry.objects.get(job=ijob.job, kind=LedgerEntry.RELEASE).held == -5
+    ijob.refresh_from_db()
+    assert ijob.status == "CANCELLED" and ijob.settled_at is not None
+    assert LedgerEntry.objects.get(run=ijob.run, kind=LedgerEntry.RELEASE).held == -5
     assert client_for(alice).get("/api/credits/").json()["held"] == "0.000000"
 
 
@@ -33,8 +33,8 @@ def test_a_running_job_is_asked_to_stop(alice, staff):
     assert response.status_code == 202
     assert response.json()["status"] == "RUNNING"
     assert response.json()["cancel_requested"] is True
-    ijob.job.refresh_from_db()
-    assert ijob.job.status_reason == "cancelled by operator operator"
+    ijob.refresh_from_db()
+    assert ijob.status_reason == "cancelled by operator operator"
 
 
 def test_a_finished_job_is_409_and_others_404(alice, bob):

@@ -4,6 +4,7 @@ import pytest
 
 from dmarket.conftest import client_for
 from dmarket.machines.models import Machine
+from dmarket.jobs.tests.factories import make_job
 
 from .util import add_batch, running
 
@@ -46,8 +47,8 @@ def test_regular_jobs_are_placed_by_their_live_executors(alice, bob, monkeypatch
 
     a = Machine.objects.create(user=bob, name="a", cores=2, memory_mb=1, address="127.0.0.2",
                                state=Machine.ONLINE, cores_in_use=2)
-    job = Job.objects.create(user=alice, name="pi", entry_file="/x.py", status=Job.RUNNING,
-                             spark_app_id="app-1")
+    job = make_job(user=alice, name="pi", entry_file="/x.py", status=Job.RUNNING,
+                   spark_app_id="app-1")
     executors = {"app-1": [
         {"id": "driver", "hostPort": "127.0.0.1:1", "totalCores": 0},
         {"id": "0", "hostPort": "127.0.0.2:4100", "totalCores": 2},

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from dmarket.cluster.tests.util import share_workers
 from dmarket.conftest import client_for
-from dmarket.credits.models import LedgerEntry, UsageRecord
+from dmarket.credits.models import LedgerEntry, Run, UsageRecord
 from dmarket.credits.services import usage_cost
 from dmarket.inference.keeper import inference_tick, server_dir
 from dmarket.inference.models import InferenceBatch, InferenceJob, InferenceOutput
@@ -49,20 +49,20 @@ def drive(until, timeout=240):
 def finished(ijob):
     def check():
         ijob.refresh_from_db()
-        return ijob.is_finished and ijob.job.settled_at is not None
+        return ijob.is_finished and ijob.settled_at is not None
     return check
 
 
 def expected_cost(ijob):
     """Its batches' core-ms, each batch metered once, priced like any job's: once per
     posting (a machine's usage records posted together)."""
-    job = ijob.job
-    metered = UsageRecord.objects.filter(job=job)
+    run = Run.objects.get(pk=ijob.run_id)
+    metered = UsageRecord.objects.filter(run=run)
     assert (metered.aggregate(s=Sum("core_ms"))["s"]
             == InferenceBatch.objects.filter(job=ijob).exclude(machine=None)
             .aggregate(s=Sum("core_ms"))["s"])
     per_posting = metered.values("posted_key").annotate(ms=Sum("core_ms"))
-    return sum((usage_cost(row["ms"], job.price_per_core_hour, job.premium_rate)
+    return sum((usage_cost(row["ms"], run.price_per_core_hour, run.premium_rate)
                 for row in per_posting), Decimal(0))
 
 
@@ -94,14 +94,14 @@ def test_one_job_runs_every_input_once_and_is_billed_for_its_batches(inference_s
     assert 0 < stats["p25_ms"] <= stats["p50_ms"] <= stats["p75_ms"] <= stats["p99_ms"]
 
     # Billed from the batches' core time, once per key, however often billing runs.
-    ijob.job.refresh_from_db()
-    assert ijob.job.cost == expected_cost(ijob) > 0
+    ijob.refresh_from_db()
+    assert ijob.run.cost == expected_cost(ijob) > 0
     assert not batches.filter(usage_key="").exists()
-    charges = LedgerEntry.objects.filter(job=ijob.job, kind=LedgerEntry.CHARGE).count()
+    charges = LedgerEntry.objects.filter(run=ijob.run, kind=LedgerEntry.CHARGE).count()
     inference_tick()
-    assert LedgerEntry.objects.filter(job=ijob.job, kind=LedgerEntry.CHARGE).count() == charges
-    assert ijob.job.status == "SUCCEEDED"
-    assert LedgerEntry.objects.filter(job=ijob.job, kind=LedgerEntry.RELEASE).count() == 1
+    assert LedgerEntry.objects.filter(run=ijob.run, kind=LedgerEntry.CHARGE).count() == charges
+    assert ijob.status == "SUCCEEDED"
+    assert LedgerEntry.objects.filter(run=ijob.run, kind=LedgerEntry.RELEASE).count() == 1
 
 
 def rates(user):
@@ -153,8 +153,8 @@ def test_two_jobs_share_the_cluster_at_equal_rates(inference_server, make_user):
     drive(lambda: finished(lenet)() and finished(resnet)())
     for ijob in (lenet, resnet):
         assert ijob.status == InferenceJob.CANCELLED
-        ijob.job.refresh_from_db()
-        assert ijob.job.cost == expected_cost(ijob) > 0
+        ijob.refresh_from_db()
+        assert ijob.run.cost == expected_cost(ijob) > 0
         count = InferenceBatch.objects.filter(job=ijob).aggregate(s=Sum("size"))["s"]
         assert InferenceOutput.objects.filter(job=ijob).count() == count
 
@@ -251,8 +251,8 @@ def test_a_driver_stopped_mid_run_is_replaced_and_its_jobs_resume(inference_serv
     assert ijob.status == InferenceJob.SUCCEEDED, (ijob.status_reason, driver_log())
     assert_one_output_per_input(ijob, 3000)
     assert InferenceBatch.objects.filter(job=ijob).aggregate(s=Sum("size"))["s"] == 3000
-    ijob.job.refresh_from_db()
-    assert ijob.job.cost == expected_cost(ijob) > 0
+    ijob.refresh_from_db()
+    assert ijob.run.cost == expected_cost(ijob) > 0
 
 
 def test_the_credit_cap_stops_a_job_and_is_never_passed(inference_server, make_user):
@@ -263,31 +263,29 @@ def test_the_credit_cap_stops_a_job_and_is_never_passed(inference_server, make_u
     drive(finished(ijob), timeout=300)
 
     assert (ijob.status, ijob.status_reason) == (InferenceJob.FAILED, "credit cap reached")
-    job = ijob.job
-    job.refresh_from_db()
-    assert (job.status, job.cost) == ("FAILED", Decimal("0.000100"))
+    assert ijob.run.cost == Decimal("0.000100")
     # What ran past the cap was not charged: the batches' priced sum is at least the cap.
-    assert expected_cost(ijob) >= job.cost
+    assert expected_cost(ijob) >= ijob.run.cost
     assert 0 < InferenceOutput.objects.filter(job=ijob).count() < 1000000
     # The whole hold went to charges: nothing is left held.
     credits = client_for(alice).get("/api/credits/").json()
     assert (credits["held"], credits["spent"]) == ("0.000000", "0.000100")
 
 
-def test_cancelling_its_billing_job_stops_an_inference_job(inference_server, make_user):
-    """`dmarket jobs cancel` on the job that carries an inference job's money (what a user
-    sees in `jobs list`) stops it like `infer cancel`."""
+def test_cancelling_a_running_job_stops_it_before_its_next_batches(inference_server,
+                                                                    make_user):
+    """`dmarket infer cancel` on a running job: its stop is asked for, the server ends it
+    CANCELLED, and it is billed for what ran."""
     share_workers(inference_server, make_user)
     alice = make_user("alice")
     ijob = submit(alice, model="lenet", data="synthetic:1000000", batch_size=4)
     drive(lambda: InferenceOutput.objects.filter(job=ijob).count() >= 20, timeout=300)
-    response = client_for(alice).post(f"/api/jobs/{ijob.job_id}/cancel/")
+    response = client_for(alice).post(f"/api/inference/{ijob.pk}/cancel/")
     assert response.status_code == 202, response.json()
     drive(finished(ijob), timeout=120)
     assert (ijob.status, ijob.status_reason) == (InferenceJob.CANCELLED,
                                                  "cancelled by its owner")
-    ijob.job.refresh_from_db()
-    assert ijob.job.status == "CANCELLED" and ijob.job.cost == expected_cost(ijob) > 0
+    assert ijob.run.cost == expected_cost(ijob) > 0
 
 
 def test_inceptionv3_with_weights_from_the_store_over_png_images(inference_server, make_user,

@@ -5,11 +5,12 @@ from decimal import Decimal
 import pytest
 
 from dmarket.conftest import client_for
-from dmarket.credits.models import LedgerEntry
+from dmarket.credits.models import LedgerEntry, Run
 from dmarket.files.models import JobInput
 from dmarket.files.tests.util import uploaded
 from dmarket.inference.models import InferenceJob
 from dmarket.jobs.models import Job
+from dmarket.jobs.tests.factories import make_job
 
 from .util import submit
 
@@ -26,14 +27,15 @@ def test_submit_queues_the_job_and_holds_its_cap(alice):
     ijob = InferenceJob.objects.get(pk=body["id"])
     assert {k: body[k] for k in ("owner", "name", "model", "weights", "data", "batch_size",
                                  "status", "input_count", "outputs", "max_credits", "cost",
-                                 "cancel_requested", "billing_job")} == {
+                                 "cancel_requested", "settled_at")} == {
         "owner": "alice", "name": "inference resnet50:64", "model": "resnet50:64",
         "weights": "", "data": "synthetic:500", "batch_size": 8, "status": "QUEUED",
         "input_count": 500, "outputs": 0, "max_credits": "3.000000", "cost": "0.000000",
-        "cancel_requested": False, "billing_job": ijob.job_id}
-    # Its money is a job's: held like one, and never QUEUED where launchers would take it.
-    assert ijob.job.status == Job.STARTING
-    hold = LedgerEntry.objects.get(job=ijob.job, kind=LedgerEntry.HOLD)
+        "cancel_requested": False, "settled_at": None}
+    # Its money is its run's, held like a job's; no job carries it.
+    assert (ijob.run.label, ijob.run.max_credits) == (f"inference job {ijob.pk}", Decimal(3))
+    assert not Job.objects.exists()
+    hold = LedgerEntry.objects.get(run=ijob.run, kind=LedgerEntry.HOLD)
     assert hold.held == Decimal(3)
 
 
@@ -61,10 +63,10 @@ def test_a_model_and_data_in_the_file_store_are_pinned_at_submission(alice, bob)
     assert ijob.data_files == [["digits/a.png", "dmarket://digits/a.png@1"],
                                ["digits/b.npy", "dmarket://digits/b.npy@1"],
                                ["digits/c.csv", "dmarket://digits/c.csv@1"]]
-    assert sorted(ijob.job.inputs.values_list("uri", flat=True)) == [
+    assert sorted(ijob.run.inputs.values_list("uri", flat=True)) == [
         "dmarket://digits/a.png@1", "dmarket://digits/b.npy@1", "dmarket://digits/c.csv@1",
         "dmarket://models/lenet.keras@1"]
-    assert ijob.job.inputs.get(uri="dmarket://models/lenet.keras@1").version == model
+    assert ijob.run.inputs.get(uri="dmarket://models/lenet.keras@1").version == model
     # Pinned: not deleted while the job is unfinished.
     response = client_for(alice).delete("/api/files/models/lenet.keras?version=1")
     assert response.status_code == 409
@@ -79,8 +81,8 @@ def test_a_model_and_data_in_the_file_store_are_pinned_at_submission(alice, bob)
 
 def test_another_jobs_results_as_model_and_data(alice, bob, settings, tmp_path):
     settings.DMARKET_JOBS_DIR = tmp_path / "jobs"
-    done = Job.objects.create(user=alice, name="train", entry_file="x.py", cores=1,
-                              max_credits=1, status=Job.SUCCEEDED)
+    done = make_job(user=alice, name="train", entry_file="x.py", cores=1,
+                    max_credits=1, status=Job.SUCCEEDED)
     (done.output_dir / "out").mkdir(parents=True)
     (done.output_dir / "mnist.keras").write_bytes(b"m")
     (done.output_dir / "out" / "x1.npy").write_bytes(b"x")
@@ -141,7 +143,7 @@ def test_bad_fields_are_refused_by_name(alice, bob, field, value, message):
     response = client_for(alice).post(URL, body, format="json")
     assert response.status_code == 400
     assert response.json() == {"detail": f"{field}: {message}", "errors": {field: [message]}}
-    assert not InferenceJob.objects.exists() and not Job.objects.exists()
+    assert not (InferenceJob.objects.exists() or Job.objects.exists() or Run.objects.exists())
     assert not JobInput.objects.exists()
 
 

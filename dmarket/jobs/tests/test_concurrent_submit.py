@@ -79,5 +79,5 @@ def test_concurrent_cancels_release_once(alice, entry_file):
     responses = race(10, lambda: client_for(alice).post(f"/api/jobs/{job_id}/cancel/"))
 
     assert sorted(r.status_code for r in responses) == [200] + [409] * 9
-    assert LedgerEntry.objects.filter(job_id=job_id, kind="release").count() == 1
+    assert LedgerEntry.objects.filter(run__job=job_id, kind="release").count() == 1
     assert str(Account.objects.get(user=alice).held) == "0.000000"

@@ -35,8 +35,8 @@ def test_owner_cancels_a_queued_job_at_once(alice, entry_file):
     assert job.finished_at is not None
     assert ledger_kinds(alice) == ["grant", "hold", "release"]
     release = LedgerEntry.objects.get(kind="release")
-    assert (release.job_id, release.amount, str(release.held), release.key) == (
-        job.pk, 0, "-10.000000", f"release:job:{job.pk}")
+    assert (release.run_id, release.amount, str(release.held), release.key) == (
+        job.run_id, 0, "-10.000000", f"release:run:{job.run_id}")
     assert credits_of(alice) == NOTHING_HELD
 
 
@@ -112,7 +112,7 @@ def test_cancel_twice_is_409_and_releases_once(alice, entry_file):
 
     assert response.status_code == 409
     assert response.json() == {"detail": f"Job {job.pk} has already finished (CANCELLED)."}
-    assert LedgerEntry.objects.filter(job=job, kind="release").count() == 1
+    assert LedgerEntry.objects.filter(run=job.run, kind="release").count() == 1
     assert ledger_kinds(alice) == ["grant", "hold", "release"]
     assert credits_of(alice) == NOTHING_HELD
 

@@ -77,8 +77,9 @@ def test_submit_holds_the_default_cap_visible_on_credits(alice, entry_file):
                                  "available": "90.000000", "earned": "0.000000",
                                  "spent": "0.000000"}
     hold = LedgerEntry.objects.get(user=alice, kind="hold")
-    assert (hold.job_id, hold.amount, str(hold.held), hold.key) == (
-        job_id, 0, "10.000000", f"hold:job:{job_id}")
+    run_id = Job.objects.get(pk=job_id).run_id
+    assert (hold.run_id, hold.amount, str(hold.held), hold.key, hold.memo) == (
+        run_id, 0, "10.000000", f"hold:run:{run_id}", f"hold for job {job_id}")
 
 
 @pytest.mark.parametrize("max_credits", ["2.5", 2.5])
@@ -194,8 +195,8 @@ def test_price_and_premium_are_recorded_on_the_job(alice, bob, settings, entry_f
                 ("1.500000", "6.250000", "1.5000")]
     assert [(j["price_per_core_hour"], j["price_per_gpu_hour"], j["premium_rate"])
             for j in (first, second, third)] == expected
-    rows = Job.objects.order_by("id").values_list("price_per_core_hour", "price_per_gpu_hour",
-                                                  "premium_rate")
+    rows = Job.objects.order_by("id").values_list(
+        "run__price_per_core_hour", "run__price_per_gpu_hour", "run__premium_rate")
     assert [tuple(map(str, row)) for row in rows] == expected
 
 

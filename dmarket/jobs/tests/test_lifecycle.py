@@ -7,21 +7,22 @@ import pytest
 from dmarket.common.tests.concurrency import at_once
 from dmarket.common.tests.writes import field_writes
 from dmarket.credits.models import Account
-from dmarket.credits.services import job_hold
+from dmarket.credits.services import run_hold
 from dmarket.jobs import lifecycle
 from dmarket.jobs.lifecycle import (BadTransition, job_claim, job_end_queued, job_finish,
                                     job_mark_running, job_mark_settled, job_move,
                                     job_request_stop, stop_outcome)
 from dmarket.jobs.models import Job
+from dmarket.jobs.tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def job(alice, entry_file):
-    job = Job.objects.create(user=alice, name="j", entry_file=entry_file,
-                             max_credits=Decimal("5"), price_per_core_hour=1)
-    job_hold(job)
+    job = make_job(user=alice, name="j", entry_file=entry_file,
+                   max_credits=Decimal("5"), price_per_core_hour=1)
+    run_hold(job.run, job.run.label)
     return job
 
 
@@ -72,7 +73,7 @@ def test_a_job_goes_its_way_once(job):
 
 @pytest.mark.django_db(transaction=True)
 def test_of_launchers_claiming_one_job_at_once_one_wins(alice, entry_file):
-    job = Job.objects.create(user=alice, name="j", entry_file=entry_file)
+    job = make_job(user=alice, name="j", entry_file=entry_file)
     claims = at_once(lambda i: job_claim(job.pk, f"launcher-{i}"))
     won = [f"launcher-{i}" for i, claim in enumerate(claims) if claim is not None]
     assert len(won) == 1
@@ -100,7 +101,7 @@ def test_a_queued_job_ends_settled_with_its_hold_released_once(job, alice):
     assert (job.status, job.status_reason) == (Job.FAILED, "its environment could not be built")
     assert job.finished_at == job.settled_at is not None
     assert Account.objects.get(user=alice).held == 0
-    assert job.ledger.filter(kind="release").count() == 1
+    assert job.run.ledger.filter(kind="release").count() == 1
 
 
 def test_a_claimed_job_no_longer_ends_as_queued(job, alice):

@@ -8,9 +8,9 @@ from django.utils.dateparse import parse_datetime
 from dmarket.accounts.models import ApiToken
 from dmarket.accounts.permissions import MACHINE_TOKEN_REFUSED
 from dmarket.conftest import client_for, machine_client
-from dmarket.credits.services import Usage, job_bill_usage, job_hold
-from dmarket.jobs.models import Job
+from dmarket.credits.services import Usage, run_bill_usage, run_hold
 from dmarket.machines.models import Machine, MachineStateChange
+from dmarket.jobs.tests.factories import make_job
 
 NOT_FOUND = {"detail": "No Machine matches the given query."}
 
@@ -128,11 +128,11 @@ def test_the_machine_token_on_another_machine_is_403(alice, bob, whose):
 def test_earned_sums_only_the_machines_earnings(alice, bob):
     machine = make_machine(bob)
     other = make_machine(bob, name="other")
-    job = Job.objects.create(user=alice, name="train", entry_file="/tmp/app.py",
-                             max_credits=Decimal("10"), price_per_core_hour=Decimal("1"),
-                             premium_rate=Decimal("1"))
-    job_hold(job)
-    job_bill_usage(job, [Usage("1", machine, 3_600_000), Usage("2", machine, 1_800_000),
+    job = make_job(user=alice, name="train", entry_file="/tmp/app.py",
+                   max_credits=Decimal("10"), price_per_core_hour=Decimal("1"),
+                   premium_rate=Decimal("1"))
+    run_hold(job.run, job.run.label)
+    run_bill_usage(job.run, [Usage("1", machine, 3_600_000), Usage("2", machine, 1_800_000),
                          Usage("3", other, 360_000)])
 
     response = client_for(bob).get(url(machine))

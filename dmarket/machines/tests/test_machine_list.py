@@ -13,6 +13,7 @@ from dmarket.accounts.permissions import MACHINE_TOKEN_REFUSED
 from dmarket.cluster import security
 from dmarket.conftest import client_for, machine_client
 from dmarket.machines.models import Machine, MachineStateChange
+from dmarket.jobs.tests.factories import make_job
 
 URL = "/api/machines/"
 VALID = {"name": "desk", "cores": 8, "memory_mb": 16384, "machine_type": "cpu",
@@ -487,16 +488,15 @@ def earning_machines(owner, customer, n, start):
     so that a row's owner and earnings are there to fetch one by one."""
     from decimal import Decimal
 
-    from dmarket.credits.services import Usage, job_bill_usage, job_hold
-    from dmarket.jobs.models import Job
+    from dmarket.credits.services import Usage, run_bill_usage, run_hold
 
     machines = [make_machine(owner, name=f"m{start + i}", address=f"192.0.2.{start + i}")
                 for i in range(n)]
-    job = Job.objects.create(user=customer, name="paid", entry_file="/tmp/app.py",
-                             max_credits=Decimal("10"), price_per_core_hour=Decimal("1"),
-                             premium_rate=Decimal("1"))
-    job_hold(job)
-    job_bill_usage(job, [Usage(str(i), m, 60_000) for i, m in enumerate(machines)])
+    job = make_job(user=customer, name="paid", entry_file="/tmp/app.py",
+                   max_credits=Decimal("10"), price_per_core_hour=Decimal("1"),
+                   premium_rate=Decimal("1"))
+    run_hold(job.run, job.run.label)
+    run_bill_usage(job.run, [Usage(str(i), m, 60_000) for i, m in enumerate(machines)])
     return machines
 
 

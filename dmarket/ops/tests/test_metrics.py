@@ -59,7 +59,7 @@ def test_daemon_passes_bill_lag_heartbeats_usage_and_inference_rates(make_user, 
     from django.utils import timezone
 
     from dmarket.common.daemon import pass_record, run_loop
-    from dmarket.credits.services import Usage, job_bill_usage
+    from dmarket.credits.services import Usage, run_bill_usage
     from dmarket.inference.tests.util import add_batch, running
 
     root = make_user("root", staff=True)
@@ -84,9 +84,8 @@ def test_daemon_passes_bill_lag_heartbeats_usage_and_inference_rates(make_user, 
     Machine.objects.create(user=bob, cores=1, memory_mb=512, address="192.0.2.2",
                            state=Machine.ONLINE, last_heartbeat=now - timedelta(minutes=5))
     metered = submitted(alice, entry_file, max_credits="1")
-    job_bill_usage(metered, [Usage("app:1", machine, 1000)], final=False)
+    run_bill_usage(metered.run, [Usage("app:1", machine, 1000)], final=False)
     ijob = running(alice)
-    Job.objects.filter(pk=ijob.job_id).update(started_at=now - timedelta(seconds=30))
     ijob.started_at = now - timedelta(seconds=30)
     ijob.save(update_fields=["started_at"])
     add_batch(ijob, 0, 20, 1.0, seconds_ago=2)

@@ -15,6 +15,8 @@ from dmarket.conftest import client_for
 from dmarket.inference.models import InferenceBatch, InferenceJob
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine, MachineStateChange
+from dmarket.inference.tests.factories import make_inference_job
+from dmarket.jobs.tests.factories import make_job
 
 from .conftest import screenshot
 
@@ -124,7 +126,7 @@ def test_a_new_user_signs_up_and_sees_every_page(browser, live_server, make_user
 
     # Another user's job: the not-found page, nothing of it shown.
     bob = make_user("bob")
-    job = Job.objects.create(user=bob, name="bobs-secret-job", entry_file="dmarket://a.py@1")
+    job = make_job(user=bob, name="bobs-secret-job", entry_file="dmarket://a.py@1")
     browser.get(base + f"/jobs/{job.pk}/")
     assert text_of(browser, "h1") == "Not found"
     assert "bobs-secret-job" not in browser.page_source
@@ -135,13 +137,11 @@ def test_an_inference_jobs_batch_size_is_set_and_its_rate_charted(browser, live_
     base = live_server.url
     sign_up(browser, base, "ivan")
     ivan = Machine.objects.model.user.field.related_model.objects.get(username="ivan")
-    billing = Job.objects.create(user=ivan, name="resnet", entry_file="(inference)",
-                                 status=Job.RUNNING)
-    ijob = InferenceJob.objects.create(user=ivan, job=billing, model="dmarket://m.keras",
-                                       data="dmarket://rows.csv", batch_size=8,
-                                       status=InferenceJob.RUNNING,
-                                       started_at=timezone.now() - timedelta(minutes=1),
-                                       input_count=1000)
+    ijob = make_inference_job(user=ivan, name="resnet", model="dmarket://m.keras",
+                              data="dmarket://rows.csv", batch_size=8,
+                              status=InferenceJob.RUNNING,
+                              started_at=timezone.now() - timedelta(minutes=1),
+                              input_count=1000)
     # 40 queries within the last 10 s: 4 per second, until they leave the window in 7 s.
     now = timezone.now()
     for i in range(5):
@@ -184,8 +184,8 @@ def test_a_jobs_markup_in_its_spark_ui_runs_no_script(browser, live_server, hist
     base = live_server.url
     sign_up(browser, base, "mallory")
     mallory = Machine.objects.model.user.field.related_model.objects.get(username="mallory")
-    job = Job.objects.create(user=mallory, name="j", entry_file="dmarket://a.py@1",
-                             status=Job.SUCCEEDED, spark_app_id="app-1")
+    job = make_job(user=mallory, name="j", entry_file="dmarket://a.py@1",
+                   status=Job.SUCCEEDED, spark_app_id="app-1")
     browser.get(base + f"/jobs/{job.pk}/spark/")
     wait_for(browser, lambda d: "page /history/app-1/jobs/" in
              text_of(d, "body"), what="the proxied page")

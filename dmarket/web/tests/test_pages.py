@@ -12,11 +12,12 @@ from django.utils import timezone
 from dmarket.accounts.models import ApiToken
 from dmarket.conftest import client_for
 from dmarket.credits.models import LedgerEntry
-from dmarket.credits.services import job_bill_usage
+from dmarket.credits.services import run_bill_usage
 from dmarket.files.tests.util import uploaded
-from dmarket.inference.models import InferenceJob
 from dmarket.jobs.models import Job
 from dmarket.machines.models import Machine, MachineStateChange
+from dmarket.inference.tests.factories import make_inference_job
+from dmarket.jobs.tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,7 @@ def job_of(user, **fields):
     values = {"name": "train", "entry_file": "dmarket://apps/train.py@1", "cores": 2,
               "max_credits": Decimal("5")}
     values.update(fields)
-    return Job.objects.create(user=user, **values)
+    return make_job(user=user, **values)
 
 
 def text(response):
@@ -115,9 +116,9 @@ def test_every_page_renders_with_data_and_loads_nothing_from_elsewhere(alice, ma
                            address="127.0.0.8", state=Machine.ONLINE)
     job = job_of(alice, status=Job.RUNNING, started_at=timezone.now())
     uploaded(alice, "data/train.csv", b"a,b\n1,2\n")
-    ijob = InferenceJob.objects.create(user=alice, job=job_of(alice, name="infer"),
-                                       model="dmarket://m.keras", data="dmarket://d.csv",
-                                       batch_size=8)
+    ijob = make_inference_job(user=alice, name="infer",
+                              model="dmarket://m.keras", data="dmarket://d.csv",
+                              batch_size=8)
     client = signed_in(alice)
     for path in PAGES + [f"/jobs/{job.pk}/", f"/machines/{machine.pk}/",
                          f"/inference/{ijob.pk}/", "/api/docs/"]:
@@ -169,8 +170,8 @@ def test_jobs_filter_by_status_and_refuse_an_unknown_one(alice):
 def test_another_users_job_machine_and_inference_are_a_404_page(alice, bob):
     job = job_of(bob)
     machine = Machine.objects.create(user=bob, cores=1, memory_mb=1024, address="127.0.0.7")
-    ijob = InferenceJob.objects.create(user=bob, job=job_of(bob), model="dmarket://m",
-                                       data="dmarket://d", batch_size=1)
+    ijob = make_inference_job(user=bob, model="dmarket://m",
+                              data="dmarket://d", batch_size=1)
     client = signed_in(alice)
     for path in (f"/jobs/{job.pk}/", f"/jobs/{job.pk}/?part=job", f"/machines/{machine.pk}/",
                  f"/inference/{ijob.pk}/"):
@@ -333,7 +334,7 @@ def test_the_file_filter_is_bounded_and_kept_in_the_pager(alice):
 def test_an_earning_names_the_renters_job_without_a_link(alice, bob):
     machine = Machine.objects.create(user=alice, cores=1, memory_mb=1024, address="127.0.0.5")
     job = job_of(bob, status=Job.RUNNING, price_per_core_hour=Decimal("1"))
-    job_bill_usage(job, [SimpleNamespace(key="e1", machine=machine, core_ms=3_600_000,
+    run_bill_usage(job.run, [SimpleNamespace(key="e1", machine=machine, core_ms=3_600_000,
                                          gpu_ms=0)])
     assert LedgerEntry.objects.filter(user=alice, kind=LedgerEntry.EARNING).count() == 1
     html = text(signed_in(alice).get("/credits/?part=credits"))

@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from dmarket.jobs.models import Job
+from dmarket.jobs.tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -17,8 +18,8 @@ def signed_in(user):
 
 
 def job_of(user, app_id="app-1"):
-    return Job.objects.create(user=user, name="j", entry_file="dmarket://a.py@1",
-                              status=Job.SUCCEEDED, spark_app_id=app_id)
+    return make_job(user=user, name="j", entry_file="dmarket://a.py@1",
+                    status=Job.SUCCEEDED, spark_app_id=app_id)
 
 
 def test_the_jobs_own_pages_come_sandboxed_under_its_prefix(alice, history):
