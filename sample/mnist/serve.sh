@@ -71,11 +71,12 @@ print(f"LeNet served: {len(outputs)} outputs for {len(labels)} test images, "
       f"accuracy {right / len(outputs):.4f} (the test job's: see accuracy.json)")
 PY
 echo
-echo "== the bills (each inference job's money is carried by a job)"
+echo "== the bills (each inference job is billed as a job is: its own run, held and charged)"
 for id in "$lenet" "$resnet"; do
   "$DMARKET" --json infer show "$id" | "$PY" -c 'import json, sys
 j = json.load(sys.stdin)
-print("  inference job %-4s %-10s %-9s %5s outputs  cost %s credits (billing job %s)" % (
-    j["id"], j["name"][:10], j["status"], j["outputs"], j["cost"], j["billing_job"]))'
+print("  inference job %-4s %-10s %-9s %5s outputs  cost %s of %s credits (settled %s)" % (
+    j["id"], j["name"][:10], j["status"], j["outputs"], j["cost"], j["max_credits"],
+    j["settled_at"]))'
 done
 echo "(outputs in $work/*-outputs.jsonl)"
