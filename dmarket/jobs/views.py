@@ -31,7 +31,8 @@ LOG_MAX_BYTES = 1024 * 1024
 
 
 def job_for(request, pk):
-    return get_object_or_404(visible_to(Job.objects.select_related("user"), request.user), pk=pk)
+    return get_object_or_404(visible_to(Job.objects.select_related("user", "run"), request.user),
+                             pk=pk)
 
 
 def log_lines(chunk):

@@ -209,7 +209,7 @@ def job_new(request):
 
 def job_of(request, pk):
     # Another user's job is a 404, as in the API: its existence is not told.
-    return get_object_or_404(visible_to(Job.objects.select_related("user"), request.user),
+    return get_object_or_404(visible_to(Job.objects.select_related("user", "run"), request.user),
                              pk=pk)
 
 
