@@ -75,11 +75,18 @@ class Run(models.Model):
         return f"run {self.pk}: {self.label}"
 
 
+def run_owners():
+    """The relations from Run to the models that own runs (a Spark job, an inference job):
+    their one-to-one fields name them, so that credits imports none of them. Each owner has a
+    `status` and declares its UNFINISHED statuses."""
+    return [rel for rel in Run._meta.related_objects if rel.one_to_one]
+
+
 def run_owner(run):
-    """The job, of whichever kind, that owns the run (see runs_unfinished), or None."""
-    for rel in Run._meta.related_objects:
+    """The job, of whichever kind, that owns the run, or None."""
+    for rel in run_owners():
         # A missing reverse one-to-one raises an AttributeError: the default.
-        owner = getattr(run, rel.get_accessor_name(), None) if rel.one_to_one else None
+        owner = getattr(run, rel.get_accessor_name(), None)
         if owner is not None:
             return owner
     return None
@@ -87,13 +94,18 @@ def run_owner(run):
 
 def runs_unfinished(prefix=""):
     """A Q that holds for runs (through `prefix`, e.g. "run__") whose job, of whichever kind,
-    has not finished: the one-to-one relations to Run name the models that own runs, so that
-    credits imports none of them."""
+    has not finished."""
     q = models.Q(pk__in=[])
-    for rel in Run._meta.related_objects:
-        if rel.one_to_one:
-            q |= models.Q(**{f"{prefix}{rel.name}__status__in": rel.related_model.UNFINISHED})
+    for rel in run_owners():
+        q |= models.Q(**{f"{prefix}{rel.name}__status__in": rel.related_model.UNFINISHED})
     return q
+
+
+def unfinished_jobs_count():
+    """Unfinished jobs of every kind: one indexed count on each owner's own table (not a scan
+    of all runs)."""
+    return sum(rel.related_model.objects.filter(status__in=rel.related_model.UNFINISHED)
+               .count() for rel in run_owners())
 
 
 class LedgerEntry(models.Model):

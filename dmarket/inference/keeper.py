@@ -19,9 +19,9 @@ from django.conf import settings
 from dmarket.cluster import police, sandbox, security, spark
 from dmarket.cluster.wrapper import group_members
 from dmarket.common.daemon import RowGuard
+from dmarket.jobs.lifecycle import stop_outcome
 
 from . import server as server_module
-from .lifecycle import stop_outcome
 from .models import InferenceJob
 from .services import inference_bill, inference_finish
 

@@ -13,7 +13,8 @@ money is its run's (dmarket.credits): services.py bills it and settles it once i
 
 from django.utils import timezone
 
-from dmarket.jobs.lifecycle import BadTransition, table_sources
+from dmarket.jobs.lifecycle import (BadTransition, row_mark_settled, row_request_stop,
+                                    table_sources)
 
 from .models import InferenceJob
 
@@ -59,11 +60,7 @@ def inference_request_stop(ijob, status, reason):
     this call asked for it."""
     if status not in (InferenceJob.CANCELLED, InferenceJob.FAILED):
         raise BadTransition(f"an inference job is never stopped as {status}")
-    asked = InferenceJob.objects.filter(
-        pk=ijob.pk, status=InferenceJob.RUNNING, cancel_requested=False).update(
-        cancel_requested=True, stop_status=status, status_reason=reason[:500])
-    ijob.refresh_from_db()
-    return bool(asked)
+    return row_request_stop(ijob, status, reason, (InferenceJob.RUNNING,))
 
 
 def inference_stop_at_cap(ijob):
@@ -71,18 +68,6 @@ def inference_stop_at_cap(ijob):
     return inference_request_stop(ijob, InferenceJob.FAILED, "credit cap reached")
 
 
-def stop_outcome(ijob):
-    """(status, reason) to end a job whose stop was asked for."""
-    return ijob.stop_status or InferenceJob.CANCELLED, ijob.status_reason or "cancelled"
-
-
 def inference_mark_settled(ijob):
     """Stamp the end of its billing, once. Returns whether this call stamped it."""
-    if ijob.status not in InferenceJob.FINISHED:
-        raise BadTransition(f"inference job {ijob.pk} is {ijob.status}: only an ended job is "
-                            "settled")
-    stamped = InferenceJob.objects.filter(pk=ijob.pk, status__in=InferenceJob.FINISHED,
-                                          settled_at__isnull=True).update(
-        settled_at=timezone.now())
-    ijob.refresh_from_db()
-    return bool(stamped)
+    return row_mark_settled(ijob, "inference job")

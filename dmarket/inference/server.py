@@ -124,7 +124,8 @@ class Runner(threading.Thread):
         return spec
 
     def serve(self):
-        from .lifecycle import stop_outcome
+        from dmarket.jobs.lifecycle import stop_outcome
+
         from .models import InferenceJob, InferenceOutput
         from .pins import inference_files
         from .references import InputReader, inference_resolve_data, inference_resolve_model

@@ -109,16 +109,23 @@ def job_end_queued(job, status, reason):
     return True
 
 
+def row_request_stop(row, status, reason, stoppable):
+    """Ask for the stop of a job of either kind (its model has cancel_requested, stop_status
+    and status_reason) while it is in one of `stoppable`, with the outcome to record. Once: a
+    stop already asked for keeps its own outcome. Returns whether this call asked for it."""
+    asked = type(row).objects.filter(pk=row.pk, status__in=stoppable,
+                                     cancel_requested=False).update(
+        cancel_requested=True, stop_status=status, status_reason=reason[:500])
+    row.refresh_from_db()
+    return bool(asked)
+
+
 def job_request_stop(job, status, reason):
     """Ask for a started job's stop, with the outcome to record (CANCELLED for its owner or an
-    operator, FAILED for a limit). Once: a stop already asked for keeps its own outcome.
-    Returns whether this call asked for it."""
+    operator, FAILED for a limit). Returns whether this call asked for it."""
     if status not in Job.FINISHED:
         raise BadTransition(f"{status} is not an end")
-    asked = Job.objects.filter(pk=job.pk, status__in=STOPPABLE, cancel_requested=False).update(
-        cancel_requested=True, stop_status=status, status_reason=reason[:500])
-    job.refresh_from_db()
-    return bool(asked)
+    return row_request_stop(job, status, reason, STOPPABLE)
 
 
 def job_stop_at_cap(job):
@@ -126,16 +133,23 @@ def job_stop_at_cap(job):
     return job_request_stop(job, Job.FAILED, "credit cap reached")
 
 
-def stop_outcome(job):
-    """(status, reason) to finish a job whose stop was asked for."""
-    return job.stop_status or Job.CANCELLED, job.status_reason or "cancelled"
+def stop_outcome(row):
+    """(status, reason) to finish a job, of either kind, whose stop was asked for."""
+    return row.stop_status or Job.CANCELLED, row.status_reason or "cancelled"
+
+
+def row_mark_settled(row, noun):
+    """Stamp the end of the billing of an ended job of either kind (`noun`: "job"), once.
+    Returns whether this call stamped it."""
+    model = type(row)
+    if row.status not in model.FINISHED:
+        raise BadTransition(f"{noun} {row.pk} is {row.status}: only an ended {noun} is settled")
+    stamped = model.objects.filter(pk=row.pk, status__in=model.FINISHED,
+                                   settled_at__isnull=True).update(settled_at=timezone.now())
+    row.refresh_from_db()
+    return bool(stamped)
 
 
 def job_mark_settled(job):
     """Stamp the end of its billing, once. Returns whether this call stamped it."""
-    if job.status not in Job.FINISHED:
-        raise BadTransition(f"job {job.pk} is {job.status}: only an ended job is settled")
-    stamped = Job.objects.filter(pk=job.pk, status__in=Job.FINISHED,
-                                 settled_at__isnull=True).update(settled_at=timezone.now())
-    job.refresh_from_db()
-    return bool(stamped)
+    return row_mark_settled(job, "job")

@@ -7,22 +7,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dmarket.common.serializers import machine_types
-from dmarket.credits.models import QUANTUM
+from dmarket.credits.models import QUANTUM, unfinished_jobs_count
 from dmarket.credits.serializers import PricesSerializer
-from dmarket.credits.models import Run, runs_unfinished
 from dmarket.credits.services import premium_rate, resource_prices
 from dmarket.machines.models import Machine
 
 
-def unfinished_jobs():
-    """Unfinished jobs of every kind (Spark jobs and inference jobs): what the market's demand
-    is counted in. Through their runs, so that this counts jobs of kinds above it."""
-    return Run.objects.filter(runs_unfinished()).count()
-
-
 def market_premium_rate(extra_jobs=0):
     """The premium now; extra_jobs counts a job being submitted that is not saved yet."""
-    jobs = unfinished_jobs() + extra_jobs
+    # Spark jobs and inference jobs alike (through their runs: some are of apps above this).
+    jobs = unfinished_jobs_count() + extra_jobs
     machines = Machine.objects.filter(state=Machine.ONLINE).count()
     return premium_rate(jobs, machines)
 
@@ -30,7 +24,7 @@ def market_premium_rate(extra_jobs=0):
 def prices_quote():
     """The prices and premium now, and what a job submitted now would pay per unit-hour: the
     API's /prices/ and the dashboard's submit form."""
-    jobs = unfinished_jobs()
+    jobs = unfinished_jobs_count()
     machines = Machine.objects.filter(state=Machine.ONLINE).count()
     premium = premium_rate(jobs, machines)
     prices = resource_prices()

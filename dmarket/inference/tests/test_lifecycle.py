@@ -6,9 +6,12 @@ import pytest
 from dmarket.common.tests.concurrency import at_once
 from dmarket.common.tests.writes import field_writes
 from dmarket.inference import lifecycle
-from dmarket.inference.lifecycle import BadTransition, inference_claim, inference_end
+from dmarket.inference.lifecycle import (BadTransition, inference_claim, inference_end,
+                                         inference_mark_settled, inference_request_stop,
+                                         inference_stop_at_cap)
 from dmarket.inference.models import InferenceJob
 from dmarket.inference.services import inference_finish
+from dmarket.jobs.lifecycle import stop_outcome
 
 from .util import submit
 
@@ -58,6 +61,29 @@ def test_of_servers_claiming_one_job_at_once_one_wins(alice):
                                                           "NoneType", "NoneType"]
 
 
+def test_a_stop_is_asked_of_a_running_job_once_with_its_outcome(alice):
+    ijob = submit(alice)
+    with pytest.raises(BadTransition, match="never stopped as SUCCEEDED"):
+        inference_request_stop(ijob, InferenceJob.SUCCEEDED, "x")
+    # Queued: cancelled at once by inference_cancel, never asked to stop.
+    assert inference_request_stop(ijob, InferenceJob.CANCELLED, "x") is False
+    claimed = inference_claim(ijob.pk)
+    assert inference_stop_at_cap(claimed) is True
+    assert inference_request_stop(claimed, InferenceJob.CANCELLED, "cancelled") is False
+    assert (claimed.cancel_requested, claimed.stop_status, claimed.status_reason,
+            claimed.status) == (True, InferenceJob.FAILED, "credit cap reached",
+                                InferenceJob.RUNNING)
+    assert stop_outcome(claimed) == (InferenceJob.FAILED, "credit cap reached")
+
+    finished = inference_finish(claimed, *stop_outcome(claimed))
+    assert (finished.status, finished.status_reason) == (InferenceJob.FAILED,
+                                                         "credit cap reached")
+    assert finished.settled_at is not None and finished.run.cost == 0
+    assert inference_mark_settled(finished) is False
+
+
 def test_no_module_but_the_lifecycle_writes_an_inference_jobs_status():
-    assert field_writes(("InferenceJob", "ijob", "locked"), ("status",),
+    # (The stop request and the settled stamp: through jobs.lifecycle's row_ helpers.)
+    assert field_writes(("InferenceJob", "ijob", "locked"),
+                        ("status", "stop_status", "cancel_requested", "settled_at"),
                         ("inference", "lifecycle.py")) == []
