@@ -106,12 +106,12 @@ def test_a_gpu_job_lands_on_the_gpu_machine_and_a_cpu_job_beside_it_holds_no_gpu
     assert cpu_job.run.cost == cpu_bill > 0
     # Its charge names the GPU time; the CPU job's none.
     assert all("GPU-ms" in c.memo for c in LedgerEntry.objects.filter(
-        job=gpu_job, kind=LedgerEntry.CHARGE))
+        run=gpu_job.run, kind=LedgerEntry.CHARGE))
     assert not any("GPU-ms" in c.memo for c in LedgerEntry.objects.filter(
-        job=cpu_job, kind=LedgerEntry.CHARGE))
+        run=cpu_job.run, kind=LedgerEntry.CHARGE))
 
     # Each owner earned exactly what their machine's executors held, from both jobs.
     for machine, host in ((gpu_machine, GPU_HOST), (cpu_machine, CPU_HOST)):
         owed = gpu_by_host.get(host, Decimal(0)) + cpu_by_host.get(host, Decimal(0))
         assert ledger_sum(kind=LedgerEntry.EARNING, machine=machine) == owed
-    assert ledger_sum(kind=LedgerEntry.EARNING, machine=cpu_machine, job=gpu_job) == 0
+    assert ledger_sum(kind=LedgerEntry.EARNING, machine=cpu_machine, run=gpu_job.run) == 0
