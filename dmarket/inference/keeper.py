@@ -228,7 +228,7 @@ def inference_tick():
         _child = None
     bill, finish = _guards["bill"], _guards["finish"]
     bill.run(InferenceJob.objects.filter(status=InferenceJob.RUNNING)
-             .exclude(pk__in=bill.backed_off()).select_related("run__user"), inference_bill)
+             .exclude(pk__in=bill.backed_off()), inference_bill)
     unfinished = InferenceJob.objects.filter(status__in=InferenceJob.UNFINISHED)
     if not unfinished.exists() or server_alive():
         return 0

@@ -349,7 +349,7 @@ class Server:
         idle_since = time.monotonic()
         while not self.stopping.is_set():
             for ijob in InferenceJob.objects.filter(status=InferenceJob.RUNNING).exclude(
-                    pk__in=list(self.runners)).select_related("run"):
+                    pk__in=list(self.runners)):
                 # Claimed by a driver before this one: resumed from its outputs.
                 self.start_runner(ijob)
             for pk in InferenceJob.objects.filter(status=InferenceJob.QUEUED).order_by(
