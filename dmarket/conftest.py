@@ -4,6 +4,16 @@ from rest_framework.test import APIClient
 
 
 @pytest.fixture(autouse=True)
+def agent_secret_fresh():
+    """Each test's database has its own secret row: no process-wide copy from another test."""
+    from dmarket.cluster.security import agent_secret_forget
+
+    agent_secret_forget()
+    yield
+    agent_secret_forget()
+
+
+@pytest.fixture(autouse=True)
 def jobs_dir(settings, tmp_path):
     settings.DMARKET_JOBS_DIR = tmp_path / "jobs"
     settings.DMARKET_ENVS_DIR = tmp_path / "envs"

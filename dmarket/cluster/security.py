@@ -4,15 +4,25 @@ and so that what passes between strangers' machines is encrypted."""
 
 import os
 import secrets
+import time
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import IntegrityError, transaction
+from django.dispatch import receiver
 
 from .models import ClusterSecret
 
 # Spark reads a daemon's secret from this variable (SecurityManager.ENV_AUTH_SECRET), and the
 # workers hand it to the executors they start the same way: never on a command line.
 SECRET_ENV = "_SPARK_AUTH_SECRET"
+
+# How long a server process answers heartbeats with the secret it last read. Thousands of agents
+# beat every few seconds, and reading the row was a third of a heartbeat's queries; a rotation
+# reaches the agents this much later (it already waits for their next beat). Drivers' properties
+# files always read the row.
+AGENT_SECRET_SECONDS = 5.0
+_agent_secret = (None, 0.0)  # (the secret, until when on time.monotonic())
 
 
 def needs_secret():
@@ -49,7 +59,25 @@ def cluster_secret_rotate():
     updated = ClusterSecret.objects.filter(pk=1).update(value=value)
     if not updated:
         ClusterSecret.objects.create(pk=1, value=value)
+    agent_secret_forget()
     return value
+
+
+def agent_secret():
+    """cluster_secret(), as read at most AGENT_SECRET_SECONDS ago by this process."""
+    global _agent_secret
+    value, until = _agent_secret
+    now = time.monotonic()
+    if value is None or now >= until:
+        value = cluster_secret()
+        _agent_secret = (value, now + AGENT_SECRET_SECONDS)
+    return value
+
+
+@receiver(setting_changed)
+def agent_secret_forget(**kwargs):
+    global _agent_secret
+    _agent_secret = (None, 0.0)
 
 
 def security_conf():
@@ -79,7 +107,7 @@ def daemon_java_opts():
 def agent_security():
     """What a machine's agent gets for its worker (dmarket.machines.services.agent_security,
     set by this app's ready())."""
-    return {"spark_secret": cluster_secret(), "spark_conf": security_conf()}
+    return {"spark_secret": agent_secret(), "spark_conf": security_conf()}
 
 
 def write_properties(path, owner=None):

@@ -1,6 +1,7 @@
 """POST /api/machines/{id}/heartbeat/: the owner's agent says the machine is alive."""
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.utils import timezone
 from dmarket.accounts.models import ApiToken
 from dmarket.accounts.permissions import MACHINE_TOKEN_REFUSED
 from dmarket.cluster import security
+from dmarket.cluster.models import ClusterSecret
 from dmarket.conftest import client_for, machine_client
 from dmarket.machines.models import Machine, MachineStateChange
 from dmarket.machines.services import machine_heartbeat, machine_set_state
@@ -443,15 +445,35 @@ def test_a_steady_heartbeat_is_one_update_and_a_change_a_transaction(
     assert history(machine) == [("ONLINE", "heartbeat")]
 
 
-def test_a_steady_heartbeat_request_is_three_statements(alice, django_assert_num_queries,
-                                                         settings):
-    """The token (its machine joined), the conditional UPDATE, the cluster's secret: the
-    machine is not read again."""
+def test_a_steady_heartbeat_request_is_two_statements(alice, django_assert_num_queries,
+                                                       settings):
+    """The token (its machine joined) and the conditional UPDATE: the machine is not read
+    again, and the cluster's secret comes from the copy the process read a moment ago."""
     settings.DMARKET_SPARK_AUTHENTICATE = True
     machine = make_machine(alice)
     client = machine_client(machine)
-    assert client.post(url(machine), {"worker_state": "ALIVE"}, format="json").status_code == 200
-    with django_assert_num_queries(3) as queries:
+    first = client.post(url(machine), {"worker_state": "ALIVE"}, format="json")
+    assert first.status_code == 200
+    with django_assert_num_queries(2) as queries:
         response = client.post(url(machine), {"worker_state": "ALIVE"}, format="json")
     assert response.status_code == 200 and response.json()["state"] == "ONLINE"
+    assert response.json()["spark_secret"] == first.json()["spark_secret"]
     assert queries.captured_queries[1]["sql"].startswith('UPDATE "machines_machine"')
+
+
+def test_a_secret_rotated_by_another_process_reaches_the_agents_once_the_copy_expires(
+        alice, monkeypatch):
+    """Another process (manage.py cluster_secret --rotate) cannot clear this process's copy:
+    the heartbeat answers the old secret for at most AGENT_SECRET_SECONDS, then the new."""
+    monkeypatch.setattr(security, "AGENT_SECRET_SECONDS", 0.5)
+    machine = make_machine(alice)
+    agent = machine_client(machine)
+    old = agent.post(url(machine), {"worker_state": "ALIVE"}, format="json").json()
+    ClusterSecret.objects.filter(pk=1).update(value="b" * 64)  # as the other process does
+
+    soon = agent.post(url(machine), {"worker_state": "ALIVE"}, format="json").json()
+    time.sleep(0.6)
+    later = agent.post(url(machine), {"worker_state": "ALIVE"}, format="json").json()
+
+    assert soon["spark_secret"] == old["spark_secret"] != "b" * 64
+    assert later["spark_secret"] == "b" * 64
