@@ -1,5 +1,7 @@
 from django.db import models
 
+from dmarket.common.fields import JSONField
+
 
 class ClusterSecret(models.Model):
     """The Spark cluster's shared secret (spark.authenticate): one row, made on first use,
@@ -23,7 +25,7 @@ class PolicedApp(models.Model):
     cores = models.PositiveIntegerField(default=0)
     # [{"worker": id, "host": address, "executor": id, "cores": n, "gpus": n}] the workers
     # ran for it.
-    executors = models.JSONField(default=list, blank=True)
+    executors = JSONField(default=list, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     killed_at = models.DateTimeField(auto_now_add=True)
     killed_by = models.CharField(max_length=200, blank=True)

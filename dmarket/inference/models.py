@@ -7,6 +7,8 @@ Each inference job owns a credits.Run, as a Spark job does: what it holds, is ch
 from django.conf import settings
 from django.db import models
 
+from dmarket.common.fields import JSONField
+
 
 class InferenceJob(models.Model):
     class Status(models.TextChoices):
@@ -30,7 +32,7 @@ class InferenceJob(models.Model):
     data = models.CharField(max_length=2000)
     # The data's files, pinned at submission: [[input name, dmarket:// URI], ...] in order;
     # empty for synthetic data and an operator's server path (listed when the job starts).
-    data_files = models.JSONField(default=list, blank=True)
+    data_files = JSONField(default=list, blank=True)
     # Read by the inference server before each batch it forms: a change applies to the next.
     batch_size = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status, default=QUEUED, db_index=True)
@@ -100,7 +102,7 @@ class InferenceOutput(models.Model):
     job = models.ForeignKey(InferenceJob, models.CASCADE, related_name="outputs")
     index = models.PositiveIntegerField()
     name = models.CharField(max_length=500)
-    output = models.JSONField()
+    output = JSONField()
 
     class Meta:
         ordering = ["index"]

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
+from dmarket.common.fields import JSONField
 
 
 class Job(models.Model):
@@ -23,12 +24,12 @@ class Job(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="jobs")
     name = models.CharField(max_length=200)
     entry_file = models.CharField(max_length=2000)
-    libs = models.JSONField(default=list, blank=True)
-    archives = models.JSONField(default=list, blank=True)
+    libs = JSONField(default=list, blank=True)
+    archives = JSONField(default=list, blank=True)
     # Plain files each executor gets in its working directory (spark-submit's --files).
-    files = models.JSONField(default=list, blank=True)
+    files = JSONField(default=list, blank=True)
     # Passed to the application as argv entries, one list item each; never seen by a shell.
-    app_params = models.JSONField(default=list, blank=True)
+    app_params = JSONField(default=list, blank=True)
     cores = models.PositiveIntegerField(default=1)
     executor_memory_mb = models.PositiveIntegerField(default=1024)
     # The driver's JVM heap (--driver-memory); its sandbox may hold this plus
@@ -42,7 +43,7 @@ class Job(models.Model):
     gpus_per_executor = models.PositiveIntegerField(default=0)
     gpus_per_task = models.FloatField(default=0)
     # Spark properties of the user's own, from the allowlist of dmarket.jobs.conf.
-    conf = models.JSONField(default=dict, blank=True)
+    conf = JSONField(default=dict, blank=True)
     # A JAR's entry point (spark-submit --class).
     main_class = models.CharField(max_length=300, blank=True)
     # Its Python environment: built from requirements (environment), or a packed one named
