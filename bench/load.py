@@ -21,6 +21,12 @@ interleaved with the other routes, keeping the median. The routes:
 
 Before the load, each transactions page is also timed alone (20 sequential requests, median).
 
+Beside requests per second, each route's server CPU per request: the user and system time
+gunicorn's processes and PostgreSQL's took during its runs, over the requests served (median
+of the repetitions), and its ratio to the baseline's. On a shared machine requests per second
+move with idle spells and neighbours (±0.1–0.3 in the ratios from run to run here); CPU per
+request hardly does, and it is what decides how many requests a core serves.
+
 The targets of issue 17 are printed beside the figures: heartbeat >= 1,000 req/s with p99 <=
 100 ms and >= 0.5 of the baseline; the jobs list and credits >= 0.5 of the baseline; at 1 M
 rows a transactions page under 20 ms alone and >= 0.5 of the 100-row user's throughput. Load only
@@ -156,9 +162,26 @@ def lua_for(requests_):
     return LUA % (tokens, bodies, paths)
 
 
-def run_wrk(url, script, connections, seconds):
+def server_cpu_seconds(session):
+    """CPU seconds (user + system) used so far by gunicorn's processes (the session it was
+    started in) and PostgreSQL's."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()  # from field 3 (state) on: proc(5)
+        if int(fields[3]) == session or name == "postgres":
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(url, script, connections, seconds, session=None):
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
+    cpu = server_cpu_seconds(session) if session else None
     try:
         out = subprocess.run(
             ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{seconds}s",
@@ -169,6 +192,8 @@ def run_wrk(url, script, connections, seconds):
     line = next(line for line in out.splitlines() if line.startswith("JSON "))
     result = json.loads(line[5:])
     result["rps"] = result["requests"] / result["seconds"]
+    if cpu is not None:
+        result["cpu_ms"] = (server_cpu_seconds(session) - cpu) * 1000 / max(1, result["requests"])
     return result
 
 
@@ -269,15 +294,17 @@ def main():
                     # connection count would need wrk's thread ids; cycling through c
                     # machines is the same).
                     script = lua_for(reqs[:c] if name == "heartbeat" else reqs)
-                    runs[name].append(run_wrk(base, script, c, options.seconds))
+                    runs[name].append(run_wrk(base, script, c, options.seconds, server.pid))
             for name in routes:
                 results[(name, c)] = {
                     "rps": statistics.median(r["rps"] for r in runs[name]),
                     "p99_ms": statistics.median(r["p99_ms"] for r in runs[name]),
+                    "cpu_ms": statistics.median(r["cpu_ms"] for r in runs[name]),
                     "errors": sum(r["errors"] + r["non2xx"] for r in runs[name])}
                 if not options.json:
                     print(f"  {name:<15} c={c:<4} {results[(name, c)]['rps']:8.0f} req/s  "
-                          f"p99 {results[(name, c)]['p99_ms']:7.1f} ms", file=sys.stderr)
+                          f"p99 {results[(name, c)]['p99_ms']:7.1f} ms  "
+                          f"cpu {results[(name, c)]['cpu_ms']:5.2f} ms/req", file=sys.stderr)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -286,21 +313,26 @@ def main():
     for (name, c), r in results.items():
         against = "transactions" if name == "transactions_1m" else "baseline"
         ratio = r["rps"] / results[(against, c)]["rps"]
+        cpu_ratio = results[(against, c)]["cpu_ms"] / r["cpu_ms"]
         rows.append({"route": name, "connections": c, "rps": round(r["rps"], 1),
                      "p99_ms": round(r["p99_ms"], 1), "ratio": round(ratio, 3),
+                     "cpu_ms": round(r["cpu_ms"], 2), "cpu_ratio": round(cpu_ratio, 3),
                      "errors": r["errors"]})
     if options.json:
         print(json.dumps({"routes": rows, "alone_ms": alone}, indent=2))
         return
-    print(f"{'ROUTE':<15} {'CONN':>4} {'REQ/S':>8} {'P99 MS':>7} {'/BASELINE':>9} {'ERRORS':>6}"
-          "  TARGET")
+    print(f"{'ROUTE':<15} {'CONN':>4} {'REQ/S':>8} {'P99 MS':>7} {'/BASELINE':>9} "
+          f"{'CPU MS':>6} {'/BASE CPU':>9} {'ERRORS':>6}  TARGET")
     targets = {"heartbeat": ">= 1000 req/s, p99 <= 100 ms, >= 0.5",
                "jobs": ">= 0.5", "credits": ">= 0.5",
                "transactions_1m": ">= 0.5 of transactions (100 rows)"}
     for row in rows:
         print(f"{row['route']:<15} {row['connections']:>4} {row['rps']:>8.0f} "
-              f"{row['p99_ms']:>7.1f} {row['ratio']:>9.3f} {row['errors']:>6}  "
-              f"{targets.get(row['route'], '')}")
+              f"{row['p99_ms']:>7.1f} {row['ratio']:>9.3f} {row['cpu_ms']:>6.2f} "
+              f"{row['cpu_ratio']:>9.3f} {row['errors']:>6}  {targets.get(row['route'], '')}")
+    print("\nCPU MS: the server's CPU (gunicorn and PostgreSQL) per request; /BASE CPU: the "
+          "baseline's over the route's,\nthe requests a second the route would keep if CPU "
+          "were the only limit.")
     print("\nA transactions page alone (median of 20; target at 1 M rows: < 20 ms):")
     for name, ms in alone.items():
         print(f"  {name:<23} {ms:6.1f} ms")
