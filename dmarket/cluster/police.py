@@ -343,22 +343,20 @@ def cluster_police(state, launcher_id=None):
     # What they hold, read first (once killed, their executors are gone from the workers),
     # within a bound: the kill must not wait on a worker.
     executors = worker_executors(state.get("workers") or [], [a["id"] for a in apps])
-    for app in apps:
-        spark.master_kill_app(app["id"])
     launcher_id = launcher_id or settings.DMARKET_LAUNCHER_ID
     # Only wrappers seen alive as the job's: a stale pid may be anyone's by now.
     mine = [job for job in running if job.launcher == launcher_id and job.driver_pid
             and process_alive(job.driver_pid, job.work_dir)]
-    sockets, cache = tcp_sockets(), {}
-
-    def sockets_of(job):
-        if job.pk not in cache:
-            cache[job.pk] = sandbox_sockets(job.driver_pid, sockets)
-        return cache[job.pk]
-
+    # The sandboxes' sockets, also read before the kills: a killed driver closes its
+    # connection to the master at once, and with it what shows which sandbox ran it.
+    sockets = tcp_sockets()
+    held = {job.pk: sandbox_sockets(job.driver_pid, sockets) for job in mine}
+    for app in apps:
+        spark.master_kill_app(app["id"])
     for app in apps:
         try:
-            police_app(app, executors.get(app["id"], []), mine, sockets_of, job_request_stop)
+            police_app(app, executors.get(app["id"], []), mine, lambda job: held[job.pk],
+                       job_request_stop)
         except Exception:  # noqa: BLE001 - one application must not keep the others alive
             log.exception("policing application %s", app.get("id"))
     return killed + len(apps)

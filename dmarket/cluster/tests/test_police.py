@@ -1,11 +1,14 @@
 """The police (dmarket.cluster.police), fast: the master's and the workers' JSON as they
 answer, and real processes and sockets on this host standing for a job's sandbox."""
 
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -172,6 +175,29 @@ def test_without_executors_a_sandbox_with_a_second_master_connection_is_the_driv
     job = a_job(make_user("alice"), entry_file, status=Job.RUNNING, spark_app_id="app-mine")
     _, master_port = sandbox_of(job)
     settings.DMARKET_SPARK_MASTER_URL = f"spark://127.0.0.1:{master_port}"
+
+    police.cluster_police({"activeapps": [app("app-rogue", "nobody")]})
+
+    assert PolicedApp.objects.get().job == job
+    job.refresh_from_db()
+    assert job.stop_status == Job.FAILED
+
+
+def test_the_sandbox_is_read_before_the_kill_closes_the_drivers_connections(
+        make_user, entry_file, killed, monkeypatch, settings, sandbox_of):
+    """A killed driver drops its connections to the master at once, before any executor of
+    its may have registered: which sandbox held them is read before the kill."""
+    job = a_job(make_user("alice"), entry_file, status=Job.RUNNING, spark_app_id="app-mine")
+    _, master_port = sandbox_of(job)
+    settings.DMARKET_SPARK_MASTER_URL = f"spark://127.0.0.1:{master_port}"
+
+    def kill(app_id):
+        # As the master's kill ends the driver: its process, and so its sockets, gone.
+        os.kill(job.driver_pid, signal.SIGKILL)
+        stat = Path(f"/proc/{job.driver_pid}/stat")
+        while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.01)
+    monkeypatch.setattr(spark, "master_kill_app", kill)
 
     police.cluster_police({"activeapps": [app("app-rogue", "nobody")]})
 

@@ -212,8 +212,8 @@ def test_a_second_application_a_job_starts_is_killed_within_5_s_billed_to_it_and
     assert [a["state"] for a in rogue] == ["KILLED"], apps
     assert rogue[0]["duration"] < 5000, rogue
     record = PolicedApp.objects.get(app_id=rogue[0]["id"])
-    # (The police names the job from the driver address its executors show: an application
-    # killed before any executor registered names none.)
+    # The police names the job from the sandbox's sockets, read before the kill (a killed
+    # driver drops its connections to the master at once, executors registered or not).
     assert record.job == job and record.spark_user == "nobody-at-all", (
         record.reason, record.driver_address, record.executors, record.started_at,
         record.killed_at)
