@@ -1,5 +1,6 @@
 """What every endpoint shares: pagination, and errors as JSON a person can act on."""
 
+from django.core.paginator import EmptyPage, Paginator
 from django.http import HttpResponseServerError, JsonResponse
 from django.template.loader import render_to_string
 from django.views import defaults
@@ -8,7 +9,29 @@ from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
+class FirstPagePaginator(Paginator):
+    """Page 1 is read with one row more than it shows: when that row is not there, the page
+    holds every row and its length is the count, so no COUNT(*) runs (most users' lists fit
+    on their first page). Other pages, and a first page with more behind it, count as
+    Django's Paginator does."""
+
+    def page(self, number):
+        try:
+            first = int(number) == 1
+        except (TypeError, ValueError):
+            first = False
+        if not first or self.orphans or "count" in self.__dict__:
+            return super().page(number)
+        rows = list(self.object_list[:self.per_page + 1])
+        if len(rows) <= self.per_page:
+            self.count = len(rows)  # Paginator.count is a cached_property
+        if not rows and not self.allow_empty_first_page:
+            raise EmptyPage(self.error_messages["no_results"])
+        return self._get_page(rows[:self.per_page], 1, self)
+
+
 class Pagination(PageNumberPagination):
+    django_paginator_class = FirstPagePaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
