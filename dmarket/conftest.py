@@ -4,13 +4,17 @@ from rest_framework.test import APIClient
 
 
 @pytest.fixture(autouse=True)
-def agent_secret_fresh():
-    """Each test's database has its own secret row: no process-wide copy from another test."""
+def process_copies_fresh():
+    """Each test's database has its own rows: no process-wide copy (the cluster's secret, how
+    many machines beat) from another test."""
     from dmarket.cluster.security import agent_secret_forget
+    from dmarket.machines.services import machines_beating_forget
 
     agent_secret_forget()
+    machines_beating_forget()
     yield
     agent_secret_forget()
+    machines_beating_forget()
 
 
 @pytest.fixture(autouse=True)

@@ -300,6 +300,10 @@ DMARKET_MAX_EXECUTOR_MEMORY_MB = env.int("DMARKET_MAX_EXECUTOR_MEMORY_MB", 10485
 # The failure detector of shared machines (the seed's ping interval and timeout).
 DMARKET_HEARTBEAT_INTERVAL = env.int("DMARKET_HEARTBEAT_INTERVAL", 10)
 DMARKET_HEARTBEAT_TIMEOUT = env.int("DMARKET_HEARTBEAT_TIMEOUT", 30)
+# The most heartbeats a second the market asks of its agents (Nomad's max_heartbeats_per_second):
+# with more machines than this times the interval, the interval and the timeout handed to the
+# agents both stretch. 0: never stretched.
+DMARKET_MAX_HEARTBEATS_PER_SECOND = env.int("DMARKET_MAX_HEARTBEATS_PER_SECOND", 200)
 # How often the monitor looks (the seed's ping interval), and after how long offline a machine
 # is removed (the seed's clean-up time; 0: never).
 DMARKET_MONITOR_POLL = env.float("DMARKET_MONITOR_POLL", 5.0)

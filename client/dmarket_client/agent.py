@@ -274,7 +274,19 @@ class Agent:
                                  {"worker_state": self.worker_state(),
                                   "worker_id": self.worker_id, **python_platform()})
         self.security_update(reply or {})
+        self.timing_update(reply or {})
         return reply
+
+    def timing_update(self, reply):
+        """The interval each answer asks for: longer while the market has more machines than
+        its server hears a second at the usual one."""
+        interval = reply.get("heartbeat_interval")
+        if not isinstance(interval, (int, float)) or interval <= 0:
+            return
+        if interval != self.settings.get("heartbeat_interval"):
+            self.log(f"the server asks for a heartbeat every {interval} s")
+            self.settings = {**self.settings, "heartbeat_interval": interval,
+                             "heartbeat_timeout": reply.get("heartbeat_timeout")}
 
     def security_update(self, reply):
         """A heartbeat answer with another secret (or security settings): the cluster's was
@@ -298,7 +310,6 @@ class Agent:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        interval = float(self.settings.get("heartbeat_interval", 10))
         last_state = None
         try:
             while not self.stopping.is_set():
@@ -314,7 +325,7 @@ class Agent:
                     if reply and reply.get("state") != last_state:
                         last_state = reply.get("state")
                         self.log(f"the market shows this machine {last_state}")
-                self.stopping.wait(interval)
+                self.stopping.wait(float(self.settings.get("heartbeat_interval", 10)))
         finally:
             self.stop_worker()
         self.log("agent stopped")

@@ -766,6 +766,25 @@ def test_a_rotated_secret_in_the_heartbeat_answer_restarts_the_worker_and_is_sav
                       "start with new"]
 
 
+def test_the_agent_beats_at_the_interval_each_answer_asks_for():
+    events = []
+
+    class Listening(Agent):
+        def __init__(self):
+            self.settings = {"heartbeat_interval": 10, "heartbeat_timeout": 30}
+            self.log = events.append
+
+    agent = Listening()
+    agent.timing_update({"state": "ONLINE", "heartbeat_interval": 10, "heartbeat_timeout": 30})
+    assert events == []
+    agent.timing_update({"state": "ONLINE", "heartbeat_interval": 50, "heartbeat_timeout": 150})
+    assert agent.settings == {"heartbeat_interval": 50, "heartbeat_timeout": 150}
+    assert events == ["the server asks for a heartbeat every 50 s"]
+    for wrong in ({}, {"heartbeat_interval": 0}, {"heartbeat_interval": "soon"}):
+        agent.timing_update(wrong)
+    assert agent.settings["heartbeat_interval"] == 50
+
+
 def test_install_service_writes_a_user_unit_that_runs_the_agent(dmarket, added, server,
                                                                 state_dir, tmp_path,
                                                                 monkeypatch):

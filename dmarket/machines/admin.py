@@ -68,7 +68,7 @@ class MachineAdmin(admin.ModelAdmin):
     list_filter = ["state", "machine_type"]
     search_fields = ["name", "address", "user__username", "worker_id"]
     list_select_related = ["user"]
-    readonly_fields = ["state", "last_heartbeat", "worker_id", "worker_state", "cores_in_use",
-                       "created_at", "removed_at"]
+    readonly_fields = ["state", "last_heartbeat", "heartbeat_timeout", "worker_id", "worker_state",
+                       "cores_in_use", "created_at", "removed_at"]
     actions = [mark_offline]
     inlines = [StateChangeInline]

@@ -49,6 +49,10 @@ class Machine(models.Model):
     worker_id = models.CharField(max_length=200, blank=True)
     worker_state = models.CharField(max_length=32, blank=True)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
+    # The silence (s) its agent was last told counts as offline (the heartbeat's answer): the
+    # monitor holds each machine to what it was told. 0: never told (DMARKET_HEARTBEAT_TIMEOUT);
+    # the column's own default too, for code that predates it (a rolling upgrade).
+    heartbeat_timeout = models.PositiveIntegerField(default=0, db_default=0)
     # Cores of its worker that executors use now, as the Spark master last said.
     cores_in_use = models.PositiveIntegerField(default=0)
     # The Python its executors run ("3.11") and its platform ("linux-x86_64"), as its agent

@@ -110,10 +110,15 @@ class SparkSecuritySerializer(serializers.Serializer):
         help_text="Spark properties the worker must run with (-D options), none secret.")
 
 
+INTERVAL_HELP = ("Seconds until the agent's next heartbeat; longer than the market's setting "
+                 "while more machines beat than it hears a second.")
+TIMEOUT_HELP = "Seconds of silence after which the machine counts as offline."
+
+
 class AgentSettingsSerializer(SparkSecuritySerializer):
     master_url = serializers.CharField()
-    heartbeat_interval = serializers.IntegerField()
-    heartbeat_timeout = serializers.IntegerField()
+    heartbeat_interval = serializers.IntegerField(help_text=INTERVAL_HELP)
+    heartbeat_timeout = serializers.IntegerField(help_text=TIMEOUT_HELP)
     executor_env = serializers.DictField(child=serializers.CharField(),
                                          help_text="Environment for the worker's executors.")
 
@@ -150,5 +155,5 @@ class HeartbeatSerializer(StrictSerializer):
 
 class HeartbeatReplySerializer(SparkSecuritySerializer):
     state = serializers.CharField()
-    heartbeat_interval = serializers.IntegerField()
-    heartbeat_timeout = serializers.IntegerField()
+    heartbeat_interval = serializers.IntegerField(help_text=INTERVAL_HELP)
+    heartbeat_timeout = serializers.IntegerField(help_text=TIMEOUT_HELP)

@@ -1,3 +1,5 @@
+import math
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -53,13 +55,57 @@ def machine_set_state(machine, state, reason=""):
     return True
 
 
-def machine_heartbeat(machine, worker_state="", worker_id="", python="", platform=""):
-    """Record that the machine's agent is alive; ONLINE while shared, PAUSED outside.
+# How many machines beat, as this process counted them at most BEATING_SECONDS ago: a heartbeat
+# must not count the machines on every beat.
+BEATING_SECONDS = 30.0
+_beating = (None, 0.0)  # (count, until when on time.monotonic())
+
+
+def machines_beating():
+    """The machines whose agents beat: every one not removed."""
+    global _beating
+    count, until = _beating
+    now = time.monotonic()
+    if count is None or now >= until:
+        count = Machine.objects.exclude(state=Machine.REMOVED).count()
+        _beating = (count, now + BEATING_SECONDS)
+    return count
+
+
+def machines_beating_forget():
+    global _beating
+    _beating = (None, 0.0)
+
+
+def heartbeat_timing(beating=None):
+    """(interval, timeout) in seconds that the agents are told: DMARKET_HEARTBEAT_INTERVAL and
+    DMARKET_HEARTBEAT_TIMEOUT, both stretched by the same factor when `beating` machines (by
+    default machines_beating()) at that interval would beat more often than
+    DMARKET_MAX_HEARTBEATS_PER_SECOND, as Nomad stretches its clients' heartbeat TTL: a server
+    with more machines than it can hear slows their beats instead of drowning in them."""
+    interval = settings.DMARKET_HEARTBEAT_INTERVAL
+    timeout = settings.DMARKET_HEARTBEAT_TIMEOUT
+    rate = settings.DMARKET_MAX_HEARTBEATS_PER_SECOND
+    if rate > 0:
+        needed = math.ceil((machines_beating() if beating is None else beating) / rate)
+        if needed > interval:
+            timeout = math.ceil(timeout * needed / interval)
+            interval = needed
+    return interval, timeout
+
+
+def machine_heartbeat(machine, worker_state="", worker_id="", python="", platform="",
+                      timeout=None):
+    """Record that the machine's agent is alive; ONLINE while shared, PAUSED outside. `timeout`:
+    the silence after which it counts as offline, as its agent is told in this beat's answer
+    (heartbeat_timing()'s by default).
 
     One conditional UPDATE when its state stays what it is (almost every beat: thousands of
     machines beat every 10 s); a transaction only when it changes."""
     now = timezone.now()
-    fields = {"last_heartbeat": now}
+    if timeout is None:
+        timeout = heartbeat_timing()[1]
+    fields = {"last_heartbeat": now, "heartbeat_timeout": timeout}
     for name, value in (("worker_state", worker_state), ("worker_id", worker_id),
                         ("python", python), ("platform", platform)):
         if value:
@@ -103,11 +149,17 @@ def machines_monitor(workers=None, now=None):
     whose worker the Spark master lost, is OFFLINE. `workers` is the master's worker list
     (None: the master did not answer, so only heartbeats count). Returns how many changed."""
     now = now or timezone.now()
-    timeout = settings.DMARKET_HEARTBEAT_TIMEOUT
     changed = 0
-    silent = Machine.objects.filter(state__in=(Machine.ONLINE, Machine.PAUSED)).filter(
-        Q(last_heartbeat__isnull=True) | Q(last_heartbeat__lt=now - timedelta(seconds=timeout)))
-    changed += machines_offline(silent, f"no heartbeat for {timeout} s")
+    heard = Machine.objects.filter(state__in=(Machine.ONLINE, Machine.PAUSED))
+    # Each machine is held to the timeout its agent was told (they differ only for a while
+    # after the interval stretched or shrank): one pass per timeout told.
+    for told in heard.order_by("heartbeat_timeout").values_list(
+            "heartbeat_timeout", flat=True).distinct():
+        timeout = told or settings.DMARKET_HEARTBEAT_TIMEOUT
+        silent = heard.filter(heartbeat_timeout=told).filter(
+            Q(last_heartbeat__isnull=True)
+            | Q(last_heartbeat__lt=now - timedelta(seconds=timeout)))
+        changed += machines_offline(silent, f"no heartbeat for {timeout} s")
     if workers is not None:
         alive = {w["id"]: w for w in workers if w.get("state") == "ALIVE"}
         lost = (Machine.objects.filter(state=Machine.ONLINE).exclude(worker_id="")

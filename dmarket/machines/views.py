@@ -17,7 +17,8 @@ from .models import Machine
 from .serializers import (HeartbeatReplySerializer, HeartbeatSerializer,
                           MachineCreateSerializer, MachineRegisteredSerializer,
                           MachineSerializer, MachineStateChangeSerializer)
-from .services import agent_security, machine_heartbeat, machine_set_state
+from .services import (agent_security, heartbeat_timing, machine_heartbeat,
+                       machine_set_state)
 
 STATES = Machine.State.values
 
@@ -37,10 +38,11 @@ def spark_security():
 
 
 def agent_settings():
+    interval, timeout = heartbeat_timing()
     return {
         "master_url": settings.DMARKET_SPARK_MASTER_URL,
-        "heartbeat_interval": settings.DMARKET_HEARTBEAT_INTERVAL,
-        "heartbeat_timeout": settings.DMARKET_HEARTBEAT_TIMEOUT,
+        "heartbeat_interval": interval,
+        "heartbeat_timeout": timeout,
         "executor_env": settings.DMARKET_JOB_ENV,
         **spark_security(),
     }
@@ -115,12 +117,13 @@ class MachineHeartbeatView(APIView):
         serializer.is_valid(raise_exception=True)
         if machine.state == Machine.REMOVED:
             raise Conflict(f"Machine {pk} was removed; register it again to share it.")
-        machine_heartbeat(machine, **serializer.validated_data)
+        # The agent beats at the interval of each answer: with more machines than the server
+        # can hear at the configured one, a longer one (heartbeat_timing).
+        interval, timeout = heartbeat_timing()
+        machine_heartbeat(machine, timeout=timeout, **serializer.validated_data)
         # The secret again: a rotated one reaches every agent with its next heartbeat.
-        body = {"state": machine.state,
-                "heartbeat_interval": settings.DMARKET_HEARTBEAT_INTERVAL,
-                "heartbeat_timeout": settings.DMARKET_HEARTBEAT_TIMEOUT,
-                **spark_security()}
+        body = {"state": machine.state, "heartbeat_interval": interval,
+                "heartbeat_timeout": timeout, **spark_security()}
         return Response(body)
 
 

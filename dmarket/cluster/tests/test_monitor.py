@@ -45,6 +45,31 @@ def test_silence_past_the_timeout_makes_it_offline_and_a_heartbeat_brings_it_bac
                                ("ONLINE", "heartbeat")]
 
 
+def test_each_machine_is_held_to_the_timeout_its_agent_was_told(machine, make_user):
+    """After the interval stretched, machines told the longer timeout are not offline at the
+    shorter one; machines still on the shorter one are."""
+    told_longer = Machine.objects.create(user=make_user("dave"), cores=2, memory_mb=2048,
+                                         address="127.0.0.3", worker_id="worker-2")
+    machine_heartbeat(told_longer, worker_state="ALIVE", worker_id="worker-2", timeout=45)
+    alive = ALIVE + [{"id": "worker-2", "state": "ALIVE", "coresused": 0}]
+
+    assert machines_monitor(alive, now=timezone.now() + timedelta(seconds=31)) == 1
+    told_longer.refresh_from_db()
+    assert told_longer.state == Machine.ONLINE
+    assert machines_monitor(alive, now=timezone.now() + timedelta(seconds=46)) == 1
+
+    assert states(machine)[-1] == ("OFFLINE", "no heartbeat for 30 s")
+    assert states(told_longer)[-1] == ("OFFLINE", "no heartbeat for 45 s")
+
+
+def test_a_machine_never_told_a_timeout_is_held_to_the_setting(machine, settings):
+    Machine.objects.filter(pk=machine.pk).update(heartbeat_timeout=0)
+    settings.DMARKET_HEARTBEAT_TIMEOUT = 60
+    assert machines_monitor(ALIVE, now=timezone.now() + timedelta(seconds=59)) == 0
+    assert machines_monitor(ALIVE, now=timezone.now() + timedelta(seconds=61)) == 1
+    assert states(machine)[-1] == ("OFFLINE", "no heartbeat for 60 s")
+
+
 def test_a_worker_the_master_lost_counts_as_offline(machine):
     lost = [{"id": "worker-1", "state": "DEAD", "coresused": 0}]
     assert machines_monitor(lost) == 1

@@ -13,7 +13,8 @@ from dmarket.cluster import security
 from dmarket.cluster.models import ClusterSecret
 from dmarket.conftest import client_for, machine_client
 from dmarket.machines.models import Machine, MachineStateChange
-from dmarket.machines.services import machine_heartbeat, machine_set_state
+from dmarket.machines.services import (heartbeat_timing, machine_heartbeat, machine_set_state,
+                                       machines_beating_forget)
 
 NOT_FOUND = {"detail": "No Machine matches the given query."}
 
@@ -477,3 +478,50 @@ def test_a_secret_rotated_by_another_process_reaches_the_agents_once_the_copy_ex
 
     assert soon["spark_secret"] == old["spark_secret"] != "b" * 64
     assert later["spark_secret"] == "b" * 64
+
+
+# --- more machines than the server hears a second: longer intervals -------------------------
+
+@pytest.mark.parametrize("beating, rate, timing", [
+    (2000, 200, (10, 30)),      # 200 beats a second at 10 s: as configured
+    (2001, 200, (11, 33)),      # one more: every interval and timeout a little longer
+    (10_000, 200, (50, 150)),
+    (10_000, 0, (10, 30)),      # 0: never stretched
+    (0, 200, (10, 30)),
+])
+def test_the_interval_and_timeout_stretch_alike_past_the_heartbeat_rate(settings, beating,
+                                                                        rate, timing):
+    settings.DMARKET_HEARTBEAT_INTERVAL, settings.DMARKET_HEARTBEAT_TIMEOUT = 10, 30
+    settings.DMARKET_MAX_HEARTBEATS_PER_SECOND = rate
+    assert heartbeat_timing(beating) == timing
+
+
+def test_past_the_rate_each_answer_asks_for_longer_intervals_and_the_machine_keeps_its_timeout(
+        alice, settings):
+    settings.DMARKET_HEARTBEAT_INTERVAL, settings.DMARKET_HEARTBEAT_TIMEOUT = 7, 21
+    settings.DMARKET_MAX_HEARTBEATS_PER_SECOND = 2
+    machines = [make_machine(alice) for _ in range(15)]   # 15 machines at 2 a second: 8 s
+    Machine.objects.filter(pk=machines[0].pk).update(state=Machine.REMOVED)  # beats no more
+    agent = machine_client(machines[1])
+
+    answer = agent.post(url(machines[1]), {"worker_state": "ALIVE"}, format="json").json()
+    registered = client_for(alice).post("/api/machines/", {
+        "cores": 1, "memory_mb": 512, "address": "192.0.2.99"}, format="json").json()
+
+    # 14 beating: 7 s would be 2 a second, the most; the cached count (14) answers both.
+    assert (answer["heartbeat_interval"], answer["heartbeat_timeout"]) == (7, 21)
+    assert (registered["agent"]["heartbeat_interval"],
+            registered["agent"]["heartbeat_timeout"]) == (7, 21)
+    machines_beating_forget()   # as this process's count expires (BEATING_SECONDS)
+    answer = agent.post(url(machines[1]), {"worker_state": "ALIVE"}, format="json").json()
+    assert (answer["heartbeat_interval"], answer["heartbeat_timeout"]) == (8, 24)
+    assert Machine.objects.get(pk=machines[1].pk).heartbeat_timeout == 24
+
+
+def test_the_machines_are_counted_once_a_while_not_on_every_beat(alice, settings,
+                                                                 django_assert_num_queries):
+    machine = make_machine(alice)
+    agent = machine_client(machine)
+    agent.post(url(machine), {"worker_state": "ALIVE"}, format="json")
+    with django_assert_num_queries(2):   # the token, the UPDATE: no count
+        agent.post(url(machine), {"worker_state": "ALIVE"}, format="json")
