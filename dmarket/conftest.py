@@ -4,17 +4,14 @@ from rest_framework.test import APIClient
 
 
 @pytest.fixture(autouse=True)
-def process_copies_fresh():
-    """Each test's database has its own rows: no process-wide copy (the cluster's secret, how
-    many machines beat) from another test."""
-    from dmarket.cluster.security import agent_secret_forget
-    from dmarket.machines.services import machines_beating_forget
+def process_cache_fresh():
+    """Each test's database has its own rows: nothing in the process's own cache (the
+    cluster's secret, how many machines beat) from another test."""
+    from django.core.cache import cache
 
-    agent_secret_forget()
-    machines_beating_forget()
+    cache.clear()
     yield
-    agent_secret_forget()
-    machines_beating_forget()
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

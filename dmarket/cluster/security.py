@@ -4,9 +4,9 @@ and so that what passes between strangers' machines is encrypted."""
 
 import os
 import secrets
-import time
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.signals import setting_changed
 from django.db import IntegrityError, transaction
 from django.dispatch import receiver
@@ -17,12 +17,12 @@ from .models import ClusterSecret
 # workers hand it to the executors they start the same way: never on a command line.
 SECRET_ENV = "_SPARK_AUTH_SECRET"
 
-# How long a server process answers heartbeats with the secret it last read. Thousands of agents
-# beat every few seconds, and reading the row was a third of a heartbeat's queries; a rotation
-# reaches the agents this much later (it already waits for their next beat). Drivers' properties
-# files always read the row.
+# How long a server process answers heartbeats with the secret it last read (the default cache
+# is each process's own memory). Thousands of agents beat every few seconds, and reading the row
+# was a third of a heartbeat's queries; a rotation reaches the agents this much later (it
+# already waits for their next beat). Drivers' properties files always read the row.
 AGENT_SECRET_SECONDS = 5.0
-_agent_secret = (None, 0.0)  # (the secret, until when on time.monotonic())
+AGENT_SECRET_KEY = "dmarket:agent-secret"
 
 
 def needs_secret():
@@ -65,19 +65,12 @@ def cluster_secret_rotate():
 
 def agent_secret():
     """cluster_secret(), as read at most AGENT_SECRET_SECONDS ago by this process."""
-    global _agent_secret
-    value, until = _agent_secret
-    now = time.monotonic()
-    if value is None or now >= until:
-        value = cluster_secret()
-        _agent_secret = (value, now + AGENT_SECRET_SECONDS)
-    return value
+    return cache.get_or_set(AGENT_SECRET_KEY, cluster_secret, AGENT_SECRET_SECONDS)
 
 
 @receiver(setting_changed)
 def agent_secret_forget(**kwargs):
-    global _agent_secret
-    _agent_secret = (None, 0.0)
+    cache.delete(AGENT_SECRET_KEY)
 
 
 def security_conf():

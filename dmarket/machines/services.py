@@ -1,8 +1,8 @@
 import math
-import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.db.models import Q
@@ -55,26 +55,17 @@ def machine_set_state(machine, state, reason=""):
     return True
 
 
-# How many machines beat, as this process counted them at most BEATING_SECONDS ago: a heartbeat
-# must not count the machines on every beat.
+# How long a process keeps its count of the machines that beat (the default cache is each
+# process's own memory): a heartbeat must not count the machines on every beat.
 BEATING_SECONDS = 30.0
-_beating = (None, 0.0)  # (count, until when on time.monotonic())
+BEATING_KEY = "dmarket:machines-beating"
 
 
 def machines_beating():
     """The machines whose agents beat: every one not removed."""
-    global _beating
-    count, until = _beating
-    now = time.monotonic()
-    if count is None or now >= until:
-        count = Machine.objects.exclude(state=Machine.REMOVED).count()
-        _beating = (count, now + BEATING_SECONDS)
-    return count
-
-
-def machines_beating_forget():
-    global _beating
-    _beating = (None, 0.0)
+    return cache.get_or_set(
+        BEATING_KEY, lambda: Machine.objects.exclude(state=Machine.REMOVED).count(),
+        BEATING_SECONDS)
 
 
 def heartbeat_timing(beating=None):

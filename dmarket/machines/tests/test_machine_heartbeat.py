@@ -5,6 +5,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
 from dmarket.accounts.models import ApiToken
@@ -13,8 +14,8 @@ from dmarket.cluster import security
 from dmarket.cluster.models import ClusterSecret
 from dmarket.conftest import client_for, machine_client
 from dmarket.machines.models import Machine, MachineStateChange
-from dmarket.machines.services import (heartbeat_timing, machine_heartbeat, machine_set_state,
-                                       machines_beating_forget)
+from dmarket.machines.services import (BEATING_KEY, heartbeat_timing, machine_heartbeat,
+                                       machine_set_state)
 
 NOT_FOUND = {"detail": "No Machine matches the given query."}
 
@@ -512,7 +513,7 @@ def test_past_the_rate_each_answer_asks_for_longer_intervals_and_the_machine_kee
     assert (answer["heartbeat_interval"], answer["heartbeat_timeout"]) == (7, 21)
     assert (registered["agent"]["heartbeat_interval"],
             registered["agent"]["heartbeat_timeout"]) == (7, 21)
-    machines_beating_forget()   # as this process's count expires (BEATING_SECONDS)
+    cache.delete(BEATING_KEY)   # as this process's count expires (BEATING_SECONDS)
     answer = agent.post(url(machines[1]), {"worker_state": "ALIVE"}, format="json").json()
     assert (answer["heartbeat_interval"], answer["heartbeat_timeout"]) == (8, 24)
     assert Machine.objects.get(pk=machines[1].pk).heartbeat_timeout == 24
