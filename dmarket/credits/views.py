@@ -32,9 +32,9 @@ class TransactionListView(generics.GenericAPIView):
                          description="Only rows of these kinds (comma-separated)."),
     ])
     def get(self, request):
-        qs = LedgerEntry.objects.filter(user=request.user)
+        filters = {"user": request.user}
         kinds = choice_param(request, "kind", [k.upper() for k in KINDS])
         if kinds:
-            qs = qs.filter(kind__in=[k.lower() for k in kinds])
-        page = self.paginate_queryset(self.rows.values(qs))
-        return self.get_paginated_response(self.rows.data(page))
+            filters["kind__in"] = [k.lower() for k in kinds]
+        page = self.paginate_queryset(self.rows.queryset.filter(**filters))
+        return self.get_paginated_response(page)

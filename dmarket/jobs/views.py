@@ -48,14 +48,17 @@ class JobListView(generics.ListCreateAPIView):
     serializer_class = JobSerializer
     rows = ValuesSerializer(JobSerializer)
 
-    def get_queryset(self):
+    ordering = ("-created_at", "-id")
+
+    def filters(self):
         statuses = choice_param(self.request, "status", STATUSES)
-        qs = Job.objects.all()
-        if not list_all_param(self.request):
-            qs = qs.filter(user=self.request.user)
+        filters = {} if list_all_param(self.request) else {"user": self.request.user}
         if statuses:
-            qs = qs.filter(status__in=statuses)
-        return qs.order_by("-created_at", "-id")
+            filters["status__in"] = statuses
+        return filters
+
+    def get_queryset(self):
+        return Job.objects.filter(**self.filters()).order_by(*self.ordering)
 
     @extend_schema(operation_id="jobs_list", parameters=[
         OpenApiParameter("status", OpenApiTypes.STR, enum=STATUSES,
@@ -63,8 +66,8 @@ class JobListView(generics.ListCreateAPIView):
         OpenApiParameter("all", OpenApiTypes.BOOL, description="Operators: every user's."),
     ])
     def get(self, request):
-        page = self.paginate_queryset(self.rows.rows_counted(self.get_queryset()))
-        return self.get_paginated_response(self.rows.data(page))
+        page = self.paginate_queryset(self.rows.rows_counted(self.filters(), self.ordering))
+        return self.get_paginated_response(page)
 
     @extend_schema(request=JobSubmitSerializer,
                    responses={201: JobSerializer, 200: JobSerializer})
