@@ -94,6 +94,9 @@ class Job(models.Model):
             models.UniqueConstraint(fields=["user", "submission_id"],
                                     name="job_unique_submission_id"),
         ]
+        # A user's list, newest first (read backwards): a page is its rows alone, found in
+        # order, however many jobs the user has, not all of them joined and sorted.
+        indexes = [models.Index(fields=["user", "created_at", "id"], name="job_user_newest")]
 
     def __str__(self):
         return f"job {self.pk} {self.name!r} ({self.status})"
