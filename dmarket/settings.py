@@ -116,6 +116,8 @@ MIDDLEWARE = [
     "dmarket.common.middleware.RequestIdMiddleware",
     "dmarket.common.middleware.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Answers a steady machine heartbeat itself; every other request goes on.
+    "dmarket.machines.middleware.SteadyHeartbeatMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -447,20 +447,21 @@ def test_a_steady_heartbeat_is_one_update_and_a_change_a_transaction(
     assert history(machine) == [("ONLINE", "heartbeat")]
 
 
-def test_a_steady_heartbeat_request_is_two_statements(alice, django_assert_num_queries,
-                                                       settings):
-    """The token (its machine joined) and the conditional UPDATE: the machine is not read
-    again, and the cluster's secret comes from the copy the process read a moment ago."""
+def test_a_steady_heartbeat_request_is_one_statement(alice, django_assert_num_queries,
+                                                     settings):
+    """The conditional UPDATE that also checks the token (SteadyHeartbeatMiddleware,
+    test_heartbeat_steady.py): the machine is not read, and the cluster's secret comes from
+    the copy the process read a moment ago."""
     settings.DMARKET_SPARK_AUTHENTICATE = True
     machine = make_machine(alice)
     client = machine_client(machine)
     first = client.post(url(machine), {"worker_state": "ALIVE"}, format="json")
     assert first.status_code == 200
-    with django_assert_num_queries(2) as queries:
+    with django_assert_num_queries(1) as queries:
         response = client.post(url(machine), {"worker_state": "ALIVE"}, format="json")
     assert response.status_code == 200 and response.json()["state"] == "ONLINE"
     assert response.json()["spark_secret"] == first.json()["spark_secret"]
-    assert queries.captured_queries[1]["sql"].startswith('UPDATE "machines_machine"')
+    assert queries.captured_queries[0]["sql"].startswith('UPDATE "machines_machine" AS m')
 
 
 def test_a_secret_rotated_by_another_process_reaches_the_agents_once_the_copy_expires(
@@ -524,5 +525,5 @@ def test_the_machines_are_counted_once_a_while_not_on_every_beat(alice, settings
     machine = make_machine(alice)
     agent = machine_client(machine)
     agent.post(url(machine), {"worker_state": "ALIVE"}, format="json")
-    with django_assert_num_queries(2):   # the token, the UPDATE: no count
+    with django_assert_num_queries(1):   # the UPDATE that checks the token: no count
         agent.post(url(machine), {"worker_state": "ALIVE"}, format="json")
