@@ -308,7 +308,7 @@ DMARKET_HEARTBEAT_TIMEOUT = env.int("DMARKET_HEARTBEAT_TIMEOUT", 30)
 # The most heartbeats a second the market asks of its agents (Nomad's max_heartbeats_per_second):
 # with more machines than this times the interval, the interval and the timeout handed to the
 # agents both stretch. 0: never stretched.
-DMARKET_MAX_HEARTBEATS_PER_SECOND = env.int("DMARKET_MAX_HEARTBEATS_PER_SECOND", 200)
+DMARKET_MAX_HEARTBEATS_PER_SECOND = env.int("DMARKET_MAX_HEARTBEATS_PER_SECOND", 500)
 # How often the monitor looks (the seed's ping interval), and after how long offline a machine
 # is removed (the seed's clean-up time; 0: never).
 DMARKET_MONITOR_POLL = env.float("DMARKET_MONITOR_POLL", 5.0)
