@@ -1,5 +1,7 @@
 """What every endpoint shares: pagination, and errors as JSON a person can act on."""
 
+import re
+
 from django.core.paginator import EmptyPage, Paginator
 from django.http import HttpResponseServerError, JsonResponse
 from django.template.loader import render_to_string
@@ -45,6 +47,14 @@ class NewestFirstCursor(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def decode_cursor(self, request):
+        cursor = super().decode_cursor(request)
+        # Its position is an id (DRF passes it to the filter unchecked: "p=a" was a 500).
+        if cursor is not None and cursor.position is not None and not re.fullmatch(
+                r"[0-9]{1,18}", cursor.position):
+            raise exceptions.NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 class PaymentRequired(exceptions.APIException):

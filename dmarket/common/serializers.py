@@ -87,7 +87,8 @@ def fast_converter(field, column=None):
             and all(type(key) is str for key in field.choice_strings_to_values.values())):
         return None  # a text column's choices map each string to itself
     if isinstance(field, serializers.PrimaryKeyRelatedField):
-        return int  # values() gives a foreign key's id under the field's own name
+        # values() gives a foreign key's id under the field's own name: DRF's value.pk.
+        return None if field.pk_field is None else field.pk_field.to_representation
     if kind is serializers.DecimalField and getattr(
             field, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING) and (
             field.decimal_places is not None and field.rounding is None
@@ -143,14 +144,16 @@ class ValuesSerializer:
                 continue
             source = "__".join(field.source_attrs)
             # DRF gives the default when the attribute's path cannot be followed (a null
-            # foreign key on the way), which the row shows as None.
-            default = None if field.default is empty else field.default
+            # foreign key on the way), which the row shows as None; a null column of the
+            # model's own is None.
+            default = None if field.default is empty or len(field.source_attrs) == 1 else (
+                field.default)
             convert = fast_converter(field, column_field(model, field.source_attrs))
             self.columns.append(source)
             self.names.append(name)
             self.fields.append((name, convert, default))
         self.statements = {}
-        self.layout = None
+        self.layouts = {}
         queryset = model._default_manager.values(*self.columns)
         # Django's hook for what evaluating a queryset yields (values() sets its own).
         queryset._iterable_class = type("Representations", (Representations,), {"rows": self})
@@ -176,9 +179,12 @@ class ValuesSerializer:
             rows = cursor.fetchall()
         if not rows:
             return []
-        if self.layout is None:
-            self.layout = self.layout_of(compiler)
-        positions, fixes = self.layout
+        query = compiler.query
+        selected = tuple(query.selected or [*query.extra_select, *query.values_select])
+        layout = self.layouts.get(selected)
+        if layout is None:
+            layout = self.layouts[selected] = self.layout_of(compiler, selected)
+        positions, fixes = layout
         # Column by column: each conversion runs in one comprehension over its column.
         columns = list(zip(*rows))
         values = [columns[position] for position in positions]
@@ -189,7 +195,12 @@ class ValuesSerializer:
                 column = [db_converter(value, expression, connection) for value in column]
             if isinstance(convert, Zoned):
                 convert = convert.make(zone)
-            values[index] = [default if value is None else convert(value) for value in column]
+            if callable(default):
+                values[index] = [default() if value is None else convert(value)
+                                 for value in column]
+            else:
+                values[index] = [default if value is None else convert(value)
+                                 for value in column]
         names = self.names
         return [dict(zip(names, row)) for row in zip(*values)]
 
@@ -199,14 +210,19 @@ class ValuesSerializer:
         and its LIMIT and OFFSET added as Django adds them. A query that does more than filter,
         order and slice is compiled whole every time."""
         query = compiler.query
-        if (query.distinct or query.annotations or query.extra or query.select_for_update
-                or query.combinator or query.group_by is not None):
+        if (query.distinct or query.annotations or query.extra or query.extra_tables
+                or query.extra_order_by or query.select_for_update or query.combinator
+                or query.group_by is not None):
             return compiler.as_sql()
         try:
             where, params = compiler.compile(query.where)
         except FullResultSet:
             where, params = "", []
-        key = (where, query.order_by, query.standard_ordering, query.default_ordering)
+        # The joins too: a filter may add one (or make one INNER) with a WHERE clause that
+        # compiles to nothing.
+        joins = tuple((alias, getattr(join, "join_type", None))
+                      for alias, join in query.alias_map.items() if query.alias_refcount[alias])
+        key = (where, joins, query.order_by, query.standard_ordering, query.default_ordering)
         sql = self.statements.get(key)
         if sql is None:
             sql, compiled = compiler.as_sql(with_limits=False)
@@ -219,14 +235,13 @@ class ValuesSerializer:
             sql = f"{sql} {limits}"
         return sql, params
 
-    def layout_of(self, compiler):
+    def layout_of(self, compiler, selected):
         """Where each field's column is in a row, and what turns each value that needs it into
         its representation: the database converters Django would apply (a JSON column's
         parsing), a None to the field's default, then the field's conversion."""
         if compiler.select is None:
             compiler.setup_query()
-        query = compiler.query
-        selected = list(query.selected or [*query.extra_select, *query.values_select])
+        selected = list(selected)
         db = compiler.get_converters([expression for expression, _, _ in compiler.select])
         positions = [selected.index(column) for column in self.columns]
         fixes = []

@@ -7,8 +7,14 @@ from dmarket.accounts.models import key_digest
 
 from .services import STEADY_FIELDS, agent_security, heartbeat_timing, machine_heartbeat_steady
 
-HEARTBEAT = re.compile(r"^/api/machines/([0-9]{1,18})/heartbeat/$")
-TOKEN = re.compile(r"^Token ([0-9a-f]{40})$")
+HEARTBEAT = re.compile(r"^/api/machines/([0-9]{1,18})/heartbeat/\Z")
+TOKEN = re.compile(r"^Token ([0-9a-f]{40})\Z")
+# A steady beat's body is a few short strings: a larger one is the full view's to read, after
+# its authentication.
+MAX_BODY = 4096
+# What the full view's answer carries beside the body (DRF's, and the middleware after this
+# one's), so that the two answers cannot be told apart.
+HEADERS = {"Allow": "POST, OPTIONS", "X-Frame-Options": "DENY"}
 
 
 class SteadyHeartbeatMiddleware:
@@ -19,8 +25,9 @@ class SteadyHeartbeatMiddleware:
 
     Anything else goes on, untouched, to the full view, which decides as it always has: a
     token that is not this machine's, a change of state or of any field, a body that is not
-    a JSON object of strings, the token's once-a-minute record of its use. The answer is the
-    full view's, byte for byte (a test compares them)."""
+    a small JSON object of strings in UTF-8, an answer asked for in another format, the
+    token's once-a-minute record of its use. The answer is the full view's, body and headers
+    (a test compares them)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -36,8 +43,18 @@ class SteadyHeartbeatMiddleware:
 def steady_heartbeat(request):
     match = HEARTBEAT.match(request.path_info)
     token = TOKEN.match(request.META.get("HTTP_AUTHORIZATION", ""))
-    if match is None or token is None or request.content_type != "application/json":
+    if (match is None or token is None or request.META.get("QUERY_STRING")
+            or request.content_type != "application/json"
+            or request.content_params.get("charset", "utf-8").lower() not in ("utf-8", "utf8")
+            or request.META.get("HTTP_ACCEPT", "*/*") not in ("*/*", "application/json")):
         return None
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if length > MAX_BODY:
+        return None
+    request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware would check it further on
     try:
         fields = orjson.loads(request.body)
     except orjson.JSONDecodeError:
@@ -51,4 +68,6 @@ def steady_heartbeat(request):
         return None
     body = {"state": "ONLINE", "heartbeat_interval": interval, "heartbeat_timeout": timeout,
             **agent_security()}
-    return HttpResponse(orjson.dumps(body), content_type="application/json")
+    response = HttpResponse(orjson.dumps(body), content_type="application/json", headers=HEADERS)
+    response["Content-Length"] = str(len(response.content))
+    return response

@@ -149,7 +149,7 @@ def machine_heartbeat_steady(pk, digest, fields, timeout, now=None, fresh=None):
            f' FROM "{ApiToken._meta.db_table}" AS t, "{get_user_model()._meta.db_table}" AS u'
            ' WHERE m."id" = %s AND t."digest" = %s AND t."machine_id" = m."id"'
            ' AND t."user_id" = m."user_id" AND u."id" = t."user_id" AND u."is_active"'
-           ' AND t."last_used_at" >= %s AND m."state" = %s AND m."sharing_window" = \'\''
+           ' AND t."last_used_at" > %s AND m."state" = %s AND m."sharing_window" = \'\''
            ' AND (m."share_until" IS NULL OR m."share_until" > %s)' + same)
     params = [now, timeout, pk, digest, now - fresh, Machine.ONLINE, now,
               *[value for _, value in given]]

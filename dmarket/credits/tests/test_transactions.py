@@ -1,6 +1,7 @@
 """GET /api/credits/transactions/: the user's own ledger rows, newest first, in keyset pages
 (a cursor, no count: the ledger grows without bound)."""
 
+import base64
 from decimal import Decimal
 
 import pytest
@@ -164,8 +165,13 @@ def test_pages_follow_a_cursor(alice, staff, django_assert_num_queries):
     assert back["results"] == [as_listed(e) for e in newest_first[:3]]
 
 
-def test_a_forged_cursor_is_404(alice):
-    response = client_for(alice).get(URL, {"cursor": "bz0tMQ=="})
+@pytest.mark.parametrize("cursor", ["o=-1", "p=a", "p=1.5", "p=-1", "p=" + "9" * 19])
+def test_a_forged_cursor_is_404(alice, cursor):
+    """A position that is not an id would reach the filter (a 500 for "p=a"), or overflow
+    the column's bigint."""
+    encoded = base64.b64encode(cursor.encode()).decode()
+
+    response = client_for(alice).get(URL, {"cursor": encoded})
 
     assert (response.status_code, response.json()) == (404, {"detail": "Invalid cursor"})
 

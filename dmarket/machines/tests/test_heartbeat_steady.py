@@ -48,8 +48,11 @@ def test_a_steady_beat_is_one_statement_and_answers_as_the_full_view(
 
     assert queries.captured_queries[0]["sql"].startswith('UPDATE "machines_machine" AS m')
     assert response.status_code == 200
-    assert response["Content-Type"] == full["Content-Type"] == "application/json"
     assert response.content == full.content
+    headers = {name: value for name, value in response.headers.items() if name != "X-Request-ID"}
+    assert headers == {name: value for name, value in full.headers.items()
+                       if name != "X-Request-ID"}
+    assert headers["Content-Type"] == "application/json"
     assert response.json() == reply("ONLINE")
     machine.refresh_from_db()
     assert machine.last_heartbeat > before
@@ -222,3 +225,68 @@ def test_a_body_that_is_not_json_is_400(beating):
     response = agent.post(url(machine), b"{not json", content_type="application/json")
 
     assert response.status_code == 400
+
+
+def test_a_token_of_this_machine_but_another_users_is_the_full_views_to_refuse(
+        beating, bob):
+    """A token row naming alice's machine but bob as its user (no route makes one)."""
+    machine, _, _ = beating
+    _, key = ApiToken.issue(bob, name="machine", machine=machine)
+    forged = client_for()
+    forged.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert forged.post(url(machine), ALIVE, format="json").status_code == 404  # its use fresh
+    before = snapshot(machine)
+
+    response = forged.post(url(machine), ALIVE, format="json")
+
+    assert response.status_code == 404
+    assert snapshot(machine) == before
+
+
+def test_a_worker_that_stays_dead_takes_the_machine_offline(beating):
+    """Its stored worker_state already says DEAD (written meanwhile): the beat changes
+    nothing it sends, yet the machine must not stay ONLINE."""
+    machine, agent, _ = beating
+    Machine.objects.filter(pk=machine.pk).update(worker_state="DEAD")
+
+    response = agent.post(url(machine), {**ALIVE, "worker_state": "DEAD"}, format="json")
+
+    assert response.json()["state"] == "OFFLINE"
+
+
+@pytest.mark.parametrize("path, request_headers, status", [
+    ("{url}%0A", {}, 404),  # Django's routes end at the end, not before a final newline
+    ("{url}?format=api", {}, 404),
+    ("{url}", {"HTTP_ACCEPT": "text/html"}, 406),
+    ("{url}", {"HTTP_HOST": "evil.example"}, 400),
+])
+def test_a_request_the_full_view_would_refuse_is_refused(beating, path, request_headers,
+                                                         status):
+    machine, agent, _ = beating
+    before = snapshot(machine)
+    response = agent.generic("POST", path.format(url=url(machine)), b"{}",
+                             content_type="application/json", **request_headers)
+
+    assert response.status_code == status
+    assert snapshot(machine) == before
+
+
+def test_a_large_body_is_read_by_the_full_view_after_its_authentication(beating):
+    machine, _, _ = beating
+    stranger = client_for()
+    stranger.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+
+    response = stranger.post(url(machine), {"worker_id": "w" * 5000}, format="json")
+
+    assert response.status_code == 401
+
+
+def test_a_body_in_another_charset_is_read_by_the_full_view(beating,
+                                                              django_assert_num_queries):
+    machine, agent, _ = beating
+
+    with django_assert_num_queries(2):  # the token, the UPDATE: not the short way's
+        response = agent.generic("POST", url(machine), "{}".encode("utf-16"),
+                                 content_type="application/json; charset=utf-16")
+
+    assert response.status_code == 200
