@@ -126,20 +126,20 @@ def machine_heartbeat(machine, worker_state="", worker_id="", python="", platfor
 STEADY_FIELDS = ("worker_state", "worker_id", "python", "platform")
 
 
-def machine_heartbeat_steady(pk, digest, fields, timeout, now=None, fresh=None):
+def machine_heartbeat_steady(pk, digest, fields, timeout, now=None):
     """A steady heartbeat (of almost every beat of thousands of machines) in one statement,
     which is also its token's check: machine `pk` stays ONLINE, beats and is told `timeout`.
     True when that was the whole of it; False (nothing written) for anything else, which the
     full view then decides as it always has.
 
     It is one only when all of this holds: the token whose key has `digest` is the machine's
-    own and its user's, the user is active, the token was used within `fresh` (so that the
-    token's last use is recorded by the full path once a minute, as on every route); the
+    own and its user's, the user is active, the token was used within LAST_USED_RESOLUTION
+    (so that the token's last use is recorded by the full path once a minute, as on every
+    route); the
     machine is ONLINE, has no sharing window and is not past its share_until; and every
     non-empty value of `fields` (STEADY_FIELDS) is the machine's already, a worker_state being
     "" or ALIVE (an ONLINE machine's)."""
     now = now or timezone.now()
-    fresh = fresh or LAST_USED_RESOLUTION
     if fields.get("worker_state", "") not in ("", "ALIVE") or set(fields) - set(STEADY_FIELDS):
         return False
     given = [(name, value) for name, value in fields.items() if value]
@@ -151,7 +151,7 @@ def machine_heartbeat_steady(pk, digest, fields, timeout, now=None, fresh=None):
            ' AND t."user_id" = m."user_id" AND u."id" = t."user_id" AND u."is_active"'
            ' AND t."last_used_at" > %s AND m."state" = %s AND m."sharing_window" = \'\''
            ' AND (m."share_until" IS NULL OR m."share_until" > %s)' + same)
-    params = [now, timeout, pk, digest, now - fresh, Machine.ONLINE, now,
+    params = [now, timeout, pk, digest, now - LAST_USED_RESOLUTION, Machine.ONLINE, now,
               *[value for _, value in given]]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
