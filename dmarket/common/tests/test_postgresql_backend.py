@@ -3,6 +3,7 @@ own loader when that gives the very values Django's would."""
 
 import datetime
 
+import psycopg
 import pytest
 from django.db import connection, connections
 from django.db.backends.postgresql.psycopg_any import BaseTzLoader, register_tzloader
@@ -53,3 +54,48 @@ def test_a_session_in_another_time_zone_keeps_djangos_loader():
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SET TIME ZONE 'UTC'")
+
+
+def prepared_statements(cursor):
+    cursor.execute("SELECT statement FROM pg_prepared_statements")
+    return [statement for (statement,) in cursor.fetchall()]
+
+
+@pytest.mark.django_db
+def test_a_prepared_cursor_prepares_its_statement_on_the_connection():
+    from django.test.utils import CaptureQueriesContext
+
+    statement = "SELECT %s::int + 41 AS answer_of_a_prepared_cursor"
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(7):  # past psycopg's prepare_threshold (5)
+            with connection.prepared_cursor() as cursor:
+                cursor.execute(statement, [1])
+                assert cursor.fetchone() == (42,)
+    assert len(queries) == 7  # Django's query log and execute wrappers still see them
+    with connection.cursor() as cursor:
+        assert ("SELECT $1::int + 41 AS answer_of_a_prepared_cursor"
+                in prepared_statements(cursor))
+        assert isinstance(cursor.cursor, psycopg.ClientCursor)  # every other one, as Django's
+
+
+@pytest.mark.django_db
+def test_a_client_cursor_never_prepares():
+    with connection.cursor() as cursor:
+        for _ in range(7):
+            cursor.execute("SELECT %s::int + 41 AS answer_of_a_client_cursor", [1])
+        assert not any("answer_of_a_client_cursor" in s for s in prepared_statements(cursor))
+
+
+def test_prepared_statements_can_be_turned_off_for_a_pooler(settings):
+    """DMARKET_DATABASE_PREPARE=false: Django's default (none prepared), for a pooler in
+    transaction mode that cannot keep them; an operator's own prepare_threshold wins."""
+    wrapper = connections["default"]
+    assert wrapper.get_connection_params()["prepare_threshold"] == 5
+    settings.DMARKET_DATABASE_PREPARE = False
+    assert wrapper.get_connection_params()["prepare_threshold"] is None
+    settings.DMARKET_DATABASE_PREPARE = True
+    wrapper.settings_dict["OPTIONS"]["prepare_threshold"] = 20
+    try:
+        assert wrapper.get_connection_params()["prepare_threshold"] == 20
+    finally:
+        del wrapper.settings_dict["OPTIONS"]["prepare_threshold"]

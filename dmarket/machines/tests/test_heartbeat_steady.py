@@ -290,3 +290,40 @@ def test_a_body_in_another_charset_is_read_by_the_full_view(beating,
                                  content_type="application/json; charset=utf-16")
 
     assert response.status_code == 200
+
+
+def synchronous_commit():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_steady_beat_alone_does_not_wait_for_the_disk_and_nothing_after_it_is_spared(
+        beating, django_assert_num_queries):
+    """Outside any transaction (as the server runs it), the beat's own commit does not wait
+    for its WAL: set_config(..., true) ends with the statement, so the connection's next write
+    (a ledger row, say) waits for the disk as ever."""
+    machine, agent, _ = beating
+
+    with django_assert_num_queries(1) as queries:
+        assert agent.post(url(machine), ALIVE, format="json").status_code == 200
+
+    assert "set_config('synchronous_commit', 'off', true)" in queries.captured_queries[0]["sql"]
+    assert synchronous_commit() == "on"
+
+
+def test_a_steady_beat_inside_a_transaction_leaves_its_commit_alone(beating):
+    """In a caller's transaction (a test's, here) the statement would make the caller's other
+    writes commit without waiting too: it does not ask then."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    machine, agent, _ = beating
+    with CaptureQueriesContext(connection) as queries:
+        assert agent.post(url(machine), ALIVE, format="json").status_code == 200
+
+    assert len(queries) == 1 and "synchronous_commit" not in queries.captured_queries[0]["sql"]
+    assert synchronous_commit() == "on"
