@@ -96,7 +96,9 @@ class Job(models.Model):
         ]
         # A user's list, newest first (read backwards): a page is its rows alone, found in
         # order, however many jobs the user has, not all of them joined and sorted.
-        indexes = [models.Index(fields=["user", "created_at", "id"], name="job_user_newest")]
+        # A user's list and the operators' (?all=true) are read newest first, a page at a time.
+        indexes = [models.Index(fields=["user", "created_at", "id"], name="job_user_newest"),
+                   models.Index(fields=["created_at", "id"], name="job_newest")]
 
     def __str__(self):
         return f"job {self.pk} {self.name!r} ({self.status})"

@@ -242,3 +242,28 @@ def test_each_row_is_what_the_job_serializer_gives(alice, staff, entry_file,
     # Operators' list of everyone's jobs takes the same path.
     assert client_for(staff).get("/api/jobs/?all=true").json()["results"] == (
         response.json()["results"])
+
+
+def test_the_operators_page_is_read_from_an_index_not_sorted(alice, bob, staff):
+    """Every user's jobs, newest first: with thousands of them, the first page reads 51 rows
+    of the index job_newest instead of sorting the whole table."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    runs = Run.objects.bulk_create([Run(user=user, label=f"job-{i}", max_credits=1)
+                                    for i in range(1500) for user in (alice, bob)])
+    Job.objects.bulk_create([Job(user=run.user, run=run, name=run.label,
+                                 entry_file="dmarket://a.py@1") for run in runs])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE jobs_job")
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client_for(staff).get("/api/jobs/?all=true")
+    assert response.status_code == 200 and len(response.json()["results"]) == 50
+
+    page_sql = next(q["sql"] for q in queries.captured_queries
+                    if 'FROM "jobs_job"' in q["sql"] and "ORDER BY" in q["sql"])
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + page_sql)
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+    assert "job_newest" in plan and "Sort" not in plan, plan
