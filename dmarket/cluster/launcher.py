@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 # Drivers this launcher process started: reaped with poll() so they do not linger as zombies.
 _children = {}
-# When a cancel's SIGTERM was sent, per job: SIGKILL follows after DMARKET_CANCEL_GRACE.
+# When a cancel's SIGTERM was sent, per job: SIGKILL follows after DMARKET_CANCEL_GRACE (to the
+# wrapper too after twice that).
 _term_sent = {}
 # When each job's disk use was last measured (a walk of its directory).
 _disk_checked = {}
@@ -390,15 +391,30 @@ def job_signal(job, sig):
 
 
 def job_stop(job):
-    """Stop a job whose cancel (or credit cap) was asked for: TERM, then KILL after a grace."""
+    """Stop a job whose cancel (or credit cap) was asked for: TERM to its process group; after
+    the grace, KILL to all of it but the wrapper, which then records the driver's end (137) as
+    it records any; a wrapper still there another grace later is killed too (no exit code)."""
     sent = _term_sent.get(job.pk)
     if sent is None:
         _term_sent[job.pk] = time.monotonic()
         if job.spark_app_id and not spark.is_yarn():
             spark.master_kill_app(job.spark_app_id)
         job_signal(job, signal.SIGTERM)
-    elif time.monotonic() - sent > settings.DMARKET_CANCEL_GRACE:
+    elif time.monotonic() - sent > 2 * settings.DMARKET_CANCEL_GRACE:
         job_signal(job, signal.SIGKILL)
+    elif time.monotonic() - sent > settings.DMARKET_CANCEL_GRACE:
+        driver_kill(job)
+
+
+def driver_kill(job):
+    """KILL the job's process group but its wrapper (the group's leader: job_follow saw it
+    alive, so the group is the job's)."""
+    for pid in group_members(job.driver_pid):
+        if pid != job.driver_pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def driver_reap(job, kill):

@@ -255,12 +255,33 @@ def test_a_driver_that_ignores_sigterm_is_killed_after_the_grace(
     job = drive(job)
 
     assert time.monotonic() - term_sent > settings.DMARKET_CANCEL_GRACE
-    # The SIGKILL took the wrapper too: no exit code, the outcome asked for.
+    # The SIGKILL spared the wrapper, which recorded the driver's end as 128 + SIGKILL.
+    assert (job.status, job.exit_code, job.status_reason) == (
+        Job.CANCELLED, 128 + signal.SIGKILL, "cancelled by its owner")
+    assert (job.work_dir / "exit_code").read_text() == "137\n"
+    assert group_members(job.driver_pid) == []
+    assert job.pk not in launcher._term_sent
+    settle(job, alice)
+
+
+def test_a_wrapper_that_does_not_record_the_end_is_killed_a_grace_later(
+        fake_spark, alice, entry_file, settings):
+    """A stopped wrapper cannot write the exit code: a grace after the driver's KILL, the
+    whole group is killed, the wrapper too, and the job ends as asked, without a code."""
+    job = started(submit(alice, entry_file, "ignore-term; sleep 30"))
+    record = fake_record(job)
+
+    job_cancel(job)
+    launcher_tick()
+    term_sent = launcher._term_sent[job.pk]
+    os.kill(job.driver_pid, signal.SIGSTOP)
+    job = drive(job)
+
+    assert time.monotonic() - term_sent > 2 * settings.DMARKET_CANCEL_GRACE
     assert (job.status, job.exit_code, job.status_reason) == (
         Job.CANCELLED, None, "cancelled by its owner")
     assert not (job.work_dir / "exit_code").exists()
-    assert group_members(job.driver_pid) == []
-    assert job.pk not in launcher._term_sent
+    assert group_members(record["pgid"]) == []
     settle(job, alice)
 
 
