@@ -206,6 +206,18 @@ def run_wrk(url, script, connections, seconds, session=None):
     return result
 
 
+def host_speed_ms():
+    """CPU milliseconds of a fixed pure-Python loop (median of 5): how fast this host is just
+    now. The same machine has run it 1.5-2 times slower in some spells than in others, and
+    every figure here with it; the ratios to the baseline are what carry across runs."""
+    timings = []
+    for _ in range(5):
+        started = time.process_time()
+        sum(i * i for i in range(1_000_000))
+        timings.append((time.process_time() - started) * 1000)
+    return statistics.median(timings)
+
+
 def page_alone_ms(url, token, times=20):
     """Median wall time of one request at a time, with the same connection kept."""
     session = requests.Session()
@@ -246,6 +258,7 @@ def main():
     import django
 
     django.setup()
+    speed = [host_speed_ms()]
     key, beats = seed(connections)
     started = time.monotonic()
     small_key = seed_ledger("ledger100", 100)
@@ -335,6 +348,7 @@ def main():
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+    speed.append(host_speed_ms())
 
     rows = []
     for (name, c), r in results.items():
@@ -346,7 +360,7 @@ def main():
                      "cpu_ms": round(r["cpu_ms"], 2), "cpu_ratio": round(cpu_ratio, 3),
                      "errors": r["errors"]})
     if options.json:
-        print(json.dumps({"routes": rows, "alone_ms": alone}, indent=2))
+        print(json.dumps({"routes": rows, "alone_ms": alone, "host_speed_ms": speed}, indent=2))
         return
     print(f"{'ROUTE':<15} {'CONN':>4} {'REQ/S':>8} {'P99 MS':>7} {'/BASELINE':>9} "
           f"{'CPU MS':>6} {'/BASE CPU':>9} {'ERRORS':>6}  TARGET")
@@ -360,7 +374,10 @@ def main():
     print("\nCPU MS: the server's CPU (gunicorn and PostgreSQL) per request; /BASE CPU: the "
           "baseline's over the route's,\nthe requests a second the route would keep if CPU "
           "were the only limit.")
-    print("\nA transactions page alone (median of 20; target at 1 M rows: < 20 ms):")
+    print(f"\nHost speed (a fixed Python loop, before and after; lower is faster): "
+          f"{speed[0]:.0f} ms, {speed[1]:.0f} ms.")
+    if alone:
+        print("\nA transactions page alone (median of 20; target at 1 M rows: < 20 ms):")
     for name, ms in alone.items():
         print(f"  {name:<23} {ms:6.1f} ms")
 
