@@ -311,7 +311,7 @@ DMARKET_HEARTBEAT_TIMEOUT = env.int("DMARKET_HEARTBEAT_TIMEOUT", 30)
 DMARKET_MAX_HEARTBEATS_PER_SECOND = env.int("DMARKET_MAX_HEARTBEATS_PER_SECOND", 500)
 # The steady heartbeat's statement (thousands a second) is prepared on each PostgreSQL
 # connection: parsed and planned once, not on every beat. false behind a connection pooler in
-# transaction mode that cannot keep prepared statements (PgBouncer before 1.21).
+# transaction mode that cannot keep prepared statements (PgBouncer before 1.22).
 DMARKET_DATABASE_PREPARE = env.bool("DMARKET_DATABASE_PREPARE", True)
 # How often the monitor looks (the seed's ping interval), and after how long offline a machine
 # is removed (the seed's clean-up time; 0: never).

@@ -142,16 +142,17 @@ def machine_heartbeat_steady(pk, digest, fields, timeout, now=None):
     now = now or timezone.now()
     if fields.get("worker_state", "") not in ("", "ALIVE") or set(fields) - set(STEADY_FIELDS):
         return False
-    given = [(name, value) for name, value in fields.items() if value]
+    # In STEADY_FIELDS' order, whatever the body's: one statement text per set of fields sent.
+    given = [(name, fields[name]) for name in STEADY_FIELDS if fields.get(name)]
     same = "".join(f' AND m."{name}" = %s' for name, _ in given)
     # On PostgreSQL this statement's own commit does not wait for its WAL to reach the disk
     # (SET LOCAL synchronous_commit, as set_config(..., true) in the statement itself: it ends
-    # with the statement's own transaction, so the connection's later writes wait as ever; never
-    # inside a caller's transaction, whose other writes it would touch). A
-    # crash of the database can lose the last fraction of a second of beats, never anything
-    # else; a machine's next beat writes it again. The wait was most of a beat's latency.
+    # with the statement's own transaction, so the connection's later writes wait as ever;
+    # never in a caller's transaction, whose other writes it would spare too). A crash of the
+    # database can lose the last fraction of a second of beats, never anything else; a
+    # machine's next beat writes it again. The wait was most of a beat's latency.
     no_wait = (", (SELECT set_config('synchronous_commit', 'off', true)) AS s"
-               if connection.vendor == "postgresql" and not connection.in_atomic_block else "")
+               if connection.vendor == "postgresql" and connection.get_autocommit() else "")
     sql = (f'UPDATE "{Machine._meta.db_table}" AS m'
            ' SET "last_heartbeat" = %s, "heartbeat_timeout" = %s'
            f' FROM "{ApiToken._meta.db_table}" AS t, "{get_user_model()._meta.db_table}" AS u'

@@ -9,42 +9,64 @@ already gives tzinfo=datetime.timezone.utc, exactly what Django's would; anythin
 Django's loader.
 
 prepared_cursor(): a statement run thousands of times a second (the steady heartbeat) bound on
-the server and prepared on each connection, so that PostgreSQL parses and plans it once per
-connection instead of once per run. Django keeps prepared statements off (prepare_threshold
-None) for connection poolers; every cursor but this one binds on the client, which psycopg never
-prepares, so turning them on here changes nothing else. DMARKET_DATABASE_PREPARE=false keeps
-them off for a pooler that cannot hold them."""
+the server and prepared on its connection, so that PostgreSQL parses and plans it once per
+connection instead of once per run. Django keeps prepared statements off on the connection
+(prepare_threshold None, for connection poolers); they stay off for every other cursor, which
+psycopg then does not even count. DMARKET_DATABASE_PREPARE=false binds on the server without
+preparing, for a pooler that cannot keep prepared statements."""
 
 import datetime
 
 from django.conf import settings
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, operations
+from psycopg import errors
 from psycopg.types.datetime import TimestamptzLoader  # psycopg registers its C version
 
 
-class DatabaseWrapper(base.DatabaseWrapper):
-    _server_binding = False
+class PreparedCursor(base.ServerBindingCursor):
+    """Prepares each statement it runs on first use: the connection's threshold is lifted for
+    the call alone (psycopg reuses a prepared statement only while it is not None)."""
 
-    def get_connection_params(self):
-        params = super().get_connection_params()
-        if (settings.DMARKET_DATABASE_PREPARE
-                and "prepare_threshold" not in self.settings_dict["OPTIONS"]):
-            params["prepare_threshold"] = 5  # psycopg's default
-        return params
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        if not settings.DMARKET_DATABASE_PREPARE:
+            return super().execute(query, params, prepare=False, binary=binary)
+        connection = self.connection
+        threshold, connection.prepare_threshold = connection.prepare_threshold, 0
+        try:
+            return super().execute(query, params, prepare=True, binary=binary)
+        finally:
+            connection.prepare_threshold = threshold
+
+
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor, sql, params):
+        """For the query log (DEBUG, tests): psycopg keeps no text of a prepared run."""
+        if isinstance(cursor, PreparedCursor):
+            try:
+                return self.compose_sql(sql, params)
+            except errors.DataError:
+                return None
+        return super().last_executed_query(cursor, sql, params)
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+    _prepared_next = False
 
     def prepared_cursor(self):
-        """Django's cursor (its query log and execute wrappers), binding on the server: psycopg
-        prepares a statement after it ran prepare_threshold times on the connection."""
-        self._server_binding = True
+        """Django's cursor (its query log and execute wrappers), whose statements are bound on
+        the server and prepared (PreparedCursor)."""
+        self.ensure_connection()  # a reconnect's own statements stay on Django's cursors
+        self._prepared_next = True
         try:
             return self.cursor()
         finally:
-            self._server_binding = False
+            self._prepared_next = False
 
     def create_cursor(self, name=None):
-        if self._server_binding and not name:
+        if self._prepared_next and not name:
             client, self.connection.cursor_factory = (self.connection.cursor_factory,
-                                                      base.ServerBindingCursor)
+                                                      PreparedCursor)
             try:
                 cursor = super().create_cursor(name)
             finally:

@@ -6,6 +6,7 @@ import datetime
 import psycopg
 import pytest
 from django.db import connection, connections
+from django.db.backends.postgresql import base
 from django.db.backends.postgresql.psycopg_any import BaseTzLoader, register_tzloader
 from psycopg import adapters
 from psycopg.pq import Format
@@ -67,35 +68,44 @@ def test_a_prepared_cursor_prepares_its_statement_on_the_connection():
 
     statement = "SELECT %s::int + 41 AS answer_of_a_prepared_cursor"
     with CaptureQueriesContext(connection) as queries:
-        for _ in range(7):  # past psycopg's prepare_threshold (5)
+        for _ in range(3):
             with connection.prepared_cursor() as cursor:
                 cursor.execute(statement, [1])
                 assert cursor.fetchone() == (42,)
-    assert len(queries) == 7  # Django's query log and execute wrappers still see them
+    # Django's query log and execute wrappers still see them, with their text.
+    assert [query["sql"] for query in queries.captured_queries] == [
+        "SELECT 1::int + 41 AS answer_of_a_prepared_cursor"] * 3
     with connection.cursor() as cursor:
         assert ("SELECT $1::int + 41 AS answer_of_a_prepared_cursor"
                 in prepared_statements(cursor))
         assert isinstance(cursor.cursor, psycopg.ClientCursor)  # every other one, as Django's
+    # Django's default stays on the connection: psycopg prepares nothing else, counts nothing.
+    assert connection.connection.prepare_threshold is None
 
 
 @pytest.mark.django_db
-def test_a_client_cursor_never_prepares():
+def test_no_other_cursor_prepares_even_one_binding_on_the_server():
+    """Only the prepared cursor lifts the connection's threshold, and only while it runs."""
+    with connection.prepared_cursor() as cursor:
+        cursor.execute("SELECT 1 AS lifted_once")
+    connection.ensure_connection()
+    with base.ServerBindingCursor(connection.connection) as cursor:
+        for _ in range(7):  # past psycopg's own default threshold (5)
+            cursor.execute("SELECT %s::int AS bound_on_the_server", [1])
     with connection.cursor() as cursor:
-        for _ in range(7):
-            cursor.execute("SELECT %s::int + 41 AS answer_of_a_client_cursor", [1])
-        assert not any("answer_of_a_client_cursor" in s for s in prepared_statements(cursor))
+        statements = prepared_statements(cursor)
+    assert "SELECT 1 AS lifted_once" in statements
+    assert not any("bound_on_the_server" in s for s in statements)
 
 
+@pytest.mark.django_db
 def test_prepared_statements_can_be_turned_off_for_a_pooler(settings):
-    """DMARKET_DATABASE_PREPARE=false: Django's default (none prepared), for a pooler in
-    transaction mode that cannot keep them; an operator's own prepare_threshold wins."""
-    wrapper = connections["default"]
-    assert wrapper.get_connection_params()["prepare_threshold"] == 5
+    """DMARKET_DATABASE_PREPARE=false: still bound on the server, never prepared (a pooler in
+    transaction mode that cannot keep prepared statements)."""
     settings.DMARKET_DATABASE_PREPARE = False
-    assert wrapper.get_connection_params()["prepare_threshold"] is None
-    settings.DMARKET_DATABASE_PREPARE = True
-    wrapper.settings_dict["OPTIONS"]["prepare_threshold"] = 20
-    try:
-        assert wrapper.get_connection_params()["prepare_threshold"] == 20
-    finally:
-        del wrapper.settings_dict["OPTIONS"]["prepare_threshold"]
+    for _ in range(3):
+        with connection.prepared_cursor() as cursor:
+            cursor.execute("SELECT %s::int AS never_prepared", [1])
+            assert type(cursor.cursor).__name__ == "PreparedCursor"
+    with connection.cursor() as cursor:
+        assert not any("never_prepared" in s for s in prepared_statements(cursor))

@@ -302,17 +302,35 @@ def synchronous_commit():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_steady_beat_alone_does_not_wait_for_the_disk_and_nothing_after_it_is_spared(
-        beating, django_assert_num_queries):
+        beating):
     """Outside any transaction (as the server runs it), the beat's own commit does not wait
-    for its WAL: set_config(..., true) ends with the statement, so the connection's next write
-    (a ledger row, say) waits for the disk as ever."""
-    machine, agent, _ = beating
+    for its WAL: its statement turns synchronous_commit off for its own transaction (seen here
+    by opening that transaction around it), and the connection's next write (a ledger row, say)
+    waits for the disk as it did before."""
+    from django.db import connection
 
-    with django_assert_num_queries(1) as queries:
+    machine, agent, _ = beating
+    before = synchronous_commit()
+    seen = []
+
+    def inside_a_transaction(execute, sql, params, many, context):
+        with context["connection"].connection.cursor() as raw:
+            raw.execute("BEGIN")
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                raw.execute("SHOW synchronous_commit")
+                seen.append((sql, raw.fetchone()[0]))
+                raw.execute("COMMIT")
+
+    with connection.execute_wrapper(inside_a_transaction):
         assert agent.post(url(machine), ALIVE, format="json").status_code == 200
 
-    assert "set_config('synchronous_commit', 'off', true)" in queries.captured_queries[0]["sql"]
-    assert synchronous_commit() == "on"
+    assert len(seen) == 1 and seen[0][0].startswith('UPDATE "machines_machine" AS m')
+    assert seen[0][1] == "off"
+    assert synchronous_commit() == before != "off"
+    machine.refresh_from_db()
+    assert machine.state == Machine.ONLINE
 
 
 def test_a_steady_beat_inside_a_transaction_leaves_its_commit_alone(beating):
@@ -322,8 +340,22 @@ def test_a_steady_beat_inside_a_transaction_leaves_its_commit_alone(beating):
     from django.test.utils import CaptureQueriesContext
 
     machine, agent, _ = beating
+    before = synchronous_commit()
     with CaptureQueriesContext(connection) as queries:
         assert agent.post(url(machine), ALIVE, format="json").status_code == 200
 
     assert len(queries) == 1 and "synchronous_commit" not in queries.captured_queries[0]["sql"]
-    assert synchronous_commit() == "on"
+    assert synchronous_commit() == before
+
+
+def test_a_steady_beats_statement_is_prepared_once_per_connection_whatever_the_fields_order(
+        beating):
+    from django.db import connection
+
+    machine, agent, _ = beating
+    for body in (ALIVE, dict(reversed(ALIVE.items())), ALIVE):
+        assert agent.post(url(machine), body, format="json").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements "
+                       "WHERE statement LIKE 'UPDATE \"machines_machine\" AS m%%'")
+        assert len(cursor.fetchall()) == 1
