@@ -41,9 +41,10 @@ log = logging.getLogger(__name__)
 
 # Drivers this launcher process started: reaped with poll() so they do not linger as zombies.
 _children = {}
-# When a cancel's SIGTERM was sent, per job: SIGKILL follows after DMARKET_CANCEL_GRACE (to the
-# wrapper too after twice that).
+# When a cancel's SIGTERM was sent, per job: SIGKILL to all but the wrapper follows after
+# DMARKET_CANCEL_GRACE (_kill_sent: when), and to the wrapper too a grace after that.
 _term_sent = {}
+_kill_sent = {}
 # When each job's disk use was last measured (a walk of its directory).
 _disk_checked = {}
 DISK_CHECK_INTERVAL = 2.0
@@ -393,27 +394,33 @@ def job_signal(job, sig):
 def job_stop(job):
     """Stop a job whose cancel (or credit cap) was asked for: TERM to its process group; after
     the grace, KILL to all of it but the wrapper, which then records the driver's end (137) as
-    it records any; a wrapper still there another grace later is killed too (no exit code)."""
-    sent = _term_sent.get(job.pk)
+    it records any; a wrapper still there a grace after that KILL is killed too (no exit
+    code)."""
+    sent, killed = _term_sent.get(job.pk), _kill_sent.get(job.pk)
+    now = time.monotonic()
     if sent is None:
-        _term_sent[job.pk] = time.monotonic()
+        _term_sent[job.pk] = now
         if job.spark_app_id and not spark.is_yarn():
             spark.master_kill_app(job.spark_app_id)
         job_signal(job, signal.SIGTERM)
-    elif time.monotonic() - sent > 2 * settings.DMARKET_CANCEL_GRACE:
+    elif killed is None:
+        if now - sent > settings.DMARKET_CANCEL_GRACE:
+            _kill_sent[job.pk] = now
+            driver_kill(job)
+    elif now - killed > settings.DMARKET_CANCEL_GRACE:
         job_signal(job, signal.SIGKILL)
-    elif time.monotonic() - sent > settings.DMARKET_CANCEL_GRACE:
-        driver_kill(job)
 
 
 def driver_kill(job):
     """KILL the job's process group but its wrapper (the group's leader: job_follow saw it
     alive, so the group is the job's)."""
+    if not job.driver_pid:
+        return
     for pid in group_members(job.driver_pid):
         if pid != job.driver_pid:
             try:
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except OSError:  # gone meanwhile, or not ours to signal (a setuid program)
                 pass
 
 
@@ -424,6 +431,7 @@ def driver_reap(job, kill):
     Only while the wrapper was seen alive: once it is gone, its pid may be another's, and only
     the processes of its group that carry the job's id are killed (leftovers_kill)."""
     _term_sent.pop(job.pk, None)
+    _kill_sent.pop(job.pk, None)
     _disk_checked.pop(job.pk, None)
     if kill:
         job_signal(job, signal.SIGKILL)

@@ -77,6 +77,7 @@ def fake_spark(settings, tmp_path, monkeypatch):
     # This test's drivers only, whatever earlier tests left in the launcher's memory.
     monkeypatch.setattr(launcher, "_children", {})
     monkeypatch.setattr(launcher, "_term_sent", {})
+    monkeypatch.setattr(launcher, "_kill_sent", {})
     monkeypatch.setattr(launcher, "_disk_checked", {})
     started = []
     popen = sandbox.popen
@@ -260,7 +261,7 @@ def test_a_driver_that_ignores_sigterm_is_killed_after_the_grace(
         Job.CANCELLED, 128 + signal.SIGKILL, "cancelled by its owner")
     assert (job.work_dir / "exit_code").read_text() == "137\n"
     assert group_members(job.driver_pid) == []
-    assert job.pk not in launcher._term_sent
+    assert job.pk not in launcher._term_sent and job.pk not in launcher._kill_sent
     settle(job, alice)
 
 
