@@ -242,7 +242,7 @@ def main():
                         "runs, and transactions with transactions_1m)")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
-    chosen = {"baseline", *options.routes.split(",")}
+    chosen = {"baseline", *filter(None, options.routes.split(","))}
     if "transactions_1m" in chosen:
         chosen.add("transactions")  # its measure
     if chosen - set(ROUTES):
