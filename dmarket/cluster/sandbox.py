@@ -346,9 +346,13 @@ def wrapped_argv(profile, command, job_dir, cgroups):
     argv = [sys.executable, wrapper.__file__]
     for path in cgroups:
         argv += ["--cgroup", str(path)]
-    argv += rlimit_args(profile) + [str(job_dir), "--"]
+    argv += rlimit_args(profile)
     if enabled():
-        argv += bwrap_argv(profile)
+        # A cancel's SIGTERM for the command, not for bubblewrap (wrapper.py says why).
+        argv += ["--shield-term", str(job_dir), "--", *bwrap_argv(profile),
+                 shutil.which("env") or "/usr/bin/env", "--default-signal=TERM"]
+    else:
+        argv += [str(job_dir), "--"]
     return argv + list(command)
 
 

@@ -1,11 +1,18 @@
 """Runs one job's driver (spark-submit) and keeps its exit code in a file.
 
-    python dmarket/cluster/wrapper.py [--cgroup DIR]... [--rlimit NAME=N]... JOB_DIR -- COMMAND...
+    python dmarket/cluster/wrapper.py [--cgroup DIR]... [--rlimit NAME=N]... [--shield-term]
+        JOB_DIR -- COMMAND...
 
 COMMAND is the sandbox (dmarket.cluster.sandbox) around spark-submit. The wrapper itself runs
 outside it, as the launcher's user: the job cannot write its exit code. It joins the job's
 cgroups itself, so that everything it starts is in them, and sets the rlimits in the command's
 process only (its own exit code is written past a job's file limit).
+
+A cancel's SIGTERM goes to the whole process group. With --shield-term, COMMAND starts with
+SIGTERM ignored, which exec keeps: bubblewrap's own processes must outlive it (its outer
+process has no handler, and its death kills the sandbox at once, --die-with-parent), and the
+sandbox gives the default back to what it runs (env --default-signal=TERM), so that the
+driver, not bubblewrap, gets the grace.
 
 The launcher starts it in a session of its own, so the driver outlives a launcher that dies,
 and a restarted launcher finds the outcome in JOB_DIR/exit_code. Its output goes to
@@ -65,17 +72,23 @@ def join(cgroups):
             f.write(str(os.getpid()))
 
 
-def limiter(rlimits):
+def limiter(rlimits, shield_term=False):
     """Set in the child only (the wrapper writes the exit code past a job's file limit)."""
     def apply():
         for name, value in rlimits:
             resource.setrlimit(RLIMITS[name], (value, value))
+        if shield_term:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return apply
 
 
 def parse(argv):
-    cgroups, rlimits = [], []
-    while len(argv) >= 2 and argv[0] in ("--cgroup", "--rlimit"):
+    cgroups, rlimits, shield_term = [], [], False
+    while argv and (argv[0] == "--shield-term"
+                    or len(argv) >= 2 and argv[0] in ("--cgroup", "--rlimit")):
+        if argv[0] == "--shield-term":
+            shield_term, argv = True, argv[1:]
+            continue
         if argv[0] == "--cgroup":
             cgroups.append(argv[1])
         else:
@@ -84,16 +97,16 @@ def parse(argv):
         argv = argv[2:]
     if len(argv) < 3 or argv[1] != "--":
         return None
-    return cgroups, rlimits, argv[0], argv[2:]
+    return cgroups, rlimits, shield_term, argv[0], argv[2:]
 
 
 def main(argv):
     parsed = parse(argv)
     if parsed is None:
-        sys.stderr.write("usage: wrapper.py [--cgroup DIR]... [--rlimit NAME=N]... JOB_DIR -- "
-                         "COMMAND...\n")
+        sys.stderr.write("usage: wrapper.py [--cgroup DIR]... [--rlimit NAME=N]... "
+                         "[--shield-term] JOB_DIR -- COMMAND...\n")
         return 2
-    cgroups, rlimits, job_dir, command = parsed
+    cgroups, rlimits, shield_term, job_dir, command = parsed
     join(cgroups)
     # A cancel signals the whole process group; the wrapper lives on to record the outcome.
     # A handler (unlike SIG_IGN) is reset to the default in the child by exec.
@@ -103,7 +116,7 @@ def main(argv):
         try:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, cwd=job_dir,
-                                     preexec_fn=limiter(rlimits))
+                                     preexec_fn=limiter(rlimits, shield_term))
         except OSError as e:
             log.write(f"dmarket: could not start the driver: {e}\n".encode())
             code = 127
