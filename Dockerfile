@@ -30,4 +30,4 @@ EXPOSE 8000
 # The web server; the daemons run from the same image with another command (see
 # docker-compose.yml): manage.py launcher --loop, billing --loop, monitor --loop,
 # inference --loop.
-CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput -v0 && python manage.py ensure_superuser && exec gunicorn dmarket.wsgi --bind ${DMARKET_BIND}:${DMARKET_PORT} --workers 2 --worker-class gthread --threads 4 --timeout 120 --no-control-socket --access-logfile - --error-logfile -"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput -v0 && python manage.py ensure_superuser && exec gunicorn dmarket.wsgi --bind ${DMARKET_BIND}:${DMARKET_PORT} --workers 2 --worker-class gthread --threads 4 --timeout 120 --no-control-socket --logger-class dmarket.common.gunicorn_logging.Logger --access-logfile - --error-logfile -"]

@@ -328,7 +328,8 @@ def main():
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "dmarket.wsgi", "--bind", f"127.0.0.1:{port}",
          "--workers", os.environ.get("DMARKET_WEB_WORKERS", "2"), "--worker-class", "gthread",
          "--threads", os.environ.get("DMARKET_WEB_THREADS", "4"), "--timeout", "120",
-         "--no-control-socket", "--access-logfile", str(data / "access.log"),
+         "--no-control-socket", "--logger-class", "dmarket.common.gunicorn_logging.Logger",
+         "--access-logfile", str(data / "access.log"),
          "--error-logfile", str(data / "server.log")],
         cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "bench.load_settings"},
         start_new_session=True)

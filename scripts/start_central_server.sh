@@ -20,11 +20,13 @@ else
   # Threads (gthread): a worker's heartbeat goes on while one of its threads streams a large
   # file, which a sync worker would be killed for after --timeout seconds. No control socket:
   # gunicorn (25.1+) otherwise opens one at ~/.gunicorn/gunicorn.ctl, the same path for every
-  # server its user runs, and nothing here uses it (the pid file and signals do).
+  # server its user runs, and nothing here uses it (the pid file and signals do). The access
+  # log leaves out machines' answered heartbeats (dmarket/common/gunicorn_logging.py).
   "$DMARKET_HOME/.venv/bin/gunicorn" dmarket.wsgi \
     --bind "$DMARKET_BIND:$DMARKET_PORT" --workers "${DMARKET_WEB_WORKERS:-2}" \
     --worker-class gthread --threads "${DMARKET_WEB_THREADS:-4}" --timeout 120 \
     --no-control-socket --daemon --pid "$pidfile" \
+    --logger-class dmarket.common.gunicorn_logging.Logger \
     --access-logfile "$DMARKET_LOG_DIR/access.log" --error-logfile "$DMARKET_LOG_DIR/server.log"
   url="http://127.0.0.1:$DMARKET_PORT/api/schema/"
   [ "$DMARKET_BIND" = 127.0.0.1 ] || [ "$DMARKET_BIND" = 0.0.0.0 ] || url="http://$DMARKET_BIND:$DMARKET_PORT/api/schema/"
