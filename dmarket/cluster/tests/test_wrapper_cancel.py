@@ -66,11 +66,10 @@ def sandboxed(settings):
 
     yield start
     for child, cgroups in started:
-        for pid in group_members(child.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        try:
+            os.killpg(child.pid, signal.SIGKILL)  # the wrapper leads its group
+        except ProcessLookupError:
+            pass
         child.wait(timeout=10)
         sandbox.cgroups_remove(cgroups)
     shutil.rmtree(top, ignore_errors=True)
