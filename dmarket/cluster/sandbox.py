@@ -84,9 +84,11 @@ def _probe(bwrap, root, user):
                     f"useradd --system {user}")
         if not shutil.which("setpriv"):
             return "setpriv (util-linux) is not installed"
-        argv = [bwrap, "--ro-bind", "/", "/", "--unshare-pid", "--", "true"]
+        argv = [bwrap, "--ro-bind", "/", "/", "--unshare-pid", "--"]
     else:
-        argv = [bwrap, "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/", "--", "true"]
+        argv = [bwrap, "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/", "--"]
+    # What every sandbox runs first (wrapped_argv): coreutils 8.31 or later.
+    argv += ["env", "--default-signal=TERM", "true"]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -348,9 +350,10 @@ def wrapped_argv(profile, command, job_dir, cgroups):
         argv += ["--cgroup", str(path)]
     argv += rlimit_args(profile)
     if enabled():
-        # A cancel's SIGTERM for the command, not for bubblewrap (wrapper.py says why).
+        # A cancel's SIGTERM for the command, not for bubblewrap (wrapper.py says why); env
+        # found on the profile's PATH, inside.
         argv += ["--shield-term", str(job_dir), "--", *bwrap_argv(profile),
-                 shutil.which("env") or "/usr/bin/env", "--default-signal=TERM"]
+                 "env", "--default-signal=TERM"]
     else:
         argv += [str(job_dir), "--"]
     return argv + list(command)

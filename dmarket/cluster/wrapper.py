@@ -12,7 +12,10 @@ A cancel's SIGTERM goes to the whole process group. With --shield-term, COMMAND 
 SIGTERM ignored, which exec keeps: bubblewrap's own processes must outlive it (its outer
 process has no handler, and its death kills the sandbox at once, --die-with-parent), and the
 sandbox gives the default back to what it runs (env --default-signal=TERM), so that the
-driver, not bubblewrap, gets the grace.
+driver, not bubblewrap, gets the TERM: spark-submit's JVM runs its shutdown hooks (the
+SparkContext stopped, its event log closed) and its exit code is the job's. The sandbox still
+ends with its first process (bubblewrap exits with it): a Python driver, the JVM's child, has
+until the JVM is gone, not the whole grace, where without a sandbox it may outlive the JVM.
 
 The launcher starts it in a session of its own, so the driver outlives a launcher that dies,
 and a restarted launcher finds the outcome in JOB_DIR/exit_code. Its output goes to
