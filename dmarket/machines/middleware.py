@@ -4,6 +4,7 @@ import orjson
 from django.http import HttpResponse
 
 from dmarket.accounts.models import key_digest
+from dmarket.common.gunicorn_logging import STEADY as STEADY_MARK
 
 from .services import STEADY_FIELDS, agent_security, heartbeat_timing, machine_heartbeat_steady
 
@@ -70,4 +71,6 @@ def steady_heartbeat(request):
             **agent_security()}
     response = HttpResponse(orjson.dumps(body), content_type="application/json", headers=HEADERS)
     response["Content-Length"] = str(len(response.content))
+    # No access-log line for it (dmarket.common.gunicorn_logging).
+    request.META[STEADY_MARK] = True
     return response

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from dmarket.accounts.models import ApiToken
+from dmarket.common.gunicorn_logging import STEADY
 from dmarket.conftest import client_for, machine_client
 from dmarket.machines.models import Machine
 
@@ -58,6 +59,9 @@ def test_a_steady_beat_is_one_statement_and_answers_as_the_full_view(
     assert machine.last_heartbeat > before
     assert (machine.state, machine.heartbeat_timeout) == (Machine.ONLINE, 21)
     assert history(machine) == [("ONLINE", "heartbeat")]
+    # The access log leaves the short way's answers out, not the full view's.
+    assert response.wsgi_request.META.get(STEADY) is True
+    assert STEADY not in full.wsgi_request.META
 
 
 def test_a_beat_that_leaves_fields_out_is_steady_too(beating, django_assert_num_queries):
@@ -136,8 +140,11 @@ def test_a_token_unused_for_a_minute_goes_the_full_way_and_its_use_is_recorded(b
     old = timezone.now() - timedelta(minutes=2)
     ApiToken.objects.filter(machine=machine).update(last_used_at=old)
 
-    assert agent.post(url(machine), ALIVE, format="json").json() == reply("ONLINE")
+    response = agent.post(url(machine), ALIVE, format="json")
+
+    assert response.json() == reply("ONLINE")
     assert ApiToken.objects.get(machine=machine).last_used_at > old
+    assert STEADY not in response.wsgi_request.META  # in the access log, once a minute
 
 
 def test_the_owners_own_token_goes_the_full_way(beating, alice, django_assert_num_queries):
