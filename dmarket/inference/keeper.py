@@ -180,9 +180,9 @@ def server_stop(timeout=20):
     """Stop the driver (its jobs stay RUNNING; the next driver resumes them): when the keeper
     stops, and after tests. The driver also stops by itself when idle.
 
-    spark-submit's JVM leads the process group and the Python driver is its child: both must
-    be gone (an orphaned driver would keep the advisory lock), so the whole group is waited
-    for, and killed if it outlives the timeout."""
+    The wrapper leads the process group; spark-submit's JVM and the Python driver, its child,
+    are in it: both must be gone (an orphaned driver would keep the advisory lock), so the
+    whole group is waited for, and killed if it outlives the timeout."""
     global _child
     import signal
     import time
