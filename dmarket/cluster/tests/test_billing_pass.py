@@ -68,6 +68,12 @@ class FakeHistory:
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:
                     status, body = fake.answer(self.path)
+                finally:
+                    # Out of flight before the answer leaves: its client may send the next
+                    # request as soon as it has it, before this thread runs again.
+                    with fake.lock:
+                        fake.in_flight -= 1
+                try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
@@ -75,9 +81,6 @@ class FakeHistory:
                     self.wfile.write(body)
                 except (ConnectionError, OSError):
                     pass  # the client gave up waiting
-                finally:
-                    with fake.lock:
-                        fake.in_flight -= 1
 
             def log_message(self, *args):
                 pass
