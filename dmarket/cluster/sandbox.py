@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 PASS_ENV = ["LANG", "LC_ALL", "LC_CTYPE", "TZ", "JAVA_HOME", "OPENBLAS_CORETYPE",
             "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"]
 NFT_TABLE = "dmarket_sandbox"
+# What every sandbox runs first, around its command: a cancel's SIGTERM is for the command, not
+# for bubblewrap, which starts with it ignored (wrapper.py --shield-term says why). env is
+# found on the profile's PATH, inside; --default-signal needs coreutils 8.31 or later.
+RESTORE_TERM = ["env", "--default-signal=TERM"]
 
 
 class Unavailable(Exception):
@@ -87,8 +91,7 @@ def _probe(bwrap, root, user):
         argv = [bwrap, "--ro-bind", "/", "/", "--unshare-pid", "--"]
     else:
         argv = [bwrap, "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/", "--"]
-    # What every sandbox runs first (wrapped_argv): coreutils 8.31 or later.
-    argv += ["env", "--default-signal=TERM", "true"]
+    argv += RESTORE_TERM + ["true"]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -348,14 +351,10 @@ def wrapped_argv(profile, command, job_dir, cgroups):
     argv = [sys.executable, wrapper.__file__]
     for path in cgroups:
         argv += ["--cgroup", str(path)]
-    argv += rlimit_args(profile)
+    argv += rlimit_args(profile) + (["--shield-term"] if enabled() else [])
+    argv += [str(job_dir), "--"]
     if enabled():
-        # A cancel's SIGTERM for the command, not for bubblewrap (wrapper.py says why); env
-        # found on the profile's PATH, inside.
-        argv += ["--shield-term", str(job_dir), "--", *bwrap_argv(profile),
-                 "env", "--default-signal=TERM"]
-    else:
-        argv += [str(job_dir), "--"]
+        argv += bwrap_argv(profile) + RESTORE_TERM
     return argv + list(command)
 
 
