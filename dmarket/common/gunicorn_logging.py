@@ -6,10 +6,10 @@ unit start the web server).
 that each machine is still there, which `dmarket_heartbeats_last_minute` and each machine's
 `last_heartbeat` already say, and each line costs the server a dict of every header and
 variable of the request to format. A beat answered by the short way
-(dmarket.machines.middleware, which marks the request's environ) is left out. Every other
-beat is logged as every other request is: the one a minute per token that goes the full way
-(so each machine token's use and address are still seen once a minute), a change of state,
-a refusal.
+(dmarket.machines.middleware, which marks the request's environ) is left out, but for the
+one a minute per token that records the token's use (so each machine token's use and address
+are still seen once a minute). Every other beat is logged as every other request is: a change
+of state, a refusal.
 
 Imported by gunicorn's master before Django: nothing of Django here."""
 

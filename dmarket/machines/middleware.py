@@ -26,9 +26,8 @@ class SteadyHeartbeatMiddleware:
 
     Anything else goes on, untouched, to the full view, which decides as it always has: a
     token that is not this machine's, a change of state or of any field, a body that is not
-    a small JSON object of strings in UTF-8, an answer asked for in another format, the
-    token's once-a-minute record of its use. The answer is the full view's, body and headers
-    (a test compares them)."""
+    a small JSON object of strings in UTF-8, an answer asked for in another format. The
+    answer is the full view's, body and headers (a test compares them)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -65,12 +64,16 @@ def steady_heartbeat(request):
             for name, value in fields.items()):
         return None
     interval, timeout = heartbeat_timing()
-    if not machine_heartbeat_steady(int(match[1]), key_digest(token[1]), fields, timeout):
+    recorded = machine_heartbeat_steady(int(match[1]), key_digest(token[1]), fields, timeout)
+    if recorded is None:
         return None
     body = {"state": "ONLINE", "heartbeat_interval": interval, "heartbeat_timeout": timeout,
             **agent_security()}
     response = HttpResponse(orjson.dumps(body), content_type="application/json", headers=HEADERS)
     response["Content-Length"] = str(len(response.content))
-    # No access-log line for it (dmarket.common.gunicorn_logging).
-    request.META[STEADY_MARK] = True
+    # No access-log line for it (dmarket.common.gunicorn_logging), but for the beat that
+    # recorded its token's use: each machine token's use and source address are in the log
+    # once a minute, as every token's are.
+    if not recorded:
+        request.META[STEADY_MARK] = True
     return response

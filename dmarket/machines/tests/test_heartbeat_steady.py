@@ -135,16 +135,39 @@ def test_a_removed_machine_with_a_token_left_is_401(beating):
     assert snapshot(machine) == before
 
 
-def test_a_token_unused_for_a_minute_goes_the_full_way_and_its_use_is_recorded(beating):
-    machine, agent, _ = beating
-    old = timezone.now() - timedelta(minutes=2)
+@pytest.mark.parametrize("unused", [timedelta(minutes=1), timedelta(days=3), None])
+def test_a_token_unused_for_a_minute_has_its_use_recorded_by_the_short_way(
+        beating, unused, django_assert_num_queries):
+    machine, agent, full = beating
+    old = None if unused is None else timezone.now() - unused
     ApiToken.objects.filter(machine=machine).update(last_used_at=old)
+
+    with django_assert_num_queries(2) as queries:  # the beat, then the token's use
+        response = agent.post(url(machine), ALIVE, format="json")
+
+    assert queries.captured_queries[0]["sql"].startswith('UPDATE "machines_machine" AS m')
+    assert queries.captured_queries[1]["sql"].startswith('UPDATE "accounts_apitoken"')
+    assert response.content == full.content
+    recorded = ApiToken.objects.get(machine=machine).last_used_at
+    assert old is None or recorded > old
+    assert STEADY not in response.wsgi_request.META  # in the access log, once a minute
+    # Within the minute, the beat alone, out of the access log.
+    with django_assert_num_queries(1):
+        response = agent.post(url(machine), ALIVE, format="json")
+    assert response.wsgi_request.META.get(STEADY) is True
+    assert ApiToken.objects.get(machine=machine).last_used_at == recorded
+
+
+def test_a_refused_token_has_no_use_recorded(beating, bob):
+    machine, agent, _ = beating
+    old = timezone.now() - timedelta(minutes=5)
+    ApiToken.objects.filter(machine=machine).update(last_used_at=old)
+    get_user_model().objects.filter(pk=machine.user_id).update(is_active=False)
 
     response = agent.post(url(machine), ALIVE, format="json")
 
-    assert response.json() == reply("ONLINE")
-    assert ApiToken.objects.get(machine=machine).last_used_at > old
-    assert STEADY not in response.wsgi_request.META  # in the access log, once a minute
+    assert response.status_code == 401
+    assert ApiToken.objects.get(machine=machine).last_used_at == old
 
 
 def test_the_owners_own_token_goes_the_full_way(beating, alice, django_assert_num_queries):
