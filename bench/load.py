@@ -15,10 +15,12 @@ interleaved with the other routes, keeping the median. The routes:
 - heartbeat: POST /api/machines/ID/heartbeat/ with the machine's token, ONLINE and unchanged
   (each wrk connection its own machine, as many agents would be), as many as the server
   answers (a closed loop: each connection sends its next request as soon as it has an answer);
-- heartbeat_paced: the same at a fixed --rate a second (1,000: 10,000 agents beating every
-  10 s), each request on a new connection, as an agent's beat is (it beats every 10 s or more,
-  past gunicorn's 2 s keep-alive), over the same connections: its p99 is what an agent waits
-  at that rate. Each wrk thread sends on a timetable (a Lua `delay` read off the monotonic
+- heartbeat_paced: the same at a fixed --rate a second from --rate x 10 machines (1,000 from
+  10,000 agents beating every 10 s), each request on a new connection, as an agent's beat is
+  (it beats every 10 s or more, past gunicorn's 2 s keep-alive): its p99 is what an agent waits
+  at that rate. Before each run every token's last use is set somewhere in the past minute, as
+  agents beating all along leave them, so that one beat in six records its token's use, as
+  it would. Each wrk thread sends on a timetable (a Lua `delay` read off the monotonic
   clock), so a slow answer does not slow the requests after it, until every connection waits
   on one: wrk times a request from when it leaves, so a run that falls behind (under 0.98 of
   the rate, flagged) leaves out the late ones' wait for a connection and its p99 is low;
@@ -47,6 +49,7 @@ import argparse
 import base64
 import json
 import os
+import secrets
 import shutil
 import signal
 import statistics
@@ -161,15 +164,16 @@ def seed_ledger(username, rows):
     return key
 
 
-def seed(connections):
-    """The user, their jobs and ledger rows, the machines; returns what each route needs."""
+def seed(connections, agents):
+    """The user, their jobs and ledger rows, the machines (at least `agents`, each with its
+    agent's token); returns the user's token and each agent's (token, path, body)."""
     from decimal import Decimal
 
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.utils import timezone
 
-    from dmarket.accounts.models import ApiToken
+    from dmarket.accounts.models import PREFIX_LENGTH, ApiToken, key_digest
     from dmarket.credits.models import Run
     from dmarket.credits.services import credits_grant
     from dmarket.jobs.models import Job
@@ -192,13 +196,26 @@ def seed(connections):
         Machine(user=owner, name=f"m{i}", cores=4, memory_mb=8192,
                 address=f"10.9.{i // 250}.{i % 250}", state=Machine.ONLINE,
                 worker_state="ALIVE", last_heartbeat=now)
-        for i in range(max(1000, max(connections)))])
-    beats = []
-    for machine in machines[:max(connections)]:
-        _, machine_key = ApiToken.issue(owner, name="machine", machine=machine)
-        beats.append((machine_key, f"/api/machines/{machine.pk}/heartbeat/",
-                      json.dumps({"worker_state": "ALIVE"})))
+        for i in range(max(1000, max(connections), agents))])
+    # As ApiToken.issue makes them, in one statement for ten thousand.
+    keys = [secrets.token_hex(20) for _ in machines[:max(max(connections), agents)]]
+    ApiToken.objects.bulk_create(
+        ApiToken(user=owner, name="machine", machine=machine, prefix=k[:PREFIX_LENGTH],
+                 digest=key_digest(k)) for machine, k in zip(machines, keys))
+    beats = [(k, f"/api/machines/{machine.pk}/heartbeat/", json.dumps({"worker_state": "ALIVE"}))
+             for machine, k in zip(machines, keys)]
     return key, beats
+
+
+def tokens_used_within_a_minute():
+    """Every machine token last used at some moment of the past minute, evenly: the state
+    10,000 agents beating all along are in, where each beat of a token whose last use is a
+    minute old records its use (one beat in six at a 10 s interval)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE accounts_apitoken SET last_used_at = "
+                       "now() - random() * interval '60 seconds' WHERE machine_id IS NOT NULL")
 
 
 def lua_for(requests_, threads, period_ms=None):
@@ -313,7 +330,9 @@ def main():
 
     django.setup()
     speed = [host_speed_ms()]
-    key, beats = seed(connections)
+    # The paced beats come from --rate x 10 machines (10,000): agents beating every 10 s.
+    agents = options.rate * 10 if "heartbeat_paced" in chosen else 0
+    key, beats = seed(connections, agents)
     started = time.monotonic()
     small_key = seed_ledger("ledger100", 100)
     # Without transactions_1m, a token that answers without a million rows to write.
@@ -357,8 +376,8 @@ def main():
                 time.sleep(0.2)
         routes = {name: reqs for name, reqs in {
             "baseline": [(key, "/bench/baseline/", "{}")],
-            "heartbeat": beats,
-            "heartbeat_paced": beats,
+            "heartbeat": beats[:max(connections)],
+            "heartbeat_paced": beats[:agents],
             "jobs": [(key, "/api/jobs/", None)],
             "credits": [(key, "/api/credits/", None)],
             "transactions": [(small_key, transactions, None)],
@@ -388,12 +407,14 @@ def main():
             runs = {name: [] for name in routes}
             for _ in range(options.repeat):
                 for name, reqs in routes.items():
-                    # For the heartbeat, as many machines as connections, cycled through
-                    # by each wrk thread from its own place.
                     period = (wrk_threads(c) * 1000 / options.rate
                               if name == "heartbeat_paced" else None)
-                    script = lua_for(reqs[:c] if name.startswith("heartbeat") else reqs,
+                    # The closed loop: as many machines as connections, each wrk thread
+                    # cycling through them from its own place.
+                    script = lua_for(reqs[:c] if name == "heartbeat" else reqs,
                                      wrk_threads(c), period)
+                    if name == "heartbeat_paced":
+                        tokens_used_within_a_minute()
                     runs[name].append(run_wrk(base, script, c, options.seconds, server.pid))
             for name in routes:
                 results[(name, c)] = {
