@@ -154,6 +154,7 @@ def machine_heartbeat_steady(pk, digest, fields, timeout, now=None):
     # machine's next beat writes it again. The wait was most of a beat's latency.
     no_wait = (", (SELECT set_config('synchronous_commit', 'off', true)) AS s"
                if connection.vendor == "postgresql" and connection.get_autocommit() else "")
+    cursor = getattr(connection, "prepared_cursor", connection.cursor)
     sql = (f'UPDATE "{Machine._meta.db_table}" AS m'
            ' SET "last_heartbeat" = %s, "heartbeat_timeout" = %s'
            f' FROM "{ApiToken._meta.db_table}" AS t, "{get_user_model()._meta.db_table}" AS u'
@@ -161,21 +162,26 @@ def machine_heartbeat_steady(pk, digest, fields, timeout, now=None):
            ' AND t."user_id" = m."user_id" AND u."id" = t."user_id" AND u."is_active"'
            ' AND m."state" = %s AND m."sharing_window" = \'\''
            ' AND (m."share_until" IS NULL OR m."share_until" > %s)' + same
-           + ' RETURNING t."id", t."last_used_at" IS NULL OR t."last_used_at" <= %s')
-    stale = now - LAST_USED_RESOLUTION
+           # The token when its use is due to be recorded. A subquery: SQLite's RETURNING
+           # may not name the tables of an UPDATE's FROM.
+           + f' RETURNING (SELECT k."id" FROM "{ApiToken._meta.db_table}" AS k'
+           ' WHERE k."digest" = %s AND (k."last_used_at" IS NULL OR k."last_used_at" <= %s))')
     params = [now, timeout, pk, digest, Machine.ONLINE, now, *[value for _, value in given],
-              stale]
+              digest, now - LAST_USED_RESOLUTION]
     # Prepared on PostgreSQL (dmarket.common.postgresql): its planning cost more than its run.
-    with getattr(connection, "prepared_cursor", connection.cursor)() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    with cursor() as beat:
+        beat.execute(sql, params)
+        row = beat.fetchone()
     if row is None:
         return None
-    token, unrecorded = row
-    if not unrecorded:
+    if row[0] is None:
         return False
-    # As the authentication's: a concurrent request's write of the same minute is as good.
-    ApiToken.objects.filter(pk=token).update(last_used_at=now)
+    # As the authentication's write (a concurrent request's of the same minute is as good),
+    # and no more waited for than the beat's.
+    with cursor() as use:
+        use.execute(f'UPDATE "{ApiToken._meta.db_table}" AS k SET "last_used_at" = %s'
+                    + (f" FROM {no_wait[2:]}" if no_wait else "") + ' WHERE k."id" = %s',
+                    [now, row[0]])
     return True
 
 

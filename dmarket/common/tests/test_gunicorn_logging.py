@@ -1,7 +1,8 @@
 """gunicorn's access log as the web server writes it (dmarket.common.gunicorn_logging.Logger,
 gunicorn's own logger and configuration, a real file): a heartbeat answered by the short way
 (which marks its environ: test_heartbeat_steady.py) is left out; every other request is
-written, heartbeats that went the full way or were refused included."""
+written, heartbeats that went the full way, recorded their token's use or were refused
+included."""
 
 import re
 from datetime import timedelta
@@ -50,7 +51,7 @@ def test_a_heartbeat_answered_by_the_short_way_is_not_logged(access_log):
 
 
 @pytest.mark.parametrize("method, path, status", [
-    # The full way: once a minute per token, and every change.
+    # The full way (every change) and the beat that records its token's use, once a minute.
     ("POST", "/api/machines/12/heartbeat/", "200 OK"),
     ("POST", "/api/machines/12/heartbeat/", "401 Unauthorized"),
     ("POST", "/api/machines/12/heartbeat/", "409 Conflict"),

@@ -1,7 +1,7 @@
 """The steady heartbeat's short way (dmarket.machines.middleware.SteadyHeartbeatMiddleware):
-one statement that is also the token's check, answered as the full view answers. Every
-request here comes after a beat that made its token's use fresh, so the short way is tried;
-whatever it must not take goes on to the full view."""
+one statement that is also the token's check (and once a minute a second, recording the
+token's use), answered as the full view answers. Every request here comes after a beat that
+made its token's use fresh; whatever the short way must not take goes on to the full view."""
 
 from datetime import timedelta
 
@@ -158,7 +158,7 @@ def test_a_token_unused_for_a_minute_has_its_use_recorded_by_the_short_way(
     assert ApiToken.objects.get(machine=machine).last_used_at == recorded
 
 
-def test_a_refused_token_has_no_use_recorded(beating, bob):
+def test_an_inactive_users_token_has_no_use_recorded(beating, bob):
     machine, agent, _ = beating
     old = timezone.now() - timedelta(minutes=5)
     ApiToken.objects.filter(machine=machine).update(last_used_at=old)
@@ -331,8 +331,9 @@ def synchronous_commit():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("use_due", [False, True])
 def test_a_steady_beat_alone_does_not_wait_for_the_disk_and_nothing_after_it_is_spared(
-        beating):
+        beating, use_due):
     """Outside any transaction (as the server runs it), the beat's own commit does not wait
     for its WAL: its statement turns synchronous_commit off for its own transaction (seen here
     by opening that transaction around it), and the connection's next write (a ledger row, say)
@@ -340,6 +341,8 @@ def test_a_steady_beat_alone_does_not_wait_for_the_disk_and_nothing_after_it_is_
     from django.db import connection
 
     machine, agent, _ = beating
+    if use_due:  # the token's use recorded too, by a second statement: nor is that waited for
+        ApiToken.objects.filter(machine=machine).update(last_used_at=None)
     before = synchronous_commit()
     seen = []
 
@@ -356,8 +359,10 @@ def test_a_steady_beat_alone_does_not_wait_for_the_disk_and_nothing_after_it_is_
     with connection.execute_wrapper(inside_a_transaction):
         assert agent.post(url(machine), ALIVE, format="json").status_code == 200
 
-    assert len(seen) == 1 and seen[0][0].startswith('UPDATE "machines_machine" AS m')
-    assert seen[0][1] == "off"
+    assert [sql.split(" AS ")[0] for sql, _ in seen] == (
+        ['UPDATE "machines_machine"', 'UPDATE "accounts_apitoken"'] if use_due
+        else ['UPDATE "machines_machine"'])
+    assert {setting for _, setting in seen} == {"off"}
     assert synchronous_commit() == before != "off"
     machine.refresh_from_db()
     assert machine.state == Machine.ONLINE
