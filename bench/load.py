@@ -18,12 +18,12 @@ interleaved with the other routes, keeping the median. The routes:
 - heartbeat_paced: the same at a fixed --rate a second from --rate x 10 machines (1,000 from
   10,000 agents beating every 10 s), each request on a new connection, as an agent's beat is
   (it beats every 10 s or more, past gunicorn's 2 s keep-alive): its p99 is what an agent waits
-  at that rate. Before each run every token's last use is set somewhere in the past minute, as
-  agents beating all along leave them, so that one beat in six records its token's use, as
-  it would. Each wrk thread sends on a timetable (a Lua `delay` read off the monotonic
-  clock), so a slow answer does not slow the requests after it, until every connection waits
-  on one: wrk times a request from when it leaves, so a run that falls behind (under 0.98 of
-  the rate, flagged) leaves out the late ones' wait for a connection and its p99 is low;
+  at that rate. Before each run each token's last use is set as agents beating all along
+  leave them: one beat in six records its token's use (once a minute), throughout the run.
+  Each wrk thread sends on a timetable (a Lua `delay` read off the monotonic clock), so a
+  slow answer does not slow the requests after it, until every connection waits on one: wrk
+  times a request from when it leaves, so a run that falls behind (under 0.98 of the rate,
+  flagged) leaves out the late ones' wait for a connection and its p99 is low;
 - jobs: GET /api/jobs/ (50 jobs, one page); credits: GET /api/credits/;
   transactions: GET /api/credits/transactions/ (a page of 100, of a user with 100 rows);
   transactions_1m: the same for a user with --ledger-rows rows (1,000,000), alternately the
@@ -49,6 +49,7 @@ import argparse
 import base64
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -166,7 +167,8 @@ def seed_ledger(username, rows):
 
 def seed(connections, agents):
     """The user, their jobs and ledger rows, the machines (at least `agents`, each with its
-    agent's token); returns the user's token and each agent's (token, path, body)."""
+    agent's token); returns the user's token and each agent's (token, path, body, token's
+    id)."""
     from decimal import Decimal
 
     from django.contrib.auth import get_user_model
@@ -199,32 +201,46 @@ def seed(connections, agents):
         for i in range(max(1000, max(connections), agents))])
     # As ApiToken.issue makes them, in one statement for ten thousand.
     keys = [secrets.token_hex(20) for _ in machines[:max(max(connections), agents)]]
-    ApiToken.objects.bulk_create(
+    tokens = ApiToken.objects.bulk_create(
         ApiToken(user=owner, name="machine", machine=machine, prefix=k[:PREFIX_LENGTH],
                  digest=key_digest(k)) for machine, k in zip(machines, keys))
-    beats = [(k, f"/api/machines/{machine.pk}/heartbeat/", json.dumps({"worker_state": "ALIVE"}))
-             for machine, k in zip(machines, keys)]
+    beats = [(k, f"/api/machines/{machine.pk}/heartbeat/", json.dumps({"worker_state": "ALIVE"}),
+              token.pk) for machine, k, token in zip(machines, keys, tokens)]
     return key, beats
 
 
-def tokens_used_within_a_minute():
-    """Every machine token last used at some moment of the past minute, evenly: the state
-    10,000 agents beating all along are in, where each beat of a token whose last use is a
-    minute old records its use (one beat in six at a 10 s interval)."""
+def tokens_used_as_in_steady_state(beats, rate, threads, interval=10):
+    """Each token of `beats` (the paced run's agents) last used as agents beating every
+    `interval` seconds all along leave them: when its beat comes in the run, its last use is
+    1 to 6 intervals old (its use is recorded once a minute: at the beat after five that did
+    not record it), each as likely, so that one beat in six records it, from the run's first
+    second to its last. The run's own timetable says when each token's beat comes: thread t's
+    j-th request (the Lua script's counter) names beat t * (n // threads) + 1 + j, modulo n,
+    and leaves (j + 1) * threads / rate + t / rate seconds after the start."""
     from django.db import connection
 
+    n, share = len(beats), len(beats) // threads
+    ids, shifts = [], []
+    for q, beat in enumerate(beats):
+        t = min(threads - 1, (q - 1) % n // share)
+        leaves = ((q - t * share - 1) % n + 1) * threads / rate + t / rate
+        ids.append(beat[3])
+        # Half a second more, so that a beat leaving a little late still finds its token's
+        # age under the minute (the first five ages) or past it (the sixth).
+        shifts.append(leaves - interval * random.randint(1, 6) - 0.5)
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE accounts_apitoken SET last_used_at = "
-                       "now() - random() * interval '60 seconds' WHERE machine_id IS NOT NULL")
+        cursor.execute("UPDATE accounts_apitoken AS k SET last_used_at = now() + v.shift * "
+                       "interval '1 second' FROM unnest(%s::bigint[], %s::float8[]) "
+                       "AS v(id, shift) WHERE k.id = v.id", [ids, shifts])
 
 
 def lua_for(requests_, threads, period_ms=None):
-    """A wrk script for `threads` threads cycling through (token, path, body or None); with
+    """A wrk script for `threads` threads cycling through (token, path, body or None, ...); with
     `period_ms`, each thread sends one request every period_ms, each on a new connection."""
     quote = lambda s: json.dumps(s)  # noqa: E731 - a JSON string is a Lua string here
-    tokens = ", ".join(quote(t) for t, _, _ in requests_)
-    paths = ", ".join(quote(p) for _, p, _ in requests_)
-    bodies = ", ".join(quote(b) if b else "false" for _, _, b in requests_)
+    tokens = ", ".join(quote(r[0]) for r in requests_)
+    paths = ", ".join(quote(r[1]) for r in requests_)
+    bodies = ", ".join(quote(r[2]) if r[2] else "false" for r in requests_)
     return LUA % (tokens, bodies, paths, "nil" if period_ms is None else repr(period_ms),
                   threads)
 
@@ -385,7 +401,7 @@ def main():
                                 (big_key, f"{transactions}&cursor={middle}", None)],
         }.items() if name in chosen}
         for name, reqs in routes.items():  # each answers before any is timed
-            token, path, body = reqs[0]
+            token, path, body = reqs[0][:3]
             method = requests.post if body else requests.get
             answer = method(base + path, data=body, timeout=10, headers={
                 "Authorization": f"Token {token}", "Content-Type": "application/json"})
@@ -414,7 +430,8 @@ def main():
                     script = lua_for(reqs[:c] if name == "heartbeat" else reqs,
                                      wrk_threads(c), period)
                     if name == "heartbeat_paced":
-                        tokens_used_within_a_minute()
+                        tokens_used_as_in_steady_state(reqs, options.rate,
+                                                       wrk_threads(c))
                     runs[name].append(run_wrk(base, script, c, options.seconds, server.pid))
             for name in routes:
                 results[(name, c)] = {
