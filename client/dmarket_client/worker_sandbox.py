@@ -164,31 +164,6 @@ def gpu_bind_args(addresses, dev="/dev"):
     return args
 
 
-# The worker's sandbox starts with SIGTERM ignored (WorkerSandbox.preexec) and its Java gets
-# the default back from env, first thing inside: the agent's TERM to the worker's process
-# group then reaches the JVM, which stops the worker (its executors first) and exits, while
-# bubblewrap's outer process, which has no handler, stays until it does. Without it bubblewrap
-# died at once and took the JVM with it (--die-with-parent, or the agent's cleanup of the
-# cgroups), before the worker had logged the TERM. env's option is coreutils 8.31's (2019):
-# with an older one the worker is stopped as before (restore_term()).
-RESTORE_TERM = ["env", "--default-signal=TERM"]
-
-
-def restore_term():
-    """RESTORE_TERM where this host's env has the option, else []."""
-    global _restore_term
-    if _restore_term is None:
-        try:
-            done = subprocess.run([*RESTORE_TERM, "true"], capture_output=True, timeout=10)
-            _restore_term = RESTORE_TERM if done.returncode == 0 else []
-        except (OSError, subprocess.TimeoutExpired):
-            _restore_term = []
-    return _restore_term
-
-
-_restore_term = None
-
-
 def setpriv_argv():
     return ["setpriv", f"--reuid={WORKER_USER}", f"--regid={WORKER_USER}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
@@ -222,7 +197,6 @@ class WorkerSandbox:
         self.spark_env = {}
         self.cgroups = []
         self.unlimited = []
-        self.shield = False  # set by command(): RESTORE_TERM
 
     def prepare(self):
         problem = probe()
@@ -322,9 +296,8 @@ class WorkerSandbox:
         # cgroup (as root) and its process group, where the agent ends them all.
         args += ["--unshare-ipc", "--die-with-parent",
                  "--chdir", str(self.work)]
-        self.shield = bool(restore_term())
         if is_root():
-            args += ["--"] + setpriv_argv() + restore_term()
+            args += ["--"] + setpriv_argv()
             # Nothing written in the scratch directory (shuffle and spill files) is ever run.
             # The work directory stays executable: a job's packed environment, unpacked there,
             # holds compiled extensions, which the kernel maps executable (executors run
@@ -334,7 +307,7 @@ class WorkerSandbox:
                       str(self.local), "--"]
             return prefix + args + list(argv)
         args = [args[0], "--unshare-user", "--cap-drop", "ALL", *args[1:], "--"]
-        return args + restore_term() + list(argv)
+        return args + list(argv)
 
     def env(self, env, keep=()):
         """The worker's environment: the allowlist, `keep` (the market's executor settings),
@@ -351,8 +324,6 @@ class WorkerSandbox:
 
     def preexec(self):
         isolation.cgroups_join(self.cgroups)
-        if self.shield:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # RESTORE_TERM says why
 
     def cleanup(self):
         """End whatever of the worker's is left (a process that left its process group),

@@ -817,29 +817,3 @@ def test_install_service_of_a_machine_not_added_here_says_so(dmarket, user, stat
     result = dmarket("machine", "install-service", 999)
     assert result.exit_code == 1
     assert "machine 999 was not added from this computer" in result.stderr
-
-
-@pytest.mark.parametrize("option, shielded", [("--default-signal=TERM", True),
-                                              ("--no-such-option", False)])
-def test_the_worker_sandbox_shields_bubblewrap_from_term_where_env_restores_it(
-        tmp_path, monkeypatch, option, shielded):
-    """Where env can give the JVM its TERM back inside the sandbox, the sandbox starts with
-    TERM ignored; with an env that cannot (coreutils before 8.31), as before."""
-    from dmarket_client import worker_sandbox
-
-    monkeypatch.setattr(worker_sandbox, "RESTORE_TERM", ["env", option])
-    monkeypatch.setattr(worker_sandbox, "_restore_term", None)
-    box = worker_sandbox.WorkerSandbox(tmp_path, 1024, sys.executable)
-    monkeypatch.setattr(box, "worker_java", lambda argv, env: ["/opt/java", *argv[1:]])
-    monkeypatch.setattr(worker_sandbox, "is_root", lambda: False)
-
-    argv = box.command(["spark-class", "Worker"])
-
-    if shielded:
-        assert argv[-5:] == ["--", "env", option, "/opt/java", "Worker"]
-    else:
-        assert argv[-3:] == ["--", "/opt/java", "Worker"]
-    seen = subprocess.run([sys.executable, "-c", "import signal; "
-                           "print(signal.getsignal(signal.SIGTERM).name)"],
-                          preexec_fn=box.preexec, capture_output=True, text=True, check=True)
-    assert seen.stdout.strip() == ("SIG_IGN" if shielded else "SIG_DFL")

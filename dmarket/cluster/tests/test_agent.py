@@ -205,27 +205,6 @@ def test_the_agent_restarts_a_worker_that_dies(market, live_server, make_user, t
     wait_for(lambda: market.worker("127.0.0.6") is None, 30, what="the worker to stop")
 
 
-def test_a_stopped_agent_stops_its_sandboxed_worker_gracefully(market, live_server, make_user,
-                                                               tmp_path):
-    """The agent's TERM reaches the worker's JVM inside its sandbox (which logs it and stops
-    the worker), not only bubblewrap, whose end used to kill the JVM at once: the worker.log
-    then had no word of the TERM."""
-    carol = make_user("carol")
-    machine = add_machine(carol, tmp_path, live_server.url, "127.0.0.6")
-    state = tmp_path / "carol" / "state" / f"machine-{machine.pk}"
-    try:
-        wait_for(lambda: market.worker("127.0.0.6"), 90, what="the worker")
-        _, worker = agent_pids(tmp_path, carol, machine.pk)
-        assert "in its sandbox" in (state / "agent.log").read_text()
-    finally:
-        stop_agent(carol, tmp_path, machine)
-
-    assert "RECEIVED SIGNAL TERM" in (state / "worker.log").read_text()
-    with pytest.raises(ProcessLookupError):  # nothing of the worker's is left
-        os.killpg(worker, 0)
-    wait_for(lambda: market.worker("127.0.0.6") is None, 30, what="the master to lose it")
-
-
 def test_outside_its_sharing_window_the_worker_is_stopped_and_the_machine_paused(
         market, live_server, make_user, tmp_path):
     carol = make_user("carol")
