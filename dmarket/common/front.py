@@ -1,0 +1,112 @@
+"""The central server's front: nginx (Debian's package) on the public address, before two
+gunicorn pools on Unix sockets (scripts/start_central_server.sh, doc/deploy.md).
+
+- Machines' heartbeats go to a pool of sync workers. A sync worker costs gunicorn about a
+  third less CPU a request than a gthread worker (0.50 against 0.78 ms for a constant answer
+  at 1,000 new connections a second), and the beat is most of a big market's requests. A
+  sync worker is held by a slow client for as long as it sends or reads, so nginx reads each
+  beat whole, and takes its answer whole, before and after a worker sees it.
+- Everything else goes to the gthread pool, as without a front: a thread may stream a large
+  download or the inference results for minutes. Uploads and answers pass through unbuffered
+  (an upload is checked against the quota as it streams; the inference results are read as
+  they come).
+
+gunicorn behind it sees every request from a Unix socket, whose peer has no address: the
+real one comes in X-Real-IP, which nginx sets (a client's own is overwritten).
+`dmarket.wsgi` puts it back in REMOTE_ADDR for such requests only, so the login throttles,
+the access log and everything else see what gunicorn alone would have. Only the server's
+user can reach the sockets (their directory is its own, mode 0700); a client's
+X-Forwarded-For and X-Forwarded-Proto pass through as they came, for an operator's TLS
+proxy in front (DMARKET_NUM_PROXIES, DMARKET_BEHIND_PROXY).
+"""
+
+import os
+import pwd
+from pathlib import Path
+
+# A beat's body is a few hundred bytes of JSON; anything far larger is not a beat.
+BEAT_MAX_BODY = "64k"
+
+
+def nginx_conf(*, listen, web_socket, beat_socket, run_dir, log_file, max_body_mb):
+    """nginx's configuration: `listen` (host:port) in front of the two gunicorn pools' Unix
+    sockets; its pid file and temporary files under `run_dir`, its errors in `log_file`.
+    gunicorn keeps the access log (dmarket/common/gunicorn_logging.py), so nginx keeps none."""
+    run_dir = Path(run_dir)
+    host, _, port = listen.rpartition(":")
+    if ":" in host and not host.startswith("["):
+        listen = f"[{host}]:{port}"  # an IPv6 address
+    temp = {name: run_dir / "nginx" / name for name in
+            ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
+    # Started by root, nginx would run its workers as nobody, who cannot reach the sockets:
+    # they run as the server's user, as gunicorn's do.
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+    return f"""\
+# Written by `manage.py front_conf` at each start (dmarket/common/front.py): edit that.
+{user}worker_processes 1;
+pid {run_dir / "nginx.pid"};
+error_log {log_file} warn;
+
+events {{
+    worker_connections 4096;
+}}
+
+http {{
+    access_log off;
+    server_tokens off;
+    client_body_temp_path {temp["client_body"]};
+    proxy_temp_path {temp["proxy"]};
+    fastcgi_temp_path {temp["fastcgi"]};
+    uwsgi_temp_path {temp["uwsgi"]};
+    scgi_temp_path {temp["scgi"]};
+
+    upstream dmarket_web {{
+        server unix:{web_socket};
+        keepalive 16;
+    }}
+    upstream dmarket_beat {{
+        server unix:{beat_socket};
+    }}
+
+    server {{
+        listen {listen};
+        client_max_body_size {max_body_mb}m;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Real-IP $remote_addr;
+        # gunicorn's own limit on a request is 120 s; a download may stream for longer.
+        proxy_read_timeout 1h;
+        proxy_send_timeout 1h;
+
+        # The API's errors are JSON with a detail; so are the front's own.
+        error_page 413 @too_large;
+        error_page 502 @unavailable;
+        error_page 504 @timed_out;
+        location @too_large {{
+            default_type application/json;
+            return 413 '{{"detail": "The request body is larger than the server accepts."}}';
+        }}
+        location @unavailable {{
+            default_type application/json;
+            return 502 '{{"detail": "The server is not answering; try again shortly."}}';
+        }}
+        location @timed_out {{
+            default_type application/json;
+            return 504 '{{"detail": "The server did not answer in time."}}';
+        }}
+
+        location ~ ^/api/machines/[0-9]+/heartbeat/$ {{
+            client_max_body_size {BEAT_MAX_BODY};
+            proxy_read_timeout 60s;
+            proxy_pass http://dmarket_beat;
+        }}
+
+        location / {{
+            proxy_request_buffering off;
+            proxy_buffering off;
+            proxy_pass http://dmarket_web;
+        }}
+    }}
+}}
+"""

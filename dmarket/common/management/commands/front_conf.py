@@ -1,0 +1,33 @@
+"""Writes nginx's configuration for the central server's front (dmarket/common/front.py)."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from dmarket.common.front import nginx_conf
+
+
+class Command(BaseCommand):
+    help = "Write nginx's configuration: the public address before the two gunicorn pools."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--listen", required=True, help="host:port nginx listens on")
+        parser.add_argument("--web-socket", required=True, help="the gthread pool's socket")
+        parser.add_argument("--beat-socket", required=True, help="the heartbeat pool's socket")
+        parser.add_argument("--run-dir", required=True, help="pid and temporary files")
+        parser.add_argument("--log-file", required=True,
+                            help="nginx's error log, or stderr (under systemd)")
+        parser.add_argument("--out", required=True, help="the file to write")
+
+    def handle(self, *args, **options):
+        run_dir = Path(options["run_dir"]).resolve()
+        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (run_dir / "nginx" / name).mkdir(parents=True, exist_ok=True)
+        # The largest upload a user could make is their whole storage quota.
+        Path(options["out"]).write_text(nginx_conf(
+            listen=options["listen"], web_socket=Path(options["web_socket"]).resolve(),
+            beat_socket=Path(options["beat_socket"]).resolve(), run_dir=run_dir,
+            log_file=("stderr" if options["log_file"] == "stderr"
+                      else Path(options["log_file"]).resolve()),
+            max_body_mb=settings.DMARKET_STORAGE_QUOTA_MB))
