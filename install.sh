@@ -57,6 +57,23 @@ if [ "${DMARKET_SANDBOX:-auto}" != off ]; then
   fi
 fi
 
+# The web server's front (doc/deploy.md): Debian's nginx, run by start_central_server.sh as
+# the server's user with its own configuration. The package's own service (a default site on
+# port 80) is not ours: where this installs the package, that service is stopped and disabled.
+if [ "${DMARKET_FRONT:-auto}" != off ] && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing the web server's front: nginx-light"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      systemctl disable --now nginx.service >/dev/null 2>&1 || true
+    else
+      service nginx stop >/dev/null 2>&1 || true
+    fi
+  else
+    say "nginx is not installed: the web server runs without its front (apt-get install nginx-light)"
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   say "creating the virtual environment in .venv ($($PYTHON --version))"
   "$PYTHON" -m venv .venv

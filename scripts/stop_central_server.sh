@@ -6,5 +6,6 @@ for pidfile in "$DMARKET_RUN_DIR"/server/*.pid; do
   [ -e "$pidfile" ] || continue
   name=$(basename "$pidfile" .pid)
   [ "$name" = gunicorn ] && name="web server"
+  [ "$name" = heartbeat ] && name="heartbeat server"
   stop_pidfile "$pidfile" "$name"
 done
