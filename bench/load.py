@@ -51,6 +51,7 @@ import json
 import os
 import random
 import secrets
+import shlex
 import shutil
 import signal
 import statistics
@@ -267,6 +268,39 @@ def server_cpu_seconds(session, since=None):
     return sum(value - since.get(pid, 0) for pid, value in seconds.items())
 
 
+def start_server(port, data, front):
+    """The web server as scripts/start_central_server.sh starts it, on 127.0.0.1:`port`, in
+    its own session (whose processes' CPU is the server's): with the front, nginx before a
+    gthread pool and the heartbeats' sync pool, each on a Unix socket under `data`
+    (dmarket/common/front.py); without it, the gthread pool alone on the port."""
+    gunicorn = [str(ROOT / ".venv" / "bin" / "gunicorn"), "dmarket.wsgi", "--no-control-socket",
+                "--logger-class", "dmarket.common.gunicorn_logging.Logger",
+                "--access-logfile", str(data / "access.log"),
+                "--error-logfile", str(data / "server.log")]
+    web = [*gunicorn, "--workers", os.environ.get("DMARKET_WEB_WORKERS", "2"),
+           "--worker-class", "gthread", "--threads", os.environ.get("DMARKET_WEB_THREADS", "4"),
+           "--timeout", "120", "--bind"]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.load_settings"}
+    if front == "off":
+        return subprocess.Popen([*web, f"127.0.0.1:{port}"], cwd=ROOT, env=env,
+                                start_new_session=True)
+    from dmarket.common.front import nginx_conf
+    for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (data / "nginx" / name).mkdir(parents=True, exist_ok=True)
+    conf = data / "nginx.conf"
+    conf.write_text(nginx_conf(listen=f"127.0.0.1:{port}", web_socket=data / "web.sock",
+                               beat_socket=data / "beat.sock", run_dir=data,
+                               log_file=data / "nginx.log", max_body_mb=1024))
+    beat = [*gunicorn, "--workers", os.environ.get("DMARKET_BEAT_WORKERS", "2"),
+            "--worker-class", "sync", "--timeout", "30", "--bind", f"unix:{data / 'beat.sock'}"]
+    nginx = [shutil.which("nginx") or "/usr/sbin/nginx", "-q", "-e", str(data / "nginx.log"),
+             "-p", str(data), "-c", str(conf), "-g", "daemon off;"]
+    # One shell leads the session and waits on the three; TERM to the group stops them all.
+    script = " & ".join(shlex.join(c) for c in
+                        ([*web, f"unix:{data / 'web.sock'}"], beat, nginx)) + " & wait"
+    return subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=env, start_new_session=True)
+
+
 def wrk_threads(connections):
     return min(2, connections)
 
@@ -327,6 +361,11 @@ def main():
     parser.add_argument("--routes", default=",".join(ROUTES),
                         help="a comma-separated subset of the routes (the baseline always "
                         "runs, and transactions with transactions_1m)")
+    parser.add_argument("--front", choices=("nginx", "off"),
+                        default="nginx" if shutil.which("nginx") or Path("/usr/sbin/nginx")
+                        .exists() else "off",
+                        help="nginx before the two gunicorn pools, as the start script does "
+                        "where nginx is installed (default), or gunicorn alone")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
     chosen = {"baseline", *filter(None, options.routes.split(","))}
@@ -372,15 +411,7 @@ def main():
     transactions = "/api/credits/transactions/?page_size=100"
 
     port = free_port()
-    server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "dmarket.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", os.environ.get("DMARKET_WEB_WORKERS", "2"), "--worker-class", "gthread",
-         "--threads", os.environ.get("DMARKET_WEB_THREADS", "4"), "--timeout", "120",
-         "--no-control-socket", "--logger-class", "dmarket.common.gunicorn_logging.Logger",
-         "--access-logfile", str(data / "access.log"),
-         "--error-logfile", str(data / "server.log")],
-        cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "bench.load_settings"},
-        start_new_session=True)
+    server = start_server(port, data, options.front)
     base = f"http://127.0.0.1:{port}"
     finished = False
     try:
