@@ -15,9 +15,10 @@ gunicorn behind it sees every request from a Unix socket, whose peer has no addr
 real one comes in X-Real-IP, which nginx sets (a client's own is overwritten).
 `dmarket.wsgi` puts it back in REMOTE_ADDR for such requests only, so the login throttles,
 the access log and everything else see what gunicorn alone would have. Only the server's
-user can reach the sockets (their directory is its own, mode 0700); a client's
-X-Forwarded-For and X-Forwarded-Proto pass through as they came, for an operator's TLS
-proxy in front (DMARKET_NUM_PROXIES, DMARKET_BEHIND_PROXY).
+user can reach the sockets (their directory is its own, mode 0700). X-Forwarded-For passes
+through as it came, counted only as DMARKET_NUM_PROXIES says (an operator's TLS proxy in
+front); X-Forwarded-Proto only with DMARKET_BEHIND_PROXY, as Django reads it only then:
+gunicorn trusts a Unix socket's peer, so a client's own would otherwise set the scheme.
 """
 
 import os
@@ -26,43 +27,70 @@ from pathlib import Path
 
 # A beat's body is a few hundred bytes of JSON; anything far larger is not a beat.
 BEAT_MAX_BODY = "64k"
+# What nginx's configuration cannot hold unquoted: a path with one of these is refused.
+UNSAFE = set(" \t\n\r;{}#\"'\\$")
 
 
-def nginx_conf(*, listen, web_socket, beat_socket, run_dir, log_file, max_body_mb):
+def check_path(path):
+    if UNSAFE & set(str(path)):
+        raise ValueError(f"{path}: nginx's configuration cannot name a path with spaces, "
+                         "quotes or any of ;{}#$\\")
+    return path
+
+
+def nginx_conf(*, listen, web_socket, beat_socket, run_dir, log_file, max_body_mb,
+               trust_forwarded_proto=False):
     """nginx's configuration: `listen` (host:port) in front of the two gunicorn pools' Unix
-    sockets; its pid file and temporary files under `run_dir`, its errors in `log_file`.
-    gunicorn keeps the access log (dmarket/common/gunicorn_logging.py), so nginx keeps none."""
+    sockets; its pid file and temporary files under `run_dir`, its errors in `log_file` (or
+    "stderr"). gunicorn keeps the access log (dmarket/common/gunicorn_logging.py), so nginx
+    keeps none. `trust_forwarded_proto`: pass a client's X-Forwarded-Proto on (an operator's
+    TLS proxy in front, DMARKET_BEHIND_PROXY); otherwise it is dropped."""
     run_dir = Path(run_dir)
+    for path in (web_socket, beat_socket, run_dir, log_file):
+        check_path(path)
     host, _, port = listen.rpartition(":")
-    if ":" in host and not host.startswith("["):
-        listen = f"[{host}]:{port}"  # an IPv6 address
+    host = host.strip("[]")
+    if ":" in host:  # IPv6; the wildcard serves IPv4 too, as gunicorn's [::] does
+        listen = f"[{host}]:{port}" + (" ipv6only=off" if host == "::" else "")
     temp = {name: run_dir / "nginx" / name for name in
             ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
     # Started by root, nginx would run its workers as nobody, who cannot reach the sockets:
     # they run as the server's user, as gunicorn's do.
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+    # gunicorn trusts every header of a Unix socket's peer, the scheme's among them
+    # (X-Forwarded-Proto, -Ssl, -Protocol): only the operator's own proxy may name it.
+    proto = "$http_x_forwarded_proto" if trust_forwarded_proto else '""'
     return f"""\
 # Written by `manage.py front_conf` at each start (dmarket/common/front.py): edit that.
 {user}worker_processes 1;
+worker_rlimit_nofile 16384;
 pid {run_dir / "nginx.pid"};
 error_log {log_file} warn;
 
 events {{
-    worker_connections 4096;
+    worker_connections 8192;
 }}
 
 http {{
     access_log off;
     server_tokens off;
+    # A header with an underscore (SCRIPT_NAME, X_Real_IP) never reaches gunicorn, which
+    # would take it from a trusted peer (nginx's defaults, kept explicit).
+    underscores_in_headers off;
+    ignore_invalid_headers on;
+    # Below the agents' 10 s beat: each beat comes on a new connection, as it came to
+    # gunicorn alone (2 s), and 10,000 agents do not each hold one open.
+    keepalive_timeout 5s;
     client_body_temp_path {temp["client_body"]};
     proxy_temp_path {temp["proxy"]};
     fastcgi_temp_path {temp["fastcgi"]};
     uwsgi_temp_path {temp["uwsgi"]};
     scgi_temp_path {temp["scgi"]};
 
+    # No kept connections to the pools: gunicorn closes an idle one after 2 s, and nginx
+    # does not resend a POST sent on a connection closed under it.
     upstream dmarket_web {{
         server unix:{web_socket};
-        keepalive 16;
     }}
     upstream dmarket_beat {{
         server unix:{beat_socket};
@@ -72,12 +100,11 @@ http {{
         listen {listen};
         client_max_body_size {max_body_mb}m;
         proxy_http_version 1.1;
-        proxy_set_header Connection "";
         proxy_set_header Host $http_host;
         proxy_set_header X-Real-IP $remote_addr;
-        # gunicorn's own limit on a request is 120 s; a download may stream for longer.
-        proxy_read_timeout 1h;
-        proxy_send_timeout 1h;
+        proxy_set_header X-Forwarded-Proto {proto};
+        proxy_set_header X-Forwarded-Ssl "";
+        proxy_set_header X-Forwarded-Protocol "";
 
         # The API's errors are JSON with a detail; so are the front's own.
         error_page 413 @too_large;
@@ -98,13 +125,22 @@ http {{
 
         location ~ ^/api/machines/[0-9]+/heartbeat/$ {{
             client_max_body_size {BEAT_MAX_BODY};
+            client_body_timeout 10s;
+            send_timeout 10s;
             proxy_read_timeout 60s;
             proxy_pass http://dmarket_beat;
         }}
 
+        # Streamed both ways, as gunicorn alone streamed them; an upload, a download or the
+        # inference results may pause for minutes, and a stream may last an hour. (gunicorn's
+        # --timeout only restarts a worker that stops answering its arbiter.)
         location / {{
             proxy_request_buffering off;
             proxy_buffering off;
+            client_body_timeout 5m;
+            send_timeout 5m;
+            proxy_send_timeout 5m;
+            proxy_read_timeout 1h;
             proxy_pass http://dmarket_web;
         }}
     }}

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.core.management import CommandError, call_command
 from django.db import connection
 
+from dmarket.accounts.models import ApiToken
 from dmarket.cluster.testing import free_port, wait_for
+from dmarket.common.front import nginx_conf
 from dmarket.conftest import machine_client
 from dmarket.wsgi import application
 
@@ -54,6 +57,40 @@ def test_the_address_comes_from_x_real_ip_only_over_a_unix_socket():
     assert direct["REMOTE_ADDR"] == "198.51.100.4"
     # A Unix socket without the header keeps its empty address.
     assert environ_after({"REMOTE_ADDR": ""})["REMOTE_ADDR"] == ""
+
+
+def conf(**overrides):
+    return nginx_conf(**{"listen": "127.0.0.1:8000", "web_socket": "/r/web.sock",
+                         "beat_socket": "/r/beat.sock", "run_dir": "/r", "log_file": "stderr",
+                         "max_body_mb": 10, **overrides})
+
+
+def test_the_scheme_passes_only_behind_the_operators_proxy(settings, tmp_path):
+    assert 'proxy_set_header X-Forwarded-Proto "";' in conf()
+    assert "X-Forwarded-Proto $http_x_forwarded_proto;" in conf(trust_forwarded_proto=True)
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # BEHIND_PROXY
+    out = tmp_path / "nginx.conf"
+    call_command("front_conf", "--listen", "127.0.0.1:8000", "--web-socket", "w.sock",
+                 "--beat-socket", "b.sock", "--run-dir", str(tmp_path), "--log-file", "stderr",
+                 "--out", str(out))
+    assert "X-Forwarded-Proto $http_x_forwarded_proto;" in out.read_text()
+
+
+def test_ipv6_addresses_and_the_wildcard():
+    assert "listen [2001:db8::1]:8000;" in conf(listen="2001:db8::1:8000")
+    assert "listen [2001:db8::1]:8000;" in conf(listen="[2001:db8::1]:8000")
+    # gunicorn's [::] served IPv4 too; nginx's does only when told.
+    assert "listen [::]:8000 ipv6only=off;" in conf(listen=":::8000")
+    assert "listen 0.0.0.0:8000;" in conf(listen="0.0.0.0:8000")
+
+
+def test_a_path_the_configuration_cannot_hold_is_refused(tmp_path):
+    with pytest.raises(CommandError, match="cannot name a path with spaces"):
+        call_command("front_conf", "--listen", "127.0.0.1:8000", "--web-socket", "w.sock",
+                     "--beat-socket", "b.sock", "--run-dir", str(tmp_path / "a b"),
+                     "--log-file", "stderr", "--out", str(tmp_path / "nginx.conf"))
+    with pytest.raises(ValueError):
+        conf(web_socket="/r/web.sock; include /etc/passwd")
 
 
 def database_url():
@@ -112,8 +149,9 @@ def test_heartbeats_go_to_the_sync_pool_and_the_rest_to_the_web_pool(front, alic
     assert requests.post(base + url(machine), json=ALIVE, headers=auth,
                          timeout=10).status_code == 200
 
+    # Killed as a crash kills it: its pid file stays behind, naming a process that is gone.
     pidfile = data / "run" / "server" / "heartbeat.pid"
-    os.kill(int(pidfile.read_text()), signal.SIGTERM)
+    os.killpg(os.getpgid(int(pidfile.read_text())), signal.SIGKILL)
     try:
         only_the_heartbeat_pool_stopped(base, machine, auth)
     finally:
@@ -142,9 +180,30 @@ def test_a_client_cannot_name_its_own_address(front):
     response = requests.post(base + "/api/auth/login/", json={"username": "x", "password": "y"},
                              headers={"X-Real-IP": "203.0.113.7"}, timeout=10)
     assert response.status_code == 401
-    log = (data / "log" / "access.log").read_text().splitlines()
-    (line,) = [line for line in log if "/api/auth/login/" in line]
+
+    def logged():  # gunicorn writes the line after the answer has gone
+        log = (data / "log" / "access.log").read_text().splitlines()
+        return [line for line in log if "/api/auth/login/" in line]
+
+    wait_for(logged, 10, what="the access log's line")
+    (line,) = logged()
     assert line.startswith("127.0.0.1 - - [")
+
+
+@pytest.mark.parametrize("header", [("X-Forwarded-Proto", "https"), ("X-Forwarded-Ssl", "on"),
+                                    ("X-Forwarded-Protocol", "ssl")])
+def test_a_client_cannot_name_the_scheme(front, alice, header):
+    """gunicorn trusts every header from a Unix socket's peer, the scheme's among them; without
+    DMARKET_BEHIND_PROXY the front drops a client's own. The scheme shows in the links of a
+    page (request.build_absolute_uri)."""
+    base, _, _ = front
+    make_machine(alice)
+    make_machine(alice)
+    _, key = ApiToken.issue(alice, name="cli")
+    response = requests.get(base + "/api/machines/?page_size=1", timeout=10,
+                            headers={"Authorization": f"Token {key}", header[0]: header[1]})
+    assert response.status_code == 200
+    assert response.json()["next"].startswith(base + "/api/machines/?")
 
 
 def beat_request(machine, key, body):

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from dmarket.common.front import nginx_conf
 
@@ -24,10 +24,15 @@ class Command(BaseCommand):
         run_dir = Path(options["run_dir"]).resolve()
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (run_dir / "nginx" / name).mkdir(parents=True, exist_ok=True)
-        # The largest upload a user could make is their whole storage quota.
-        Path(options["out"]).write_text(nginx_conf(
-            listen=options["listen"], web_socket=Path(options["web_socket"]).resolve(),
-            beat_socket=Path(options["beat_socket"]).resolve(), run_dir=run_dir,
-            log_file=("stderr" if options["log_file"] == "stderr"
-                      else Path(options["log_file"]).resolve()),
-            max_body_mb=settings.DMARKET_STORAGE_QUOTA_MB))
+        try:
+            # The largest upload a user could make is their whole storage quota.
+            conf = nginx_conf(
+                listen=options["listen"], web_socket=Path(options["web_socket"]).resolve(),
+                beat_socket=Path(options["beat_socket"]).resolve(), run_dir=run_dir,
+                log_file=("stderr" if options["log_file"] == "stderr"
+                          else Path(options["log_file"]).resolve()),
+                max_body_mb=settings.DMARKET_STORAGE_QUOTA_MB,
+                trust_forwarded_proto=bool(getattr(settings, "SECURE_PROXY_SSL_HEADER", None)))
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        Path(options["out"]).write_text(conf)
