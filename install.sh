@@ -62,15 +62,18 @@ fi
 # port 80) is not ours: where this installs the package, that service is stopped and disabled.
 if [ "${DMARKET_FRONT:-auto}" != off ] && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing the web server's front: nginx-light"
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+    say "installing the web server's front: nginx"
+    # Optional: without it the web server runs as gunicorn alone, so a failure only warns.
+    if ! { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }; then
+      say "warning: nginx could not be installed: the web server runs without its front"
+    fi
     if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
       systemctl disable --now nginx.service >/dev/null 2>&1 || true
     else
       service nginx stop >/dev/null 2>&1 || true
     fi
   else
-    say "nginx is not installed: the web server runs without its front (apt-get install nginx-light)"
+    say "nginx is not installed: the web server runs without its front (apt-get install nginx)"
   fi
 fi
 

@@ -32,6 +32,30 @@ case $front in
   off) web_bind=$DMARKET_BIND:$DMARKET_PORT ;;
   *) echo "DMARKET_FRONT must be auto, nginx or off, not '$front'" >&2; exit 1 ;;
 esac
+# A server started the other way is not taken over: it is stopped first.
+if { [ "$front" = nginx ] && pid_alive "$DMARKET_RUN_DIR/server/gunicorn.pid" \
+       && [ ! -S "$DMARKET_RUN_DIR/server/web.sock" ]; } \
+   || { [ "$front" = off ] && pid_alive "$DMARKET_RUN_DIR/server/nginx.pid"; }; then
+  echo "the web server runs $([ "$front" = off ] && echo with || echo without) its front;" \
+       "run scripts/stop_central_server.sh first" >&2
+  exit 1
+fi
+# A Unix socket's path holds at most 107 bytes.
+if [ "$front" = nginx ] && [ ${#DMARKET_RUN_DIR} -gt 90 ]; then
+  echo "DMARKET_DATA_DIR is too long for the pools' sockets ($DMARKET_RUN_DIR/server/web.sock" \
+       "must be under 108 bytes): choose a shorter one, or DMARKET_FRONT=off" >&2
+  exit 1
+fi
+
+# wait_pid PIDFILE NAME LOG: until the process that daemonized writes its pid file.
+wait_pid() {
+  for _ in $(seq 100); do
+    pid_alive "$1" && break
+    sleep 0.1
+  done
+  pid_alive "$1" || { echo "$2 did not start; see $3" >&2; exit 1; }
+  echo "$2 started (pid $(cat "$1"), log $3)"
+}
 
 # start_gunicorn PIDFILE NAME ARGS...: one gunicorn pool, unless it runs. No control socket:
 # gunicorn (25.1+) otherwise opens one at ~/.gunicorn/gunicorn.ctl, the same path for every
@@ -44,15 +68,11 @@ start_gunicorn() {
     echo "$name already running (pid $(cat "$pidfile"))"
     return
   fi
+  rm -f "$pidfile"  # a crashed server's, naming a process that is gone
   "$DMARKET_HOME/.venv/bin/gunicorn" dmarket.wsgi "$@" --no-control-socket --daemon \
     --pid "$pidfile" --logger-class dmarket.common.gunicorn_logging.Logger \
     --access-logfile "$DMARKET_LOG_DIR/access.log" --error-logfile "$DMARKET_LOG_DIR/server.log"
-  for _ in $(seq 50); do
-    [ -s "$pidfile" ] && break
-    sleep 0.2
-  done
-  pid_alive "$pidfile" || { echo "$name did not start; see $DMARKET_LOG_DIR/server.log" >&2; exit 1; }
-  echo "$name started (pid $(cat "$pidfile"), log $DMARKET_LOG_DIR/server.log)"
+  wait_pid "$pidfile" "$name" "$DMARKET_LOG_DIR/server.log"
 }
 
 # Threads (gthread): a worker's heartbeat goes on while one of its threads streams a large
@@ -70,6 +90,7 @@ if [ "$front" = nginx ]; then
   if pid_alive "$pidfile"; then
     echo "nginx already running (pid $(cat "$pidfile"))"
   else
+    rm -f "$pidfile"
     "$PY" manage.py front_conf --listen "$DMARKET_BIND:$DMARKET_PORT" \
       --web-socket "$DMARKET_RUN_DIR/server/web.sock" \
       --beat-socket "$DMARKET_RUN_DIR/server/beat.sock" --run-dir "$DMARKET_RUN_DIR/server" \
@@ -77,8 +98,23 @@ if [ "$front" = nginx ]; then
     "$nginx" -q -e "$DMARKET_LOG_DIR/nginx.log" -p "$DMARKET_RUN_DIR/server" \
       -c "$DMARKET_RUN_DIR/server/nginx.conf" \
       || { echo "nginx did not start; see $DMARKET_LOG_DIR/nginx.log" >&2; exit 1; }
-    echo "nginx started (pid $(cat "$pidfile"), log $DMARKET_LOG_DIR/nginx.log)"
+    wait_pid "$pidfile" nginx "$DMARKET_LOG_DIR/nginx.log"
   fi
+  # The heartbeat pool answers through the front (401 without a token), not nginx's 502.
+  beat_url=${url%/api/schema/}/api/machines/0/heartbeat/
+  for _ in $(seq 100); do
+    code=$("$PY" -c "
+import sys, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(urllib.request.Request(sys.argv[1], b'{}', method='POST'), timeout=2)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except OSError:
+    print(0)" "$beat_url")
+    [ "$code" = 401 ] && break
+    sleep 0.2
+  done
+  [ "$code" = 401 ] || { echo "the heartbeat server does not answer through nginx ($code); see $DMARKET_LOG_DIR/server.log and nginx.log" >&2; exit 1; }
 fi
 wait_http "$url" "the web server" "$DMARKET_LOG_DIR/server.log" 20
 echo "web server on http://$DMARKET_BIND:$DMARKET_PORT/ (front: $front)"
