@@ -478,6 +478,13 @@ def main():
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        # With the front, the shell that led them has gone; the pools may still be logging.
+        for _ in range(300):
+            try:
+                os.killpg(server.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
         if finished:
             shutil.rmtree(data, ignore_errors=True)  # the access log: a line a request
         else:
