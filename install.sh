@@ -59,18 +59,25 @@ fi
 
 # The web server's front (doc/deploy.md): Debian's nginx, run by start_central_server.sh as
 # the server's user with its own configuration. The package's own service (a default site on
-# port 80) is not ours: where this installs the package, that service is stopped and disabled.
+# port 80) is not ours: where this installs the package, that service is neither started nor
+# enabled.
 if [ "${DMARKET_FRONT:-auto}" != off ] && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing the web server's front: nginx"
+    # The package would start its own service at once (and fail to configure where port 80
+    # is taken): a policy-rc.d that refuses every start, for the install only.
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+      policy=/usr/sbin/policy-rc.d
+    fi
     # Optional: without it the web server runs as gunicorn alone, so a failure only warns.
     if ! { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }; then
       say "warning: nginx could not be installed: the web server runs without its front"
     fi
+    [ -z "$policy" ] || rm -f "$policy"
     if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
       systemctl disable --now nginx.service >/dev/null 2>&1 || true
-    else
-      service nginx stop >/dev/null 2>&1 || true
     fi
   else
     say "nginx is not installed: the web server runs without its front (apt-get install nginx)"

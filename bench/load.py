@@ -3,8 +3,10 @@ as a ratio to a baseline measured in the same run on the same server.
 
     .venv/bin/python bench/load.py [--seconds 10] [--connections 16,64] [--rate 1000] [--json]
 
-Starts gunicorn as scripts/start_central_server.sh does (gthread, DMARKET_WEB_WORKERS and
-DMARKET_WEB_THREADS, default 2 x 4) on a free port of 127.0.0.1, against a fresh PostgreSQL
+Starts the web server as scripts/start_web_server.sh does (`--front nginx`, the default where
+nginx is installed: nginx before the heartbeat pool's DMARKET_BEAT_WORKERS sync workers and
+the web pool's DMARKET_WEB_WORKERS x DMARKET_WEB_THREADS, default 2 and 2 x 4; `--front off`:
+the gthread pool alone) on a free port of 127.0.0.1, against a fresh PostgreSQL
 database (dmarket_load, on DATABASE_URL's server), seeds it (a user with 50 jobs and 200 ledger
 rows, 1,000 machines of another user) and drives it with wrk (Debian's package; installed
 as root when missing), each route for --seconds at each number of connections, three times

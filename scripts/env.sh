@@ -9,8 +9,15 @@ DMARKET_LOG_DIR=$DMARKET_DATA_DIR/log
 PY=$DMARKET_HOME/.venv/bin/python
 mkdir -p "$DMARKET_RUN_DIR" "$DMARKET_LOG_DIR"
 
-# pid_alive FILE: the process named in FILE is running.
-pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# pid_alive FILE: the process named in FILE is running. A zombie is not: a daemon that died
+# stays one until an init reaps it, which some (a container's) do late.
+pid_alive() {
+  local pid
+  [ -s "$1" ] || return 1
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  [ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]
+}
 
 # wait_http URL NAME LOG [SECONDS]: until URL answers, at most SECONDS (60); else says which
 # log to read and fails.

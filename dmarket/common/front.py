@@ -1,5 +1,5 @@
 """The central server's front: nginx (Debian's package) on the public address, before two
-gunicorn pools on Unix sockets (scripts/start_central_server.sh, doc/deploy.md).
+gunicorn pools on Unix sockets (scripts/start_web_server.sh, doc/deploy.md).
 
 - Machines' heartbeats go to a pool of sync workers. A sync worker costs gunicorn about a
   third less CPU a request than a gthread worker (0.50 against 0.78 ms for a constant answer

@@ -1,5 +1,6 @@
 """The web server's front (dmarket/common/front.py), started by the real
-scripts/start_central_server.sh on the test database: nginx on the address, the machines'
+scripts/start_web_server.sh (start_central_server.sh's web part, without the market's daemons,
+which would police a Spark master) on the test database: nginx on the address, the machines'
 heartbeats to a pool of sync workers, the rest to the gthread pool, each on a Unix socket;
 a client cannot name its own address, nor hold the heartbeat pool by sending slowly."""
 
@@ -101,7 +102,7 @@ def database_url():
 
 
 def start(env):
-    started = subprocess.run([str(ROOT / "scripts" / "start_central_server.sh")], env=env,
+    started = subprocess.run([str(ROOT / "scripts" / "start_web_server.sh")], env=env,
                              capture_output=True, text=True, timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr
     assert "(front: nginx)" in started.stdout
@@ -110,8 +111,8 @@ def start(env):
 
 @pytest.fixture(scope="module")
 def front(tmp_path_factory, django_db_setup, django_db_blocker):
-    """The central server as scripts/start_central_server.sh starts it with the front, on the
-    test database, for the module's tests: (its URL, its data directory, its environment)."""
+    """The web server as scripts/start_web_server.sh starts it with the front, on the test
+    database, for the module's tests: (its URL, its data directory, its environment)."""
     if not os.access(NGINX, os.X_OK):
         pytest.skip("nginx is not installed (install.sh installs it as root)")
     with django_db_blocker.unblock():
@@ -131,7 +132,8 @@ def front(tmp_path_factory, django_db_setup, django_db_blocker):
                        capture_output=True, timeout=120)
 
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# One server for the module, on one xdist worker (each would start its own).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("front")]
 
 
 def test_the_pools_sockets_are_the_server_users_alone(front):
@@ -151,12 +153,16 @@ def test_heartbeats_go_to_the_sync_pool_and_the_rest_to_the_web_pool(front, alic
 
     # Killed as a crash kills it: its pid file stays behind, naming a process that is gone.
     pidfile = data / "run" / "server" / "heartbeat.pid"
-    os.killpg(os.getpgid(int(pidfile.read_text())), signal.SIGKILL)
+    group = os.getpgid(int(pidfile.read_text()))
+    assert group != os.getpgrp()  # gunicorn --daemon leads a group of its own
+    os.killpg(group, signal.SIGKILL)
     try:
         only_the_heartbeat_pool_stopped(base, machine, auth)
-    finally:
-        # The script starts again only what does not run.
-        output = start(env)
+    except BaseException:
+        start(env)  # for the module's other tests
+        raise
+    # The script starts again only what does not run.
+    output = start(env)
     assert "heartbeat server started" in output
     assert "web server already running" in output and "nginx already running" in output
     assert requests.post(base + url(machine), json=ALIVE, headers=auth,
@@ -246,3 +252,22 @@ def test_a_beat_larger_than_any_beat_is_refused_by_the_front(front, alice):
                                       "Content-Type": "application/json"}, timeout=10)
     assert response.status_code == 413
     assert response.json() == {"detail": "The request body is larger than the server accepts."}
+
+
+def test_the_script_starts_under_production_settings(front, tmp_path):
+    """Its checks ask the server from this host, by the loopback address: a server that
+    answers them with a 400 (a host name ALLOWED_HOSTS leaves out) or a redirect to HTTPS is
+    up all the same."""
+    _, _, base_env = front
+    env = dict(base_env, DMARKET_DATA_DIR=str(tmp_path / "data"), DMARKET_PORT=str(free_port()),
+               ALLOWED_HOSTS="market.example.org", DMARKET_SSL_REDIRECT="1")
+    try:
+        start(env)
+        response = requests.get(f"http://127.0.0.1:{env['DMARKET_PORT']}/api/auth/me/",
+                                headers={"Host": "market.example.org"}, allow_redirects=False,
+                                timeout=10)
+        assert response.status_code == 301
+        assert response.headers["Location"] == "https://market.example.org/api/auth/me/"
+    finally:
+        subprocess.run([str(ROOT / "scripts" / "stop_central_server.sh")], env=env,
+                       capture_output=True, timeout=120)

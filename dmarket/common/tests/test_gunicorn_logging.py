@@ -68,8 +68,9 @@ def test_every_other_request_is_logged(access_log, method, path, status):
 
 
 def test_the_web_server_is_started_with_it():
-    script = (ROOT / "scripts" / "start_central_server.sh").read_text()
+    script = (ROOT / "scripts" / "start_web_server.sh").read_text()
     unit = (ROOT / "conf" / "systemd" / "dmarket-web.service").read_text()
+    beats = (ROOT / "conf" / "systemd" / "dmarket-heartbeat.service").read_text()
     docker = (ROOT / "Dockerfile").read_text()
-    for text in (script, unit, docker):
+    for text in (script, unit, beats, docker):
         assert "--logger-class dmarket.common.gunicorn_logging.Logger" in " ".join(text.split())
