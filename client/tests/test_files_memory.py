@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from dmarket.accounts.models import ApiToken
-from dmarket.cluster.testing import free_port, wait_for
+from dmarket.cluster.testing import database_url, free_port, wait_for
 from dmarket.files.models import FileVersion
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,13 +39,6 @@ main(sys.argv[1:])
 """
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def database_url():
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return (f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}")
 
 
 def status_kb(pid, field):

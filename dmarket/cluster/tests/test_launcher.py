@@ -16,7 +16,7 @@ from django.db import connection
 from dmarket.cluster import spark
 from dmarket.cluster.billing import billing_tick
 from dmarket.cluster.launcher import launcher_claim, launcher_tick
-from dmarket.cluster.testing import wait_for
+from dmarket.cluster.testing import database_url, wait_for
 from dmarket.conftest import client_for
 from dmarket.credits.models import LedgerEntry
 from dmarket.jobs.models import Job
@@ -214,11 +214,6 @@ def test_a_job_whose_cost_reaches_its_cap_is_stopped_as_failed(cluster, make_use
     credits = client_for(alice).get("/api/credits/").json()
     assert credits == {"balance": "99.998000", "held": "0.000000", "available": "99.998000",
                        "earned": "0.000000", "spent": "0.002000"}
-
-
-def database_url():
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 def wait_db(job, until, timeout, process, log_path):

@@ -18,7 +18,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from dmarket.accounts.models import ApiToken
-from dmarket.cluster.testing import free_port, wait_for
+from dmarket.cluster.testing import database_url, free_port, wait_for
 from dmarket.common.front import nginx_conf
 from dmarket.conftest import machine_client
 from dmarket.wsgi import application
@@ -92,13 +92,6 @@ def test_a_path_the_configuration_cannot_hold_is_refused(tmp_path):
                      "--log-file", "stderr", "--out", str(tmp_path / "nginx.conf"))
     with pytest.raises(ValueError):
         conf(web_socket="/r/web.sock; include /etc/passwd")
-
-
-def database_url():
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    return (f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}")
 
 
 def start(env):
