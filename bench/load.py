@@ -69,6 +69,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from benchutil import free_port, fresh_database  # noqa: E402 - bench/ on the path first
+
+from dmarket.common.front import nginx_binary, nginx_conf_write  # noqa: E402 - no Django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.load_settings")
 
 LUA = """
@@ -286,16 +288,13 @@ def start_server(port, data, front):
     if front == "off":
         return subprocess.Popen([*web, f"127.0.0.1:{port}"], cwd=ROOT, env=env,
                                 start_new_session=True)
-    from dmarket.common.front import nginx_conf
-    for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (data / "nginx" / name).mkdir(parents=True, exist_ok=True)
     conf = data / "nginx.conf"
-    conf.write_text(nginx_conf(listen=f"127.0.0.1:{port}", web_socket=data / "web.sock",
-                               beat_socket=data / "beat.sock", run_dir=data,
-                               log_file=data / "nginx.log", max_body_mb=1024))
+    nginx_conf_write(conf, listen=f"127.0.0.1:{port}", web_socket=data / "web.sock",
+                     beat_socket=data / "beat.sock", run_dir=data,
+                     log_file=data / "nginx.log", max_body_mb=1024)
     beat = [*gunicorn, "--workers", os.environ.get("DMARKET_BEAT_WORKERS", "2"),
             "--worker-class", "sync", "--timeout", "30", "--bind", f"unix:{data / 'beat.sock'}"]
-    nginx = [shutil.which("nginx") or "/usr/sbin/nginx", "-q", "-e", str(data / "nginx.log"),
+    nginx = [nginx_binary(), "-q", "-e", str(data / "nginx.log"),
              "-p", str(data), "-c", str(conf), "-g", "daemon off;"]
     # One shell leads the session and waits on the three; TERM to the group stops them all.
     script = " & ".join(shlex.join(c) for c in
@@ -364,8 +363,7 @@ def main():
                         help="a comma-separated subset of the routes (the baseline always "
                         "runs, and transactions with transactions_1m)")
     parser.add_argument("--front", choices=("nginx", "off"),
-                        default="nginx" if shutil.which("nginx") or Path("/usr/sbin/nginx")
-                        .exists() else "off",
+                        default="nginx" if os.access(nginx_binary(), os.X_OK) else "off",
                         help="nginx before the two gunicorn pools, as the start script does "
                         "where nginx is installed (default), or gunicorn alone")
     parser.add_argument("--json", action="store_true")

@@ -23,12 +23,21 @@ gunicorn trusts a Unix socket's peer, so a client's own would otherwise set the 
 
 import os
 import pwd
+import shutil
 from pathlib import Path
 
 # A beat's body is a few hundred bytes of JSON; anything far larger is not a beat.
 BEAT_MAX_BODY = "64k"
+# nginx's temporary files, each kind in its own directory under run_dir/nginx.
+TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 # What nginx's configuration cannot hold unquoted: a path with one of these is refused.
 UNSAFE = set(" \t\n\r;{}#\"'\\$")
+
+
+def nginx_binary():
+    """Debian's nginx: on the PATH, or where the package puts it (/usr/sbin, often not on a
+    user's PATH); it may not exist."""
+    return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 def check_path(path):
@@ -52,8 +61,7 @@ def nginx_conf(*, listen, web_socket, beat_socket, run_dir, log_file, max_body_m
     host = host.strip("[]")
     if ":" in host:  # IPv6; the wildcard serves IPv4 too, as gunicorn's [::] does
         listen = f"[{host}]:{port}" + (" ipv6only=off" if host == "::" else "")
-    temp = {name: run_dir / "nginx" / name for name in
-            ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
+    temp = {name: run_dir / "nginx" / name for name in TEMP_DIRS}
     # Started by root, nginx would run its workers as nobody, who cannot reach the sockets:
     # they run as the server's user, as gunicorn's do.
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
@@ -146,3 +154,11 @@ http {{
     }}
 }}
 """
+
+
+def nginx_conf_write(out, **options):
+    """Writes nginx_conf(**options) to `out`, after the temporary directories it names."""
+    conf = nginx_conf(**options)
+    for name in TEMP_DIRS:
+        (Path(options["run_dir"]) / "nginx" / name).mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(conf)

@@ -5,7 +5,6 @@ heartbeats to a pool of sync workers, the rest to the gthread pool, each on a Un
 a client cannot name its own address, nor hold the heartbeat pool by sending slowly."""
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,14 +18,14 @@ from django.db import connection
 
 from dmarket.accounts.models import ApiToken
 from dmarket.cluster.testing import database_url, free_port, wait_for
-from dmarket.common.front import nginx_conf
+from dmarket.common.front import nginx_binary, nginx_conf
 from dmarket.conftest import machine_client
 from dmarket.wsgi import application
 
 from ...machines.tests.test_machine_heartbeat import make_machine, url
 
 ROOT = Path(__file__).resolve().parents[3]
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX = nginx_binary()
 ALIVE = {"worker_state": "ALIVE", "worker_id": "worker-1", "python": "3.11",
          "platform": "linux-x86_64"}
 

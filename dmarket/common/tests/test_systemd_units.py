@@ -6,12 +6,13 @@ import configparser
 import os
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command, get_commands
+
+from dmarket.common.front import nginx_binary
 
 ROOT = Path(__file__).resolve().parents[3]
 UNITS = ROOT / "conf" / "systemd"
@@ -76,7 +77,7 @@ def test_the_heartbeat_pool_and_the_front_are_units_as_the_script_starts_them():
 
 
 def test_nginx_accepts_the_configuration_the_front_unit_writes(tmp_path):
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    nginx = nginx_binary()
     if not os.access(nginx, os.X_OK):
         pytest.skip("nginx is not installed (install.sh installs it as root)")
     front = unit("dmarket-front.service")["Service"]

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from dmarket.common.front import nginx_conf
+from dmarket.common.front import nginx_conf_write
 
 
 class Command(BaseCommand):
@@ -21,18 +21,16 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, help="the file to write")
 
     def handle(self, *args, **options):
-        run_dir = Path(options["run_dir"]).resolve()
-        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (run_dir / "nginx" / name).mkdir(parents=True, exist_ok=True)
         try:
             # The largest upload a user could make is their whole storage quota.
-            conf = nginx_conf(
+            nginx_conf_write(
+                options["out"],
                 listen=options["listen"], web_socket=Path(options["web_socket"]).resolve(),
-                beat_socket=Path(options["beat_socket"]).resolve(), run_dir=run_dir,
+                beat_socket=Path(options["beat_socket"]).resolve(),
+                run_dir=Path(options["run_dir"]).resolve(),
                 log_file=("stderr" if options["log_file"] == "stderr"
                           else Path(options["log_file"]).resolve()),
                 max_body_mb=settings.DMARKET_STORAGE_QUOTA_MB,
                 trust_forwarded_proto=bool(getattr(settings, "SECURE_PROXY_SSL_HEADER", None)))
         except ValueError as error:
             raise CommandError(str(error)) from None
-        Path(options["out"]).write_text(conf)
